@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+/** The one socklab binary: every tool is a subcommand. */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { chatCommand, clientCommand } from '../clients/cli.js';
+import { serverCommand } from '../servers/cli.js';
+import { exitWithFailure, UsageError } from './cli-support.js';
+
+await yargs(hideBin(process.argv))
+  .scriptName('socklab')
+  .usage('$0 <command> [options]\n\nSee and measure blocking vs non-blocking socket servers.')
+  .command(serverCommand)
+  .command(clientCommand)
+  .command(chatCommand)
+  .demandCommand(1, 'name a command: server, client or chat (see --help)')
+  .strict()
+  .recommendCommands()
+  .help()
+  .alias('help', 'h')
+  .version()
+  .wrap(Math.min(110, process.stdout.columns || 100))
+  .fail((message, error, y) => {
+    if (error) exitWithFailure(error);
+    process.stderr.write(`${y.help === undefined ? '' : ''}socklab: ${message}\n(run "socklab --help" or "socklab <command> --help" for usage)\n`);
+    process.exit(2);
+  })
+  .parseAsync()
+  .catch((error: unknown) => exitWithFailure(error instanceof Error ? error : new UsageError(String(error))));

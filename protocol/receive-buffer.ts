@@ -1,0 +1,116 @@
+/**
+ * The bytes a peer sent that nobody has consumed yet, read either as lines or
+ * as a counted run of raw bytes (an upload's data block).
+ *
+ * Chunks are kept as they arrived and sliced, not concatenated, so a data block
+ * passes through without being copied. A line search resumes where the last one
+ * stopped (`scanned`): feeding a long line one byte at a time costs O(n), not
+ * O(n²), and a peer cannot make the server rescan what it already looked at.
+ */
+const LF = 0x0a;
+const CR = 0x0d;
+
+export type LineResult =
+  | { kind: 'line'; bytes: Uint8Array }
+  | { kind: 'need-more' }
+  | { kind: 'too-long' };
+
+export class ReceiveBuffer {
+  private chunks: Uint8Array[] = [];
+  /** Unread bytes across all chunks. */
+  private unread = 0;
+  /** Leading unread bytes already known to hold no LF. */
+  private scanned = 0;
+
+  get length(): number {
+    return this.unread;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.unread += chunk.length;
+  }
+
+  /**
+   * The next line without its LF (and without a CR right before the LF).
+   * `maxBytes` caps the line's content; once more than `maxBytes` + 1 bytes
+   * (room for the CR) are buffered without a LF, the line can never be valid
+   * and the answer is `too-long` at once rather than after an unbounded wait.
+   */
+  takeLine(maxBytes: number): LineResult {
+    const lfAt = this.findLineFeed(maxBytes + 2);
+    if (lfAt < 0) {
+      return this.scanned > maxBytes + 1 ? { kind: 'too-long' } : { kind: 'need-more' };
+    }
+    let line = this.take(lfAt + 1).subarray(0, lfAt);
+    if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
+    if (line.length > maxBytes) return { kind: 'too-long' };
+    return { kind: 'line', bytes: line };
+  }
+
+  /** Up to `maxBytes` buffered bytes, from one chunk (no copy), or null if empty. */
+  takeBytes(maxBytes: number): Uint8Array | null {
+    const head = this.chunks[0];
+    if (head === undefined || maxBytes <= 0) return null;
+    if (head.length <= maxBytes) {
+      this.chunks.shift();
+      this.consumed(head.length);
+      return head;
+    }
+    this.chunks[0] = head.subarray(maxBytes);
+    this.consumed(maxBytes);
+    return head.subarray(0, maxBytes);
+  }
+
+  /** Everything buffered, as one array (for handing leftovers to another owner). */
+  drain(): Uint8Array {
+    return this.take(this.unread);
+  }
+
+  /** Offset of the first LF among the first `limit` unread bytes, or -1. */
+  private findLineFeed(limit: number): number {
+    let offset = 0;
+    for (const chunk of this.chunks) {
+      const end = offset + chunk.length;
+      if (end > this.scanned) {
+        const from = Math.max(0, this.scanned - offset);
+        const at = chunk.indexOf(LF, from);
+        if (at >= 0) return offset + at;
+        this.scanned = end;
+        if (this.scanned >= limit) return -1;
+      }
+      offset = end;
+    }
+    return -1;
+  }
+
+  private take(count: number): Uint8Array {
+    const head = this.chunks[0];
+    if (head !== undefined && head.length >= count) {
+      const out = head.subarray(0, count);
+      if (head.length === count) this.chunks.shift();
+      else this.chunks[0] = head.subarray(count);
+      this.consumed(count);
+      return out;
+    }
+    const out = new Uint8Array(count);
+    let filled = 0;
+    while (filled < count) {
+      const chunk = this.chunks[0];
+      if (chunk === undefined) break;
+      const part = Math.min(chunk.length, count - filled);
+      out.set(chunk.subarray(0, part), filled);
+      filled += part;
+      if (part === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(part);
+    }
+    this.consumed(filled);
+    return out.subarray(0, filled);
+  }
+
+  private consumed(count: number): void {
+    this.unread -= count;
+    this.scanned = Math.max(0, this.scanned - count);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Reply lines: `CODE` or `CODE SP text`. Peers act on the code alone; the
+ * text is for people. Builders for every reply the servers send live here so
+ * that the wording is the same whichever server model sends it.
+ */
+import { ErrorCodes, ProtocolError } from './errors.js';
+
+export interface Reply {
+  readonly code: number;
+  readonly text: string;
+}
+
+const utf8 = new TextEncoder();
+
+export function reply(code: number, text = ''): Reply {
+  return { code, text };
+}
+
+export function formatReply(r: Reply): string {
+  return r.text === '' ? `${r.code}\n` : `${r.code} ${r.text}\n`;
+}
+
+export function encodeReply(r: Reply): Uint8Array {
+  return utf8.encode(formatReply(r));
+}
+
+export function encodeLines(lines: readonly string[]): Uint8Array {
+  return utf8.encode(lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+}
+
+/** Parses one reply line (LF and CR already removed). Throws on a malformed one. */
+export function parseReply(line: string): Reply {
+  const match = /^([0-9]{3})(?: (.*))?$/s.exec(line);
+  if (match === null) {
+    throw new ProtocolError(ErrorCodes.BAD_SYNTAX, reply(0, `malformed reply line: ${JSON.stringify(line.slice(0, 80))}`));
+  }
+  return { code: Number(match[1]), text: match[2] ?? '' };
+}
+
+export function isSha256(text: string): boolean {
+  return /^[0-9a-f]{64}$/.test(text);
+}
+
+/** Every reply the servers send, named by what it means. */
+export const Replies = {
+  greeting: (model: string) => reply(220, `socklab/1 ${model} ready`),
+  pong: () => reply(200, 'PONG'),
+  echo: (text: string) => reply(200, text),
+  cancelled: () => reply(200, 'cancelled'),
+  listHeader: (count: number) => reply(211, String(count)),
+  stat: (size: number, sha256: string) => reply(213, `${size} ${sha256}`),
+  help: () => reply(214, 'commands: PING, ECHO <text>, LIST, STAT <name>, GET <name>, PUT <name> <size> [mode=ask|new|overwrite|append] [sha256=<hex>], OVERWRITE, APPEND, CANCEL, HELP, QUIT'),
+  bye: () => reply(221, 'bye'),
+  sending: (size: number) => reply(150, String(size)),
+  sendData: (size: number) => reply(150, `send ${size} bytes`),
+  sent: (sha256: string) => reply(226, sha256),
+  committed: (name: string, size: number, sha256: string) => reply(226, `${name} ${size} ${sha256}`),
+  exists: (name: string, size: number) => reply(350, `${name} exists ${size}`),
+  idleTimeout: () => reply(421, 'idle timeout'),
+  tooManyConnections: () => reply(421, 'too many connections'),
+  shuttingDown: () => reply(421, 'shutting down'),
+  internalError: () => reply(421, 'internal server error, closing'),
+  uploadFailed: (reason: string) => reply(451, reason),
+  noSpace: (reason: string) => reply(452, reason),
+  lineTooLong: () => reply(500, 'line too long'),
+  invalidUtf8: () => reply(500, 'line is not valid UTF-8'),
+  unknownCommand: () => reply(500, 'unknown command'),
+  syntax: (why: string) => reply(501, why),
+  badSequence: (why: string) => reply(503, why),
+  notFound: (name: string) => reply(550, `${name}: no such file`),
+  tooLarge: (limit: number) => reply(552, `too large (limit ${limit} bytes)`),
+  badName: (why: string) => reply(553, `bad name: ${why}`),
+  alreadyExists: (name: string) => reply(554, `${name} exists`),
+} as const;

@@ -1,0 +1,103 @@
+/** `socklab server <model>`: run one of the three servers until SIGINT/SIGTERM. */
+import path from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_FILE_SIZE, DEFAULT_PORT } from '../protocol/index.js';
+import { checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../bin/cli-support.js';
+import { SERVER_MODELS, startServer, type ServerModelName, type ServerOptions } from './index.js';
+
+export const DEFAULT_MAX_CONNECTIONS = 16_384;
+/**
+ * Threads in the workers pool. Each blocked worker holds a thread and its
+ * memory, but the sessions mostly wait on sockets, not the CPU, so more threads
+ * than the 2 cores the course machines have is right: 8 serves a class demo
+ * at once without the pool's queue showing, yet stays a visible, finite limit.
+ */
+export const DEFAULT_THREADS = 8;
+export const DEFAULT_MAX_QUEUE = 1024;
+export const DEFAULT_GRACE_SECONDS = 10;
+
+interface ServerArgs {
+  model: string;
+  host: string;
+  port: number;
+  root: string;
+  'max-file-size': string;
+  'idle-timeout': number;
+  'max-connections': number;
+  threads: number;
+  'max-queue': number;
+  grace: number;
+  quiet: boolean;
+}
+
+export function serverOptionsFromArgs(args: Omit<ServerArgs, 'model' | 'quiet'>, log: (line: string) => void): ServerOptions {
+  return {
+    host: args.host,
+    port: checkedPort(args.port),
+    root: path.resolve(args.root),
+    maxFileSize: parseByteSize(args['max-file-size'], '--max-file-size'),
+    idleTimeoutSeconds: checkNonNegative(args['idle-timeout'], '--idle-timeout'),
+    maxConnections: checkInteger(args['max-connections'], '--max-connections', 1),
+    threads: checkInteger(args.threads, '--threads', 1, 1024),
+    maxQueue: checkInteger(args['max-queue'], '--max-queue', 0),
+    graceSeconds: checkNonNegative(args.grace, '--grace'),
+    log,
+  };
+}
+
+function checkNonNegative(value: number, option: string): number {
+  if (!Number.isFinite(value) || value < 0) throw new UsageError(`${option} must be a number of seconds, 0 or more, not ${value}`);
+  return value;
+}
+
+export const serverCommand: CommandModule<object, ServerArgs> = {
+  command: 'server <model>',
+  describe: 'run a socklab server: sequential (one client at a time), workers (a thread per client) or async (one event loop)',
+  builder: (yargs: Argv) =>
+    yargs
+      .positional('model', { choices: SERVER_MODELS, describe: 'concurrency model', demandOption: true })
+      .option('host', { type: 'string', default: DEFAULT_HOST, describe: 'address to listen on' })
+      .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'port to listen on (0 = any free port)' })
+      .option('root', { type: 'string', default: './storage', describe: 'directory holding the files' })
+      .option('max-file-size', { type: 'string', default: String(DEFAULT_MAX_FILE_SIZE), describe: 'largest upload in bytes (units like 64MiB work)' })
+      .option('idle-timeout', { type: 'number', default: DEFAULT_IDLE_TIMEOUT_SECONDS, describe: 'seconds without a byte from a client before 421 (0 = never)' })
+      .option('max-connections', { type: 'number', default: DEFAULT_MAX_CONNECTIONS, describe: 'connections served or waiting; more get 421' })
+      .option('threads', { type: 'number', default: DEFAULT_THREADS, describe: 'workers: threads in the pool (one connection each)' })
+      .option('max-queue', { type: 'number', default: DEFAULT_MAX_QUEUE, describe: 'workers: connections that may wait for a free thread' })
+      .option('grace', { type: 'number', default: DEFAULT_GRACE_SECONDS, describe: 'seconds a shutdown lets uploads in progress finish' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'do not log every connection' })
+      .example('$0 server sequential', 'one client at a time on 127.0.0.1:8020')
+      .example('$0 server workers --threads 4', 'four clients at a time, the rest wait')
+      .example('$0 server async --port 9000 --root /tmp/files', 'everyone at once') as unknown as Argv<ServerArgs>,
+  handler: async (args) => {
+    try {
+      const log = args.quiet ? () => {} : (line: string) => process.stdout.write(`${line}\n`);
+      const options = serverOptionsFromArgs(args, log);
+      const running = await startServer(args.model as ServerModelName, options);
+      process.stdout.write(`listening on ${running.host}:${running.port}\n`);
+      let signals = 0;
+      const stop = (signal: string) => {
+        signals++;
+        if (signals === 1) {
+          process.stdout.write(`${signal}: stopping (uploads in progress get ${options.graceSeconds} s; press Ctrl-C again to abort them)\n`);
+          running.close().then(() => process.exit(0), exitWithFailure);
+        } else {
+          process.stdout.write(`${signal} again: aborting uploads in progress (files stay as they were)\n`);
+          running.abort().then(() => process.exit(0), exitWithFailure);
+        }
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    } catch (error) {
+      exitWithFailure(listenFailure(error, args));
+    }
+  },
+};
+
+function listenFailure(error: unknown, args: ServerArgs): unknown {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'EADDRINUSE') return new UsageError(`port ${args.port} on ${args.host} is already in use (another server running? pick another with --port)`);
+  if (code === 'EACCES') return new UsageError(`not allowed to listen on ${args.host}:${args.port} (ports below 1024 need privileges; pick another with --port)`);
+  if (code === 'EADDRNOTAVAIL') return new UsageError(`${args.host} is not an address of this machine (check --host)`);
+  return error;
+}

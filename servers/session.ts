@@ -1,0 +1,272 @@
+/**
+ * What a server does with one connection, written once for all three models.
+ *
+ * The program is a generator that *describes* its I/O as effects (read bytes,
+ * write bytes, call storage) instead of performing it. A driver performs them:
+ * `runSession` with promises (the sequential and async servers), or
+ * `runSessionBlocking` with plain blocking calls (inside a worker thread). So
+ * the protocol logic is the same code in every model, and the server files
+ * differ only in how they run it: one at a time, one per thread, or all
+ * interleaved on one event loop.
+ */
+import { createHash } from 'node:crypto';
+import {
+  ErrorCodes,
+  Replies,
+  ServerSession,
+  StorageError,
+  type Upload,
+} from '../protocol/index.js';
+import type { AsyncStorageOps, StorageOps } from './storage/types.js';
+
+/** What a read can return instead of bytes; the driver delivers these. */
+export type ReadSignal =
+  /** The client closed its side. */
+  | 'eof'
+  /** No byte from the client for the idle time. */
+  | 'idle-timeout'
+  /** The server is stopping: finish what is under way, then say 421. */
+  | 'shutdown'
+  /** Stop now (grace time over, or the socket broke): discard what is under way. */
+  | 'abort';
+
+export type Effect =
+  | { readonly kind: 'read' }
+  | { readonly kind: 'write'; readonly bytes: Uint8Array }
+  | { readonly kind: 'storage'; readonly op: keyof StorageOps; readonly args: readonly unknown[] };
+
+export interface SessionOutcome {
+  /** For the log: `quit`, `client closed`, `idle timeout`, `shutdown`, ... */
+  readonly outcome: string;
+  readonly requests: number;
+}
+
+export type SessionProgram = Generator<Effect, SessionOutcome, unknown>;
+
+/** GET reads the file in pieces of this size: memory per download stays bounded. */
+const READ_CHUNK_BYTES = 64 * 1024;
+
+function* read(): Generator<Effect, Uint8Array | ReadSignal, unknown> {
+  return (yield { kind: 'read' }) as Uint8Array | ReadSignal;
+}
+
+function* write(bytes: Uint8Array): Generator<Effect, void, unknown> {
+  yield { kind: 'write', bytes };
+}
+
+function* call<K extends keyof StorageOps>(op: K, ...args: Parameters<StorageOps[K]>): Generator<Effect, ReturnType<StorageOps[K]>, unknown> {
+  return (yield { kind: 'storage', op, args }) as ReturnType<StorageOps[K]>;
+}
+
+type Attempt<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: StorageError };
+
+/** A storage call whose protocol-level failure (StorageError) is a value, not an exception. */
+function* attempt<K extends keyof StorageOps>(op: K, ...args: Parameters<StorageOps[K]>): Generator<Effect, Attempt<ReturnType<StorageOps[K]>>, unknown> {
+  try {
+    return { ok: true, value: yield* call(op, ...args) };
+  } catch (error) {
+    if (error instanceof StorageError) return { ok: false, error };
+    throw error;
+  }
+}
+
+export function* sessionProgram(session: ServerSession): SessionProgram {
+  let requests = 0;
+  let shuttingDown = false;
+  const ended = (outcome: string): SessionOutcome => ({ outcome, requests });
+
+  yield* write(session.greeting());
+  for (;;) {
+    const event = session.nextEvent();
+    if (event.kind !== 'need-bytes') requests++;
+    switch (event.kind) {
+      case 'need-bytes': {
+        if (shuttingDown && session.isIdle) {
+          yield* write(session.closeReply(Replies.shuttingDown()));
+          return ended('shutdown');
+        }
+        const input = yield* read();
+        if (input instanceof Uint8Array) {
+          session.receive(input);
+        } else if (input === 'shutdown') {
+          shuttingDown = true;
+        } else if (input === 'idle-timeout') {
+          yield* write(session.closeReply(Replies.idleTimeout()));
+          return ended('idle timeout');
+        } else {
+          return ended(input === 'eof' ? 'client closed' : 'aborted');
+        }
+        break;
+      }
+      case 'reply':
+        yield* write(event.bytes);
+        if (event.close) return ended(event.reply.code === 221 ? 'quit' : `closed after ${event.reply.code} ${event.reply.text}`);
+        break;
+      case 'list':
+        yield* write(session.listReply(yield* call('list')));
+        break;
+      case 'stat': {
+        const digest = yield* attempt('stat', event.name);
+        yield* write(digest.ok ? session.statReply(digest.value.size, digest.value.sha256) : session.storageErrorReply(digest.error, event.name));
+        break;
+      }
+      case 'get':
+        yield* sendFile(session, event.name);
+        break;
+      case 'put': {
+        const size = yield* attempt('probe', event.request.name);
+        if (!size.ok) {
+          yield* write(session.storageErrorReply(size.error, event.request.name));
+          break;
+        }
+        const answer = session.answerPut(size.value);
+        if (answer.kind === 'reply') {
+          yield* write(answer.bytes);
+          break;
+        }
+        const end = yield* receiveUpload(session, answer.upload);
+        if (end !== null) return ended(end);
+        break;
+      }
+      case 'upload-start': {
+        const end = yield* receiveUpload(session, event.upload);
+        if (end !== null) return ended(end);
+        break;
+      }
+      case 'upload-data':
+      case 'upload-end':
+        // receiveUpload consumes these; seeing one here means the core and this loop disagree.
+        throw new Error(`unexpected ${event.kind} outside an upload`);
+    }
+  }
+}
+
+function* sendFile(session: ServerSession, name: string): Generator<Effect, void, unknown> {
+  const opened = yield* attempt('openRead', name);
+  if (!opened.ok) {
+    yield* write(session.storageErrorReply(opened.error, name));
+    return;
+  }
+  const handle = opened.value;
+  try {
+    yield* write(session.getStartReply(handle.size));
+    const hash = createHash('sha256');
+    let sent = 0;
+    for (;;) {
+      const chunk = yield* call('readChunk', handle, READ_CHUNK_BYTES);
+      if (chunk === null) break;
+      hash.update(chunk);
+      sent += chunk.length;
+      yield* write(chunk);
+    }
+    if (sent !== handle.size) {
+      // The byte count is already promised; the only honest way out is to drop the connection.
+      throw new StorageError(ErrorCodes.STORAGE_FAILED, `${name} shrank while being sent`);
+    }
+    yield* write(session.getEndReply(hash.digest('hex')));
+  } finally {
+    yield* call('closeRead', handle);
+  }
+}
+
+/**
+ * From `upload-start` to the reply after the data. Returns null when the
+ * session goes on, or the outcome when the client left or the server stops it.
+ */
+function* receiveUpload(session: ServerSession, upload: Upload): Generator<Effect, string | null, unknown> {
+  const begun = yield* attempt('beginUpload', upload);
+  if (!begun.ok) {
+    yield* write(session.storageErrorReply(begun.error));
+    return null;
+  }
+  const handle = begun.value;
+  let settled = false;
+  try {
+    yield* write(session.acceptUpload(upload));
+    // A write that fails (disk full) must not desynchronise the stream: the
+    // remaining data is still read and dropped, and the failure is the reply.
+    let failure: StorageError | null = null;
+    for (;;) {
+      const event = session.nextEvent();
+      if (event.kind === 'upload-end') break;
+      if (event.kind === 'upload-data') {
+        if (failure === null) {
+          const written = yield* attempt('writeUpload', handle, event.bytes);
+          if (!written.ok) failure = written.error;
+        }
+        continue;
+      }
+      const input = yield* read();
+      if (input instanceof Uint8Array) session.receive(input);
+      else if (input === 'idle-timeout') {
+        yield* write(session.closeReply(Replies.idleTimeout()));
+        return 'idle timeout (upload discarded)';
+      } else if (input !== 'shutdown') return input === 'eof' ? 'client closed mid-upload (discarded)' : 'aborted mid-upload (discarded)';
+      // On 'shutdown' an upload in progress is allowed to finish.
+    }
+    settled = true;
+    if (failure !== null) {
+      yield* call('abortUpload', handle);
+      yield* write(session.storageErrorReply(failure));
+      return null;
+    }
+    const committed = yield* attempt('commitUpload', handle);
+    yield* write(committed.ok ? session.finishUpload(upload, committed.value.size, committed.value.sha256) : session.storageErrorReply(committed.error));
+    return null;
+  } finally {
+    if (!settled) yield* call('abortUpload', handle);
+  }
+}
+
+export interface AsyncSessionIO {
+  read(): Promise<Uint8Array | ReadSignal>;
+  write(bytes: Uint8Array): Promise<void> | void;
+}
+
+export interface BlockingSessionIO {
+  read(): Uint8Array | ReadSignal;
+  write(bytes: Uint8Array): void;
+}
+
+/**
+ * Runs a session with promises. Storage may be either flavour: the async
+ * server passes AsyncStorage; the sequential server passes SyncStorage, whose
+ * calls block the event loop, which is exactly its model.
+ */
+export async function runSession(program: SessionProgram, io: AsyncSessionIO, storage: StorageOps | AsyncStorageOps): Promise<SessionOutcome> {
+  let step = program.next();
+  while (!step.done) {
+    const effect = step.value;
+    let result: unknown;
+    try {
+      result = effect.kind === 'read' ? await io.read() : effect.kind === 'write' ? await io.write(effect.bytes) : await invoke(storage, effect);
+    } catch (error) {
+      step = program.throw(error);
+      continue;
+    }
+    step = program.next(result);
+  }
+  return step.value;
+}
+
+/** Runs a session as plain blocking code (a worker thread's whole life for one connection). */
+export function runSessionBlocking(program: SessionProgram, io: BlockingSessionIO, storage: StorageOps): SessionOutcome {
+  let step = program.next();
+  while (!step.done) {
+    const effect = step.value;
+    let result: unknown;
+    try {
+      result = effect.kind === 'read' ? io.read() : effect.kind === 'write' ? io.write(effect.bytes) : invoke(storage, effect);
+    } catch (error) {
+      step = program.throw(error);
+      continue;
+    }
+    step = program.next(result);
+  }
+  return step.value;
+}
+
+function invoke(storage: StorageOps | AsyncStorageOps, effect: Extract<Effect, { kind: 'storage' }>): unknown {
+  const method = storage[effect.op] as (...args: unknown[]) => unknown;
+  return method.apply(storage, [...effect.args]);
+}

@@ -1,0 +1,227 @@
+/**
+ * Everything a socklab server does that is *not* its concurrency model:
+ * listening, the connection limit, the log, signals and graceful shutdown.
+ * Each model (sequential.ts, workers.ts, async.ts) plugs in how it serves the
+ * connections it is handed, and nothing else.
+ */
+import net from 'node:net';
+import { encodeReply, Replies, type Reply } from '../protocol/index.js';
+import type { SessionOutcome } from './session.js';
+
+export const SERVER_MODELS = ['sequential', 'workers', 'async'] as const;
+export type ServerModelName = (typeof SERVER_MODELS)[number];
+
+export interface ServerOptions {
+  readonly host: string;
+  /** 0 picks a free port (tests); the bound port is in RunningServer.port. */
+  readonly port: number;
+  readonly root: string;
+  readonly maxFileSize: number;
+  /** 0 disables the idle timeout. */
+  readonly idleTimeoutSeconds: number;
+  /** Served plus waiting; beyond it, `421 too many connections`. */
+  readonly maxConnections: number;
+  /** workers: the pool size. */
+  readonly threads: number;
+  /** workers: connections allowed to wait for a free thread. */
+  readonly maxQueue: number;
+  /** How long a shutdown waits for uploads in progress before aborting them. */
+  readonly graceSeconds: number;
+  readonly log: (line: string) => void;
+}
+
+export type ShellSignal = 'shutdown' | 'abort';
+
+/** One accepted connection as the shell sees it, whatever serves it. */
+export class Connection {
+  readonly acceptedAt = performance.now();
+  servedAt: number | null = null;
+  /** Set by the model once it serves the connection; until then the shell refuses it on shutdown. */
+  onSignal: (signal: ShellSignal) => void;
+  private done = false;
+
+  constructor(
+    readonly id: number,
+    readonly socket: net.Socket,
+    readonly remote: string,
+    private readonly shell: Shell,
+  ) {
+    this.onSignal = () => this.refuse(Replies.shuttingDown(), 'shutdown before being served');
+  }
+
+  /** The session starts: from the client's side, the greeting is on its way. */
+  served(note = ''): void {
+    this.servedAt = performance.now();
+    const waited = (this.servedAt - this.acceptedAt) / 1000;
+    this.shell.log(`serving ${this.label} after ${waited.toFixed(3)} s waiting${note ? `; ${note}` : ''}`);
+  }
+
+  /** The session is over: log it, close the socket politely, free the slot. */
+  ended(result: SessionOutcome): void {
+    if (this.done) return;
+    this.done = true;
+    const seconds = (performance.now() - (this.servedAt ?? this.acceptedAt)) / 1000;
+    this.shell.log(
+      `closed ${this.label} after ${seconds.toFixed(3)} s: ${result.requests} requests, ` +
+        `${this.socket.bytesRead} B in, ${this.socket.bytesWritten} B out, ${result.outcome}`,
+    );
+    closeSocket(this.socket);
+    this.shell.release(this);
+  }
+
+  /** A bug or an unexpected failure ended this session: it alone closes, the server goes on. */
+  failed(error: unknown): void {
+    if (!this.done && this.socket.writable) this.socket.write(encodeReply(Replies.internalError()));
+    this.ended({ outcome: `failed: ${error instanceof Error ? error.message : String(error)}`, requests: 0 });
+  }
+
+  get isEnded(): boolean {
+    return this.done;
+  }
+
+  /** Ends a connection that is never served (limit reached, shutting down). */
+  refuse(reply: Reply, outcome: string): void {
+    if (this.socket.writable) this.socket.write(encodeReply(reply));
+    this.ended({ outcome, requests: 0 });
+  }
+
+  get label(): string {
+    return `${this.remote} (#${this.id})`;
+  }
+}
+
+/** What a concurrency model supplies. */
+export interface ConcurrencyModel {
+  readonly name: ServerModelName;
+  /** A connection was accepted and counted; serve it now or queue it. */
+  accept(connection: Connection, shell: Shell): void;
+  /** Frees what the model holds (a thread pool) once every connection is gone. */
+  dispose?(): Promise<void>;
+}
+
+export interface RunningServer {
+  readonly model: ServerModelName;
+  readonly host: string;
+  readonly port: number;
+  readonly root: string;
+  /** Stops accepting, lets uploads finish within the grace time, says 421 to the rest. */
+  close(): Promise<void>;
+  /** Like close, without waiting for anything: uploads in progress are discarded. */
+  abort(): Promise<void>;
+}
+
+export class Shell {
+  private readonly live = new Set<Connection>();
+  private nextId = 1;
+  private readonly server: net.Server;
+  private stopping: Promise<void> | null = null;
+  private allGone: (() => void) | null = null;
+
+  constructor(
+    readonly options: ServerOptions,
+    private readonly model: ConcurrencyModel,
+  ) {
+    // pauseOnConnect: nothing is read until a model decides to serve the
+    // connection; allowHalfOpen: a client's EOF still gets replies to what it sent before.
+    this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
+    this.server.maxConnections = Number.MAX_SAFE_INTEGER;
+  }
+
+  get liveConnections(): number {
+    return this.live.size;
+  }
+
+  get isStopping(): boolean {
+    return this.stopping !== null;
+  }
+
+  log(line: string): void {
+    this.options.log(`${new Date().toISOString()} ${line}`);
+  }
+
+  release(connection: Connection): void {
+    this.live.delete(connection);
+    if (this.live.size === 0) this.allGone?.();
+  }
+
+  async listen(): Promise<RunningServer> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host: this.options.host, port: this.options.port, backlog: 2048 }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server.on('error', (error) => this.log(`server error: ${error.message}`));
+    const address = this.server.address() as net.AddressInfo;
+    this.log(`socklab ${this.model.name} server listening on ${address.address}:${address.port}, root ${this.options.root}`);
+    return {
+      model: this.model.name,
+      host: address.address,
+      port: address.port,
+      root: this.options.root,
+      close: () => this.stop(this.options.graceSeconds * 1000),
+      abort: () => this.stop(0),
+    };
+  }
+
+  private onConnection(socket: net.Socket): void {
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const connection = new Connection(this.nextId++, socket, remote, this);
+    this.live.add(connection);
+    socket.on('error', () => {});
+    if (this.stopping !== null) {
+      connection.refuse(Replies.shuttingDown(), 'refused: shutting down');
+      return;
+    }
+    this.log(`new connection from ${connection.label}, ${this.live.size} connected`);
+    if (this.live.size > this.options.maxConnections) {
+      connection.refuse(Replies.tooManyConnections(), `refused: over --max-connections ${this.options.maxConnections}`);
+      return;
+    }
+    this.model.accept(connection, this);
+  }
+
+  private stop(graceMs: number): Promise<void> {
+    this.stopping ??= this.shutDown(graceMs);
+    return this.stopping;
+  }
+
+  private async shutDown(graceMs: number): Promise<void> {
+    this.log(`shutting down: ${this.live.size} connections, grace ${graceMs / 1000} s`);
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const gone = new Promise<void>((resolve) => {
+      this.allGone = resolve;
+      if (this.live.size === 0) resolve();
+    });
+    for (const connection of [...this.live]) connection.onSignal(graceMs > 0 ? 'shutdown' : 'abort');
+    if (graceMs > 0) {
+      const graceOver = await Promise.race([gone.then(() => false), delay(graceMs).then(() => true)]);
+      if (graceOver) {
+        this.log(`grace time over: aborting ${this.live.size} sessions`);
+        for (const connection of [...this.live]) connection.onSignal('abort');
+      }
+    }
+    // A session stuck in a blocking call is still bounded: its socket goes now.
+    const stuck = await Promise.race([gone.then(() => false), delay(2000).then(() => true)]);
+    if (stuck) for (const connection of [...this.live]) connection.socket.destroy();
+    await closed;
+    await this.model.dispose?.();
+    this.log('stopped');
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Sends our FIN after any queued replies; a peer that never closes its side is cut off soon after. */
+function closeSocket(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  socket.end();
+  setTimeout(() => socket.destroy(), 2000).unref();
+}
+
+export async function startWith(model: ConcurrencyModel, options: ServerOptions): Promise<RunningServer> {
+  return new Shell(options, model).listen();
+}

@@ -1,0 +1,56 @@
+/**
+ * Runs inside a worker thread of the workers server: one connection's whole
+ * session as blocking code, the way the seed's Python server reads. The thread
+ * sleeps in each read until the main thread relays bytes from the socket, and
+ * its file I/O is synchronous. Nothing else runs on this thread meanwhile:
+ * that is the point of the model, and why it needs one thread per client.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
+import { ServerSession } from '../protocol/index.js';
+import { BlockingPortIO } from '../transport/port-bridge.js';
+import { runSessionBlocking, sessionProgram, type SessionOutcome } from './session.js';
+import { SharedNameLock } from './storage/shared-lock.js';
+import { SyncStorage } from './storage/sync.js';
+
+export interface WorkerSessionConfig {
+  readonly root: string;
+  readonly maxFileSize: number;
+  readonly idleTimeoutMs: number;
+  /** The lock table every thread shares, so commits to one name never interleave. */
+  readonly lockBuffer: SharedArrayBuffer;
+}
+
+export type WorkerSessionTask =
+  | { readonly port: MessagePort; readonly control: SharedArrayBuffer }
+  | { readonly warmUp: { readonly arrived: SharedArrayBuffer; readonly threads: number } };
+
+const config = workerData as WorkerSessionConfig;
+const storage = SyncStorage.attach(config.root, { lock: new SharedNameLock(config.lockBuffer) });
+
+export default function serveConnection(task: WorkerSessionTask): SessionOutcome {
+  if ('warmUp' in task) throw new Error('a warm-up task was sent to the session entry point');
+  const io = new BlockingPortIO(task.port, task.control, config.idleTimeoutMs);
+  try {
+    const session = new ServerSession({ model: 'workers', maxFileSize: config.maxFileSize });
+    return runSessionBlocking(sessionProgram(session), io, storage);
+  } finally {
+    // The port stays open: closing it here could drop replies still on their way to the socket.
+    io.done();
+  }
+}
+
+const WARM_UP_LIMIT_MS = 10_000;
+
+/** Holds this thread until every thread of the pool has taken one warm-up task. */
+export function warmUp(task: WorkerSessionTask): SessionOutcome {
+  if (!('warmUp' in task)) throw new Error('a session task was sent to the warm-up entry point');
+  const arrived = new Int32Array(task.warmUp.arrived);
+  Atomics.add(arrived, 0, 1);
+  Atomics.notify(arrived, 0);
+  const deadline = performance.now() + WARM_UP_LIMIT_MS;
+  for (let count = Atomics.load(arrived, 0); count < task.warmUp.threads && performance.now() < deadline; count = Atomics.load(arrived, 0)) {
+    Atomics.wait(arrived, 0, count, deadline - performance.now());
+  }
+  return { outcome: 'warm', requests: 0 };
+}

@@ -1,0 +1,95 @@
+/**
+ * The thread-per-connection server: each connection gets a worker thread of
+ * its own from a fixed pool (piscina), and inside it the session is plain
+ * blocking code: read a line and wait, read n bytes and wait, synchronous
+ * file I/O (see worker-session.ts). The main thread only accepts and relays
+ * bytes. With N threads, N clients are served at once; the next ones wait,
+ * accepted but ungreeted, in the pool's queue, until a thread is free.
+ *
+ * Commits to one name are serialised across threads by a lock table in a
+ * SharedArrayBuffer that every thread maps (storage/shared-lock.ts).
+ */
+import { MessageChannel } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { Replies } from '../protocol/index.js';
+import { createControl, SocketPortBridge } from '../transport/port-bridge.js';
+import type { SessionOutcome } from './session.js';
+import { startWith, type Connection, type RunningServer, type ServerOptions, type Shell } from './shell.js';
+import { SharedNameLock } from './storage/shared-lock.js';
+import { SyncStorage } from './storage/sync.js';
+import type { WorkerSessionConfig, WorkerSessionTask } from './worker-session.js';
+
+export async function startWorkersServer(options: ServerOptions): Promise<RunningServer> {
+  SyncStorage.open(options.root); // creates the root and clears stale temporary files once, before any thread runs
+  const config: WorkerSessionConfig = {
+    root: options.root,
+    maxFileSize: options.maxFileSize,
+    idleTimeoutMs: options.idleTimeoutSeconds * 1000,
+    lockBuffer: new SharedNameLock().buffer,
+  };
+  const pool = new Piscina<WorkerSessionTask, SessionOutcome>({
+    filename: new URL('./worker-session.js', import.meta.url).href,
+    minThreads: options.threads,
+    maxThreads: options.threads,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    workerData: config,
+  });
+  await warmUp(pool, options.threads);
+  let busy = 0;
+  let waiting = 0;
+
+  function serve(connection: Connection, shell: Shell): void {
+    if (busy + waiting >= options.threads + options.maxQueue) {
+      connection.refuse(Replies.tooManyConnections(), `refused: ${options.threads} threads busy and ${waiting} waiting (--max-queue ${options.maxQueue})`);
+      return;
+    }
+    const { port1, port2 } = new MessageChannel();
+    const control = createControl();
+    const cancel = new AbortController();
+    let started = false;
+    waiting++;
+    const bridge = new SocketPortBridge(connection.socket, port1, control, () => {
+      started = true;
+      waiting--;
+      busy++;
+      connection.served(`${busy} of ${options.threads} threads busy, ${waiting} waiting`);
+    });
+    connection.onSignal = (signal) => {
+      if (started) bridge.signal(signal);
+      else {
+        cancel.abort();
+        connection.refuse(Replies.shuttingDown(), 'shutdown before being served');
+      }
+    };
+    // A client that gives up while queued frees its place instead of holding a thread later.
+    connection.socket.once('close', () => {
+      if (!started) cancel.abort();
+    });
+    if (busy + waiting > options.threads) shell.log(`${connection.label} waits for a thread: ${waiting} waiting, ${busy} busy`);
+    pool
+      .run({ port: port2, control }, { transferList: [port2], signal: cancel.signal })
+      .then(
+        async (outcome) => {
+          await bridge.finished;
+          connection.ended(outcome);
+        },
+        (error: unknown) => (cancel.signal.aborted && !started ? connection.ended({ outcome: 'left the queue', requests: 0 }) : connection.failed(error)),
+      )
+      .finally(() => {
+        if (started) busy--;
+        else waiting--;
+        bridge.close();
+      });
+  }
+
+  return startWith({ name: 'workers', accept: serve, dispose: () => pool.destroy() }, options);
+}
+
+/**
+ * Starts every thread and loads the session code in it before the first client
+ * comes: one task per thread, each holding its thread until all have arrived.
+ */
+async function warmUp(pool: Piscina<WorkerSessionTask, SessionOutcome>, threads: number): Promise<void> {
+  const arrived = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+  await Promise.all(Array.from({ length: threads }, () => pool.run({ warmUp: { arrived, threads } }, { name: 'warmUp' })));
+}

@@ -1,0 +1,220 @@
+/**
+ * A socket owned by the main thread, read and written as *blocking* calls by a
+ * worker thread. On Node 20 a socket cannot move to another thread, so the
+ * main thread relays: socket bytes go to the worker over a MessagePort, the
+ * worker's replies come back the same way. The worker blocks like the seed's
+ * Python `recv()`: it sleeps in Atomics.wait on a shared counter that the main
+ * thread bumps after each message, then takes the message with
+ * receiveMessageOnPort (its own event loop never runs while a session does).
+ *
+ * Flow control both ways, so no side ever buffers a whole file:
+ * - client → worker: the main thread counts bytes posted; the worker publishes
+ *   bytes consumed; past INPUT_WINDOW unconsumed the socket is paused, and the
+ *   worker asks for a resume once it has caught up.
+ * - worker → client: the main thread publishes bytes flushed to the socket;
+ *   past OUTPUT_WINDOW unflushed the worker waits for the socket to drain.
+ */
+import type { Socket } from 'node:net';
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { ConnectionError, ErrorCodes } from '../protocol/index.js';
+import type { BlockingSessionIO, ReadSignal } from '../servers/session.js';
+
+const INPUT_WINDOW = 256 * 1024;
+const OUTPUT_WINDOW = 256 * 1024;
+
+/** Int32 slots of the shared control array. */
+const WAKE = 0; // bumped by the main thread after every message it posts
+const CONSUMED = 1; // input bytes the worker has taken (wrapping counter)
+const FLUSHED = 2; // output bytes the socket has taken (wrapping counter)
+const INPUT_PAUSED = 3; // 1 while the main thread holds the socket paused
+const SOCKET_CLOSED = 4; // 1 once the socket is gone: writes fail at once
+const CONTROL_SLOTS = 5;
+
+export type ToWorker =
+  | { readonly kind: 'data'; readonly bytes: Uint8Array }
+  | { readonly kind: 'signal'; readonly signal: ReadSignal };
+
+export type ToMain =
+  | { readonly kind: 'started' }
+  | { readonly kind: 'write'; readonly bytes: Uint8Array }
+  | { readonly kind: 'resume-input' }
+  /** The session is over; sent last, so every write before it has been relayed. */
+  | { readonly kind: 'done' };
+
+export function createControl(): SharedArrayBuffer {
+  return new SharedArrayBuffer(CONTROL_SLOTS * Int32Array.BYTES_PER_ELEMENT);
+}
+
+/** Main-thread half: relays one socket to one worker's port. */
+export class SocketPortBridge {
+  private readonly control: Int32Array;
+  private posted = 0;
+  private ended = false;
+  private relayedAll: () => void = () => {};
+  /** Resolves once the worker's last message arrived: all its writes are in the socket. */
+  readonly finished = new Promise<void>((resolve) => {
+    this.relayedAll = resolve;
+  });
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly port: MessagePort,
+    control: SharedArrayBuffer,
+    private readonly onStarted: () => void,
+  ) {
+    this.control = new Int32Array(control);
+    port.on('message', (message: ToMain) => this.fromWorker(message));
+  }
+
+  /** Tells the worker's session to finish up or stop (also wakes a blocked read). */
+  signal(signal: ReadSignal): void {
+    this.post({ kind: 'signal', signal });
+  }
+
+  close(): void {
+    this.port.close();
+  }
+
+  private fromWorker(message: ToMain): void {
+    switch (message.kind) {
+      case 'started':
+        // Only now is the socket read: until a thread is free it waits unread, like a backlog.
+        this.relaySocket();
+        this.onStarted();
+        break;
+      case 'write': {
+        const length = message.bytes.length;
+        const flushed = () => {
+          Atomics.add(this.control, FLUSHED, length);
+          Atomics.notify(this.control, FLUSHED);
+        };
+        if (this.socket.writable) this.socket.write(message.bytes, flushed);
+        else flushed(); // the client is gone; the worker learns it from the next read
+        break;
+      }
+      case 'resume-input':
+        if (!this.ended) this.socket.resume();
+        break;
+      case 'done':
+        this.relayedAll();
+        break;
+    }
+  }
+
+  private relaySocket(): void {
+    this.socket.on('data', (chunk: Buffer) => {
+      this.posted = (this.posted + chunk.length) | 0;
+      this.post({ kind: 'data', bytes: chunk });
+      if (((this.posted - Atomics.load(this.control, CONSUMED)) | 0) > INPUT_WINDOW) {
+        Atomics.store(this.control, INPUT_PAUSED, 1);
+        this.socket.pause();
+      }
+    });
+    this.socket.on('end', () => this.finish('eof'));
+    this.socket.on('close', () => this.finish('abort'));
+    this.socket.resume();
+  }
+
+  private finish(signal: 'eof' | 'abort'): void {
+    if (this.ended && signal === 'eof') return;
+    this.ended = true;
+    this.signal(signal);
+    if (signal === 'abort') {
+      // Wakes a worker waiting for output to drain: the socket it waits for is gone.
+      Atomics.store(this.control, SOCKET_CLOSED, 1);
+      Atomics.notify(this.control, FLUSHED);
+    }
+  }
+
+  private post(message: ToWorker): void {
+    try {
+      if (message.kind === 'data') {
+        const bytes = standalone(message.bytes);
+        this.port.postMessage({ kind: 'data', bytes } satisfies ToWorker, [bytes.buffer as ArrayBuffer]);
+      } else {
+        this.port.postMessage(message);
+      }
+    } catch {
+      return; // the port is closed: the session already ended
+    }
+    Atomics.add(this.control, WAKE, 1);
+    Atomics.notify(this.control, WAKE);
+  }
+}
+
+/** Worker-thread half: the session's blocking reads and writes. */
+export class BlockingPortIO implements BlockingSessionIO {
+  private readonly control: Int32Array;
+  private readonly pending: ToWorker[] = [];
+  private written = 0;
+  private consumed = 0;
+  private shutdownSeen = false;
+
+  constructor(
+    private readonly port: MessagePort,
+    control: SharedArrayBuffer,
+    private readonly idleTimeoutMs: number,
+  ) {
+    this.control = new Int32Array(control);
+    port.postMessage({ kind: 'started' } satisfies ToMain);
+  }
+
+  read(): Uint8Array | ReadSignal {
+    const deadline = this.idleTimeoutMs > 0 ? performance.now() + this.idleTimeoutMs : Number.POSITIVE_INFINITY;
+    for (;;) {
+      // Load the counter *before* looking at the port: a message posted after the
+      // look bumps it, so the wait below returns at once instead of sleeping through it.
+      const seen = Atomics.load(this.control, WAKE);
+      const message = this.pending.shift() ?? (receiveMessageOnPort(this.port)?.message as ToWorker | undefined);
+      if (message !== undefined) {
+        if (message.kind === 'data') return this.took(message.bytes);
+        if (message.signal !== 'shutdown' || !this.shutdownSeen) {
+          this.shutdownSeen ||= message.signal === 'shutdown';
+          return message.signal;
+        }
+        continue;
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) return 'idle-timeout';
+      Atomics.wait(this.control, WAKE, seen, Number.isFinite(left) ? left : undefined);
+    }
+  }
+
+  /** Last call of a session: the main thread may close the socket once this arrives. */
+  done(): void {
+    this.port.postMessage({ kind: 'done' } satisfies ToMain);
+  }
+
+  write(bytes: Uint8Array): void {
+    if (Atomics.load(this.control, SOCKET_CLOSED) === 1) throw new ConnectionError(ErrorCodes.CONNECTION_CLOSED, 'the client is gone');
+    const own = standalone(bytes);
+    this.port.postMessage({ kind: 'write', bytes: own } satisfies ToMain, [own.buffer as ArrayBuffer]);
+    this.written = (this.written + bytes.length) | 0;
+    for (;;) {
+      const flushed = Atomics.load(this.control, FLUSHED);
+      if (((this.written - flushed) | 0) <= OUTPUT_WINDOW) return;
+      if (Atomics.load(this.control, SOCKET_CLOSED) === 1) throw new ConnectionError(ErrorCodes.CONNECTION_CLOSED, 'the client is gone');
+      Atomics.wait(this.control, FLUSHED, flushed);
+    }
+  }
+
+  private took(bytes: Uint8Array): Uint8Array {
+    this.consumed = (this.consumed + bytes.length) | 0;
+    Atomics.store(this.control, CONSUMED, this.consumed);
+    if (Atomics.load(this.control, INPUT_PAUSED) === 1) {
+      Atomics.store(this.control, INPUT_PAUSED, 0);
+      this.port.postMessage({ kind: 'resume-input' } satisfies ToMain);
+    }
+    return bytes;
+  }
+}
+
+/**
+ * `bytes` as a view that owns its whole ArrayBuffer, ready to transfer. A view
+ * onto part of a larger buffer (Node pools small Buffers) is copied first:
+ * transferring would take the whole pool away, and cloning would copy all of it.
+ */
+function standalone(bytes: Uint8Array): Uint8Array {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes;
+  return bytes.slice();
+}

@@ -1,0 +1,68 @@
+/**
+ * A TCP connection to a socklab server as the ByteChannel the protocol client
+ * reads and writes through. Connection failures become ConnectionErrors whose
+ * messages say what happened and what to do, so every CLI can print them as is.
+ */
+import net from 'node:net';
+import { ConnectionError, ErrorCodes, type ByteChannel } from '../protocol/index.js';
+import { SocketSessionIO } from './socket-io.js';
+
+export interface TcpChannel extends ByteChannel {
+  readonly socket: net.Socket;
+}
+
+export interface ConnectOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Gives up on the TCP handshake after this long (not on the greeting: a queue may be long). */
+  readonly connectTimeoutMs?: number;
+}
+
+export async function connectTcp({ host, port, connectTimeoutMs = 10_000 }: ConnectOptions): Promise<TcpChannel> {
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    const socket = net.connect({ host, port, noDelay: true, allowHalfOpen: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new ConnectionError(ErrorCodes.TIMEOUT, `could not connect to ${host}:${port} within ${connectTimeoutMs / 1000} s`));
+    }, connectTimeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(connectError(error, host, port));
+    });
+  });
+  const io = new SocketSessionIO(socket, 0);
+  return {
+    socket,
+    async read() {
+      const input = await io.read();
+      return input instanceof Uint8Array ? input : null;
+    },
+    async write(bytes) {
+      await io.write(bytes);
+    },
+    close() {
+      socket.destroy();
+    },
+  };
+}
+
+function connectError(error: NodeJS.ErrnoException, host: string, port: number): ConnectionError {
+  switch (error.code) {
+    case 'ECONNREFUSED':
+      return new ConnectionError(
+        ErrorCodes.CONNECTION_REFUSED,
+        `could not connect to ${host}:${port}: connection refused (is a server running there? start one with "socklab server async --port ${port}")`,
+        { cause: error },
+      );
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new ConnectionError(ErrorCodes.CONNECTION_FAILED, `could not connect: no such host "${host}" (check --host)`, { cause: error });
+    default:
+      return new ConnectionError(ErrorCodes.CONNECTION_FAILED, `could not connect to ${host}:${port}: ${error.message}`, { cause: error });
+  }
+}
