@@ -1,0 +1,392 @@
+/**
+ * The storage root with promises, for the async server: node:fs/promises only,
+ * so no call ever blocks the event loop. Same semantics as SyncStorage
+ * (sync.ts); the shared decisions live in common.ts, so this file is only the
+ * order of the file-system calls.
+ */
+import fsp, { type FileHandle } from 'node:fs/promises';
+import type { Stats, StatsFs } from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import type { ListEntry } from '../../protocol/index.js';
+import {
+  CHUNK_BYTES,
+  FILE_MODE,
+  READ_FLAGS,
+  TEMP_CREATE_FLAGS,
+  ReadState,
+  UploadState,
+  bytesNeededForUpload,
+  checkPlan,
+  copyMismatch,
+  fileExists,
+  isDirectorySyncUnsupported,
+  isListableName,
+  isMissing,
+  isTempName,
+  listEntry,
+  newTempPath,
+  noSpace,
+  notFound,
+  pathInRoot,
+  sortedForListing,
+  toStorageError,
+  visiblyLacksSpace,
+} from './common.js';
+import type {
+  AsyncNameLock,
+  AsyncStorageOps,
+  FileDigest,
+  OpenStorageOptions,
+  ReadHandle,
+  UploadHandle,
+  UploadPlan,
+} from './types.js';
+
+/**
+ * The default lock: one promise chain per name, so commits to a name run one
+ * after the other, in call order. A name's entry is dropped when its chain
+ * drains, so the map holds only names with a commit in progress.
+ */
+export class PromiseChainNameLock implements AsyncNameLock {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(name);
+    let release!: () => void;
+    const done = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // Chained promises only ever resolve (release is called in finally), so one failure never blocks the rest.
+    const tail = previous === undefined ? done : previous.then(() => done);
+    this.tails.set(name, tail);
+    try {
+      if (previous !== undefined) await previous;
+      return await fn();
+    } finally {
+      release();
+      if (this.tails.get(name) === tail) this.tails.delete(name);
+    }
+  }
+}
+
+interface OpenRegularFile {
+  readonly file: FileHandle;
+  readonly size: number;
+}
+
+export class AsyncStorage implements AsyncStorageOps {
+  private constructor(
+    /** Absolute, so that a later chdir cannot move the storage. */
+    readonly root: string,
+    private readonly lock: AsyncNameLock,
+  ) {}
+
+  /** Creates `root` if missing and deletes the temporary files a crashed server left in it. */
+  static async open(root: string, options: OpenStorageOptions<AsyncNameLock> = {}): Promise<AsyncStorage> {
+    const storage = AsyncStorage.attach(root, options);
+    try {
+      await fsp.mkdir(storage.root, { recursive: true });
+    } catch (error) {
+      throw toStorageError(error, 'creating the storage root', 'failure');
+    }
+    await storage.removeStaleTempFiles();
+    return storage;
+  }
+
+  /** A storage over a root that is already open elsewhere: no clean-up, no I/O (see OpenStorageOptions). */
+  static attach(root: string, options: OpenStorageOptions<AsyncNameLock> = {}): AsyncStorage {
+    return new AsyncStorage(path.resolve(root), options.lock ?? new PromiseChainNameLock());
+  }
+
+  async list(): Promise<ListEntry[]> {
+    const names = await this.readRoot();
+    const entries = await Promise.all(
+      names.filter(isListableName).map(async (name) => {
+        const stats = await this.lstatOrNull(path.join(this.root, name));
+        return stats === null ? null : listEntry(name, stats);
+      }),
+    );
+    return sortedForListing(entries);
+  }
+
+  async probe(name: string): Promise<number | null> {
+    const stats = await this.lstatOrNull(pathInRoot(this.root, name));
+    return stats?.isFile() ? stats.size : null;
+  }
+
+  async stat(name: string): Promise<FileDigest> {
+    const opened = await this.openRegularOrNull(pathInRoot(this.root, name));
+    if (opened === null) throw notFound();
+    try {
+      const hash = createHash('sha256');
+      const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+      let size = 0;
+      for (;;) {
+        const { bytesRead } = await opened.file.read(buffer, 0, buffer.length, size);
+        if (bytesRead === 0) break;
+        hash.update(buffer.subarray(0, bytesRead));
+        size += bytesRead;
+      }
+      return { size, sha256: hash.digest('hex') };
+    } catch (error) {
+      throw toStorageError(error, 'reading a file', 'failure');
+    } finally {
+      await closeQuietly(opened.file);
+    }
+  }
+
+  async openRead(name: string): Promise<ReadHandle> {
+    const opened = await this.openRegularOrNull(pathInRoot(this.root, name));
+    if (opened === null) throw notFound();
+    return new ReadState<FileHandle>(this, opened.file, opened.size);
+  }
+
+  async readChunk(handle: ReadHandle, maxBytes: number): Promise<Uint8Array | null> {
+    const reading = ReadState.of<FileHandle>(handle, this);
+    const file = reading.openFile();
+    const { position, length } = reading.nextRead(maxBytes);
+    if (length === 0) return null;
+    const chunk = new Uint8Array(length);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await file.read(chunk, 0, length, position));
+    } catch (error) {
+      throw toStorageError(error, 'reading a file', 'failure');
+    }
+    reading.advance(bytesRead, length);
+    return bytesRead === length ? chunk : chunk.subarray(0, bytesRead);
+  }
+
+  async closeRead(handle: ReadHandle): Promise<void> {
+    const reading = ReadState.of<FileHandle>(handle, this);
+    const file = reading.file;
+    reading.file = null;
+    if (file !== null) await closeQuietly(file);
+  }
+
+  async beginUpload(plan: UploadPlan): Promise<UploadHandle> {
+    checkPlan(plan);
+    const target = pathInRoot(this.root, plan.name);
+    await this.refuseIfVisiblyFull(plan, target);
+    const tempPath = newTempPath(this.root);
+    let file: FileHandle;
+    try {
+      file = await fsp.open(tempPath, TEMP_CREATE_FLAGS, FILE_MODE);
+    } catch (error) {
+      throw toStorageError(error, 'creating a temporary file', 'failure');
+    }
+    return new UploadState<FileHandle>(this, plan, tempPath, file);
+  }
+
+  async writeUpload(handle: UploadHandle, bytes: Uint8Array): Promise<void> {
+    const upload = UploadState.of<FileHandle>(handle, this);
+    const { file, position } = upload.reserveWrite(bytes);
+    try {
+      await writeFully(file, bytes, position);
+    } catch (error) {
+      throw await this.discard(upload, toStorageError(error, 'writing the upload', 'failure'));
+    }
+  }
+
+  async commitUpload(handle: UploadHandle): Promise<FileDigest> {
+    const upload = UploadState.of<FileHandle>(handle, this);
+    const file = upload.startCommit();
+    try {
+      let uploadSha256: string;
+      try {
+        uploadSha256 = upload.verifiedSha256();
+        await file.sync();
+      } finally {
+        await closeQuietly(file);
+      }
+      const size = await this.lock.withLock(upload.name, () => this.install(upload));
+      upload.committed();
+      return { size, sha256: uploadSha256 };
+    } catch (error) {
+      throw await this.discard(upload, toStorageError(error, 'committing the upload', 'failure'));
+    }
+  }
+
+  async abortUpload(handle: UploadHandle): Promise<void> {
+    // Never rejects, so that it is safe in any cleanup path: a foreign handle has nothing of ours to remove.
+    if (!(handle instanceof UploadState) || handle.owner !== this) return;
+    const upload = handle as UploadState<FileHandle>;
+    if (upload.claimForAbort()) await this.removeUploadFiles(upload);
+  }
+
+  /** Under the name's lock: puts the fsync'd upload in place and returns the file's new size. */
+  private async install(upload: UploadState<FileHandle>): Promise<number> {
+    const target = path.join(this.root, upload.name);
+    if (upload.mode === 'new' && (await this.lstatOrNull(target)) !== null) throw fileExists(upload.name);
+    // Only a regular file has content to append to; a link or anything else is replaced like an absent name.
+    const existing = upload.mode === 'append' ? await this.openRegularOrNull(target) : null;
+    let size: number;
+    if (existing === null) {
+      await fsp.rename(upload.tempPath, target);
+      size = upload.received;
+    } else {
+      try {
+        size = await this.installCombined(existing, upload, target);
+      } finally {
+        await closeQuietly(existing.file);
+      }
+    }
+    await this.syncRoot();
+    return size;
+  }
+
+  /**
+   * `append`: old content + received data in a second temporary file, renamed
+   * over the target, so that a crash at any instant leaves the old file or the
+   * whole new one, never a half-appended one.
+   */
+  private async installCombined(
+    existing: OpenRegularFile,
+    upload: UploadState<FileHandle>,
+    target: string,
+  ): Promise<number> {
+    const combinedPath = newTempPath(this.root);
+    let combined: FileHandle | null = await fsp.open(combinedPath, TEMP_CREATE_FLAGS, FILE_MODE);
+    let renamed = false;
+    try {
+      const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+      const oldBytes = await copyToEnd(existing.file, combined, buffer, 0);
+      const received = await fsp.open(upload.tempPath, READ_FLAGS);
+      let newBytes: number;
+      try {
+        newBytes = await copyToEnd(received, combined, buffer, oldBytes);
+      } finally {
+        await closeQuietly(received);
+      }
+      if (newBytes !== upload.received) throw copyMismatch(newBytes, upload.received);
+      await combined.sync();
+      await combined.close();
+      combined = null;
+      await fsp.rename(combinedPath, target);
+      renamed = true;
+      await removeQuietly(upload.tempPath);
+      return oldBytes + newBytes;
+    } finally {
+      if (combined !== null) await closeQuietly(combined);
+      if (!renamed) await removeQuietly(combinedPath);
+    }
+  }
+
+  /** Makes the rename durable: the new directory entry is on disk only once the directory is fsync'd. */
+  private async syncRoot(): Promise<void> {
+    let directory: FileHandle | null = null;
+    try {
+      directory = await fsp.open(this.root, 'r');
+      await directory.sync();
+    } catch (error) {
+      if (!isDirectorySyncUnsupported(error)) throw error;
+    } finally {
+      if (directory !== null) await closeQuietly(directory);
+    }
+  }
+
+  /** Removes an upload's temporary file and returns `error`, now recorded as why the upload is gone. */
+  private async discard(upload: UploadState<FileHandle>, error: unknown): Promise<unknown> {
+    await this.removeUploadFiles(upload);
+    return upload.failed(error);
+  }
+
+  private async removeUploadFiles(upload: UploadState<FileHandle>): Promise<void> {
+    const file = upload.file;
+    upload.file = null;
+    if (file !== null) await closeQuietly(file);
+    await removeQuietly(upload.tempPath);
+  }
+
+  private async refuseIfVisiblyFull(plan: UploadPlan, target: string): Promise<void> {
+    let space: StatsFs;
+    try {
+      space = await fsp.statfs(this.root);
+    } catch {
+      return; // Cannot tell: the writes will find out.
+    }
+    const current = plan.mode === 'append' ? await this.lstatOrNull(target) : null;
+    const currentSize = current?.isFile() ? current.size : null;
+    if (visiblyLacksSpace(space, bytesNeededForUpload(plan, currentSize))) throw noSpace();
+  }
+
+  private async removeStaleTempFiles(): Promise<void> {
+    const names = await this.readRoot();
+    await Promise.all(names.filter(isTempName).map((name) => removeQuietly(path.join(this.root, name))));
+  }
+
+  private async readRoot(): Promise<string[]> {
+    try {
+      return await fsp.readdir(this.root);
+    } catch (error) {
+      throw toStorageError(error, 'listing the storage root', 'failure');
+    }
+  }
+
+  /** lstat, which never follows a link; null when nothing is there (or it vanished since readdir). */
+  private async lstatOrNull(filePath: string): Promise<Stats | null> {
+    try {
+      return await fsp.lstat(filePath);
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw toStorageError(error, 'looking up a file', 'failure');
+    }
+  }
+
+  /** Opens a regular file without following links; null if absent, a link, a directory or anything else. */
+  private async openRegularOrNull(filePath: string): Promise<OpenRegularFile | null> {
+    let file: FileHandle;
+    try {
+      file = await fsp.open(filePath, READ_FLAGS);
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw toStorageError(error, 'opening a file', 'failure');
+    }
+    try {
+      const stats = await file.stat();
+      if (stats.isFile()) return { file, size: stats.size };
+    } catch (error) {
+      await closeQuietly(file);
+      throw toStorageError(error, 'opening a file', 'failure');
+    }
+    await closeQuietly(file);
+    return null;
+  }
+}
+
+async function writeFully(file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    const { bytesWritten } = await file.write(bytes, written, bytes.length - written, position + written);
+    written += bytesWritten;
+  }
+}
+
+/** Copies `from` (from its start) to `to` at `position`; returns the bytes copied. */
+async function copyToEnd(from: FileHandle, to: FileHandle, buffer: Buffer, position: number): Promise<number> {
+  let copied = 0;
+  for (;;) {
+    const { bytesRead } = await from.read(buffer, 0, buffer.length, copied);
+    if (bytesRead === 0) return copied;
+    await writeFully(to, buffer.subarray(0, bytesRead), position + copied);
+    copied += bytesRead;
+  }
+}
+
+/** Cleanup after the fact: a failure here must not hide the error being reported. */
+async function closeQuietly(file: FileHandle): Promise<void> {
+  try {
+    await file.close();
+  } catch {
+    // Nothing useful to do: the descriptor is gone either way.
+  }
+}
+
+async function removeQuietly(filePath: string): Promise<void> {
+  try {
+    await fsp.unlink(filePath);
+  } catch {
+    // Already gone, or not removable: a leftover temporary file is removed at the next start.
+  }
+}

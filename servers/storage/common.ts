@@ -1,0 +1,355 @@
+/**
+ * What SyncStorage and AsyncStorage share: naming, error mapping, ordering,
+ * and the state of read and upload handles. Everything here is pure (no I/O),
+ * so the two flavours differ only in how they call the file system.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import path from 'node:path';
+import { ErrorCodes, InvalidStateError, SocklabError, StorageError } from '../../protocol/errors.js';
+import { isValidName } from '../../protocol/names.js';
+import type { CommitMode, ListEntry } from '../../protocol/index.js';
+import { TEMP_PREFIX, type ReadHandle, type UploadHandle, type UploadPlan } from './types.js';
+
+/** Unit of every streamed read and copy: large enough to be cheap, small enough to never hold a file in memory. */
+export const CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Opening an existing file to read it. O_NOFOLLOW: a symbolic link in the root
+ * must never lead outside it. O_NONBLOCK: a FIFO with a valid name must not
+ * hang the open (it is then rejected by the fstat check); for regular files it
+ * changes nothing.
+ */
+export const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Creating a temporary file: O_EXCL also refuses to follow a symbolic link planted at the name. */
+export const TEMP_CREATE_FLAGS = 'wx';
+export const FILE_MODE = 0o644;
+
+export function isTempName(name: string): boolean {
+  return name.startsWith(TEMP_PREFIX);
+}
+
+/** A fresh temporary file path in `root`; 64 random bits make a collision (EEXIST from 'wx') a non-event. */
+export function newTempPath(root: string): string {
+  return path.join(root, TEMP_PREFIX + randomBytes(8).toString('hex'));
+}
+
+/**
+ * The path of `name` in `root`. The protocol layer validates names already;
+ * checking again here keeps the storage safe on its own, since a valid name
+ * cannot contain a separator or start with a dot.
+ */
+export function pathInRoot(root: string, name: string): string {
+  if (!isValidName(name)) throw new StorageError(ErrorCodes.BAD_NAME, 'bad name');
+  return path.join(root, name);
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/**
+ * Whether "missing" means the name is absent (a lookup: NOT_FOUND) or that
+ * something the storage itself created vanished (an update: STORAGE_FAILED,
+ * because answering "no such file" to an upload would be wrong).
+ */
+export type MissingMeans = 'not-found' | 'failure';
+
+/** errno codes that mean "no such regular file here" when opening or looking up a name. */
+const MISSING_CODES: ReadonlySet<string> = new Set([
+  'ENOENT',
+  'ENOTDIR',
+  // O_NOFOLLOW on a symbolic link: ELOOP on Linux and macOS, EMLINK on FreeBSD.
+  'ELOOP',
+  'EMLINK',
+]);
+
+const NO_SPACE_MESSAGES: Readonly<Record<string, string>> = {
+  ENOSPC: 'out of space',
+  EDQUOT: 'over quota',
+};
+
+function errnoCode(error: unknown): string | null {
+  if (!(error instanceof Error) || error instanceof SocklabError) return null;
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  return typeof code === 'string' && typeof syscall === 'string' ? code : null;
+}
+
+export function hasErrnoCode(error: unknown, ...codes: readonly string[]): boolean {
+  const code = errnoCode(error);
+  return code !== null && codes.includes(code);
+}
+
+/** A failed lookup (lstat, open) that just means the name is not there. */
+export function isMissing(error: unknown): boolean {
+  const code = errnoCode(error);
+  return code !== null && MISSING_CODES.has(code);
+}
+
+/**
+ * The StorageError a file-system failure becomes; `doing` says what failed, for
+ * people. Errors that are already StorageErrors and errors that are not from
+ * the file system (bugs) come back unchanged, to be rethrown as they are.
+ *
+ * Messages name the operation and the errno code but never the path: the text
+ * of a StorageError may end up in a reply, and server paths are not the
+ * client's business.
+ */
+export function toStorageError(error: unknown, doing: string, missing: MissingMeans): unknown {
+  const code = errnoCode(error);
+  if (code === null) return error;
+  const noSpace = NO_SPACE_MESSAGES[code];
+  if (noSpace !== undefined) return new StorageError(ErrorCodes.NO_SPACE, noSpace, { cause: error });
+  if (missing === 'not-found' && MISSING_CODES.has(code)) {
+    return new StorageError(ErrorCodes.NOT_FOUND, 'no such file', { cause: error });
+  }
+  return new StorageError(ErrorCodes.STORAGE_FAILED, `${doing} failed (${code})`, { cause: error });
+}
+
+export function notFound(): StorageError {
+  return new StorageError(ErrorCodes.NOT_FOUND, 'no such file');
+}
+
+/** The directory fsync after a rename: some platforms and file systems cannot, which is no failure. */
+export function isDirectorySyncUnsupported(error: unknown): boolean {
+  return hasErrnoCode(error, 'EINVAL', 'EISDIR');
+}
+
+// ---------------------------------------------------------------------------
+// Listing
+
+/** The order of LIST: bytewise over UTF-8, which differs from JavaScript's UTF-16 order beyond U+FFFF. */
+export function compareNamesBytewise(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** Names worth an lstat when listing: temporary files and other invalid names are never listed. */
+export function isListableName(name: string): boolean {
+  return isValidName(name);
+}
+
+/** The subset of fs.Stats both flavours' lstat give us. */
+export interface EntryStats {
+  isFile(): boolean;
+  readonly size: number;
+  readonly mtime: Date;
+}
+
+/** A LIST line for a name and its lstat, or null: only regular files count (not links, not directories). */
+export function listEntry(name: string, stats: EntryStats): ListEntry | null {
+  return stats.isFile() ? { name, size: stats.size, mtime: stats.mtime } : null;
+}
+
+export function sortedForListing(entries: Iterable<ListEntry | null>): ListEntry[] {
+  const keyed: { entry: ListEntry; key: Buffer }[] = [];
+  for (const entry of entries) {
+    if (entry !== null) keyed.push({ entry, key: Buffer.from(entry.name, 'utf8') });
+  }
+  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
+  return keyed.map(({ entry }) => entry);
+}
+
+// ---------------------------------------------------------------------------
+// Space
+
+/** The subset of fs.StatsFs the space check reads. */
+export interface SpaceStats {
+  readonly bavail: number;
+  readonly bsize: number;
+  readonly blocks: number;
+}
+
+/**
+ * Whether the file system visibly lacks room for `needed` more bytes. Some
+ * (virtual) file systems report zero blocks: they say nothing, so no refusal.
+ * Quotas cannot be seen here; EDQUOT during the writes covers them.
+ */
+export function visiblyLacksSpace(stats: SpaceStats, needed: number): boolean {
+  if (stats.blocks <= 0) return false;
+  return stats.bavail * stats.bsize < needed;
+}
+
+/** Bytes an upload will occupy on disk before its commit: the data, plus for `append` the copy of the old file. */
+export function bytesNeededForUpload(plan: UploadPlan, currentSize: number | null): number {
+  return plan.mode === 'append' && currentSize !== null ? plan.size + currentSize : plan.size;
+}
+
+export function noSpace(): StorageError {
+  return new StorageError(ErrorCodes.NO_SPACE, 'out of space');
+}
+
+// ---------------------------------------------------------------------------
+// Handles
+
+function foreignHandle(kind: string): InvalidStateError {
+  return new InvalidStateError(`this ${kind} handle does not belong to this storage`);
+}
+
+/**
+ * A file open for GET. `File` is the flavour's open file (a descriptor or a
+ * FileHandle); `owner` ties the handle to the storage that made it, so one
+ * flavour's handle can never reach the other's code.
+ */
+export class ReadState<File> implements ReadHandle {
+  private position = 0;
+
+  constructor(
+    readonly owner: object,
+    public file: File | null,
+    readonly size: number,
+  ) {}
+
+  static of<File>(handle: ReadHandle, owner: object): ReadState<File> {
+    if (!(handle instanceof ReadState) || handle.owner !== owner) throw foreignHandle('read');
+    return handle as ReadState<File>;
+  }
+
+  /** The open file, or a bug report if the handle was closed. */
+  openFile(): File {
+    if (this.file === null) throw new InvalidStateError('the read handle is closed');
+    return this.file;
+  }
+
+  /** Where the next read starts, and how long it is: 0 at the end of the size fixed at open. */
+  nextRead(maxBytes: number): { position: number; length: number } {
+    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) {
+      throw new SocklabError(ErrorCodes.INVALID_ARGUMENT, `maxBytes must be a positive integer, not ${maxBytes}`);
+    }
+    return { position: this.position, length: Math.min(maxBytes, this.size - this.position) };
+  }
+
+  /**
+   * Records a read of `bytesRead` bytes. A file that ends early was truncated
+   * in place behind the server's back (socklab itself only ever renames over a
+   * name): the size promised in `150` can no longer be kept, so it is a failure.
+   */
+  advance(bytesRead: number, asked: number): void {
+    if (bytesRead === 0 && asked > 0) {
+      throw new StorageError(ErrorCodes.STORAGE_FAILED, 'the file shrank while being read');
+    }
+    this.position += bytesRead;
+  }
+}
+
+/** A plan the protocol layer could never produce is a bug in the caller, not bad input. */
+export function checkPlan(plan: UploadPlan): void {
+  if (!Number.isSafeInteger(plan.size) || plan.size < 0) {
+    throw new SocklabError(ErrorCodes.INVALID_ARGUMENT, `an upload size must be a non-negative integer, not ${plan.size}`);
+  }
+}
+
+type UploadPhase = 'receiving' | 'committing' | 'done';
+
+/** An upload in progress: its temporary file, the bytes received so far, and their running sha256. */
+export class UploadState<File> implements UploadHandle {
+  readonly name: string;
+  readonly mode: CommitMode;
+  private receivedBytes = 0;
+  private readonly hash = createHash('sha256');
+  private phase: UploadPhase = 'receiving';
+  /** Why the upload was discarded, rethrown by later calls on the handle. */
+  private failure: { readonly error: unknown } | null = null;
+
+  constructor(
+    readonly owner: object,
+    readonly plan: UploadPlan,
+    readonly tempPath: string,
+    public file: File | null,
+  ) {
+    this.name = plan.name;
+    this.mode = plan.mode;
+  }
+
+  static of<File>(handle: UploadHandle, owner: object): UploadState<File> {
+    if (!(handle instanceof UploadState) || handle.owner !== owner) throw foreignHandle('upload');
+    return handle as UploadState<File>;
+  }
+
+  get received(): number {
+    return this.receivedBytes;
+  }
+
+  /**
+   * Claims the next `bytes.length` bytes of the temporary file for `bytes` and
+   * hashes them, before any I/O: the file offset and the digest then follow
+   * the order of the calls even if an async caller does not wait for one write
+   * before the next. Returns the open file and the offset to write at.
+   */
+  reserveWrite(bytes: Uint8Array): { file: File; position: number } {
+    const file = this.usableFile('write to');
+    const position = this.receivedBytes;
+    this.hash.update(bytes);
+    this.receivedBytes += bytes.length;
+    return { file, position };
+  }
+
+  /**
+   * Moves to the commit; from here on, `abortUpload` leaves the upload alone.
+   * Returns the open temporary file, which the commit now owns.
+   */
+  startCommit(): File {
+    const file = this.usableFile('commit');
+    this.phase = 'committing';
+    this.file = null;
+    return file;
+  }
+
+  /** The hex sha256 of the bytes received, after checking they are the ones announced. */
+  verifiedSha256(): string {
+    if (this.receivedBytes !== this.plan.size) {
+      // The protocol layer counts the data; reaching this is a bug in the caller.
+      throw new StorageError(
+        ErrorCodes.STORAGE_FAILED,
+        `upload incomplete: received ${this.receivedBytes} of ${this.plan.size} bytes`,
+      );
+    }
+    const uploadSha256 = this.hash.digest('hex');
+    if (this.plan.sha256 !== null && uploadSha256 !== this.plan.sha256.toLowerCase()) {
+      throw new StorageError(ErrorCodes.CHECKSUM_MISMATCH, `sha256 mismatch: received ${uploadSha256}`);
+    }
+    return uploadSha256;
+  }
+
+  committed(): void {
+    this.phase = 'done';
+  }
+
+  /** Records why the upload is discarded; returns the error for the caller to throw. */
+  failed(error: unknown): unknown {
+    this.phase = 'done';
+    this.failure = { error };
+    return error;
+  }
+
+  /**
+   * Whether `abortUpload` has anything to do. During a commit it has not: the
+   * commit either installs the file or removes its temporary files itself, and
+   * pulling the temporary file from under it would turn a good upload into a
+   * failure.
+   */
+  claimForAbort(): boolean {
+    if (this.phase !== 'receiving') return false;
+    this.phase = 'done';
+    return true;
+  }
+
+  private usableFile(action: string): File {
+    if (this.failure !== null) throw this.failure.error;
+    if (this.phase !== 'receiving' || this.file === null) {
+      throw new InvalidStateError(`cannot ${action} an upload that is ${this.phase === 'committing' ? 'being committed' : 'finished'}`);
+    }
+    return this.file;
+  }
+}
+
+export function fileExists(name: string): StorageError {
+  return new StorageError(ErrorCodes.EXISTS, `${name} exists`);
+}
+
+/** The temporary file's content did not survive intact between receiving and committing. */
+export function copyMismatch(copied: number, expected: number): StorageError {
+  return new StorageError(
+    ErrorCodes.STORAGE_FAILED,
+    `the received data changed before the commit (${copied} of ${expected} bytes)`,
+  );
+}

@@ -1,0 +1,115 @@
+/** The pure helpers both storage flavours share, and the name locks. */
+import t from 'tap';
+import { ErrorCodes, StorageError } from '../../../protocol/errors.js';
+import {
+  compareNamesBytewise,
+  isTempName,
+  newTempPath,
+  pathInRoot,
+  sortedForListing,
+  toStorageError,
+  visiblyLacksSpace,
+} from '../../../servers/storage/common.js';
+import { InThreadNameLock } from '../../../servers/storage/sync.js';
+import { PromiseChainNameLock } from '../../../servers/storage/async.js';
+import { SharedNameLock } from '../../../servers/storage/shared-lock.js';
+import { TEMP_PREFIX } from '../../../servers/storage/types.js';
+
+function errnoError(code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: something, open '/secret/path'`), { code, errno: -1, syscall: 'open' });
+}
+
+t.test('toStorageError maps errno codes to stable codes', async (t) => {
+  const cases: [string, string, string][] = [
+    ['ENOSPC', 'not-found', ErrorCodes.NO_SPACE],
+    ['EDQUOT', 'failure', ErrorCodes.NO_SPACE],
+    ['ENOENT', 'not-found', ErrorCodes.NOT_FOUND],
+    ['ELOOP', 'not-found', ErrorCodes.NOT_FOUND],
+    ['ENOTDIR', 'not-found', ErrorCodes.NOT_FOUND],
+    ['ENOENT', 'failure', ErrorCodes.STORAGE_FAILED],
+    ['EIO', 'not-found', ErrorCodes.STORAGE_FAILED],
+    ['EACCES', 'failure', ErrorCodes.STORAGE_FAILED],
+  ];
+  for (const [errno, missing, code] of cases) {
+    const mapped = toStorageError(errnoError(errno), 'doing it', missing as 'not-found' | 'failure');
+    t.ok(mapped instanceof StorageError, `${errno} becomes a StorageError`);
+    t.equal((mapped as StorageError).code, code, `${errno} (${missing}) → ${code}`);
+    t.notMatch((mapped as StorageError).message, /secret/, 'the message does not reveal paths');
+  }
+  const already = new StorageError(ErrorCodes.EXISTS, 'x exists');
+  t.equal(toStorageError(already, 'doing it', 'failure'), already, 'a StorageError passes through');
+  const bug = new TypeError('a bug');
+  t.equal(toStorageError(bug, 'doing it', 'failure'), bug, 'a non-fs error passes through unchanged');
+});
+
+t.test('names', async (t) => {
+  t.ok(compareNamesBytewise('\uFF21', '\u{1D400}') < 0, 'UTF-8 order beyond the BMP');
+  t.ok('\uFF21' > '\u{1D400}', 'where UTF-16 order says otherwise');
+  t.equal(compareNamesBytewise('a', 'a'), 0);
+  t.ok(compareNamesBytewise('B', 'a') < 0);
+  const mtime = new Date(0);
+  t.same(
+    sortedForListing([{ name: 'b', size: 1, mtime }, null, { name: 'a', size: 2, mtime }]).map((e) => e.name),
+    ['a', 'b'],
+  );
+  const temp = newTempPath('/root');
+  t.match(temp, new RegExp(`^/root/${TEMP_PREFIX.replace(/[.]/g, '\\.')}[0-9a-f]{16}$`));
+  t.ok(isTempName(temp.slice('/root/'.length)));
+  t.not(newTempPath('/root'), temp, 'random');
+  t.equal(pathInRoot('/root', 'ok.txt'), '/root/ok.txt');
+  t.throws(() => pathInRoot('/root', '../etc'), { code: ErrorCodes.BAD_NAME });
+});
+
+t.test('visiblyLacksSpace', async (t) => {
+  t.equal(visiblyLacksSpace({ bavail: 10, bsize: 4096, blocks: 100 }, 40_960), false);
+  t.equal(visiblyLacksSpace({ bavail: 10, bsize: 4096, blocks: 100 }, 40_961), true);
+  t.equal(visiblyLacksSpace({ bavail: 0, bsize: 4096, blocks: 0 }, 1), false, 'a file system that reports nothing refuses nothing');
+});
+
+t.test('InThreadNameLock refuses a nested take of the same name', async (t) => {
+  const lock = new InThreadNameLock();
+  t.equal(lock.withLock('a', () => lock.withLock('b', () => 42)), 42, 'different names nest');
+  t.throws(() => lock.withLock('a', () => lock.withLock('a', () => 0)), { code: ErrorCodes.INVALID_STATE });
+  t.equal(lock.withLock('a', () => 'free again'), 'free again');
+});
+
+t.test('PromiseChainNameLock serialises one name, not different names', async (t) => {
+  const lock = new PromiseChainNameLock();
+  const events: string[] = [];
+  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+  const job = (name: string, id: string, ms: number) =>
+    lock.withLock(name, async () => {
+      events.push(`${id}+`);
+      await sleep(ms);
+      events.push(`${id}-`);
+      return id;
+    });
+  const failing = lock.withLock('x', async () => {
+    events.push('f+');
+    throw new Error('boom');
+  });
+  const results = await Promise.allSettled([failing, job('x', 'a', 20), job('x', 'b', 1), job('y', 'c', 1)]);
+  t.equal(results[0]?.status, 'rejected', 'a failing holder rejects its own call');
+  t.same(
+    results.slice(1).map((r) => (r.status === 'fulfilled' ? r.value : null)),
+    ['a', 'b', 'c'],
+  );
+  const xEvents = events.filter((e) => !e.startsWith('c'));
+  t.same(xEvents, ['f+', 'a+', 'a-', 'b+', 'b-'], 'one after the other, in call order, despite the failure');
+  t.ok(events.indexOf('c-') < events.indexOf('a-'), 'another name does not wait');
+  t.equal((lock as unknown as { tails: Map<string, unknown> }).tails.size, 0, 'drained chains are forgotten');
+});
+
+t.test('SharedNameLock', async (t) => {
+  const lock = new SharedNameLock(undefined, 8);
+  t.equal(lock.slotCount, 8);
+  const twin = new SharedNameLock(lock.buffer);
+  t.equal(twin.slotCount, 8, 'the slot count comes with the buffer');
+  t.equal(twin.slotOf('заметки'), lock.slotOf('заметки'), 'same name, same slot');
+  t.equal(lock.withLock('a', () => 'ran'), 'ran');
+  t.throws(() => lock.withLock('a', () => twin.withLock('a', () => 0)), { code: ErrorCodes.INVALID_STATE }, 'nested take fails, not deadlocks');
+  t.throws(() => lock.withLock('a', () => { throw new RangeError('inside'); }), RangeError);
+  t.same([...new Int32Array(lock.buffer)], new Array(8).fill(0), 'released after throws');
+  t.throws(() => new SharedNameLock(new SharedArrayBuffer(6)), { code: ErrorCodes.INVALID_ARGUMENT });
+  t.throws(() => new SharedNameLock(undefined, 0), { code: ErrorCodes.INVALID_ARGUMENT });
+});

@@ -1,0 +1,429 @@
+/**
+ * One suite, run against both storage flavours: SyncStorage is wrapped into
+ * promises so the same test code drives both, which is how "identical
+ * semantics" is checked rather than promised.
+ */
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { ErrorCodes } from '../../../protocol/errors.js';
+import type { CommitMode } from '../../../protocol/index.js';
+import { AsyncStorage } from '../../../servers/storage/async.js';
+import { SyncStorage } from '../../../servers/storage/sync.js';
+import { SharedNameLock } from '../../../servers/storage/shared-lock.js';
+import { TEMP_PREFIX, type AsyncStorageOps, type StorageOps } from '../../../servers/storage/types.js';
+
+// ---------------------------------------------------------------------------
+// Fixtures
+
+interface HasTeardown {
+  teardown(fn: () => void): void;
+}
+
+function freshDir(t: HasTeardown): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-storage-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The synchronous flavour behind the asynchronous interface, so that one suite drives both. */
+function promised(storage: StorageOps): AsyncStorageOps {
+  return {
+    list: async () => storage.list(),
+    probe: async (name) => storage.probe(name),
+    stat: async (name) => storage.stat(name),
+    openRead: async (name) => storage.openRead(name),
+    readChunk: async (handle, maxBytes) => storage.readChunk(handle, maxBytes),
+    closeRead: async (handle) => storage.closeRead(handle),
+    beginUpload: async (plan) => storage.beginUpload(plan),
+    writeUpload: async (handle, bytes) => storage.writeUpload(handle, bytes),
+    commitUpload: async (handle) => storage.commitUpload(handle),
+    abortUpload: async (handle) => storage.abortUpload(handle),
+  };
+}
+
+interface Flavour {
+  readonly name: string;
+  open(root: string): Promise<AsyncStorageOps>;
+  attach(root: string): AsyncStorageOps;
+}
+
+const flavours: readonly Flavour[] = [
+  {
+    name: 'SyncStorage',
+    open: async (root) => promised(SyncStorage.open(root)),
+    attach: (root) => promised(SyncStorage.attach(root)),
+  },
+  { name: 'AsyncStorage', open: (root) => AsyncStorage.open(root), attach: (root) => AsyncStorage.attach(root) },
+];
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function bytesOf(text: string): Buffer {
+  return Buffer.from(text, 'utf8');
+}
+
+/** A block of `length` bytes all equal to `value`: easy to find whole, or broken, in a file. */
+function block(value: number, length: number): Buffer {
+  return Buffer.alloc(length, value);
+}
+
+/** Splits `content` into `blockLength` pieces and checks each is one uniform block; returns their values in order. */
+function uniformBlockValues(t: { fail(message: string): unknown }, content: Buffer, blockLength: number): number[] {
+  const values: number[] = [];
+  for (let offset = 0; offset < content.length; offset += blockLength) {
+    const piece = content.subarray(offset, offset + blockLength);
+    const first = piece[0] ?? -1;
+    if (!piece.equals(block(first, blockLength))) t.fail(`block at ${offset} is not whole`);
+    values.push(first);
+  }
+  return values;
+}
+
+async function upload(
+  storage: AsyncStorageOps,
+  name: string,
+  data: Uint8Array,
+  mode: CommitMode,
+  sha256: string | null = null,
+): Promise<{ size: number; sha256: string }> {
+  const handle = await storage.beginUpload({ name, size: data.length, mode, sha256 });
+  // Several writes, so the running hash and the offsets are exercised.
+  const piece = Math.max(1, Math.ceil(data.length / 3));
+  for (let offset = 0; offset < data.length; offset += piece) {
+    await storage.writeUpload(handle, data.subarray(offset, offset + piece));
+  }
+  return storage.commitUpload(handle);
+}
+
+async function readAll(storage: AsyncStorageOps, name: string, maxBytes = 7): Promise<Buffer> {
+  const handle = await storage.openRead(name);
+  const chunks: Uint8Array[] = [];
+  try {
+    for (;;) {
+      const chunk = await storage.readChunk(handle, maxBytes);
+      if (chunk === null) break;
+      chunks.push(chunk);
+    }
+  } finally {
+    await storage.closeRead(handle);
+  }
+  return Buffer.concat(chunks);
+}
+
+function tempFilesIn(root: string): string[] {
+  return fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX));
+}
+
+// ---------------------------------------------------------------------------
+// The shared suite
+
+for (const flavour of flavours) {
+  t.test(flavour.name, async (t) => {
+    /** A fresh root (and a directory beside it, "outside"), and the storage over the root. */
+    async function setup(t: HasTeardown): Promise<{ root: string; outside: string; storage: AsyncStorageOps }> {
+      const dir = freshDir(t);
+      const root = path.join(dir, 'root');
+      const outside = path.join(dir, 'outside');
+      fs.mkdirSync(outside);
+      const storage = await flavour.open(root); // also checks that open() creates the root
+      return { root, outside, storage };
+    }
+
+    t.test('list shows valid-named regular files only, sorted bytewise', async (t) => {
+      const { root, outside, storage } = await setup(t);
+      t.same(await storage.list(), [], 'a new root is empty');
+
+      // Fullwidth A (U+FF21, UTF-8 EF BC A1) sorts before bold A (U+1D400, UTF-8 F0 9D 90 80)
+      // bytewise, but after it in JavaScript's UTF-16 order: the test tells the two apart.
+      const valid = ['b.txt', 'B', 'a..b', '10', '9', 'é', 'заметки-1.txt', '日本', '\uFF21', '\u{1D400}'];
+      for (const name of valid) fs.writeFileSync(path.join(root, name), name);
+      const hidden = [`${TEMP_PREFIX}0123abcd`, '.hidden', 'a b', 'e\u0301' /* not NFC */];
+      for (const name of hidden) fs.writeFileSync(path.join(root, name), 'hidden');
+      fs.mkdirSync(path.join(root, 'subdir'));
+      fs.writeFileSync(path.join(outside, 'target'), 'outside');
+      fs.symlinkSync(path.join(outside, 'target'), path.join(root, 'link'));
+      fs.symlinkSync('b.txt', path.join(root, 'inside-link'));
+
+      const entries = await storage.list();
+      const expected = [...valid].sort((a, b) => Buffer.compare(bytesOf(a), bytesOf(b)));
+      t.same(
+        entries.map((e) => e.name),
+        expected,
+      );
+      t.ok(expected.indexOf('\uFF21') < expected.indexOf('\u{1D400}'), 'bytewise order, not UTF-16 order');
+      for (const entry of entries) {
+        t.equal(entry.size, bytesOf(entry.name).length, `${entry.name} size`);
+        t.ok(entry.mtime instanceof Date && !Number.isNaN(entry.mtime.getTime()), `${entry.name} mtime`);
+      }
+    });
+
+    t.test('absent, directories and invalid names', async (t) => {
+      const { root, storage } = await setup(t);
+      fs.mkdirSync(path.join(root, 'subdir'));
+      for (const name of ['nothing', 'subdir']) {
+        t.equal(await storage.probe(name), null, `probe ${name}`);
+        await t.rejects(storage.stat(name), { code: ErrorCodes.NOT_FOUND }, `stat ${name}`);
+        await t.rejects(storage.openRead(name), { code: ErrorCodes.NOT_FOUND }, `openRead ${name}`);
+      }
+      for (const name of ['../x', 'a/b', '.hidden', '', 'a b', `${TEMP_PREFIX}1`, 'e\u0301']) {
+        await t.rejects(storage.probe(name), { code: ErrorCodes.BAD_NAME }, `probe ${JSON.stringify(name)}`);
+        await t.rejects(storage.stat(name), { code: ErrorCodes.BAD_NAME }, `stat ${JSON.stringify(name)}`);
+        await t.rejects(storage.openRead(name), { code: ErrorCodes.BAD_NAME }, `openRead ${JSON.stringify(name)}`);
+        await t.rejects(
+          storage.beginUpload({ name, size: 1, mode: 'overwrite', sha256: null }),
+          { code: ErrorCodes.BAD_NAME },
+          `beginUpload ${JSON.stringify(name)}`,
+        );
+      }
+      t.same(tempFilesIn(root), [], 'a refused upload leaves no temporary file');
+    });
+
+    t.test('probe, stat and read a file', async (t) => {
+      const { root, storage } = await setup(t);
+      // Over 64 KiB and not a multiple of it, so the streamed hash takes several chunks.
+      const content = Buffer.alloc(200_003);
+      for (let i = 0; i < content.length; i++) content[i] = (i * 31 + 7) & 0xff;
+      fs.writeFileSync(path.join(root, 'big.bin'), content);
+      fs.writeFileSync(path.join(root, 'empty'), '');
+
+      t.equal(await storage.probe('big.bin'), content.length);
+      t.same(await storage.stat('big.bin'), { size: content.length, sha256: sha256(content) });
+      t.same(await storage.stat('empty'), { size: 0, sha256: sha256(new Uint8Array(0)) });
+      t.ok((await readAll(storage, 'big.bin', 65_536)).equals(content), 'read back in 64 KiB chunks');
+      t.ok((await readAll(storage, 'big.bin', 100_000_000)).equals(content), 'read back with a huge maxBytes');
+      t.equal((await readAll(storage, 'empty')).length, 0, 'an empty file reads as nothing');
+    });
+
+    t.test('a read stops at the size fixed when opened', async (t) => {
+      const { root, storage } = await setup(t);
+      const file = path.join(root, 'growing');
+      fs.writeFileSync(file, 'hello');
+      const handle = await storage.openRead('growing');
+      t.equal(handle.size, 5);
+      fs.appendFileSync(file, ' world');
+      const chunks: Uint8Array[] = [];
+      for (let chunk = await storage.readChunk(handle, 3); chunk !== null; chunk = await storage.readChunk(handle, 3)) {
+        chunks.push(chunk);
+      }
+      t.equal(Buffer.concat(chunks).toString(), 'hello');
+      t.equal(await storage.readChunk(handle, 3), null, 'stays at the end');
+      await storage.closeRead(handle);
+      await storage.closeRead(handle); // closing twice is harmless
+    });
+
+    t.test('symbolic links are never followed', async (t) => {
+      const { root, outside, storage } = await setup(t);
+      const secretPath = path.join(outside, 'secret');
+      fs.writeFileSync(secretPath, 'outside content');
+      const linkTo = (name: string): void => fs.symlinkSync(secretPath, path.join(root, name));
+      const outsideUnchanged = (what: string): void => {
+        t.equal(fs.readFileSync(secretPath, 'utf8'), 'outside content', `${what}: the outside file is unchanged`);
+      };
+
+      linkTo('link');
+      t.equal(await storage.probe('link'), null, 'probe sees no file');
+      await t.rejects(storage.stat('link'), { code: ErrorCodes.NOT_FOUND }, 'stat');
+      await t.rejects(storage.openRead('link'), { code: ErrorCodes.NOT_FOUND }, 'openRead');
+      t.same(await storage.list(), [], 'list');
+
+      await t.rejects(upload(storage, 'link', bytesOf('new'), 'new'), { code: ErrorCodes.EXISTS }, "'new' onto a link");
+      t.ok(fs.lstatSync(path.join(root, 'link')).isSymbolicLink(), "'new' left the link");
+      outsideUnchanged("'new'");
+
+      t.same(await upload(storage, 'link', bytesOf('appended'), 'append'), { size: 8, sha256: sha256(bytesOf('appended')) });
+      t.ok(fs.lstatSync(path.join(root, 'link')).isFile(), "'append' replaced the link by a regular file");
+      t.equal(fs.readFileSync(path.join(root, 'link'), 'utf8'), 'appended', 'holding just the new data');
+      outsideUnchanged("'append'");
+
+      linkTo('link2');
+      await upload(storage, 'link2', bytesOf('overwritten'), 'overwrite');
+      t.ok(fs.lstatSync(path.join(root, 'link2')).isFile(), "'overwrite' replaced the link itself");
+      t.equal(fs.readFileSync(path.join(root, 'link2'), 'utf8'), 'overwritten');
+      outsideUnchanged("'overwrite'");
+      t.same(tempFilesIn(root), []);
+    });
+
+    t.test('upload new, overwrite and append', async (t) => {
+      const { root, storage } = await setup(t);
+      const file = path.join(root, 'notes.txt');
+
+      t.same(await upload(storage, 'notes.txt', bytesOf('first'), 'new'), { size: 5, sha256: sha256(bytesOf('first')) });
+      t.equal(fs.readFileSync(file, 'utf8'), 'first');
+
+      t.same(await upload(storage, 'notes.txt', bytesOf('second!'), 'overwrite'), {
+        size: 7,
+        sha256: sha256(bytesOf('second!')),
+      });
+      t.equal(fs.readFileSync(file, 'utf8'), 'second!');
+
+      // 226 carries the new size and the digest of the bytes received, not of the whole file.
+      t.same(await upload(storage, 'notes.txt', bytesOf(' more'), 'append'), { size: 12, sha256: sha256(bytesOf(' more')) });
+      t.equal(fs.readFileSync(file, 'utf8'), 'second! more');
+      t.same(await storage.stat('notes.txt'), { size: 12, sha256: sha256(bytesOf('second! more')) });
+
+      t.same(await upload(storage, 'fresh', bytesOf('data'), 'append'), { size: 4, sha256: sha256(bytesOf('data')) }, 'append to an absent name creates it');
+      t.same(await upload(storage, 'empty', new Uint8Array(0), 'new'), { size: 0, sha256: sha256(new Uint8Array(0)) }, 'an empty upload');
+      t.equal(await storage.probe('empty'), 0);
+      t.same(await upload(storage, 'notes.txt', new Uint8Array(0), 'append'), { size: 12, sha256: sha256(new Uint8Array(0)) }, 'an empty append');
+      t.equal(fs.readFileSync(file, 'utf8'), 'second! more');
+
+      const big = Buffer.alloc(150_000, 0x61);
+      t.same(await upload(storage, 'notes.txt', big, 'append'), { size: 150_012, sha256: sha256(big) }, 'an append over several copy chunks');
+      t.ok(fs.readFileSync(file).equals(Buffer.concat([bytesOf('second! more'), big])));
+
+      t.equal(fs.statSync(file).mode & 0o700, 0o600, 'created read-write for the owner, not executable');
+      t.same(tempFilesIn(root), [], 'no temporary file is left');
+    });
+
+    t.test("'new' onto an existing file", async (t) => {
+      const { root, storage } = await setup(t);
+      fs.writeFileSync(path.join(root, 'kept'), 'original');
+      await t.rejects(upload(storage, 'kept', bytesOf('intruder'), 'new'), { code: ErrorCodes.EXISTS });
+      t.equal(fs.readFileSync(path.join(root, 'kept'), 'utf8'), 'original');
+      t.same(tempFilesIn(root), []);
+    });
+
+    t.test('checksum mismatch discards the upload', async (t) => {
+      const { root, storage } = await setup(t);
+      const file = path.join(root, 'checked');
+      fs.writeFileSync(file, 'original');
+      const wrong = sha256(bytesOf('something else'));
+      for (const mode of ['overwrite', 'append'] as const) {
+        await t.rejects(upload(storage, 'checked', bytesOf('data'), mode, wrong), {
+          code: ErrorCodes.CHECKSUM_MISMATCH,
+        }, mode);
+        t.equal(fs.readFileSync(file, 'utf8'), 'original', `${mode}: the file is unchanged`);
+        t.same(tempFilesIn(root), [], `${mode}: no temporary file is left`);
+      }
+      await t.rejects(upload(storage, 'absent', bytesOf('data'), 'new', wrong), { code: ErrorCodes.CHECKSUM_MISMATCH });
+      t.equal(await storage.probe('absent'), null, 'a failed upload creates nothing');
+
+      t.same(await upload(storage, 'checked', bytesOf('data'), 'overwrite', sha256(bytesOf('data')).toUpperCase()), {
+        size: 4,
+        sha256: sha256(bytesOf('data')),
+      }, 'a matching sha256 commits (in either case)');
+    });
+
+    t.test('after a failed commit the handle is spent', async (t) => {
+      const { root, storage } = await setup(t);
+      const handle = await storage.beginUpload({ name: 'short', size: 10, mode: 'new', sha256: null });
+      await storage.writeUpload(handle, bytesOf('12345'));
+      await t.rejects(storage.commitUpload(handle), { code: ErrorCodes.STORAGE_FAILED }, 'fewer bytes than announced');
+      await t.rejects(storage.commitUpload(handle), { code: ErrorCodes.STORAGE_FAILED }, 'the same error again');
+      await t.rejects(storage.writeUpload(handle, bytesOf('x')), { code: ErrorCodes.STORAGE_FAILED }, 'writes too');
+      await storage.abortUpload(handle); // a no-op, and does not throw
+      t.equal(await storage.probe('short'), null);
+      t.same(tempFilesIn(root), []);
+    });
+
+    t.test('abort discards the upload', async (t) => {
+      const { root, storage } = await setup(t);
+      fs.writeFileSync(path.join(root, 'target'), 'original');
+      const handle = await storage.beginUpload({ name: 'target', size: 6, mode: 'overwrite', sha256: null });
+      t.equal(handle.name, 'target');
+      t.equal(handle.mode, 'overwrite');
+      await storage.writeUpload(handle, bytesOf('abc'));
+      t.equal(handle.received, 3);
+      t.equal(tempFilesIn(root).length, 1, 'the data goes to a temporary file');
+      t.same((await storage.list()).map((e) => e.name), ['target'], 'which is never listed');
+      await storage.abortUpload(handle);
+      await storage.abortUpload(handle); // idempotent
+      t.equal(fs.readFileSync(path.join(root, 'target'), 'utf8'), 'original');
+      t.same(tempFilesIn(root), []);
+      await t.rejects(storage.commitUpload(handle), { code: ErrorCodes.INVALID_STATE }, 'an aborted upload cannot be committed');
+
+      const committed = await storage.beginUpload({ name: 'target', size: 1, mode: 'overwrite', sha256: null });
+      await storage.writeUpload(committed, bytesOf('x'));
+      await storage.commitUpload(committed);
+      await storage.abortUpload(committed); // after a commit: a no-op
+      t.equal(fs.readFileSync(path.join(root, 'target'), 'utf8'), 'x');
+    });
+
+    t.test('open() removes stale temporary files, attach() leaves them', async (t) => {
+      const dir = freshDir(t);
+      fs.writeFileSync(path.join(dir, `${TEMP_PREFIX}deadbeef`), 'left by a crash');
+      fs.writeFileSync(path.join(dir, `${TEMP_PREFIX}cafe`), 'another');
+      fs.writeFileSync(path.join(dir, 'kept'), 'a real file');
+      const attached = flavour.attach(dir);
+      t.same((await attached.list()).map((e) => e.name), ['kept']);
+      t.equal(tempFilesIn(dir).length, 2, 'attach() touches nothing: they may be uploads in progress');
+      const storage = await flavour.open(dir);
+      t.same(tempFilesIn(dir), []);
+      t.same((await storage.list()).map((e) => e.name), ['kept']);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency
+
+t.test('AsyncStorage: concurrent appends to one name all land whole', async (t) => {
+  const root = freshDir(t);
+  const storage = await AsyncStorage.open(root);
+  const count = 20;
+  const blockLength = 1000;
+  await Promise.all(
+    Array.from({ length: count }, (_, i) => upload(storage, 'shared.log', block(i + 1, blockLength), 'append')),
+  );
+  const content = fs.readFileSync(path.join(root, 'shared.log'));
+  t.equal(content.length, count * blockLength);
+  const values = uniformBlockValues(t, content, blockLength);
+  t.same([...values].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i + 1), 'every block once');
+  t.same(tempFilesIn(root), []);
+});
+
+t.test('SyncStorage with SharedNameLock: appends from two worker threads all land whole', async (t) => {
+  const root = freshDir(t);
+  // As the workers server does: the main thread opens the root once (and cleans it); the workers only attach.
+  SyncStorage.open(root);
+  const lock = new SharedNameLock();
+  const appendsPerWorker = 60;
+  const blockLength = 500;
+  const syncUrl = new URL('../../../servers/storage/sync.js', import.meta.url).href;
+  const lockUrl = new URL('../../../servers/storage/shared-lock.js', import.meta.url).href;
+  const workerSource = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    (async () => {
+      const { SyncStorage } = await import(workerData.syncUrl);
+      const { SharedNameLock } = await import(workerData.lockUrl);
+      const storage = SyncStorage.attach(workerData.root, { lock: new SharedNameLock(workerData.buffer) });
+      for (let i = 0; i < workerData.count; i++) {
+        const data = new Uint8Array(workerData.blockLength).fill(workerData.firstValue + i);
+        const handle = storage.beginUpload({ name: 'shared.log', size: data.length, mode: 'append', sha256: null });
+        storage.writeUpload(handle, data);
+        storage.commitUpload(handle);
+      }
+      parentPort.postMessage('done');
+    })().catch((error) => { throw error; });
+  `;
+  const runWorker = (firstValue: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const worker = new Worker(workerSource, {
+        eval: true,
+        workerData: { syncUrl, lockUrl, root, buffer: lock.buffer, count: appendsPerWorker, blockLength, firstValue },
+      });
+      worker.once('error', reject);
+      worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
+    });
+
+  await Promise.all([runWorker(1), runWorker(1 + appendsPerWorker)]);
+
+  const content = fs.readFileSync(path.join(root, 'shared.log'));
+  t.equal(content.length, 2 * appendsPerWorker * blockLength);
+  const values = uniformBlockValues(t, content, blockLength);
+  t.same(
+    [...values].sort((a, b) => a - b),
+    Array.from({ length: 2 * appendsPerWorker }, (_, i) => i + 1),
+    'every block once',
+  );
+  // Each worker's own appends keep their order.
+  t.same(values.filter((v) => v <= appendsPerWorker), Array.from({ length: appendsPerWorker }, (_, i) => i + 1));
+  t.same(tempFilesIn(root), []);
+  t.same([...new Int32Array(lock.buffer)].filter((slot) => slot !== 0), [], 'every lock slot is free again');
+});
