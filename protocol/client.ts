@@ -5,7 +5,7 @@
  * socket, a test double, or anything else that moves bytes.
  */
 import { createHash } from 'node:crypto';
-import { ConnectionError, ErrorCodes, ReplyError } from './errors.js';
+import { ConnectionError, ErrorCodes, ReplyError, SocklabError } from './errors.js';
 import { ReceiveBuffer } from './receive-buffer.js';
 import { isSha256, parseReply, type Reply } from './replies.js';
 import { formatRequest, type PutMode, type Request } from './requests.js';
@@ -163,6 +163,7 @@ export class SocklabClient {
       await this.channel.write(part);
       sent += part.length;
       options.onProgress?.(sent);
+      if (sent === size) break;
     }
     if (sent !== size) {
       // Never leave the server waiting for bytes that will not come: drop the connection.
@@ -201,6 +202,8 @@ export class SocklabClient {
   }
 
   async sendLine(line: string): Promise<void> {
+    // A LF inside would be two requests, and every later reply would be read one request late.
+    if (line.includes('\n')) throw new SocklabError(ErrorCodes.INVALID_ARGUMENT, 'a request cannot contain a line break');
     await this.channel.write(utf8.encode(`${line}\n`));
   }
 

@@ -21,6 +21,9 @@ export class ReceiveBuffer {
   private unread = 0;
   /** Leading unread bytes already known to hold no LF. */
   private scanned = 0;
+  /** Where the scan resumes: a chunk index and that chunk's offset among the unread bytes. */
+  private scanIndex = 0;
+  private scanStart = 0;
 
   get length(): number {
     return this.unread;
@@ -70,17 +73,16 @@ export class ReceiveBuffer {
 
   /** Offset of the first LF among the first `limit` unread bytes, or -1. */
   private findLineFeed(limit: number): number {
-    let offset = 0;
-    for (const chunk of this.chunks) {
-      const end = offset + chunk.length;
+    for (let chunk = this.chunks[this.scanIndex]; chunk !== undefined; chunk = this.chunks[this.scanIndex]) {
+      const end = this.scanStart + chunk.length;
       if (end > this.scanned) {
-        const from = Math.max(0, this.scanned - offset);
-        const at = chunk.indexOf(LF, from);
-        if (at >= 0) return offset + at;
+        const at = chunk.indexOf(LF, Math.max(0, this.scanned - this.scanStart));
+        if (at >= 0) return this.scanStart + at;
         this.scanned = end;
-        if (this.scanned >= limit) return -1;
       }
-      offset = end;
+      this.scanStart = end;
+      this.scanIndex++;
+      if (this.scanned >= limit) return -1;
     }
     return -1;
   }
@@ -112,5 +114,8 @@ export class ReceiveBuffer {
   private consumed(count: number): void {
     this.unread -= count;
     this.scanned = Math.max(0, this.scanned - count);
+    // Chunks moved; the next scan walks from the first one, skipping whole chunks already scanned.
+    this.scanIndex = 0;
+    this.scanStart = 0;
   }
 }

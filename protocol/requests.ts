@@ -40,7 +40,7 @@ export function parseRequest(line: string, options: ParseOptions): Request | nul
   const trimmed = line.replace(/^ +/, '');
   if (trimmed.replace(/ +$/, '') === '') return null;
   const space = trimmed.indexOf(' ');
-  const word = (space < 0 ? trimmed : trimmed.slice(0, space)).toUpperCase();
+  const word = asciiUpper(space < 0 ? trimmed : trimmed.slice(0, space));
   if (word === 'ECHO') return { command: 'ECHO', text: space < 0 ? '' : trimmed.slice(space + 1) };
   const args = space < 0 ? [] : trimmed.slice(space + 1).split(' ').filter((arg) => arg !== '');
   switch (word) {
@@ -78,12 +78,12 @@ function parsePut(args: readonly string[], options: ParseOptions): PutRequest {
   let sha256: string | null = null;
   for (const option of optionArgs) {
     const eq = option.indexOf('=');
-    const key = eq < 0 ? option.toLowerCase() : option.slice(0, eq).toLowerCase();
-    const value = eq < 0 ? '' : option.slice(eq + 1);
-    if (key === 'mode' && mode === null && (PUT_MODES as readonly string[]).includes(value.toLowerCase())) {
-      mode = value.toLowerCase() as PutMode;
-    } else if (key === 'sha256' && sha256 === null && isSha256(value.toLowerCase())) {
-      sha256 = value.toLowerCase();
+    const key = asciiLower(eq < 0 ? option : option.slice(0, eq));
+    const value = asciiLower(eq < 0 ? '' : option.slice(eq + 1));
+    if (key === 'mode' && mode === null && (PUT_MODES as readonly string[]).includes(value)) {
+      mode = value as PutMode;
+    } else if (key === 'sha256' && sha256 === null && isSha256(value)) {
+      sha256 = value;
     } else if (key === 'mode' || key === 'sha256') {
       throw syntaxError(`bad or repeated option: ${option}`);
     } else {
@@ -97,6 +97,18 @@ function parsePut(args: readonly string[], options: ParseOptions): PutRequest {
     throw new ProtocolError(ErrorCodes.TOO_LARGE, Replies.tooLarge(options.maxFileSize));
   }
   return { command: 'PUT', name: checked, size, mode: mode ?? 'ask', sha256 };
+}
+
+/**
+ * Case-insensitive means ASCII case here: full Unicode case mapping would turn
+ * `pıng` (dotless i) into PING and `ſtat` (long s) into STAT.
+ */
+function asciiUpper(text: string): string {
+  return text.replace(/[a-z]+/g, (letters) => letters.toUpperCase());
+}
+
+function asciiLower(text: string): string {
+  return text.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
 }
 
 function checkedName(name: string): string {

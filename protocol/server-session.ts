@@ -42,10 +42,10 @@ export type ServerEvent =
   | { readonly kind: 'get'; readonly name: string }
   /** Look the name up, then call `answerPut` with its current size (or null). */
   | { readonly kind: 'put'; readonly request: PutRequest }
-  /** Prepare to store the upload, then `acceptUpload` (or `rejectUpload`). */
+  /** Prepare to store the upload, then `acceptUpload` (or `storageErrorReply`). */
   | { readonly kind: 'upload-start'; readonly upload: Upload }
   | { readonly kind: 'upload-data'; readonly bytes: Uint8Array }
-  /** All bytes are in: commit, then `finishUpload` (or `rejectUpload`). */
+  /** All bytes are in: commit, then `finishUpload` (or `storageErrorReply`). */
   | { readonly kind: 'upload-end'; readonly upload: Upload };
 
 export type PutAnswer =
@@ -54,7 +54,7 @@ export type PutAnswer =
 
 type State =
   | { readonly name: 'command' }
-  | { readonly name: 'awaiting-server'; readonly owes: 'list' | 'stat' | 'get' | 'put' | 'upload-start' | 'upload-end' }
+  | { readonly name: 'awaiting-server'; readonly owes: 'list' | 'stat' | 'get' | 'get-data' | 'put' | 'upload-start' | 'upload-end' }
   | { readonly name: 'decision'; readonly request: PutRequest }
   | { readonly name: 'receiving'; readonly upload: Upload; remaining: number }
   | { readonly name: 'closed' };
@@ -65,7 +65,8 @@ export interface ServerSessionOptions {
   readonly maxLineBytes?: number;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading BOM in the text, so `<BOM>PING` is not silently taken for PING.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export class ServerSession {
   private readonly buffer = new ReceiveBuffer();
@@ -137,11 +138,12 @@ export class ServerSession {
   /** The `150 <size>` before a GET's data; the server then sends exactly size bytes. */
   getStartReply(size: number): Uint8Array {
     this.expectOwed('get');
+    this.state = { name: 'awaiting-server', owes: 'get-data' };
     return this.encode(Replies.sending(size));
   }
 
   getEndReply(sha256: string): Uint8Array {
-    this.settle('get');
+    this.settle('get-data');
     return this.encode(Replies.sent(sha256));
   }
 
@@ -149,17 +151,20 @@ export class ServerSession {
   storageErrorReply(error: StorageError, name = ''): Uint8Array {
     if (this.state.name !== 'awaiting-server') throw new InvalidStateError('no storage operation is pending');
     const owes = this.state.owes;
+    if (owes === 'get-data') throw new InvalidStateError('a GET whose data has started can only end or drop the connection');
     this.state = { name: 'command' };
-    const duringUpload = owes === 'upload-start' || owes === 'upload-end';
+    const upload = owes === 'upload-start' || owes === 'upload-end';
+    // After the data only 226, 451 and 452 may follow (PROTOCOL.md, Upload).
+    const afterData = owes === 'upload-end';
     switch (error.code) {
       case ErrorCodes.NOT_FOUND:
-        return this.encode(duringUpload ? Replies.uploadFailed(error.message) : Replies.notFound(name));
+        return this.encode(upload ? Replies.uploadFailed(error.message) : Replies.notFound(name));
       case ErrorCodes.NO_SPACE:
-        return this.encode(duringUpload ? Replies.noSpace(error.message) : Replies.uploadFailed(error.message));
+        return this.encode(upload ? Replies.noSpace(error.message) : Replies.uploadFailed(error.message));
       case ErrorCodes.EXISTS:
-        return this.encode(duringUpload ? Replies.uploadFailed(error.message) : Replies.alreadyExists(name));
+        return this.encode(afterData ? Replies.uploadFailed(error.message) : Replies.alreadyExists(name));
       case ErrorCodes.BAD_NAME:
-        return this.encode(Replies.badName(error.message));
+        return this.encode(afterData ? Replies.uploadFailed(error.message) : Replies.badName(error.message));
       default:
         return this.encode(Replies.uploadFailed(error.message));
     }
