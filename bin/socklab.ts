@@ -19,9 +19,10 @@ await yargs(hideBin(process.argv))
   .alias('help', 'h')
   .version()
   .wrap(Math.min(110, process.stdout.columns || 100))
-  .fail((message, error, y) => {
-    if (error) exitWithFailure(error);
-    process.stderr.write(`${y.help === undefined ? '' : ''}socklab: ${message}\n(run "socklab --help" or "socklab <command> --help" for usage)\n`);
+  // yargs reports its own parse errors with a message; a failure thrown by a command comes without one.
+  .fail((message, error) => {
+    if (!message) exitWithFailure(error);
+    process.stderr.write(`socklab: ${message}\n(run "socklab --help" or "socklab <command> --help" for usage)\n`);
     process.exit(2);
   })
   .parseAsync()

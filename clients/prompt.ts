@@ -1,0 +1,147 @@
+/**
+ * Line-based prompting that works the same for a person at a terminal and for
+ * a script piping answers into stdin.
+ *
+ * One readline interface for the whole program, read through one async line
+ * iterator that this module owns: lines that arrive before they are asked for
+ * (piped stdin delivers them all at once) wait in the iterator instead of being
+ * lost, which is what goes wrong with rl.question and with a fresh interface
+ * per prompt. EOF at a prompt is an EndOfInput: the user gave up.
+ *
+ * On a terminal, readline does the line editing (and the prompt); Ctrl-C there
+ * arrives as readline's 'SIGINT' (the terminal is in raw mode), so it is passed
+ * on as a real SIGINT and the program handles Ctrl-C in one place.
+ */
+import readline from 'node:readline';
+
+/** stdin ended (Ctrl-D on a terminal, the end of a pipe) while a question was open. */
+export class EndOfInput extends Error {
+  override readonly name = 'EndOfInput';
+  constructor() {
+    super('no more input');
+  }
+}
+
+type Input = NodeJS.ReadableStream & { isTTY?: boolean };
+type Output = NodeJS.WritableStream & { isTTY?: boolean };
+
+export interface PrompterOptions {
+  readonly input?: Input;
+  readonly output?: Output;
+  /**
+   * Without a terminal, print each question and the answer read from the pipe,
+   * so the output reads like the session a person would have seen.
+   */
+  readonly transcript?: boolean;
+}
+
+export interface Choice<T> {
+  /** What the user types: the first letter, or the whole word. */
+  readonly key: string;
+  readonly word: string;
+  readonly value: T;
+}
+
+export class Prompter {
+  /** A person is typing (stdin is a terminal): questions may be asked. */
+  readonly interactive: boolean;
+  /** readline draws the prompt and edits the line (stdin and the output are terminals). */
+  readonly terminal: boolean;
+  private readonly rl: readline.Interface;
+  private readonly lines: AsyncIterator<string>;
+  private readonly output: Output;
+  private readonly transcript: boolean;
+  private open = true;
+  private asking = false;
+
+  constructor({ input = process.stdin, output, transcript = false }: PrompterOptions = {}) {
+    this.interactive = input.isTTY === true;
+    // A person typing while stdout goes to a pipe would not see the questions there.
+    this.output = output ?? (this.interactive && !process.stdout.isTTY && process.stderr.isTTY ? process.stderr : process.stdout);
+    this.terminal = this.interactive && this.output.isTTY === true;
+    this.transcript = transcript;
+    this.rl = readline.createInterface({
+      input,
+      output: this.terminal ? this.output : undefined,
+      terminal: this.terminal,
+      crlfDelay: Number.POSITIVE_INFINITY,
+      historySize: 0,
+    });
+    this.lines = this.rl[Symbol.asyncIterator]();
+    this.rl.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
+    // readline closes as soon as a pipe ends, while lines read before still wait
+    // in the iterator: only the iterator says when the input is really over.
+  }
+
+  /** True while a question waits for its answer (status lines must not be drawn then). */
+  get isAsking(): boolean {
+    return this.asking;
+  }
+
+  /** Writes a line of conversation on the prompt's output. */
+  say(text: string): void {
+    this.output.write(`${text}\n`);
+  }
+
+  /** Reads one line after showing `question`. Throws EndOfInput at EOF. */
+  async line(question: string): Promise<string> {
+    if (!this.open) throw new EndOfInput();
+    this.asking = true;
+    try {
+      if (this.terminal) {
+        this.rl.setPrompt(question);
+        this.rl.prompt();
+      } else if (this.transcript && question !== '') {
+        this.output.write(question);
+      }
+      const next = await this.lines.next();
+      if (next.done === true) {
+        if (this.terminal || (this.transcript && question !== '')) this.output.write('\n');
+        this.open = false;
+        throw new EndOfInput();
+      }
+      // A pipe does not echo: show the answer so the transcript reads right.
+      if (!this.terminal && this.transcript && question !== '' && !this.interactive) this.output.write(`${next.value}\n`);
+      return next.value;
+    } finally {
+      this.asking = false;
+    }
+  }
+
+  /** A trimmed answer; an empty one is `defaultValue` when there is one, otherwise asked again. */
+  async ask(question: string, defaultValue?: string): Promise<string> {
+    for (;;) {
+      const answer = (await this.line(defaultValue === undefined || defaultValue === '' ? `${question} ` : `${question} [${defaultValue}] `)).trim();
+      if (answer !== '') return answer;
+      if (defaultValue !== undefined && defaultValue !== '') return defaultValue;
+    }
+  }
+
+  /** One of `choices`, by key or word, any case; asks again (listing them) until one fits. */
+  async choose<T>(question: string, choices: readonly Choice<T>[]): Promise<T> {
+    const keys = choices.map((c) => c.key).join('/');
+    for (;;) {
+      const answer = (await this.line(`${question} [${keys}] `)).trim().toLowerCase();
+      const found = choices.find((c) => answer === c.key.toLowerCase() || answer === c.word.toLowerCase());
+      if (found !== undefined) return found.value;
+      this.say(`please answer ${choices.map((c) => `${c.key} (${c.word})`).join(', ')}`);
+    }
+  }
+
+  /** Yes or no; an empty answer is `defaultValue`. */
+  async confirm(question: string, defaultValue: boolean): Promise<boolean> {
+    for (;;) {
+      const answer = (await this.line(`${question} ${defaultValue ? '[Y/n]' : '[y/N]'} `)).trim().toLowerCase();
+      if (answer === '') return defaultValue;
+      if (answer === 'y' || answer === 'yes') return true;
+      if (answer === 'n' || answer === 'no') return false;
+      this.say('please answer y (yes) or n (no)');
+    }
+  }
+
+  /** Stops reading stdin (and gives the terminal back its normal mode). */
+  close(): void {
+    this.open = false;
+    this.rl.close();
+  }
+}

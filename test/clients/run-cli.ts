@@ -1,0 +1,141 @@
+/**
+ * Runs the real socklab binary (dist/bin/socklab.js) as a subprocess, with
+ * piped stdin/stdout/stderr (so never a TTY), always bounded in time.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type tap from 'tap';
+
+export const BIN = fileURLToPath(new URL('../../bin/socklab.js', import.meta.url));
+/** No client run in these tests may take longer than this; past it the process is killed and the test fails. */
+export const RUN_LIMIT_MS = 20_000;
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stdoutBytes: Buffer;
+  readonly stderr: string;
+  /** True when the process had to be killed after RUN_LIMIT_MS. */
+  readonly timedOut: boolean;
+}
+
+export interface RunOptions {
+  /** Written to stdin, which is then closed. Leave undefined for an empty stdin. */
+  readonly stdin?: string | Buffer;
+  readonly cwd?: string;
+  /** Called once the process is started (to signal it, watch its output...). */
+  readonly onSpawn?: (child: ChildProcess) => void;
+}
+
+export function runCli(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env };
+    delete env.SOCKLAB_DEBUG;
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, RUN_LIMIT_MS);
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.stdin.on('error', () => {}); // the client may exit before reading all of it
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const out = Buffer.concat(stdout);
+      resolve({ code, signal, stdout: out.toString('utf8'), stdoutBytes: out, stderr: Buffer.concat(stderr).toString('utf8'), timedOut });
+    });
+    options.onSpawn?.(child);
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+export function sha256(bytes: Buffer | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export function sha256File(file: string): string {
+  return sha256(fs.readFileSync(file));
+}
+
+/** A port nothing listens on: bound once, then closed again. */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** A stand-in server, for behaviour a real one never shows on purpose (dying mid-upload...). */
+export interface FakeServer {
+  readonly port: number;
+  readonly sockets: Set<net.Socket>;
+  close(): Promise<void>;
+}
+
+export async function startFakeServer(onConnection: (socket: net.Socket) => void): Promise<FakeServer> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    onConnection(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    sockets,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Calls `onLine` for each LF-terminated line the client sends, until it returns 'stop'; the rest goes to `onData`. */
+export function readLines(socket: net.Socket, onLine: (line: string) => 'stop' | void, onData?: (chunk: Buffer) => void): void {
+  let buffered = Buffer.alloc(0);
+  let reading = true;
+  socket.on('data', (chunk: Buffer) => {
+    if (!reading) {
+      onData?.(chunk);
+      return;
+    }
+    buffered = Buffer.concat([buffered, chunk]);
+    for (;;) {
+      const lf = buffered.indexOf(0x0a);
+      if (lf < 0) return;
+      const line = buffered.subarray(0, lf).toString('utf8').replace(/\r$/, '');
+      buffered = buffered.subarray(lf + 1);
+      if (onLine(line) === 'stop') {
+        reading = false;
+        if (buffered.length > 0) onData?.(buffered);
+        return;
+      }
+    }
+  });
+}
+
+/** The one-sentence failure shape every client error must have. */
+export function isOneSentence(stderr: string): boolean {
+  const lines = stderr.trimEnd().split('\n');
+  return lines.length === 1 && lines[0]!.startsWith('socklab: ') && !stderr.includes('    at ');
+}
+
+/** Every run: it ended by itself within the limit, and printed no stack trace. */
+export function finished(t: Pick<typeof tap, 'notOk'>, r: RunResult): void {
+  t.notOk(r.timedOut, `the client finished within ${RUN_LIMIT_MS / 1000} s`);
+  t.notOk(r.stderr.includes('    at '), 'no stack trace on stderr');
+}
