@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { ConnectionError, ErrorCodes } from '../protocol/index.js';
 import type { AsyncSessionIO, ReadSignal } from '../servers/session.js';
 
-const QUEUE_HIGH_WATER_BYTES = 64 * 1024;
+const QUEUE_HIGH_WATER_BYTES = 512 * 1024;
 
 export class SocketSessionIO implements AsyncSessionIO {
   private readonly queue: Uint8Array[] = [];

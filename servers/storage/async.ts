@@ -43,6 +43,15 @@ import type {
   UploadPlan,
 } from './types.js';
 
+/** Upload bytes allowed in flight to the disk before writeUpload waits. */
+const WRITE_BEHIND_BYTES = 1024 * 1024;
+
+interface WritesBehind {
+  bytes: number;
+  readonly pending: Set<Promise<void>>;
+  failure: { readonly error: unknown } | null;
+}
+
 /**
  * The default lock: one promise chain per name, so commits to a name run one
  * after the other, in call order. A name's entry is dropped when its chain
@@ -75,12 +84,63 @@ interface OpenRegularFile {
   readonly size: number;
 }
 
+/**
+ * Files the async server may hold open at once for reads and uploads. One
+ * event loop can carry ten thousand sessions, but not ten thousand open files
+ * on top of their sockets (the process's descriptor limit): past this, a
+ * session waits for a free slot before its `150`, instead of failing with EMFILE.
+ */
+export const MAX_OPEN_FILES = 1024;
+
+class FileSlots {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(limit: number) {
+    this.free = limit;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) next();
+    else this.free++;
+  }
+}
+
 export class AsyncStorage implements AsyncStorageOps {
+  private readonly slots = new FileSlots(MAX_OPEN_FILES);
+  /** Read and upload handles that hold a slot, released exactly once. */
+  private readonly slotHolders = new WeakSet<object>();
+
   private constructor(
     /** Absolute, so that a later chdir cannot move the storage. */
     readonly root: string,
     private readonly lock: AsyncNameLock,
   ) {}
+
+  private async withSlot<T extends object>(open: () => Promise<T>): Promise<T> {
+    await this.slots.acquire();
+    try {
+      const handle = await open();
+      this.slotHolders.add(handle);
+      return handle;
+    } catch (error) {
+      this.slots.release();
+      throw error;
+    }
+  }
+
+  private releaseSlot(handle: object): void {
+    if (this.slotHolders.delete(handle)) this.slots.release();
+  }
 
   /** Creates `root` if missing and deletes the temporary files a crashed server left in it. */
   static async open(root: string, options: OpenStorageOptions<AsyncNameLock> = {}): Promise<AsyncStorage> {
@@ -116,6 +176,15 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   async stat(name: string): Promise<FileDigest> {
+    await this.slots.acquire();
+    try {
+      return await this.digest(name);
+    } finally {
+      this.slots.release();
+    }
+  }
+
+  private async digest(name: string): Promise<FileDigest> {
     const opened = await this.openRegularOrNull(pathInRoot(this.root, name));
     if (opened === null) throw notFound();
     try {
@@ -137,9 +206,11 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   async openRead(name: string): Promise<ReadHandle> {
-    const opened = await this.openRegularOrNull(pathInRoot(this.root, name));
-    if (opened === null) throw notFound();
-    return new ReadState<FileHandle>(this, opened.file, opened.size);
+    return this.withSlot(async () => {
+      const opened = await this.openRegularOrNull(pathInRoot(this.root, name));
+      if (opened === null) throw notFound();
+      return new ReadState<FileHandle>(this, opened.file, opened.size);
+    });
   }
 
   async readChunk(handle: ReadHandle, maxBytes: number): Promise<Uint8Array | null> {
@@ -163,9 +234,14 @@ export class AsyncStorage implements AsyncStorageOps {
     const file = reading.file;
     reading.file = null;
     if (file !== null) await closeQuietly(file);
+    this.releaseSlot(reading);
   }
 
   async beginUpload(plan: UploadPlan): Promise<UploadHandle> {
+    return this.withSlot(() => this.createUpload(plan));
+  }
+
+  private async createUpload(plan: UploadPlan): Promise<UploadState<FileHandle>> {
     checkPlan(plan);
     const target = pathInRoot(this.root, plan.name);
     await this.refuseIfVisiblyFull(plan, target);
@@ -179,18 +255,34 @@ export class AsyncStorage implements AsyncStorageOps {
     return new UploadState<FileHandle>(this, plan, tempPath, file);
   }
 
+  /**
+   * Write-behind: the call returns before the bytes are on disk while less than
+   * WRITE_BEHIND_BYTES are in flight, so the session goes back to reading the
+   * socket while the disk works; past that it waits, which bounds memory per
+   * upload and pushes back on the client through TCP. Positional writes may
+   * complete in any order; the commit waits for all of them.
+   */
   async writeUpload(handle: UploadHandle, bytes: Uint8Array): Promise<void> {
     const upload = UploadState.of<FileHandle>(handle, this);
     const { file, position } = upload.reserveWrite(bytes);
-    try {
-      await writeFully(file, bytes, position);
-    } catch (error) {
-      throw await this.discard(upload, toStorageError(error, 'writing the upload', 'failure'));
-    }
+    const behind = this.writesBehind(upload);
+    behind.bytes += bytes.length;
+    const write = writeFully(file, bytes, position).then(
+      () => {
+        behind.bytes -= bytes.length;
+      },
+      (error: unknown) => {
+        behind.failure ??= { error };
+      },
+    );
+    behind.pending.add(write);
+    void write.then(() => behind.pending.delete(write));
+    if (behind.bytes > WRITE_BEHIND_BYTES || behind.failure !== null) await this.settleWrites(upload);
   }
 
   async commitUpload(handle: UploadHandle): Promise<FileDigest> {
     const upload = UploadState.of<FileHandle>(handle, this);
+    await this.settleWrites(upload);
     const file = upload.startCommit();
     try {
       let uploadSha256: string;
@@ -202,6 +294,7 @@ export class AsyncStorage implements AsyncStorageOps {
       }
       const size = await this.lock.withLock(upload.name, () => this.install(upload));
       upload.committed();
+      this.releaseSlot(upload);
       return { size, sha256: uploadSha256 };
     } catch (error) {
       throw await this.discard(upload, toStorageError(error, 'committing the upload', 'failure'));
@@ -212,6 +305,8 @@ export class AsyncStorage implements AsyncStorageOps {
     // Never rejects, so that it is safe in any cleanup path: a foreign handle has nothing of ours to remove.
     if (!(handle instanceof UploadState) || handle.owner !== this) return;
     const upload = handle as UploadState<FileHandle>;
+    // Closing the file under writes still in flight would fail them; let them land first.
+    await Promise.all(this.uploadWrites.get(upload)?.pending ?? []);
     if (upload.claimForAbort()) await this.removeUploadFiles(upload);
   }
 
@@ -286,6 +381,25 @@ export class AsyncStorage implements AsyncStorageOps {
     }
   }
 
+  private readonly uploadWrites = new WeakMap<UploadState<FileHandle>, WritesBehind>();
+
+  private writesBehind(upload: UploadState<FileHandle>): WritesBehind {
+    let behind = this.uploadWrites.get(upload);
+    if (behind === undefined) {
+      behind = { bytes: 0, pending: new Set(), failure: null };
+      this.uploadWrites.set(upload, behind);
+    }
+    return behind;
+  }
+
+  /** Waits for the upload's writes in flight; the first one that failed discards the upload. */
+  private async settleWrites(upload: UploadState<FileHandle>): Promise<void> {
+    const behind = this.uploadWrites.get(upload);
+    if (behind === undefined) return;
+    await Promise.all(behind.pending);
+    if (behind.failure !== null) throw await this.discard(upload, toStorageError(behind.failure.error, 'writing the upload', 'failure'));
+  }
+
   /** Removes an upload's temporary file and returns `error`, now recorded as why the upload is gone. */
   private async discard(upload: UploadState<FileHandle>, error: unknown): Promise<unknown> {
     await this.removeUploadFiles(upload);
@@ -297,6 +411,7 @@ export class AsyncStorage implements AsyncStorageOps {
     upload.file = null;
     if (file !== null) await closeQuietly(file);
     await removeQuietly(upload.tempPath);
+    this.releaseSlot(upload);
   }
 
   private async refuseIfVisiblyFull(plan: UploadPlan, target: string): Promise<void> {

@@ -1,0 +1,130 @@
+/**
+ * A server under measurement runs in a process of its own, as a user would run
+ * it, so its CPU time and memory are its own: read from /proc while it runs.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ServerModelName } from '../../servers/index.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const SOCKLAB_BIN = path.resolve(here, '../../bin/socklab.js');
+/** Bare Node servers that do the least possible: the ceilings socklab's servers are measured against. */
+const CEILING_SERVERS = {
+  'line-server': path.resolve(here, 'line-server.js'),
+  'copy-sink': path.resolve(here, 'copy-sink.js'),
+} as const;
+
+export type CeilingServer = keyof typeof CEILING_SERVERS;
+export type BenchTarget = ServerModelName | CeilingServer;
+
+export interface ServerProcess {
+  readonly target: BenchTarget;
+  readonly port: number;
+  readonly pid: number;
+  readonly root: string;
+  /** Resident memory now, in bytes. */
+  rss(): number;
+  /** Peak resident memory since start (VmHWM), in bytes. */
+  peakRss(): number;
+  /** User + system CPU seconds used so far. */
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+export interface ServerProcessOptions {
+  readonly threads?: number;
+  readonly maxFileSize?: string;
+  readonly maxConnections?: number;
+  readonly idleTimeoutSeconds?: number;
+  readonly extraArgs?: readonly string[];
+}
+
+export async function startServerProcess(target: BenchTarget, options: ServerProcessOptions = {}): Promise<ServerProcess> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), `socklab-bench-${target}-`));
+  const args =
+    target === 'line-server' || target === 'copy-sink'
+      ? [CEILING_SERVERS[target]]
+      : [
+          SOCKLAB_BIN,
+          'server',
+          target,
+          '--port',
+          '0',
+          '--root',
+          root,
+          '--quiet',
+          '--max-file-size',
+          options.maxFileSize ?? '2GiB',
+          '--max-connections',
+          String(options.maxConnections ?? 20_000),
+          '--idle-timeout',
+          String(options.idleTimeoutSeconds ?? 300),
+          ...(options.threads === undefined ? [] : ['--threads', String(options.threads)]),
+          ...(options.extraArgs ?? []),
+        ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await listeningPort(child);
+  const pid = child.pid ?? 0;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    target,
+    port,
+    pid,
+    root,
+    rss: () => procStatusBytes(pid, 'VmRSS'),
+    peakRss: () => procStatusBytes(pid, 'VmHWM'),
+    cpuSeconds: () => procCpuSeconds(pid),
+    async stop() {
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(killer);
+      fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+function listeningPort(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`server did not start within 20 s: ${seen}`)), 20_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      const match = /listening on [^\s]+:(\d+)/.exec(seen);
+      if (match !== null) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+        seen = '';
+      }
+      if (seen.length > 65536) seen = seen.slice(-1024);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with code ${code} before listening: ${seen}`));
+    });
+  });
+}
+
+function procStatusBytes(pid: number, field: string): number {
+  try {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match === null ? 0 : Number(match[1]) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+const CLOCK_TICKS = 100;
+
+function procCpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
