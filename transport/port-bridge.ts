@@ -82,16 +82,17 @@ export class SocketPortBridge {
         this.relaySocket();
         this.onStarted();
         break;
-      case 'write': {
-        const length = message.bytes.length;
-        const flushed = () => {
-          Atomics.add(this.control, FLUSHED, length);
-          Atomics.notify(this.control, FLUSHED);
-        };
-        if (this.socket.writable) this.socket.write(message.bytes, flushed);
-        else flushed(); // the client is gone; the worker learns it from the next read
+      case 'write':
+        // Bytes the socket accepts below its high-water mark count as flushed at
+        // once; the rest only when it drains. So the worker waits only while the
+        // client really is slower than the server.
+        if (!this.socket.writable) this.flushed(message.bytes.length); // the client is gone; the worker learns it from its next read
+        else if (this.socket.write(message.bytes) && this.undrained === 0) this.flushed(message.bytes.length);
+        else {
+          if (this.undrained === 0) this.socket.once('drain', () => this.flushed(this.undrained));
+          this.undrained += message.bytes.length;
+        }
         break;
-      }
       case 'resume-input':
         if (!this.ended) this.socket.resume();
         break;
@@ -99,6 +100,15 @@ export class SocketPortBridge {
         this.relayedAll();
         break;
     }
+  }
+
+  /** Output bytes written to the socket while it was over its high-water mark. */
+  private undrained = 0;
+
+  private flushed(bytes: number): void {
+    if (bytes === this.undrained) this.undrained = 0;
+    Atomics.add(this.control, FLUSHED, bytes);
+    Atomics.notify(this.control, FLUSHED);
   }
 
   private relaySocket(): void {
@@ -128,12 +138,8 @@ export class SocketPortBridge {
 
   private post(message: ToWorker): void {
     try {
-      if (message.kind === 'data') {
-        const bytes = standalone(message.bytes);
-        this.port.postMessage({ kind: 'data', bytes } satisfies ToWorker, [bytes.buffer as ArrayBuffer]);
-      } else {
-        this.port.postMessage(message);
-      }
+      if (message.kind === 'data') postBytes(this.port, 'data', message.bytes);
+      else this.port.postMessage(message);
     } catch {
       return; // the port is closed: the session already ended
     }
@@ -187,8 +193,7 @@ export class BlockingPortIO implements BlockingSessionIO {
 
   write(bytes: Uint8Array): void {
     if (Atomics.load(this.control, SOCKET_CLOSED) === 1) throw new ConnectionError(ErrorCodes.CONNECTION_CLOSED, 'the client is gone');
-    const own = standalone(bytes);
-    this.port.postMessage({ kind: 'write', bytes: own } satisfies ToMain, [own.buffer as ArrayBuffer]);
+    postBytes(this.port, 'write', bytes);
     this.written = (this.written + bytes.length) | 0;
     for (;;) {
       const flushed = Atomics.load(this.control, FLUSHED);
@@ -209,12 +214,16 @@ export class BlockingPortIO implements BlockingSessionIO {
   }
 }
 
+/** Below this, copying bytes costs less than moving a buffer's ownership to another thread. */
+const TRANSFER_THRESHOLD_BYTES = 16 * 1024;
+
 /**
- * `bytes` as a view that owns its whole ArrayBuffer, ready to transfer. A view
- * onto part of a larger buffer (Node pools small Buffers) is copied first:
- * transferring would take the whole pool away, and cloning would copy all of it.
+ * Posts bytes to the other thread. Large ones move (transfer) instead of being
+ * copied; a view onto part of a larger buffer (Node pools small Buffers) is
+ * copied out first, since cloning or transferring it would take the whole pool.
  */
-function standalone(bytes: Uint8Array): Uint8Array {
-  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes;
-  return bytes.slice();
+function postBytes(port: MessagePort, kind: 'data' | 'write', bytes: Uint8Array): void {
+  const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+  if (own.length < TRANSFER_THRESHOLD_BYTES) port.postMessage({ kind, bytes: own });
+  else port.postMessage({ kind, bytes: own }, [own.buffer as ArrayBuffer]);
 }
