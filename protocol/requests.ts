@@ -79,10 +79,11 @@ function parsePut(args: readonly string[], options: ParseOptions): PutRequest {
   for (const option of optionArgs) {
     const eq = option.indexOf('=');
     const key = asciiLower(eq < 0 ? option : option.slice(0, eq));
-    const value = asciiLower(eq < 0 ? '' : option.slice(eq + 1));
-    if (key === 'mode' && mode === null && (PUT_MODES as readonly string[]).includes(value)) {
-      mode = value as PutMode;
+    const value = eq < 0 ? '' : option.slice(eq + 1);
+    if (key === 'mode' && mode === null && (PUT_MODES as readonly string[]).includes(asciiLower(value))) {
+      mode = asciiLower(value) as PutMode;
     } else if (key === 'sha256' && sha256 === null && isSha256(value)) {
+      // Exactly PROTOCOL.md's form: 64 lowercase hex digits; anything else is 501.
       sha256 = value;
     } else if (key === 'mode' || key === 'sha256') {
       throw syntaxError(`bad or repeated option: ${option}`);

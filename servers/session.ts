@@ -72,7 +72,8 @@ function* attempt<K extends keyof StorageOps>(op: K, ...args: Parameters<Storage
 
 export function* sessionProgram(session: ServerSession): SessionProgram {
   let requests = 0;
-  let shuttingDown = false;
+  /** Set once by a 'shutdown' signal; the session then ends at its next idle moment. */
+  const shutdown = { requested: false };
   const ended = (outcome: string): SessionOutcome => ({ outcome, requests });
 
   yield* write(session.greeting());
@@ -81,7 +82,7 @@ export function* sessionProgram(session: ServerSession): SessionProgram {
     if (event.kind !== 'need-bytes') requests++;
     switch (event.kind) {
       case 'need-bytes': {
-        if (shuttingDown && session.isIdle) {
+        if (shutdown.requested && session.isIdle) {
           yield* write(session.closeReply(Replies.shuttingDown()));
           return ended('shutdown');
         }
@@ -89,7 +90,7 @@ export function* sessionProgram(session: ServerSession): SessionProgram {
         if (input instanceof Uint8Array) {
           session.receive(input);
         } else if (input === 'shutdown') {
-          shuttingDown = true;
+          shutdown.requested = true;
         } else if (input === 'idle-timeout') {
           yield* write(session.closeReply(Replies.idleTimeout()));
           return ended('idle timeout');
@@ -124,12 +125,12 @@ export function* sessionProgram(session: ServerSession): SessionProgram {
           yield* write(answer.bytes);
           break;
         }
-        const end = yield* receiveUpload(session, answer.upload);
+        const end = yield* receiveUpload(session, answer.upload, shutdown);
         if (end !== null) return ended(end);
         break;
       }
       case 'upload-start': {
-        const end = yield* receiveUpload(session, event.upload);
+        const end = yield* receiveUpload(session, event.upload, shutdown);
         if (end !== null) return ended(end);
         break;
       }
@@ -173,7 +174,7 @@ function* sendFile(session: ServerSession, name: string): Generator<Effect, void
  * From `upload-start` to the reply after the data. Returns null when the
  * session goes on, or the outcome when the client left or the server stops it.
  */
-function* receiveUpload(session: ServerSession, upload: Upload): Generator<Effect, string | null, unknown> {
+function* receiveUpload(session: ServerSession, upload: Upload, shutdown: { requested: boolean }): Generator<Effect, string | null, unknown> {
   const begun = yield* attempt('beginUpload', upload);
   if (!begun.ok) {
     yield* write(session.storageErrorReply(begun.error));
@@ -201,8 +202,10 @@ function* receiveUpload(session: ServerSession, upload: Upload): Generator<Effec
       else if (input === 'idle-timeout') {
         yield* write(session.closeReply(Replies.idleTimeout()));
         return 'idle timeout (upload discarded)';
-      } else if (input !== 'shutdown') return input === 'eof' ? 'client closed mid-upload (discarded)' : 'aborted mid-upload (discarded)';
-      // On 'shutdown' an upload in progress is allowed to finish.
+      } else if (input === 'shutdown') {
+        // An upload in progress is allowed to finish; the session ends after its reply.
+        shutdown.requested = true;
+      } else return input === 'eof' ? 'client closed mid-upload (discarded)' : 'aborted mid-upload (discarded)';
     }
     settled = true;
     if (failure !== null) {

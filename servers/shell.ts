@@ -219,6 +219,8 @@ function delay(ms: number): Promise<void> {
 function closeSocket(socket: net.Socket): void {
   if (socket.destroyed) return;
   socket.end();
+  // A socket never read (refused, or queued) must flow to see the peer's FIN and close.
+  socket.resume();
   setTimeout(() => socket.destroy(), 2000).unref();
 }
 

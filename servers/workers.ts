@@ -32,6 +32,9 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
     minThreads: options.threads,
     maxThreads: options.threads,
     idleTimeout: Number.POSITIVE_INFINITY,
+    // The threads run only socklab's own code: the main thread's flags (a test
+    // runner's loader hooks, a profiler) are not inherited, so they start fast and alike.
+    execArgv: [],
     workerData: config,
   });
   await warmUp(pool, options.threads);
