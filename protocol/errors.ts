@@ -58,19 +58,14 @@ export class ProtocolError extends SocklabError {
   }
 }
 
+type CodeOf<K extends keyof typeof ErrorCodes> = (typeof ErrorCodes)[K];
+
 /** A storage operation that failed in a way the protocol has a reply for. */
+export type StorageErrorCode = CodeOf<'NOT_FOUND' | 'EXISTS' | 'CHECKSUM_MISMATCH' | 'NO_SPACE' | 'STORAGE_FAILED' | 'BAD_NAME'>;
+
 export class StorageError extends SocklabError {
-  constructor(
-    code:
-      | typeof ErrorCodes.NOT_FOUND
-      | typeof ErrorCodes.EXISTS
-      | typeof ErrorCodes.CHECKSUM_MISMATCH
-      | typeof ErrorCodes.NO_SPACE
-      | typeof ErrorCodes.STORAGE_FAILED
-      | typeof ErrorCodes.BAD_NAME,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
+  declare readonly code: StorageErrorCode;
+  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }
 }
@@ -86,17 +81,11 @@ export class ReplyError extends SocklabError {
 }
 
 /** The connection could not be made, broke, or timed out. */
+export type ConnectionErrorCode = CodeOf<'CONNECTION_REFUSED' | 'CONNECTION_CLOSED' | 'CONNECTION_FAILED' | 'TIMEOUT' | 'MALFORMED_REPLY'>;
+
 export class ConnectionError extends SocklabError {
-  constructor(
-    code:
-      | typeof ErrorCodes.CONNECTION_REFUSED
-      | typeof ErrorCodes.CONNECTION_CLOSED
-      | typeof ErrorCodes.CONNECTION_FAILED
-      | typeof ErrorCodes.TIMEOUT
-      | typeof ErrorCodes.MALFORMED_REPLY,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
+  declare readonly code: ConnectionErrorCode;
+  constructor(code: ConnectionErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }
 }
