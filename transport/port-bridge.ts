@@ -30,16 +30,19 @@ const INPUT_PAUSED = 3; // 1 while the main thread holds the socket paused
 const SOCKET_CLOSED = 4; // 1 once the socket is gone: writes fail at once
 const CONTROL_SLOTS = 5;
 
-export type ToWorker =
-  | { readonly kind: 'data'; readonly bytes: Uint8Array }
-  | { readonly kind: 'signal'; readonly signal: ReadSignal };
+/**
+ * Messages are as small as they can be, since there is one per request each
+ * way: bytes travel bare (a Uint8Array *is* a data or write message), and
+ * everything else is one word.
+ */
+export type ToWorker = Uint8Array | ReadSignal;
 
 export type ToMain =
-  | { readonly kind: 'started' }
-  | { readonly kind: 'write'; readonly bytes: Uint8Array }
-  | { readonly kind: 'resume-input' }
+  | Uint8Array
+  | 'started'
+  | 'resume-input'
   /** The session is over; sent last, so every write before it has been relayed. */
-  | { readonly kind: 'done' };
+  | 'done';
 
 export function createControl(): SharedArrayBuffer {
   return new SharedArrayBuffer(CONTROL_SLOTS * Int32Array.BYTES_PER_ELEMENT);
@@ -68,7 +71,7 @@ export class SocketPortBridge {
 
   /** Tells the worker's session to finish up or stop (also wakes a blocked read). */
   signal(signal: ReadSignal): void {
-    this.post({ kind: 'signal', signal });
+    this.post(signal);
   }
 
   close(): void {
@@ -76,22 +79,15 @@ export class SocketPortBridge {
   }
 
   private fromWorker(message: ToMain): void {
-    switch (message.kind) {
+    if (message instanceof Uint8Array) {
+      this.relayWrite(message);
+      return;
+    }
+    switch (message) {
       case 'started':
         // Only now is the socket read: until a thread is free it waits unread, like a backlog.
         this.relaySocket();
         this.onStarted();
-        break;
-      case 'write':
-        // Bytes the socket accepts below its high-water mark count as flushed at
-        // once; the rest only when it drains. So the worker waits only while the
-        // client really is slower than the server.
-        if (!this.socket.writable) this.flushed(message.bytes.length); // the client is gone; the worker learns it from its next read
-        else if (this.socket.write(message.bytes) && this.undrained === 0) this.flushed(message.bytes.length);
-        else {
-          if (this.undrained === 0) this.socket.once('drain', () => this.flushed(this.undrained));
-          this.undrained += message.bytes.length;
-        }
         break;
       case 'resume-input':
         if (!this.ended) this.socket.resume();
@@ -105,6 +101,20 @@ export class SocketPortBridge {
   /** Output bytes written to the socket while it was over its high-water mark. */
   private undrained = 0;
 
+  /**
+   * Bytes the socket accepts below its high-water mark count as flushed at
+   * once; the rest only when it drains. So the worker waits only while the
+   * client really is slower than the server.
+   */
+  private relayWrite(bytes: Uint8Array): void {
+    if (!this.socket.writable) this.flushed(bytes.length); // the client is gone; the worker learns it from its next read
+    else if (this.socket.write(bytes) && this.undrained === 0) this.flushed(bytes.length);
+    else {
+      if (this.undrained === 0) this.socket.once('drain', () => this.flushed(this.undrained));
+      this.undrained += bytes.length;
+    }
+  }
+
   private flushed(bytes: number): void {
     if (bytes === this.undrained) this.undrained = 0;
     Atomics.add(this.control, FLUSHED, bytes);
@@ -114,7 +124,7 @@ export class SocketPortBridge {
   private relaySocket(): void {
     this.socket.on('data', (chunk: Buffer) => {
       this.posted = (this.posted + chunk.length) | 0;
-      this.post({ kind: 'data', bytes: chunk });
+      this.post(chunk);
       if (((this.posted - Atomics.load(this.control, CONSUMED)) | 0) > INPUT_WINDOW) {
         Atomics.store(this.control, INPUT_PAUSED, 1);
         this.socket.pause();
@@ -138,7 +148,7 @@ export class SocketPortBridge {
 
   private post(message: ToWorker): void {
     try {
-      if (message.kind === 'data') postBytes(this.port, 'data', message.bytes);
+      if (message instanceof Uint8Array) postBytes(this.port, message);
       else this.port.postMessage(message);
     } catch {
       return; // the port is closed: the session already ended
@@ -151,7 +161,6 @@ export class SocketPortBridge {
 /** Worker-thread half: the session's blocking reads and writes. */
 export class BlockingPortIO implements BlockingSessionIO {
   private readonly control: Int32Array;
-  private readonly pending: ToWorker[] = [];
   private written = 0;
   private consumed = 0;
   private shutdownSeen = false;
@@ -162,7 +171,7 @@ export class BlockingPortIO implements BlockingSessionIO {
     private readonly idleTimeoutMs: number,
   ) {
     this.control = new Int32Array(control);
-    port.postMessage({ kind: 'started' } satisfies ToMain);
+    port.postMessage('started' satisfies ToMain);
   }
 
   read(): Uint8Array | ReadSignal {
@@ -171,12 +180,13 @@ export class BlockingPortIO implements BlockingSessionIO {
       // Load the counter *before* looking at the port: a message posted after the
       // look bumps it, so the wait below returns at once instead of sleeping through it.
       const seen = Atomics.load(this.control, WAKE);
-      const message = this.pending.shift() ?? (receiveMessageOnPort(this.port)?.message as ToWorker | undefined);
-      if (message !== undefined) {
-        if (message.kind === 'data') return this.took(message.bytes);
-        if (message.signal !== 'shutdown' || !this.shutdownSeen) {
-          this.shutdownSeen ||= message.signal === 'shutdown';
-          return message.signal;
+      const received = receiveMessageOnPort(this.port);
+      if (received !== undefined) {
+        const message = received.message as ToWorker;
+        if (message instanceof Uint8Array) return this.took(message);
+        if (message !== 'shutdown' || !this.shutdownSeen) {
+          this.shutdownSeen ||= message === 'shutdown';
+          return message;
         }
         continue;
       }
@@ -188,12 +198,12 @@ export class BlockingPortIO implements BlockingSessionIO {
 
   /** Last call of a session: the main thread may close the socket once this arrives. */
   done(): void {
-    this.port.postMessage({ kind: 'done' } satisfies ToMain);
+    this.port.postMessage('done' satisfies ToMain);
   }
 
   write(bytes: Uint8Array): void {
     if (Atomics.load(this.control, SOCKET_CLOSED) === 1) throw new ConnectionError(ErrorCodes.CONNECTION_CLOSED, 'the client is gone');
-    postBytes(this.port, 'write', bytes);
+    postBytes(this.port, bytes);
     this.written = (this.written + bytes.length) | 0;
     for (;;) {
       const flushed = Atomics.load(this.control, FLUSHED);
@@ -208,7 +218,7 @@ export class BlockingPortIO implements BlockingSessionIO {
     Atomics.store(this.control, CONSUMED, this.consumed);
     if (Atomics.load(this.control, INPUT_PAUSED) === 1) {
       Atomics.store(this.control, INPUT_PAUSED, 0);
-      this.port.postMessage({ kind: 'resume-input' } satisfies ToMain);
+      this.port.postMessage('resume-input' satisfies ToMain);
     }
     return bytes;
   }
@@ -222,8 +232,8 @@ const TRANSFER_THRESHOLD_BYTES = 16 * 1024;
  * copied; a view onto part of a larger buffer (Node pools small Buffers) is
  * copied out first, since cloning or transferring it would take the whole pool.
  */
-function postBytes(port: MessagePort, kind: 'data' | 'write', bytes: Uint8Array): void {
+function postBytes(port: MessagePort, bytes: Uint8Array): void {
   const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
-  if (own.length < TRANSFER_THRESHOLD_BYTES) port.postMessage({ kind, bytes: own });
-  else port.postMessage({ kind, bytes: own }, [own.buffer as ArrayBuffer]);
+  if (own.length < TRANSFER_THRESHOLD_BYTES) port.postMessage(own);
+  else port.postMessage(own, [own.buffer as ArrayBuffer]);
 }
