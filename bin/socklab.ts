@@ -2,6 +2,8 @@
 /** The one socklab binary: every tool is a subcommand. */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { demoCommand } from '../bench/demo/command.js';
+import { loadCommand } from '../bench/load-command.js';
 import { chatCommand, clientCommand } from '../clients/cli.js';
 import { serverCommand } from '../servers/cli.js';
 import { exitWithFailure, UsageError } from './cli-support.js';
@@ -12,6 +14,8 @@ await yargs(hideBin(process.argv))
   .command(serverCommand)
   .command(clientCommand)
   .command(chatCommand)
+  .command(loadCommand)
+  .command(demoCommand)
   .demandCommand(1, 'name a command: server, client or chat (see --help)')
   .strict()
   .recommendCommands()

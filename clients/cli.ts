@@ -5,7 +5,7 @@
  *   socklab client list [--json]        the server's files
  *   socklab client stat NAME [--json]   size and sha256 of one file
  *   socklab client get NAME [--out FILE|-] [--force]
- *   socklab client put FILE [--as NAME] [--mode ask|new|overwrite|append]
+ *   socklab client put FILE [--as NAME] [--mode ask|new|overwrite|append] [--retry N]
  *   socklab chat                        homework 1: ECHO every line until STOP
  *
  * Every one takes --host and --port. A failure is one sentence on stderr and
@@ -15,15 +15,16 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { ErrorCodes, PUT_MODES, type ExistsDecision, type PutMode } from '../protocol/index.js';
-import { UsageError, withConnectionOptions } from '../bin/cli-support.js';
+import { checkInteger, UsageError, withConnectionOptions } from '../bin/cli-support.js';
 import { chat } from './chat.js';
 import { askWhatToDoWithExisting, interactiveUpload } from './file-transfer.js';
 import { filesAsJson, formatDigest, formatFileTable } from './format.js';
 import { LocalFile } from './local-file.js';
 import { ClientFailure, exitWith, explainFailure, nameRule, quote, suggestName } from './messages.js';
 import { Prompter } from './prompt.js';
+import { uploadWithRetry } from './retry.js';
 import { openSession, quit, type ConnectionArgs } from './session.js';
-import { download, upload } from './transfer.js';
+import { download, upload, type UploadOptions } from './transfer.js';
 
 /** Runs a command's work; any failure becomes `socklab: <sentence>` and a non-zero exit. */
 async function run(work: () => Promise<void>): Promise<void> {
@@ -172,6 +173,7 @@ interface PutArgs extends ConnectionArgs {
   file: string;
   as: string | undefined;
   mode: PutMode;
+  retry: number;
 }
 
 const putCommand: CommandModule<object, PutArgs> = {
@@ -186,14 +188,20 @@ const putCommand: CommandModule<object, PutArgs> = {
         default: 'ask' as PutMode,
         describe: 'if the name exists: ask (on a terminal; an error otherwise), new (an error), overwrite, append',
       })
+      .option('retry', {
+        type: 'number',
+        default: 0,
+        describe: 'if the connection is lost, reconnect (with backoff) up to N times and finish; an append is never applied twice',
+      })
       .example('$0 client put report.pdf', 'upload as report.pdf')
-      .example('$0 client put log.txt --as all.log --mode append', 'add to the end of all.log') as unknown as Argv<PutArgs>,
+      .example('$0 client put log.txt --as all.log --mode append', 'add to the end of all.log')
+      .example('$0 client put big.iso --retry 5', 'survive a server restart in the middle') as unknown as Argv<PutArgs>,
   handler: (args) =>
     run(async () => {
+      const retries = checkInteger(args.retry, '--retry', 0, 1000);
       const file = await LocalFile.open(args.file);
       try {
         const name = args.as === undefined ? checkedName(file.baseName, '--as') : checkedName(args.as, '--as');
-        const session = await openSession(args);
         let existing: number | null = null;
         const onExists = async (currentSize: number): Promise<ExistsDecision> => {
           if (process.stdin.isTTY !== true) {
@@ -209,8 +217,11 @@ const putCommand: CommandModule<object, PutArgs> = {
             prompter.close();
           }
         };
-        const result = await upload(session.client, file, name, { mode: args.mode, onExists });
-        await quit(session);
+        const options: UploadOptions = { mode: args.mode, onExists };
+        const result =
+          retries > 0
+            ? await uploadWithRetry(args, file, name, options, { retries, say: (line) => process.stderr.write(`${line}\n`) })
+            : await uploadOnce(args, file, name, options);
         if (existing !== null) {
           throw new ClientFailure(
             ErrorCodes.EXISTS,
@@ -227,6 +238,14 @@ const putCommand: CommandModule<object, PutArgs> = {
       }
     }),
 };
+
+/** One connection, one attempt: without --retry a lost connection is the end. */
+async function uploadOnce(args: ConnectionArgs, file: LocalFile, name: string, options: UploadOptions) {
+  const session = await openSession(args);
+  const result = await upload(session.client, file, name, options);
+  await quit(session);
+  return result;
+}
 
 // --- socklab client / socklab chat -------------------------------------------
 

@@ -27,7 +27,8 @@ export type Operation =
   | { readonly kind: 'list' }
   | { readonly kind: 'stat'; readonly name: string }
   | { readonly kind: 'get'; readonly name: string }
-  | { readonly kind: 'put'; readonly name: string; readonly size: number }
+  /** `sent`: data bytes handed to the connection so far, when known. */
+  | { readonly kind: 'put'; readonly name: string; readonly size: number; readonly sent?: number }
   | { readonly kind: 'echo' }
   | { readonly kind: 'quit' };
 
@@ -106,6 +107,10 @@ function connectionSentence(error: ConnectionError, operation?: Operation): stri
     case ErrorCodes.CONNECTION_CLOSED:
       switch (operation?.kind) {
         case 'put':
+          // With all the data sent, the server may have committed it and only its 226 was lost.
+          if (operation.sent === operation.size) {
+            return `the server closed the connection after all of ${quote(operation.name)} was sent but before confirming it, so it may or may not have been committed (check with "socklab client stat ${operation.name}", or upload with --retry, which finds out by itself)`;
+          }
           return `the server closed the connection in the middle of the upload of ${quote(operation.name)}; the server discards partial uploads, so the file on the server is as it was`;
         case 'get':
           return `the server closed the connection in the middle of the download of ${quote(operation.name)}; nothing was saved`;

@@ -25,6 +25,8 @@ export interface UploadOptions {
   readonly mode: PutMode;
   /** The server's `350` question: the file exists with this size. */
   readonly onExists: (currentSize: number) => Promise<ExistsDecision>;
+  /** The file's sha256 if already known (a retry computed it once), so it is not read twice. */
+  readonly sha256?: string;
 }
 
 /**
@@ -33,10 +35,11 @@ export interface UploadOptions {
  * connection (the server discards a partial upload) and ends the program.
  */
 export async function upload(client: SocklabClient, file: LocalFile, name: string, options: UploadOptions): Promise<UploadOutcome> {
-  const operation = { kind: 'put', name, size: file.size } as const;
+  // `sent` lets a broken connection be worded right: before all the data, nothing was committed.
+  const operation = { kind: 'put' as const, name, size: file.size, sent: 0 };
   const hashing = new StatusLine();
-  hashing.draw(`computing the sha256 of ${file.path}...`);
-  const sha256 = await file.sha256().finally(() => hashing.clear());
+  if (options.sha256 === undefined) hashing.draw(`computing the sha256 of ${file.path}...`);
+  const sha256 = options.sha256 ?? (await file.sha256().finally(() => hashing.clear()));
   const progress = new TransferProgress(`uploading ${name}`, file.size, { whenDone: "waiting for the server's checksum" });
   const cancel = () => {
     progress.abandon();
@@ -54,7 +57,10 @@ export async function upload(client: SocklabClient, file: LocalFile, name: strin
           progress.restart(); // the time spent answering is not transfer time
           return decision;
         },
-        onProgress: (sent) => progress.update(sent),
+        onProgress: (sent) => {
+          operation.sent = sent;
+          progress.update(sent);
+        },
       }),
     );
   } catch (error) {

@@ -22,6 +22,7 @@ interface ServerArgs {
   port: number;
   root: string;
   'max-file-size': string;
+  'max-root-size': string;
   'idle-timeout': number;
   'max-connections': number;
   threads: number;
@@ -36,6 +37,7 @@ export function serverOptionsFromArgs(args: Omit<ServerArgs, 'model' | 'quiet'>,
     port: checkedPort(args.port),
     root: path.resolve(args.root),
     maxFileSize: parseByteSize(args['max-file-size'], '--max-file-size'),
+    maxRootSize: parseByteSize(args['max-root-size'], '--max-root-size'),
     idleTimeoutSeconds: checkNonNegative(args['idle-timeout'], '--idle-timeout'),
     maxConnections: checkInteger(args['max-connections'], '--max-connections', 1),
     threads: checkInteger(args.threads, '--threads', 1, 1024),
@@ -60,6 +62,7 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
       .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'port to listen on (0 = any free port)' })
       .option('root', { type: 'string', default: './storage', describe: 'directory holding the files' })
       .option('max-file-size', { type: 'string', default: String(DEFAULT_MAX_FILE_SIZE), describe: 'largest upload in bytes (units like 64MiB work)' })
+      .option('max-root-size', { type: 'string', default: '0', describe: 'quota: most bytes all files together may hold; an upload past it gets 452 (0 = none)' })
       .option('idle-timeout', { type: 'number', default: DEFAULT_IDLE_TIMEOUT_SECONDS, describe: 'seconds without a byte from a client before 421 (0 = never)' })
       .option('max-connections', { type: 'number', default: DEFAULT_MAX_CONNECTIONS, describe: 'connections served or waiting; more get 421' })
       .option('threads', { type: 'number', default: DEFAULT_THREADS, describe: 'workers: threads in the pool (one connection each)' })

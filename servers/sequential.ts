@@ -15,7 +15,7 @@ import { SocketSessionIO } from '../transport/socket-io.js';
 import { SyncStorage } from './storage/sync.js';
 
 export async function startSequentialServer(options: ServerOptions): Promise<RunningServer> {
-  const storage = SyncStorage.open(options.root);
+  const storage = SyncStorage.open(options.root, { maxRootSize: options.maxRootSize });
   const waiting: Connection[] = [];
   let serving: Connection | null = null;
 

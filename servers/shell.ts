@@ -17,6 +17,8 @@ export interface ServerOptions {
   readonly port: number;
   readonly root: string;
   readonly maxFileSize: number;
+  /** `--max-root-size`: the most bytes the root's files may hold together (452 beyond); absent or 0: no quota. */
+  readonly maxRootSize?: number;
   /** 0 disables the idle timeout. */
   readonly idleTimeoutSeconds: number;
   /** Served plus waiting; beyond it, `421 too many connections`. */
@@ -183,9 +185,14 @@ export class Shell {
   }
 
   private stop(graceMs: number): Promise<void> {
+    // abort() during a graceful stop (a second SIGTERM) cuts the grace time short.
+    if (graceMs === 0) this.endGrace?.();
     this.stopping ??= this.shutDown(graceMs);
     return this.stopping;
   }
+
+  /** Ends a graceful stop's grace time now; set while that grace time runs. */
+  private endGrace: (() => void) | null = null;
 
   private async shutDown(graceMs: number): Promise<void> {
     this.log(`shutting down: ${this.live.size} connections, grace ${graceMs / 1000} s`);
@@ -196,9 +203,11 @@ export class Shell {
     });
     for (const connection of [...this.live]) connection.onSignal(graceMs > 0 ? 'shutdown' : 'abort');
     if (graceMs > 0) {
-      const graceOver = await Promise.race([gone.then(() => false), delay(graceMs).then(() => true)]);
-      if (graceOver) {
-        this.log(`grace time over: aborting ${this.live.size} sessions`);
+      const cut = new Promise<string>((resolve) => (this.endGrace = () => resolve('grace time cut short')));
+      const graceOver = await Promise.race([gone.then(() => null), delay(graceMs).then(() => 'grace time over'), cut]);
+      this.endGrace = null;
+      if (graceOver !== null) {
+        this.log(`${graceOver}: aborting ${this.live.size} sessions`);
         for (const connection of [...this.live]) connection.onSignal('abort');
       }
     }

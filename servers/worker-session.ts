@@ -16,6 +16,8 @@ import { SyncStorage } from './storage/sync.js';
 export interface WorkerSessionConfig {
   readonly root: string;
   readonly maxFileSize: number;
+  /** --max-root-size (absent or 0: no quota); every thread's storage enforces it, under the shared lock. */
+  readonly maxRootSize: number | undefined;
   readonly idleTimeoutMs: number;
   /** The lock table every thread shares, so commits to one name never interleave. */
   readonly lockBuffer: SharedArrayBuffer;
@@ -26,7 +28,7 @@ export type WorkerSessionTask =
   | { readonly warmUp: { readonly arrived: SharedArrayBuffer; readonly threads: number } };
 
 const config = workerData as WorkerSessionConfig;
-const storage = SyncStorage.attach(config.root, { lock: new SharedNameLock(config.lockBuffer) });
+const storage = SyncStorage.attach(config.root, { lock: new SharedNameLock(config.lockBuffer), maxRootSize: config.maxRootSize });
 
 export default function serveConnection(task: WorkerSessionTask): SessionOutcome {
   if ('warmUp' in task) throw new Error('a warm-up task was sent to the session entry point');

@@ -24,6 +24,7 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
   const config: WorkerSessionConfig = {
     root: options.root,
     maxFileSize: options.maxFileSize,
+    maxRootSize: options.maxRootSize,
     idleTimeoutMs: options.idleTimeoutSeconds * 1000,
     lockBuffer: new SharedNameLock().buffer,
   };
@@ -40,6 +41,20 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
   await warmUp(pool, options.threads);
   let busy = 0;
   let waiting = 0;
+  // Connections get threads in arrival order, so they wait here, oldest first,
+  // and reach the pool only when a thread is free for them: piscina reorders
+  // what it queues itself (an abortable task it cannot dispatch at once goes to
+  // the back of its queue), which let later clients overtake a waiting one.
+  const queue: (() => void)[] = [];
+  let running = 0;
+  const dispatch = () => {
+    while (running < options.threads) {
+      const next = queue.shift();
+      if (next === undefined) return;
+      running++;
+      next();
+    }
+  };
 
   function serve(connection: Connection, shell: Shell): void {
     if (busy + waiting >= options.threads + options.maxQueue) {
@@ -69,20 +84,26 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
       if (!started) cancel.abort();
     });
     if (busy + waiting > options.threads) shell.log(`${connection.label} waits for a thread: ${waiting} waiting, ${busy} busy`);
-    pool
-      .run({ port: port2, control }, { transferList: [port2], signal: cancel.signal })
-      .then(
-        async (outcome) => {
-          await bridge.finished;
-          connection.ended(outcome);
-        },
-        (error: unknown) => (cancel.signal.aborted && !started ? connection.ended({ outcome: 'left the queue', requests: 0 }) : connection.failed(error)),
-      )
-      .finally(() => {
-        if (started) busy--;
-        else waiting--;
-        bridge.close();
-      });
+    // (A connection cancelled while it waits here is run anyway: the pool rejects its aborted task at once.)
+    queue.push(() => {
+      pool
+        .run({ port: port2, control }, { transferList: [port2], signal: cancel.signal })
+        .then(
+          async (outcome) => {
+            await bridge.finished;
+            connection.ended(outcome);
+          },
+          (error: unknown) => (cancel.signal.aborted && !started ? connection.ended({ outcome: 'left the queue', requests: 0 }) : connection.failed(error)),
+        )
+        .finally(() => {
+          if (started) busy--;
+          else waiting--;
+          bridge.close();
+          running--;
+          dispatch();
+        });
+    });
+    dispatch();
   }
 
   return startWith({ name: 'workers', accept: serve, dispose: () => pool.destroy() }, options);

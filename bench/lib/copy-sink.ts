@@ -1,46 +1,102 @@
 /**
  * The ceiling for bulk bytes: the barest Node server that copies what a client
- * sends into a file and fsyncs it. Protocol: one line `<size>\n`, then size
- * bytes; it answers `226\n` once they are on disk. Prints "listening on HOST:PORT".
+ * sends into a file and fsyncs it. It greets (`220 copy-sink ready`) and then
+ * reads lines: a line that is a byte count `<size>` is followed by that many
+ * bytes, copied into a file and fsynced, then answered `226`; any other line
+ * (LIST, ECHO, QUIT...) is answered `200 PONG`, like the line server does. So
+ * a whole scripted session (greeting, small requests, an upload) runs over one
+ * connection, as it does against a socklab server, with nothing parsed beyond
+ * "is this line a number". Prints "listening on HOST:PORT".
+ *
+ * The fsync goes through libuv's thread pool, so uploads from many clients
+ * reach the disk side by side, as they can with the async server: a ceiling
+ * must not be slower than what it bounds.
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
+const LF = 10;
+const PONG = Buffer.from('200 PONG\n');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-copy-sink-'));
+let uploads = 0;
 
-const server = net.createServer((socket) => {
+interface Upload {
+  readonly file: string;
+  readonly out: fs.WriteStream;
+  remaining: number;
+}
+
+const server = net.createServer({ noDelay: true }, (socket) => {
   socket.on('error', () => {});
-  let header = Buffer.alloc(0);
-  let remaining = -1;
-  const file = path.join(dir, `upload-${socket.remotePort}`);
-  const out = fs.createWriteStream(file);
-  socket.on('data', (chunk: Buffer) => {
-    if (remaining < 0) {
-      header = Buffer.concat([header, chunk]);
-      const lf = header.indexOf(10);
-      if (lf < 0) return;
-      remaining = Number(header.subarray(0, lf).toString());
-      chunk = header.subarray(lf + 1);
+  socket.write('220 copy-sink ready\n');
+  /** Bytes of a line not yet complete (or read while an upload was being committed). */
+  let unread: Buffer = Buffer.alloc(0);
+  let upload: Upload | null = null;
+  /** Between the last byte of an upload and its 226, what arrives waits in `unread`. */
+  let committing = false;
+
+  const startUpload = (size: number): Upload => {
+    const file = path.join(dir, `upload-${++uploads}`);
+    // flush: the stream fsyncs the file (asynchronously) before it closes it.
+    return { file, out: fs.createWriteStream(file, { flush: true }), remaining: size };
+  };
+
+  /** Once the bytes are on disk: 226, and back to reading lines (paused meanwhile, so replies keep their order). */
+  const commit = (done: Upload) => {
+    upload = null;
+    committing = true;
+    socket.pause();
+    done.out.end();
+    done.out.once('close', () => {
+      fs.rm(done.file, { force: true }, () => {});
+      socket.write('226\n');
+      committing = false;
+      socket.resume();
+      consume(Buffer.alloc(0));
+    });
+  };
+
+  const consume = (chunk: Buffer): void => {
+    if (committing) {
+      unread = Buffer.concat([unread, chunk]);
+      return;
     }
-    remaining -= chunk.length;
-    if (!out.write(chunk)) {
-      socket.pause();
-      out.once('drain', () => socket.resume());
+    let rest: Buffer = unread.length === 0 ? chunk : Buffer.concat([unread, chunk]);
+    unread = Buffer.alloc(0);
+    while (rest.length > 0 || (upload !== null && upload.remaining === 0)) {
+      if (upload !== null) {
+        const part = rest.subarray(0, upload.remaining);
+        upload.remaining -= part.length;
+        rest = rest.subarray(part.length);
+        if (part.length > 0 && !upload.out.write(part)) {
+          socket.pause();
+          upload.out.once('drain', () => socket.resume());
+        }
+        if (upload.remaining > 0) return;
+        unread = rest;
+        commit(upload);
+        return;
+      }
+      const lf = rest.indexOf(LF);
+      if (lf < 0) break;
+      const line = rest.subarray(0, lf).toString('latin1').trim();
+      rest = rest.subarray(lf + 1);
+      if (/^[0-9]+$/.test(line)) upload = startUpload(Number(line));
+      else if (line !== '') socket.write(PONG);
     }
-    if (remaining <= 0) {
-      out.end(() => {
-        const fd = fs.openSync(file, 'r');
-        fs.fsyncSync(fd);
-        fs.closeSync(fd);
-        fs.rmSync(file, { force: true });
-        socket.end('226\n');
-      });
-    }
+    unread = rest;
+  };
+
+  socket.on('data', consume);
+  socket.on('close', () => {
+    if (upload === null) return;
+    upload.out.destroy();
+    fs.rm(upload.file, { force: true }, () => {});
   });
 });
-server.listen({ host: '127.0.0.1', port: 0 }, () => {
+server.listen({ host: '127.0.0.1', port: 0, backlog: 2048 }, () => {
   const address = server.address() as net.AddressInfo;
   process.stdout.write(`listening on ${address.address}:${address.port}\n`);
 });

@@ -4,6 +4,7 @@
  * do on top costs the difference. Prints "listening on HOST:PORT" like they do.
  */
 import net from 'node:net';
+import { countLineFeeds } from './ping-load.js';
 
 const REPLY = Buffer.from('200 PONG\n');
 
@@ -11,8 +12,7 @@ const server = net.createServer({ noDelay: true }, (socket) => {
   socket.on('error', () => {});
   socket.write('220 line-server ready\n');
   socket.on('data', (chunk: Buffer) => {
-    let lines = 0;
-    for (let at = chunk.indexOf(10); at >= 0; at = chunk.indexOf(10, at + 1)) lines++;
+    const lines = countLineFeeds(chunk);
     if (lines === 1) socket.write(REPLY);
     else if (lines > 1) socket.write(Buffer.concat(Array.from({ length: lines }, () => REPLY)));
   });

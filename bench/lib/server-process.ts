@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import type { ServerModelName } from '../../servers/index.js';
 
@@ -40,6 +41,8 @@ export interface ServerProcessOptions {
   readonly maxConnections?: number;
   readonly idleTimeoutSeconds?: number;
   readonly extraArgs?: readonly string[];
+  /** Gets each line the server writes to stdout, its log among them (the server then runs without --quiet). */
+  readonly onOutputLine?: (line: string) => void;
 }
 
 export async function startServerProcess(target: BenchTarget, options: ServerProcessOptions = {}): Promise<ServerProcess> {
@@ -55,7 +58,7 @@ export async function startServerProcess(target: BenchTarget, options: ServerPro
           '0',
           '--root',
           root,
-          '--quiet',
+          ...(options.onOutputLine === undefined ? ['--quiet'] : []),
           '--max-file-size',
           options.maxFileSize ?? '2GiB',
           '--max-connections',
@@ -66,7 +69,14 @@ export async function startServerProcess(target: BenchTarget, options: ServerPro
           ...(options.extraArgs ?? []),
         ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await listeningPort(child);
+  if (options.onOutputLine !== undefined) forwardLines(child, options.onOutputLine);
+  let port: number;
+  try {
+    port = await listeningPort(target, child);
+  } catch (error) {
+    fs.rmSync(root, { recursive: true, force: true });
+    throw error;
+  }
   const pid = child.pid ?? 0;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
@@ -87,10 +97,28 @@ export async function startServerProcess(target: BenchTarget, options: ServerPro
   };
 }
 
-function listeningPort(child: ChildProcess): Promise<number> {
+/** A server process that did not come up. Its own error, if it printed one, is on stderr just above. */
+export class ServerStartError extends Error {
+  override readonly name = 'ServerStartError';
+
+  constructor(
+    readonly code: 'SERVER_EXITED' | 'SERVER_START_TIMEOUT',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const START_TIMEOUT_MS = 20_000;
+
+function listeningPort(target: BenchTarget, child: ChildProcess): Promise<number> {
   return new Promise((resolve, reject) => {
     let seen = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start within 20 s: ${seen}`)), 20_000);
+    const printed = () => (seen.trim() === '' ? ' (its error, if any, is above)' : `: ${seen.trim()}`);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new ServerStartError('SERVER_START_TIMEOUT', `the ${target} server process did not start listening within ${START_TIMEOUT_MS / 1000} s${printed()}`));
+    }, START_TIMEOUT_MS);
     child.stdout?.on('data', (chunk: Buffer) => {
       seen += chunk.toString();
       const match = /listening on [^\s]+:(\d+)/.exec(seen);
@@ -103,8 +131,18 @@ function listeningPort(child: ChildProcess): Promise<number> {
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`server exited with code ${code} before listening: ${seen}`));
+      reject(new ServerStartError('SERVER_EXITED', `the ${target} server process exited with code ${code} before listening${printed()}`));
     });
+  });
+}
+
+function forwardLines(child: ChildProcess, onLine: (line: string) => void): void {
+  let partial = '';
+  const decoder = new StringDecoder('utf8');
+  child.stdout?.on('data', (chunk: Buffer) => {
+    const lines = (partial + decoder.write(chunk)).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
   });
 }
 

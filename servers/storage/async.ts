@@ -18,6 +18,7 @@ import {
   UploadState,
   bytesNeededForUpload,
   checkPlan,
+  commitLockKey,
   copyMismatch,
   fileExists,
   isDirectorySyncUnsupported,
@@ -28,10 +29,13 @@ import {
   newTempPath,
   noSpace,
   notFound,
+  overQuota,
   pathInRoot,
+  quotaOf,
   sortedForListing,
   toStorageError,
   visiblyLacksSpace,
+  wouldExceedQuota,
 } from './common.js';
 import type {
   AsyncNameLock,
@@ -124,6 +128,8 @@ export class AsyncStorage implements AsyncStorageOps {
     /** Absolute, so that a later chdir cannot move the storage. */
     readonly root: string,
     private readonly lock: AsyncNameLock,
+    /** --max-root-size in bytes, or null for no quota. */
+    private readonly quota: number | null,
   ) {}
 
   private async withSlot<T extends object>(open: () => Promise<T>): Promise<T> {
@@ -156,7 +162,7 @@ export class AsyncStorage implements AsyncStorageOps {
 
   /** A storage over a root that is already open elsewhere: no clean-up, no I/O (see OpenStorageOptions). */
   static attach(root: string, options: OpenStorageOptions<AsyncNameLock> = {}): AsyncStorage {
-    return new AsyncStorage(path.resolve(root), options.lock ?? new PromiseChainNameLock());
+    return new AsyncStorage(path.resolve(root), options.lock ?? new PromiseChainNameLock(), quotaOf(options.maxRootSize));
   }
 
   async list(): Promise<ListEntry[]> {
@@ -245,6 +251,7 @@ export class AsyncStorage implements AsyncStorageOps {
     checkPlan(plan);
     const target = pathInRoot(this.root, plan.name);
     await this.refuseIfVisiblyFull(plan, target);
+    await this.refuseIfOverQuota(plan, target);
     const tempPath = newTempPath(this.root);
     let file: FileHandle;
     try {
@@ -292,7 +299,7 @@ export class AsyncStorage implements AsyncStorageOps {
       } finally {
         await closeQuietly(file);
       }
-      const size = await this.lock.withLock(upload.name, () => this.install(upload));
+      const size = await this.lock.withLock(commitLockKey(upload.name, this.quota), () => this.install(upload));
       upload.committed();
       this.releaseSlot(upload);
       return { size, sha256: uploadSha256 };
@@ -314,6 +321,8 @@ export class AsyncStorage implements AsyncStorageOps {
   private async install(upload: UploadState<FileHandle>): Promise<number> {
     const target = path.join(this.root, upload.name);
     if (upload.mode === 'new' && (await this.lstatOrNull(target)) !== null) throw fileExists(upload.name);
+    // Again at the commit: the root may have grown since beginUpload (the lock key makes this check and the rename one step).
+    await this.refuseIfOverQuota(upload.plan, target);
     // Only a regular file has content to append to; a link or anything else is replaced like an absent name.
     const existing = upload.mode === 'append' ? await this.openRegularOrNull(target) : null;
     let size: number;
@@ -424,6 +433,14 @@ export class AsyncStorage implements AsyncStorageOps {
     const current = plan.mode === 'append' ? await this.lstatOrNull(target) : null;
     const currentSize = current?.isFile() ? current.size : null;
     if (visiblyLacksSpace(space, bytesNeededForUpload(plan, currentSize))) throw noSpace();
+  }
+
+  /** --max-root-size: the files LIST shows, with this upload committed, must fit in the quota. */
+  private async refuseIfOverQuota(plan: UploadPlan, target: string): Promise<void> {
+    if (this.quota === null) return;
+    const used = (await this.list()).reduce((sum, entry) => sum + entry.size, 0);
+    const current = await this.lstatOrNull(target);
+    if (wouldExceedQuota(this.quota, used, plan, current?.isFile() ? current.size : null)) throw overQuota(this.quota);
   }
 
   private async removeStaleTempFiles(): Promise<void> {

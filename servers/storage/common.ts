@@ -179,6 +179,39 @@ export function noSpace(): StorageError {
 }
 
 // ---------------------------------------------------------------------------
+// Quota (--max-root-size)
+
+/** The quota in bytes, or null for none: OpenStorageOptions.maxRootSize absent or 0 means no quota. */
+export function quotaOf(maxRootSize: number | undefined): number | null {
+  return maxRootSize === undefined || maxRootSize <= 0 ? null : maxRootSize;
+}
+
+/**
+ * Whether committing `plan` would take the root past `quota` bytes. `used` is
+ * what the files LIST shows add up to now, `currentSize` the target's size if
+ * it is a regular file: an overwrite frees it, an append keeps it.
+ */
+export function wouldExceedQuota(quota: number | null, used: number, plan: Pick<UploadPlan, 'size' | 'mode'>, currentSize: number | null): boolean {
+  if (quota === null) return false;
+  const after = plan.mode === 'append' ? used + plan.size : used - (currentSize ?? 0) + plan.size;
+  return after > quota;
+}
+
+export function overQuota(quota: number): StorageError {
+  return new StorageError(ErrorCodes.NO_SPACE, `over the storage quota (${quota} bytes)`);
+}
+
+/**
+ * The key commits lock. With a quota, checking it and renaming must not
+ * interleave with another commit to *any* name (two uploads that each fit
+ * could together overshoot), so every commit takes one root-wide key: the
+ * empty string, which is never a valid name.
+ */
+export function commitLockKey(name: string, quota: number | null): string {
+  return quota === null ? name : '';
+}
+
+// ---------------------------------------------------------------------------
 // Handles
 
 function foreignHandle(kind: string): InvalidStateError {

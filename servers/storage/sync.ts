@@ -17,6 +17,7 @@ import {
   UploadState,
   bytesNeededForUpload,
   checkPlan,
+  commitLockKey,
   copyMismatch,
   fileExists,
   isDirectorySyncUnsupported,
@@ -27,10 +28,13 @@ import {
   newTempPath,
   noSpace,
   notFound,
+  overQuota,
   pathInRoot,
+  quotaOf,
   sortedForListing,
   toStorageError,
   visiblyLacksSpace,
+  wouldExceedQuota,
 } from './common.js';
 import type {
   FileDigest,
@@ -71,6 +75,8 @@ export class SyncStorage implements StorageOps {
     /** Absolute, so that a later chdir cannot move the storage. */
     readonly root: string,
     private readonly lock: SyncNameLock,
+    /** --max-root-size in bytes, or null for no quota. */
+    private readonly quota: number | null,
   ) {}
 
   /** Creates `root` if missing and deletes the temporary files a crashed server left in it. */
@@ -87,7 +93,7 @@ export class SyncStorage implements StorageOps {
 
   /** A storage over a root that is already open elsewhere: no clean-up, no I/O (see OpenStorageOptions). */
   static attach(root: string, options: OpenStorageOptions<SyncNameLock> = {}): SyncStorage {
-    return new SyncStorage(path.resolve(root), options.lock ?? new InThreadNameLock());
+    return new SyncStorage(path.resolve(root), options.lock ?? new InThreadNameLock(), quotaOf(options.maxRootSize));
   }
 
   list(): ListEntry[] {
@@ -159,6 +165,7 @@ export class SyncStorage implements StorageOps {
     checkPlan(plan);
     const target = pathInRoot(this.root, plan.name);
     this.refuseIfVisiblyFull(plan, target);
+    this.refuseIfOverQuota(plan, target);
     const tempPath = newTempPath(this.root);
     let fd: number;
     try {
@@ -190,7 +197,7 @@ export class SyncStorage implements StorageOps {
       } finally {
         closeQuietly(fd);
       }
-      const size = this.lock.withLock(upload.name, () => this.install(upload));
+      const size = this.lock.withLock(commitLockKey(upload.name, this.quota), () => this.install(upload));
       upload.committed();
       return { size, sha256: uploadSha256 };
     } catch (error) {
@@ -209,6 +216,8 @@ export class SyncStorage implements StorageOps {
   private install(upload: UploadState<number>): number {
     const target = path.join(this.root, upload.name);
     if (upload.mode === 'new' && this.lstatOrNull(target) !== null) throw fileExists(upload.name);
+    // Again at the commit: the root may have grown since beginUpload (the lock key makes this check and the rename one step).
+    this.refuseIfOverQuota(upload.plan, target);
     // Only a regular file has content to append to; a link or anything else is replaced like an absent name.
     const existing = upload.mode === 'append' ? this.openRegularOrNull(target) : null;
     let size: number;
@@ -295,6 +304,14 @@ export class SyncStorage implements StorageOps {
     const current = plan.mode === 'append' ? this.lstatOrNull(target) : null;
     const currentSize = current?.isFile() ? current.size : null;
     if (visiblyLacksSpace(space, bytesNeededForUpload(plan, currentSize))) throw noSpace();
+  }
+
+  /** --max-root-size: the files LIST shows, with this upload committed, must fit in the quota. */
+  private refuseIfOverQuota(plan: UploadPlan, target: string): void {
+    if (this.quota === null) return;
+    const used = this.list().reduce((sum, entry) => sum + entry.size, 0);
+    const current = this.lstatOrNull(target);
+    if (wouldExceedQuota(this.quota, used, plan, current?.isFile() ? current.size : null)) throw overQuota(this.quota);
   }
 
   private removeStaleTempFiles(): void {

@@ -105,6 +105,13 @@ export interface StorageOptions {
 export interface OpenStorageOptions<Lock> {
   /** Serialises commits to one name; defaults to a lock that covers this thread / this event loop only. */
   readonly lock?: Lock;
+  /**
+   * The quota of `--max-root-size`: the most bytes the files LIST shows may
+   * hold together. An upload that would take them past it fails with NO_SPACE
+   * (`452`), at beginUpload when it can be seen then, else at its commit.
+   * Temporary files of uploads in progress are not counted. Absent or 0: no quota.
+   */
+  readonly maxRootSize?: number;
 }
 
 /** Prefix of the temporary files: starts with a dot, so never a valid name, never listed or served. */

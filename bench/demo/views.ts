@@ -1,0 +1,347 @@
+/**
+ * How `socklab demo` shows a run. On a terminal (LiveView): a screen redrawn
+ * ten times a second in place, a row per client (state, lines answered,
+ * waiting and service time so far, a timeline bar growing to the right) and
+ * under it the tail of the server's log. Anywhere else (PlainView): one
+ * timestamped line per state change and per server log line, for a pipe or a
+ * file.
+ */
+import { formatMs } from '../lib/format.js';
+import { niceCeiling } from '../lib/report-svg.js';
+import { servedMs, STATE_LABEL, waitedMs, type ClientState, type DemoClient, type DemoRun, type LogLine, type StateChange } from './state.js';
+
+/** What a view is told as the demo goes on. */
+export interface DemoView {
+  begin(run: DemoRun, intro: RunIntro): void;
+  change(run: DemoRun, change: StateChange): void;
+  serverLine(run: DemoRun, line: LogLine): void;
+  /** The run is over (or stopped): the last picture of it stays. */
+  end(run: DemoRun): void;
+  /** Text after the live part: the final timeline, the summary. */
+  print(text: string): void;
+  close(): void;
+}
+
+export interface RunIntro {
+  /** `run 2 of 3`, or empty. */
+  readonly counter: string;
+  /** What each client does. */
+  readonly script: string;
+  /** What to expect from this model, before it is measured. */
+  readonly expectation: string;
+}
+
+const BAR_QUEUED = '.';
+const BAR_SERVED = '=';
+const BAR_FAILED = 'x';
+
+// ---------------------------------------------------------------------------
+// Text with colours that is cut to the terminal's width by what shows, not by bytes.
+
+type Style = 'bold' | 'dim' | 'waiting' | 'served' | 'done' | 'failed' | 'heading';
+
+/** Queued orange-yellow and served blue, as in the SVG timelines; done green, failed red. */
+const SGR: { readonly [S in Style]: string } = { bold: '1', dim: '2', waiting: '33', served: '94', done: '32', failed: '31', heading: '1;4' };
+
+const BAR_STYLE: Readonly<Record<string, Style | undefined>> = { [BAR_QUEUED]: 'waiting', [BAR_SERVED]: 'served', [BAR_FAILED]: 'failed' };
+
+const STATE_STYLE: { readonly [S in ClientState]: Style | undefined } = {
+  starting: 'dim',
+  connecting: undefined,
+  waiting: 'waiting',
+  served: 'served',
+  done: 'done',
+  failed: 'failed',
+};
+
+export class StyledLine {
+  private readonly parts: Array<{ text: string; style: Style | undefined }> = [];
+
+  add(text: string, style?: Style): this {
+    if (text !== '') this.parts.push({ text, style });
+    return this;
+  }
+
+  get text(): string {
+    return this.parts.map((p) => p.text).join('');
+  }
+
+  /** At most `width` characters shown; colours as SGR sequences when `colour`. */
+  render(width: number, colour: boolean): string {
+    let room = width;
+    let out = '';
+    for (const part of this.parts) {
+      if (room <= 0) break;
+      const chars = Array.from(part.text);
+      const shown = chars.slice(0, room).join('');
+      room -= Math.min(room, chars.length);
+      out += colour && part.style !== undefined ? `\x1b[${SGR[part.style]}m${shown}\x1b[0m` : shown;
+    }
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The live screen
+
+export interface FrameOptions {
+  readonly now: number;
+  readonly columns: number;
+  readonly rows: number;
+  readonly intro: RunIntro;
+  /** Time zero until the first client connects. */
+  readonly fallbackStart: number;
+}
+
+const NAME_WIDTH = 9;
+const STATE_WIDTH = Math.max(...Object.values(STATE_LABEL).map((label) => label.length));
+const LINES_WIDTH = 5;
+const TIME_WIDTH = 8;
+const GAP = '  ';
+/** Narrower terminals (80 columns) leave out the lines column, for a longer bar. */
+const WIDE_ENOUGH_FOR_LINES = 100;
+/** Rows the frame needs besides the clients and the log. */
+const FIXED_ROWS = 9;
+const MIN_LOG_ROWS = 3;
+
+function seconds(ms: number | null): string {
+  return ms === null ? '-' : `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** The bar of one client: '.' from its connect until its greeting, '=' from then until done, 'x' where it failed. */
+export function clientBar(client: DemoClient, start: number, spanMs: number, width: number, now: number): string {
+  const cells = Array.from({ length: width }, () => ' ');
+  if (client.connectStart === null) return cells.join('');
+  const column = (at: number) => Math.min(width - 1, Math.max(0, Math.floor(((at - start) / spanMs) * width)));
+  const end = client.done ?? now;
+  const queuedTo = client.greeted ?? end;
+  for (let c = column(client.connectStart); c <= column(queuedTo); c++) cells[c] = BAR_QUEUED;
+  if (client.greeted !== null) for (let c = column(client.greeted); c <= column(end); c++) cells[c] = BAR_SERVED;
+  if (client.state === 'failed') cells[column(end)] = BAR_FAILED;
+  return cells.join('');
+}
+
+/** One screenful: the header, a row per client, the legend, the tail of the server log. */
+export function renderFrame(run: DemoRun, options: FrameOptions): StyledLine[] {
+  const { now, columns, rows, intro } = options;
+  const start = run.startedAt ?? options.fallbackStart;
+  const elapsed = Math.max(0, (run.endedAt ?? now) - start);
+  const spanMs = niceCeiling(Math.max(run.idealMs * 1.1 + 200, elapsed, 1000));
+  const lines: StyledLine[] = [];
+  const title = new StyledLine()
+    .add('socklab demo', 'bold')
+    .add(` · ${run.label} server`, 'bold')
+    .add(run.port > 0 ? ` on ${run.host}:${run.port}` : '')
+    .add(intro.counter === '' ? '' : ` · ${intro.counter}`)
+    .add(run.startedAt === null ? ` · starting the server and ${run.clientCount} client processes...` : ` · ${(elapsed / 1000).toFixed(1)} s`);
+  lines.push(title, new StyledLine().add(intro.script), new StyledLine().add(intro.expectation, 'dim'), new StyledLine());
+
+  // On a narrow terminal the lines column gives its room to the bar.
+  const showLines = columns >= WIDE_ENOUGH_FOR_LINES;
+  const linesColumn = (text: string) => (showLines ? `${text.padStart(LINES_WIDTH)}${GAP}` : '');
+  const prefixWidth = NAME_WIDTH + GAP.length + STATE_WIDTH + GAP.length + linesColumn('').length + TIME_WIDTH + GAP.length + TIME_WIDTH + GAP.length;
+  const barWidth = Math.max(10, columns - prefixWidth - 3);
+  const axis = `timeline: 0 → ${formatMs(spanMs)}`;
+  lines.push(
+    new StyledLine().add(
+      `${'client'.padEnd(NAME_WIDTH)}${GAP}${'state'.padEnd(STATE_WIDTH)}${GAP}${linesColumn('lines')}${'waited'.padStart(TIME_WIDTH)}${GAP}${'served'.padStart(TIME_WIDTH)}${GAP} ${axis}`,
+      'heading',
+    ),
+  );
+
+  const logRoom = Math.max(0, rows - 1 - FIXED_ROWS - run.clients.length);
+  const clientRoom = logRoom >= MIN_LOG_ROWS ? run.clients.length : Math.max(1, rows - 1 - FIXED_ROWS - MIN_LOG_ROWS - 1);
+  const shown = run.clients.slice(0, clientRoom);
+  for (const client of shown) {
+    const style = STATE_STYLE[client.state];
+    const state = client.state === 'failed' && client.error !== null ? `failed: ${client.error}` : STATE_LABEL[client.state];
+    const bar = clientBar(client, start, spanMs, barWidth, run.endedAt ?? now);
+    const line = new StyledLine()
+      .add(`client ${client.client + 1}`.padEnd(NAME_WIDTH) + GAP)
+      .add(state.padEnd(STATE_WIDTH).slice(0, STATE_WIDTH), style)
+      .add(`${GAP}${linesColumn(`${client.lines}/${run.messages}`)}`)
+      .add(seconds(waitedMs(client, now)).padStart(TIME_WIDTH), client.state === 'waiting' ? 'waiting' : undefined)
+      .add(GAP)
+      .add(seconds(servedMs(client, now)).padStart(TIME_WIDTH), client.state === 'served' ? 'served' : undefined)
+      .add(`${GAP}|`);
+    for (const stretch of bar.match(/(\.+|=+|x+| +)/g) ?? []) line.add(stretch, BAR_STYLE[stretch[0] ?? ' ']);
+    lines.push(line.add('|'));
+  }
+  if (shown.length < run.clients.length) lines.push(new StyledLine().add(`… and ${run.clients.length - shown.length} more clients (a taller terminal shows them)`, 'dim'));
+  lines.push(
+    new StyledLine()
+      .add(`'${BAR_QUEUED}' waiting in the queue`, 'waiting')
+      .add('  ')
+      .add(`'${BAR_SERVED}' being served`, 'served')
+      .add('  ')
+      .add(`'${BAR_FAILED}' failed`, 'failed')
+      .add('  Ctrl-C stops the demo', 'dim'),
+    new StyledLine(),
+    new StyledLine().add('server log', 'heading'),
+  );
+  const logRows = Math.max(MIN_LOG_ROWS, rows - 1 - lines.length);
+  for (const entry of run.log.slice(-logRows)) lines.push(new StyledLine().add(`  ${relative(entry.at - start).padStart(9)}  `, 'dim').add(run.annotate(entry.text)));
+  return lines.slice(0, Math.max(1, rows - 1));
+}
+
+function relative(ms: number): string {
+  return `${ms < 0 ? '-' : '+'}${(Math.abs(ms) / 1000).toFixed(3)} s`;
+}
+
+interface Terminal {
+  readonly columns: number;
+  readonly rows: number;
+  write(text: string): boolean;
+  on(event: 'resize', listener: () => void): unknown;
+  off(event: 'resize', listener: () => void): unknown;
+}
+
+const HIDE_CURSOR = '\x1b[?25l';
+const SHOW_CURSOR = '\x1b[?25h';
+const SYNC_BEGIN = '\x1b[?2026h';
+const SYNC_END = '\x1b[?2026l';
+const REDRAW_MS = 100;
+
+/** The live screen on a terminal: redraws the current run in place, 10 times a second. */
+export class LiveView implements DemoView {
+  private run: DemoRun | null = null;
+  private intro: RunIntro = { counter: '', script: '', expectation: '' };
+  private began = 0;
+  private drawnLines = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private cursorHidden = false;
+  private readonly onResize = () => {
+    // Lines drawn at the old width may have wrapped: start the picture again on a clear screen.
+    this.terminal.write('\x1b[2J\x1b[H');
+    this.drawnLines = 0;
+    this.draw();
+  };
+
+  constructor(
+    private readonly terminal: Terminal,
+    private readonly colour: boolean,
+    private readonly now: () => number,
+  ) {
+    terminal.on('resize', this.onResize);
+  }
+
+  begin(run: DemoRun, intro: RunIntro): void {
+    this.run = run;
+    this.intro = intro;
+    this.began = this.now();
+    this.drawnLines = 0;
+    if (!this.cursorHidden) this.terminal.write(HIDE_CURSOR);
+    this.cursorHidden = true;
+    this.draw();
+    this.timer ??= setInterval(() => this.draw(), REDRAW_MS);
+  }
+
+  change(): void {
+    this.draw();
+  }
+
+  serverLine(): void {
+    this.draw();
+  }
+
+  end(run: DemoRun): void {
+    if (this.run !== run) return;
+    this.draw();
+    this.run = null;
+    this.drawnLines = 0;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  print(text: string): void {
+    this.terminal.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  close(): void {
+    if (this.run !== null) this.end(this.run);
+    this.terminal.off('resize', this.onResize);
+    if (this.cursorHidden) this.terminal.write(SHOW_CURSOR);
+    this.cursorHidden = false;
+  }
+
+  /** Moves up over the previous picture and draws the new one over it, each line cleared to its end. */
+  private draw(): void {
+    const run = this.run;
+    if (run === null) return;
+    const columns = Math.max(40, this.terminal.columns || 80);
+    const rows = Math.max(12, this.terminal.rows || 24);
+    const frame = renderFrame(run, { now: this.now(), columns, rows, intro: this.intro, fallbackStart: this.began });
+    // Inside a synchronized update (terminals that know it show the new picture at once; others ignore it).
+    let out = `${SYNC_BEGIN}${this.drawnLines > 0 ? `\x1b[${this.drawnLines}A\r` : ''}`;
+    for (const line of frame) out += `${line.render(columns - 1, this.colour)}\x1b[K\n`;
+    // A shorter picture than the last: clear what is left of the old one.
+    out += `\x1b[J${SYNC_END}`;
+    this.drawnLines = frame.length;
+    this.terminal.write(out);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Plain lines
+
+/** `17:05:12.345`, local time. */
+export function clockTime(at: number): string {
+  const d = new Date(at);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+}
+
+/** What a state change means, in words. */
+export function describeChange(change: StateChange): string {
+  const { client } = change;
+  const who = `client ${client.client + 1}`;
+  switch (change.to) {
+    case 'starting':
+      return `${who}: starting`;
+    case 'connecting':
+      return `${who}: connecting`;
+    case 'waiting':
+      return `${who}: waiting in the queue (connected; not greeted yet)`;
+    case 'served':
+      return `${who}: being served (greeted after ${formatMs(waitedMs(client, change.at) ?? 0)} in the queue)`;
+    case 'done':
+      return `${who}: done (waited ${formatMs(waitedMs(client, change.at) ?? 0)}, served ${formatMs(servedMs(client, change.at) ?? 0)}, ${client.lines} lines echoed)`;
+    case 'failed':
+      return `${who}: failed: ${client.error ?? 'error'}${client.errorMessage === null ? '' : ` (${client.errorMessage})`}`;
+  }
+}
+
+/** One timestamped line per event: `17:05:12.345 +1.204 s  client 2: being served (...)`. */
+export class PlainView implements DemoView {
+  constructor(
+    private readonly write: (text: string) => void,
+    /** The demo's start: the `+s` of every line counts from here. */
+    private readonly origin: number,
+    private readonly now: () => number,
+  ) {}
+
+  private line(at: number, text: string): void {
+    this.write(`${clockTime(at)} ${relative(at - this.origin).padStart(9)}  ${text}\n`);
+  }
+
+  begin(run: DemoRun, intro: RunIntro): void {
+    this.line(this.now(), `demo: ${run.label} server${intro.counter === '' ? '' : ` (${intro.counter})`}; ${intro.script}`);
+    this.line(this.now(), `demo: ${intro.expectation}`);
+  }
+
+  change(_run: DemoRun, change: StateChange): void {
+    this.line(change.at, describeChange(change));
+  }
+
+  serverLine(run: DemoRun, line: LogLine): void {
+    this.line(line.at, `server: ${run.annotate(line.text)}`);
+  }
+
+  end(): void {}
+
+  print(text: string): void {
+    this.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  close(): void {}
+}

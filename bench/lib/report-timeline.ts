@@ -1,0 +1,82 @@
+/**
+ * Timelines: one row per client, time across, in the order the server
+ * started serving them (so a sequential server draws a staircase). A row is
+ * queued (connected, not yet greeted) then served (greeted until done). This
+ * file lays the rows out and draws them as text for the terminal; report-svg.ts
+ * draws the same rows as a picture.
+ */
+import { formatMs } from './format.js';
+import type { RelativeSession, ScenarioReport, TargetReport } from './report-model.js';
+
+export interface TimelineRow {
+  readonly client: number;
+  /** From connect start until the greeting (or the end, if it never came). */
+  readonly queuedFrom: number;
+  readonly servedFrom: number | null;
+  readonly end: number;
+  readonly error: string | null;
+}
+
+/** Rows in the order the clients were greeted; clients never greeted come last, in the order they gave up. */
+export function timelineRows(sessions: readonly RelativeSession[]): TimelineRow[] {
+  const order = (s: RelativeSession) => s.greeted ?? Number.POSITIVE_INFINITY;
+  return [...sessions]
+    .sort((a, b) => order(a) - order(b) || a.done - b.done || a.client - b.client)
+    .map((s) => ({ client: s.client, queuedFrom: s.connectStart ?? s.scheduledStart, servedFrom: s.greeted, end: s.done, error: s.error }));
+}
+
+/** Every `count`-th row or so, when there are too many to draw one per line; the first and last always. */
+export function sampleRows<T>(rows: readonly T[], most: number): T[] {
+  if (rows.length <= most) return [...rows];
+  return Array.from({ length: most }, (_, i) => rows[Math.round((i * (rows.length - 1)) / (most - 1))] as T);
+}
+
+/** The time axis every panel of a scenario shares: up to the latest end or ideal, so panels compare at a glance. */
+export function sharedTimeSpanMs(report: ScenarioReport): number {
+  let span = 0;
+  for (const target of report.targets) {
+    span = Math.max(span, target.summary.idealMs ?? 0);
+    for (const session of target.timeline.sessions) span = Math.max(span, session.done);
+  }
+  return span > 0 ? span : 1;
+}
+
+const TEXT_COLUMNS = 60;
+const TEXT_ROWS = 24;
+
+/**
+ * One panel per server, one line per client:
+ *   client 3  |......=====                |
+ * `.` queued, `=` served, `x` ended by an error.
+ */
+export function textTimeline(report: ScenarioReport): string {
+  const span = sharedTimeSpanMs(report);
+  const column = (ms: number) => Math.min(TEXT_COLUMNS - 1, Math.max(0, Math.floor((ms / span) * TEXT_COLUMNS)));
+  const out: string[] = [];
+  for (const target of report.targets) {
+    const rows = timelineRows(target.timeline.sessions);
+    const shown = sampleRows(rows, TEXT_ROWS);
+    out.push(`${panelTitle(target)}${shown.length < rows.length ? ` (${shown.length} of ${rows.length} clients shown)` : ''}`);
+    const labelWidth = `client ${Math.max(...rows.map((r) => r.client + 1))}`.length;
+    for (const row of shown) {
+      const cells = Array.from({ length: TEXT_COLUMNS }, () => ' ');
+      const servedFrom = row.servedFrom ?? row.end;
+      for (let c = column(row.queuedFrom); c <= column(servedFrom); c++) cells[c] = '.';
+      if (row.servedFrom !== null) for (let c = column(row.servedFrom); c <= column(row.end); c++) cells[c] = '=';
+      if (row.error !== null) cells[column(row.end)] = 'x';
+      out.push(`  ${`client ${row.client + 1}`.padEnd(labelWidth)} |${cells.join('')}|${row.error === null ? '' : ` ${row.error}`}`);
+    }
+  }
+  out.push(`time across: ${formatMs(span)} in ${TEXT_COLUMNS} columns (${formatMs(span / TEXT_COLUMNS)} each); '.' queued, '=' served, 'x' error`);
+  return `${out.join('\n')}\n`;
+}
+
+export function panelTitle(target: TargetReport): string {
+  return `${target.label}: ${panelSubtitle(target)}`;
+}
+
+/** `makespan 6.45 s, ideal 6.40 s, 1 of 8 at once`. */
+export function panelSubtitle(target: TargetReport): string {
+  const { makespanMs, idealMs, maxServedAtOnce, clients } = target.summary;
+  return `makespan ${formatMs(makespanMs.mean)}${idealMs === null ? '' : `, ideal ${formatMs(idealMs)}`}, ${maxServedAtOnce} of ${clients} served at once`;
+}

@@ -1,0 +1,181 @@
+/**
+ * What a scenario's script talks to: a few operations (ECHO, LIST, PUT, QUIT),
+ * each recorded on the session's timeline. Against a socklab
+ * server they go through SocklabClient. Against the ceiling they go to the
+ * bare Node servers that stand for the machine's limits: small requests to the
+ * line server (which greets and answers every line with `200 PONG`), uploads to
+ * the raw copy sink (`<size>` line, the bytes, `226` once fsync'd), so the very
+ * same script measures what socklab costs on top.
+ */
+import { createHash } from 'node:crypto';
+import { ReplyError, SocklabClient, type ByteChannel } from '../../protocol/index.js';
+import { connectTcp } from '../../transport/tcp-client.js';
+import { sleepUntil, sharedNow } from './shared-clock.js';
+import type { SessionRecorder } from './timeline.js';
+
+export interface TargetEndpoints {
+  readonly kind: 'socklab' | 'ceiling';
+  readonly host: string;
+  /** Where scripted sessions connect: the socklab server, or the ceiling's copy sink (greets, answers lines, copies uploads). */
+  readonly port: number;
+  /** Where PING bursts go: the same socklab server, or the ceiling's bare line server. */
+  readonly pingPort: number;
+}
+
+/** A socklab server's endpoints: everything goes to its one port. */
+export function socklabEndpoints(host: string, port: number): TargetEndpoints {
+  return { kind: 'socklab', host, port, pingPort: port };
+}
+
+/** Bytes to upload, hashed once per load process. */
+export interface Payload {
+  readonly bytes: Buffer;
+  readonly sha256: string;
+}
+
+export function makePayload(size: number): Payload {
+  const bytes = Buffer.alloc(size);
+  // Not all zeros, so nothing on the way can compress it away; the same in every process.
+  for (let i = 0; i < size; i++) bytes[i] = (i * 2654435761) >>> 24;
+  return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
+export interface ScriptClient {
+  /** Waits for the greeting; returns the model the server names (`line-server` for the ceiling). */
+  greet(): Promise<string>;
+  echo(text: string): Promise<void>;
+  list(): Promise<void>;
+  /** Uploads the payload as `name`; paced at `bytesPerSecond` when given (a slow client). */
+  put(name: string, payload: Payload, bytesPerSecond?: number): Promise<void>;
+  quit(): Promise<void>;
+  /** Drops every connection at once (a session past its deadline). */
+  close(): void;
+}
+
+export interface ConnectOptions {
+  readonly target: TargetEndpoints;
+  readonly recorder: SessionRecorder;
+  readonly connectTimeoutMs: number;
+}
+
+/** TCP-connects to the target's main port (recording when) and returns the script's client. */
+export async function connectScriptClient({ target, recorder, connectTimeoutMs }: ConnectOptions): Promise<ScriptClient> {
+  recorder.markConnectStart();
+  const channel = await connectTcp({ host: target.host, port: target.port, connectTimeoutMs });
+  recorder.markConnected(channel.socket.localPort);
+  return target.kind === 'socklab' ? new SocklabScriptClient(channel, recorder) : new CeilingScriptClient(channel, recorder);
+}
+
+/** Large writes are split so a paced upload can be paced and a fast one still moves big blocks. */
+const UNPACED_CHUNK_BYTES = 256 * 1024;
+/** A paced upload sends this many chunks a second: smooth enough, few enough timers. */
+const PACED_CHUNKS_PER_SECOND = 16;
+
+/**
+ * The payload in chunks. Paced, chunk k (from 1) is released only once
+ * k × chunk / rate has passed since the first, so the whole upload takes
+ * size / rate, as the slow-client scenario's ideal assumes.
+ */
+async function* chunksOf(payload: Payload, bytesPerSecond: number | undefined, onFirst: () => void): AsyncGenerator<Uint8Array> {
+  const paced = bytesPerSecond !== undefined && bytesPerSecond > 0;
+  const chunkBytes = paced ? Math.max(1024, Math.floor(bytesPerSecond / PACED_CHUNKS_PER_SECOND)) : UNPACED_CHUNK_BYTES;
+  const started = sharedNow();
+  onFirst();
+  for (let offset = 0; offset < payload.bytes.length; offset += chunkBytes) {
+    const end = Math.min(payload.bytes.length, offset + chunkBytes);
+    if (paced) await sleepUntil(started + (end / bytesPerSecond) * 1000);
+    yield payload.bytes.subarray(offset, end);
+  }
+}
+
+/** What both kinds of target do alike: the greeting and ECHO on the line connection. */
+abstract class RecordedScriptClient implements ScriptClient {
+  protected readonly line: SocklabClient;
+
+  constructor(
+    protected readonly lineChannel: ByteChannel,
+    protected readonly recorder: SessionRecorder,
+  ) {
+    this.line = new SocklabClient(lineChannel);
+  }
+
+  async greet(): Promise<string> {
+    const greeting = await this.line.greeting();
+    this.recorder.markGreeted();
+    return greeting.model;
+  }
+
+  async echo(text: string): Promise<void> {
+    await this.recorder.exchange('ECHO', 200, () => this.line.echo(text));
+  }
+
+  abstract list(): Promise<void>;
+  abstract put(name: string, payload: Payload, bytesPerSecond?: number): Promise<void>;
+  abstract quit(): Promise<void>;
+
+  close(): void {
+    this.line.close();
+  }
+
+  /** Streams the payload, recording when the data started to flow (the `150`) and when it was committed. */
+  protected async upload(commit: (chunks: AsyncIterable<Uint8Array>) => Promise<void>, payload: Payload, bytesPerSecond?: number): Promise<void> {
+    const sentAt = sharedNow();
+    let dataFrom = sentAt;
+    const chunks = chunksOf(payload, bytesPerSecond, () => {
+      dataFrom = sharedNow();
+      this.recorder.reply('PUT', sentAt, 150);
+    });
+    // The commit's reply counts from when the data started to flow, not from the PUT line.
+    await this.recorder.exchange('PUT data', 226, () => commit(chunks), () => dataFrom);
+    this.recorder.addUploadedBytes(payload.bytes.length);
+  }
+}
+
+class SocklabScriptClient extends RecordedScriptClient {
+  async list(): Promise<void> {
+    await this.recorder.exchange('LIST', 211, () => this.line.list());
+  }
+
+  async put(name: string, payload: Payload, bytesPerSecond?: number): Promise<void> {
+    await this.upload(
+      async (chunks) => {
+        await this.line.put(name, payload.bytes.length, chunks, { mode: 'overwrite', sha256: payload.sha256 });
+      },
+      payload,
+      bytesPerSecond,
+    );
+  }
+
+  async quit(): Promise<void> {
+    const sentAt = this.recorder.markQuitSent();
+    await this.line.quit();
+    this.recorder.reply('QUIT', sentAt, 221);
+  }
+}
+
+/** The copy sink: every line but a byte count gets `200 PONG`; a byte count, the bytes, then `226`. */
+class CeilingScriptClient extends RecordedScriptClient {
+  async list(): Promise<void> {
+    await this.recorder.exchange('LIST', 200, () => this.line.request({ command: 'LIST' }));
+  }
+
+  /** No `150` comes: the bytes follow the size line at once (recorded as the moment data starts). */
+  async put(_name: string, payload: Payload, bytesPerSecond?: number): Promise<void> {
+    await this.upload(
+      async (chunks) => {
+        await this.line.sendLine(String(payload.bytes.length));
+        for await (const chunk of chunks) await this.lineChannel.write(chunk);
+        const done = await this.line.readReply();
+        if (done.code !== 226) throw new ReplyError(done, 'upload to the copy sink');
+      },
+      payload,
+      bytesPerSecond,
+    );
+  }
+
+  /** The copy sink knows no QUIT: saying goodbye is closing. */
+  async quit(): Promise<void> {
+    this.recorder.markQuitSent();
+    this.close();
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * `socklab load <scenario> [server]`: many client processes against one
+ * server, started together, each session's timeline recorded; then a table
+ * and a text timeline (or --json).
+ *
+ *   socklab load chat sequential                 start the server, 8 clients × 5 ECHO
+ *   socklab load chat workers --threads 4        the pool's queue shows
+ *   socklab load crowd async --clients 2000      many connections per load process
+ *   socklab load chat --host 10.0.0.7 --port 8020 --threads 4   a server already running elsewhere
+ */
+import type { Argv, CommandModule } from 'yargs';
+import { DEFAULT_PORT } from '../protocol/index.js';
+import { SERVER_MODELS, type ServerModelName } from '../servers/index.js';
+import { checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../bin/cli-support.js';
+import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './lib/load-generator.js';
+import { SCENARIO_NAMES, SCENARIOS, scenarioParams, type Scenario, type ScenarioName, type ScenarioParams } from './lib/scenarios.js';
+import type { TargetSpec } from './lib/targets.js';
+
+const SERVER_CHOICES = [...SERVER_MODELS, 'ceiling'] as const;
+type ServerChoice = (typeof SERVER_CHOICES)[number];
+/** A session still running this long after its start is ended and counted as an error. */
+const DEFAULT_SESSION_TIMEOUT_SECONDS = 120;
+
+interface LoadArgs {
+  server?: ServerChoice;
+  host?: string;
+  port: number;
+  threads?: number;
+  procs?: number;
+  rate?: number;
+  timeout: number;
+  warmup: number;
+  iterations: number;
+  ceiling: boolean;
+  json: boolean;
+  [param: string]: unknown;
+}
+
+/** Adds one flag per scenario parameter: sizes take units (16MiB), counts and ms are whole numbers. */
+function withScenarioOptions(yargs: Argv, scenario: Scenario): Argv {
+  for (const spec of Object.values(scenario.params)) {
+    const isBytes = spec.unit === 'bytes' || spec.unit === 'bytes/s';
+    yargs.option(spec.flag, {
+      type: isBytes ? 'string' : 'number',
+      default: isBytes ? formatDefaultBytes(spec.default) : spec.default,
+      describe: `${spec.describe}${spec.unit === 'ms' ? ' (ms)' : spec.unit === 'bytes/s' ? ' (per second; units like 256KiB work)' : isBytes ? ' (units like 16MiB work)' : ''}`,
+      group: `${scenario.name} options:`,
+    });
+  }
+  return yargs;
+}
+
+function formatDefaultBytes(bytes: number): string {
+  for (const [suffix, size] of [
+    ['MiB', 1024 * 1024],
+    ['KiB', 1024],
+  ] as const)
+    if (bytes % size === 0 && bytes >= size) return `${bytes / size}${suffix}`;
+  return String(bytes);
+}
+
+function withLoadOptions(yargs: Argv): Argv {
+  return yargs
+    .positional('server', {
+      choices: SERVER_CHOICES,
+      describe: 'server to start as its own process (ceiling: the bare Node line server and raw copy sink); leave out with --host',
+    })
+    .option('host', { type: 'string', describe: 'load a server already running there instead of starting one' })
+    .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'its port (with --host)' })
+    .option('threads', {
+      type: 'number',
+      describe: "workers: the pool size to start it with; with --host, the running server's pool size (for the ideal makespan)",
+    })
+    .option('procs', { type: 'number', describe: `load processes (default: one per client, at most ${DEFAULT_MAX_PROCESSES}; ceiling: 1)` })
+    .option('rate', { type: 'number', describe: 'open model: start this many sessions per second, timed from their schedule (default: all at once, closed model)' })
+    .option('timeout', { type: 'number', default: DEFAULT_SESSION_TIMEOUT_SECONDS, describe: 'seconds a session may take before it is ended as an error' })
+    .option('warmup', { type: 'number', default: 0, describe: 'runs before the measured ones, not counted (warm JIT, warm caches)' })
+    .option('iterations', { type: 'number', default: 1, describe: 'measured runs: makespan as mean ± rme, percentiles over all of them' })
+    .option('ceiling', { type: 'boolean', default: false, describe: 'first run the same load against the ceiling servers (ideal makespan, % of ceiling)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the report and every session timeline as JSON' });
+}
+
+function scenarioCommand(scenario: Scenario): CommandModule<object, LoadArgs> {
+  const name = scenario.name;
+  return {
+    command: `${name} [server]`,
+    describe: scenario.summary,
+    builder: (yargs: Argv) =>
+      withScenarioOptions(withLoadOptions(yargs), scenario)
+        .example(`$0 load ${name} sequential`, 'start a sequential server and load it')
+        .example(`$0 load ${name} workers --threads 4 --clients 16`, 'a pool of 4 threads, 16 clients')
+        .example(`$0 load ${name} async --rate 20 --json`, 'open model: 20 session starts a second; JSON out')
+        .example(`$0 load ${name} --host 10.0.0.7 --port 8020`, 'a server already running on another host')
+        .epilogue(`Ideal makespan: ${scenario.idealDefinition}.`) as unknown as Argv<LoadArgs>,
+    handler: async (args) => {
+      try {
+        await runLoad(name, args);
+      } catch (error) {
+        exitWithFailure(error);
+      }
+    },
+  };
+}
+
+export const loadCommand: CommandModule = {
+  command: 'load',
+  describe: 'start many client processes together against a server and measure each session: queue wait, replies, makespan',
+  builder: (yargs: Argv) => {
+    for (const name of SCENARIO_NAMES) yargs.command(scenarioCommand(SCENARIOS[name]));
+    return yargs
+      .demandCommand(1, `name a scenario: ${SCENARIO_NAMES.join(', ')}`)
+      .example('$0 load chat sequential', 'homework 2: 8 clients × 5 ECHO 200 ms apart against a sequential server it starts')
+      .example('$0 load chat workers --threads 4', 'the same against a pool of 4 threads: the other 4 clients queue')
+      .example('$0 load slow-client async --ceiling', 'head-of-line blocking, with the bare Node ceiling measured first')
+      .example('$0 load crowd async --clients 2000 --json > crowd.json', '2000 connections over 32 load processes, JSON out')
+      .example('$0 load chat --host 192.168.1.20 --port 8020 --threads 8', 'a server already running on another machine')
+      .epilogue('Every session records connect, greeting, each reply and its end on a clock shared by all load processes; see "socklab load <scenario> --help".');
+  },
+  handler: () => {},
+};
+
+function targetFrom(name: ScenarioName, args: LoadArgs): TargetSpec {
+  const threads = args.threads === undefined ? undefined : checkInteger(args.threads, '--threads', 1, 1024);
+  if (args.host !== undefined) {
+    if (args.server !== undefined) throw new UsageError(`give a server to start ("${args.server}") or --host of a running one, not both`);
+    return { kind: 'remote', host: args.host, port: checkedPort(args.port), ...(threads === undefined ? {} : { threads }) };
+  }
+  const server = args.server ?? (name === 'ceiling' ? 'ceiling' : undefined);
+  if (server === undefined) throw new UsageError(`name a server to start (${SERVER_CHOICES.join(', ')}) or give --host and --port of a running one`);
+  if (server === 'ceiling') return { kind: 'ceiling' };
+  return { kind: 'model', model: server as ServerModelName, ...(threads === undefined ? {} : { threads }) };
+}
+
+function paramsFrom(scenario: Scenario, args: LoadArgs): ScenarioParams {
+  const given: Record<string, number> = {};
+  for (const [key, spec] of Object.entries(scenario.params)) {
+    const raw = args[key] ?? args[spec.flag];
+    const value = spec.unit === 'bytes' || spec.unit === 'bytes/s' ? parseByteSize(String(raw), `--${spec.flag}`) : Number(raw);
+    given[key] = checkInteger(value, `--${spec.flag}`, spec.min);
+  }
+  return scenarioParams(scenario, given);
+}
+
+/** Everything a load run needs, checked. */
+export interface LoadOptions {
+  readonly scenario: ScenarioName;
+  readonly params: ScenarioParams;
+  readonly target: TargetSpec;
+  readonly processes: number;
+  readonly arrivalsPerSecond: number | null;
+  readonly sessionTimeoutMs: number;
+  readonly warmupRuns: number;
+  readonly measuredRuns: number;
+  /** Measure the ceiling first, with the same load. */
+  readonly withCeiling: boolean;
+  readonly json: boolean;
+}
+
+function optionsFrom(name: ScenarioName, args: LoadArgs): LoadOptions {
+  const scenario = SCENARIOS[name];
+  const params = paramsFrom(scenario, args);
+  const clients = params.clients ?? 1;
+  if (args.rate !== undefined && !(args.rate > 0)) throw new UsageError(`--rate must be more than 0 sessions per second, not ${args.rate}`);
+  if (!(args.timeout > 0)) throw new UsageError(`--timeout must be more than 0 seconds, not ${args.timeout}`);
+  if (args.ceiling && args.host !== undefined) {
+    throw new UsageError('--ceiling starts the bare servers on this machine, which says nothing about a server on another one: leave it out with --host');
+  }
+  return {
+    scenario: name,
+    params,
+    target: targetFrom(name, args),
+    processes: args.procs === undefined ? defaultProcessCount(clients, scenario.defaultProcesses) : checkInteger(args.procs, '--procs', 1, clients),
+    arrivalsPerSecond: args.rate ?? null,
+    sessionTimeoutMs: args.timeout * 1000,
+    warmupRuns: checkInteger(args.warmup, '--warmup', 0, 1000),
+    measuredRuns: checkInteger(args.iterations, '--iterations', 1, 1000),
+    withCeiling: args.ceiling,
+    json: args.json,
+  };
+}
+
+async function runLoad(name: ScenarioName, args: LoadArgs): Promise<void> {
+  const options = optionsFrom(name, args);
+  // Loaded only when a load runs: its statistics and report code would slow every other socklab command's start.
+  const { runLoad: run } = await import('./load-run.js');
+  await run(options);
+}

@@ -1,0 +1,156 @@
+/**
+ * `npm run bench`: every server × every scenario, each server as its own
+ * process, the clients as load processes released together; tinybench counts
+ * warm-up and measured runs and gives mean ± rme of the makespan. Writes the
+ * report, its JSON and a timeline SVG per scenario into results/, and prints
+ * the tables and text timelines (or, with --json, the JSON) on stdout; a
+ * progress bar goes to stderr.
+ *
+ *   npm run bench                                   everything (about 6 minutes on 2 cores)
+ *   npm run bench -- --quick                        one run each, under 2 minutes
+ *   npm run bench -- --scenario chat --servers sequential,async
+ *   npm run bench -- --json > bench.json
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import cliProgress from 'cli-progress';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { SERVER_MODELS } from '../servers/index.js';
+import { DEFAULT_THREADS } from '../servers/cli.js';
+import { checkInteger, exitWithFailure, UsageError } from '../bin/cli-support.js';
+import { defaultProcessCount, LoadGenerator } from './lib/load-generator.js';
+import { describeMachine } from './lib/machine.js';
+import { measureTarget } from './lib/measure.js';
+import { writeHtmlReport } from './lib/report-html.js';
+import type { BenchReport } from './lib/report-markdown.js';
+import { buildScenarioReport, type ScenarioReport, type TargetMeasurement } from './lib/report-model.js';
+import { textTable } from './lib/report-table.js';
+import { textTimeline } from './lib/report-timeline.js';
+import { benchJson, writeResults } from './lib/results-files.js';
+import { isScenarioName, SCENARIO_NAMES, SCENARIOS, scenarioParams, type ScenarioName } from './lib/scenarios.js';
+import { targetLabel, type TargetSpec } from './lib/targets.js';
+
+const RESULTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../results');
+const SERVER_NAMES = [...SERVER_MODELS, 'ceiling'] as const;
+type ServerName = (typeof SERVER_NAMES)[number];
+/** A session still running this long after its scheduled start is ended and counted as an error: a stall costs a minute, not the run. */
+const SESSION_TIMEOUT_MS = 60_000;
+/**
+ * --quick shortens the longest runs: the slow client trickles half as much
+ * (2 s instead of 4), the ceiling's clients send 2,000 PINGs instead of
+ * 5,000. Chat stays as homework 2 has it: its makespan is what gets checked
+ * against the ideal.
+ */
+const QUICK_PARAMS: Partial<Record<ScenarioName, Record<string, number>>> = {
+  'slow-client': { slowSize: 512 * 1024 },
+  ceiling: { requests: 2000 },
+};
+
+const args = await yargs(hideBin(process.argv))
+  .scriptName('npm run bench --')
+  .usage('$0 [options]\n\nEvery socklab server against every load scenario; results into results/.')
+  .option('quick', { type: 'boolean', default: false, describe: 'one measured run per server and scenario, no warm-up (under 2 minutes on 2 cores)' })
+  .option('iterations', { type: 'number', describe: 'measured runs per server and scenario (default 5; 1 with --quick)' })
+  .option('warmup', { type: 'number', describe: 'warm-up runs before them (default 1; 0 with --quick)' })
+  .option('scenario', { type: 'string', default: SCENARIO_NAMES.join(','), describe: `scenarios, comma-separated: ${SCENARIO_NAMES.join(', ')}` })
+  .option('servers', { type: 'string', default: SERVER_NAMES.join(','), describe: `servers, comma-separated: ${SERVER_NAMES.join(', ')}` })
+  .option('few-threads', { type: 'number', default: 4, describe: 'workers also runs with this many threads (fewer than the clients, so the pool queue shows); 0: not' })
+  .option('json', { type: 'boolean', default: false, describe: 'print the results as JSON on stdout (progress stays on stderr)' })
+  .option('out', { type: 'string', default: RESULTS_DIR, describe: 'directory for the report, JSON and SVG files' })
+  .example('$0 --quick', 'all servers and scenarios, one run each')
+  .example('$0 --scenario chat,slow-client --servers sequential,async', 'a subset')
+  .strict()
+  .help()
+  .parseAsync();
+
+function listOption<T extends string>(value: string, allowed: readonly T[], option: string): T[] {
+  const items = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  for (const item of items) if (!(allowed as readonly string[]).includes(item)) throw new UsageError(`${option}: "${item}" is not one of ${allowed.join(', ')}`);
+  if (items.length === 0) throw new UsageError(`${option} names nothing`);
+  return items as T[];
+}
+
+/** The servers of one scenario, workers twice: at its default pool size and with fewer threads than clients. */
+function targetsFor(servers: readonly ServerName[], fewThreads: number): TargetSpec[] {
+  return servers.flatMap((server): TargetSpec[] => {
+    if (server === 'ceiling') return [{ kind: 'ceiling' }];
+    if (server !== 'workers') return [{ kind: 'model', model: server }];
+    const pools = fewThreads > 0 && fewThreads !== DEFAULT_THREADS ? [DEFAULT_THREADS, fewThreads] : [DEFAULT_THREADS];
+    return pools.map((threads) => ({ kind: 'model', model: 'workers', threads }));
+  });
+}
+
+async function main(): Promise<void> {
+  const began = performance.now();
+  const createdAt = new Date().toISOString();
+  const scenarios = listOption(args.scenario, SCENARIO_NAMES, '--scenario').filter(isScenarioName) as ScenarioName[];
+  const servers = listOption(args.servers, SERVER_NAMES, '--servers');
+  const measuredRuns = checkInteger(args.iterations ?? (args.quick ? 1 : 5), '--iterations', 1, 1000);
+  const warmupRuns = checkInteger(args.warmup ?? (args.quick ? 0 : 1), '--warmup', 0, 1000);
+  const targets = targetsFor(servers, checkInteger(args['few-threads'], '--few-threads', 0, 1024));
+
+  const progress = new cliProgress.SingleBar(
+    { stream: process.stderr, format: 'bench {bar} {value}/{total} runs | {task} | {duration_formatted}', hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  const totalRuns = scenarios.length * targets.length * (warmupRuns + measuredRuns);
+  const onTTY = process.stderr.isTTY === true;
+  if (onTTY) progress.start(totalRuns, 0, { task: 'starting' });
+
+  const reports: ScenarioReport[] = [];
+  // Load processes are kept from scenario to scenario when as many are needed: starting them costs seconds.
+  const generators = new Map<number, LoadGenerator>();
+  try {
+    for (const name of scenarios) {
+      const params = scenarioParams(SCENARIOS[name], args.quick ? QUICK_PARAMS[name] : {});
+      const processes = defaultProcessCount(params.clients ?? 1, SCENARIOS[name].defaultProcesses);
+      const generator = generators.get(processes) ?? LoadGenerator.start(processes);
+      generators.set(processes, generator);
+      const measurements: TargetMeasurement[] = [];
+      for (const spec of targets) {
+        const task = `${name} × ${targetLabel(spec)}`;
+        if (onTTY) progress.update({ task });
+        else process.stderr.write(`${task}: ${warmupRuns} warm-up + ${measuredRuns} measured run(s)\n`);
+        const load = { scenario: name, params, arrivalsPerSecond: null, sessionTimeoutMs: SESSION_TIMEOUT_MS };
+        // The ceiling scenario checks the load generator itself: the plain PING loop does the same job against the same line server.
+        const plan = { warmupRuns, measuredRuns, comparePlainLoop: spec.kind === 'ceiling', onRun: () => onTTY && progress.increment() };
+        measurements.push(await measureTarget(generator, spec, load, plan));
+      }
+      reports.push(buildScenarioReport(name, params, null, measurements));
+    }
+  } finally {
+    if (onTTY) progress.stop();
+    await Promise.all([...generators.values()].map((generator) => generator.close()));
+  }
+
+  const report: BenchReport = {
+    schema: 'socklab-bench/1',
+    run: {
+      createdAt,
+      command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
+      quick: args.quick,
+      warmupRuns,
+      measuredRuns,
+      durationSeconds: (performance.now() - began) / 1000,
+    },
+    machine: describeMachine(),
+    scenarios: reports,
+  };
+  const written = writeResults(path.resolve(args.out), report);
+  writeHtmlReport(path.resolve(args.out), report);
+  if (args.json) {
+    process.stdout.write(benchJson(report));
+  } else {
+    for (const scenario of reports) {
+      process.stdout.write(`\n## ${scenario.scenario}  (socklab load ${scenario.scenario} ${scenario.flags})\n${scenario.sentences.join(' ')}\n\n`);
+      process.stdout.write(`${textTable(scenario)}\n${textTimeline(scenario)}`);
+    }
+    process.stdout.write(`\n`);
+  }
+  process.stderr.write(
+    `bench took ${Math.round(report.run.durationSeconds)} s; wrote ${path.relative(process.cwd(), written.markdown)}, ${path.relative(process.cwd(), written.json)} and ${written.svgs.length} SVG timelines (latest.md points at them)\n`,
+  );
+}
+
+main().catch(exitWithFailure);

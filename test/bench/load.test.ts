@@ -1,0 +1,151 @@
+/**
+ * `socklab load` end to end, small: each server started as its own process,
+ * client processes against it, and the test checks what a class would
+ * observe, from the timelines. Orders and counts only, no timing
+ * thresholds: a loaded machine may stretch every time, but not change who was
+ * greeted before whom.
+ */
+import tap from 'tap';
+import { LoadGenerator } from '../../bench/lib/load-generator.js';
+import { measureTarget } from '../../bench/lib/measure.js';
+import { buildScenarioReport, type RelativeSession, type ScenarioReport, type TargetReport } from '../../bench/lib/report-model.js';
+import type { ScenarioName, ScenarioParams } from '../../bench/lib/scenarios.js';
+import type { TargetSpec } from '../../bench/lib/targets.js';
+import { finished, runCli } from '../clients/run-cli.js';
+
+type Assert = Pick<typeof tap, 'equal' | 'same'>;
+const t = tap;
+
+interface LoadJson {
+  readonly schema: string;
+  readonly processes: number;
+  readonly report: ScenarioReport;
+}
+
+// The socklab processes started here (the command, its server, its load processes) need not carry tap's
+// process-tracking hooks: loading them into every one of a dozen node processes per run costs seconds.
+delete process.env.NODE_OPTIONS;
+
+/** `socklab load ... --json`, the real binary. */
+async function load(t: Pick<typeof tap, 'notOk'>, args: readonly string[]): Promise<LoadJson> {
+  const r = await runCli(['load', ...args, '--json']);
+  finished(t, r);
+  if (r.code !== 0) throw new Error(`socklab load ${args.join(' ')} exited with ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as LoadJson;
+}
+
+/**
+ * Four clients, two ECHO lines 300 ms apart each, then QUIT. The script is
+ * long next to how far apart the clients may start on a loaded 2-core
+ * machine, so "all at once" cannot be missed because one started late.
+ */
+const SMALL_CHAT = { clients: 4, echoes: 2, thinkMs: 300 };
+
+/**
+ * The chat runs share one set of four load processes (as the bench does);
+ * each server is started as its own process, as `socklab load` starts it.
+ */
+let generator: LoadGenerator;
+t.before(() => {
+  generator = LoadGenerator.start(SMALL_CHAT.clients);
+});
+t.teardown(() => generator.close());
+
+async function measure(scenario: ScenarioName, params: ScenarioParams, spec: TargetSpec): Promise<TargetReport> {
+  const load = { scenario, params, arrivalsPerSecond: null, sessionTimeoutMs: 30_000 };
+  const measured = await measureTarget(generator, spec, load, { warmupRuns: 0, measuredRuns: 1, comparePlainLoop: false });
+  const target = buildScenarioReport(scenario, params, null, [measured]).targets[0];
+  if (target === undefined) throw new Error('no target in the report');
+  return target;
+}
+
+const chatAgainst = (spec: TargetSpec) => measure('chat', SMALL_CHAT, spec);
+
+function byGreeting(sessions: readonly RelativeSession[]): RelativeSession[] {
+  return [...sessions].sort((a, b) => (a.greeted ?? Infinity) - (b.greeted ?? Infinity));
+}
+
+function checkCompleteChats(t: Assert, target: TargetReport): void {
+  const sessions = target.timeline.sessions;
+  t.equal(sessions.length, 4, 'four sessions');
+  t.equal(new Set(sessions.map((s) => s.process)).size, 4, 'each in its own load process');
+  t.same(
+    sessions.map((s) => s.error),
+    [null, null, null, null],
+    'no errors',
+  );
+  for (const s of sessions) t.same(s.replies.map((r) => `${r.request} ${r.code}`), ['ECHO 200', 'ECHO 200', 'QUIT 221'], `client ${s.client + 1}: two echoes, then bye`);
+}
+
+t.test('sequential: one client at a time, each greeted only after the one before it said QUIT', async (t) => {
+  const target = await chatAgainst({ kind: 'model', model: 'sequential' });
+  checkCompleteChats(t, target);
+  const served = byGreeting(target.timeline.sessions);
+  for (let k = 1; k < served.length; k++) {
+    const before = served[k - 1] as RelativeSession;
+    const now = served[k] as RelativeSession;
+    // QUIT is stamped before it is sent, the greeting after it arrives: an order that holds across processes.
+    t.ok((now.greeted ?? 0) > (before.quitSent ?? Infinity), `client ${k + 1} in line was greeted after client ${k} sent QUIT`);
+    t.ok((now.greeted ?? 0) - (now.connected ?? 0) > (before.greeted ?? 0) - (before.connected ?? 0), 'and had waited longer in the queue');
+  }
+  t.equal(target.summary.maxServedAtOnce, 1, 'never two served at once');
+});
+
+t.test('workers --threads 2: at most two at once, the others wait for a thread', async (t) => {
+  const target = await chatAgainst({ kind: 'model', model: 'workers', threads: 2 });
+  checkCompleteChats(t, target);
+  t.equal(target.label, 'workers --threads 2');
+  t.equal(target.summary.maxServedAtOnce, 2, 'two at once, never three');
+  const served = byGreeting(target.timeline.sessions);
+  const firstQuit = Math.min(...served.slice(0, 2).map((s) => s.quitSent ?? Infinity));
+  t.ok((served[2]?.greeted ?? 0) > firstQuit, 'the third client was greeted only after one of the first two sent QUIT');
+});
+
+t.test('async: every client served at once', async (t) => {
+  const target = await chatAgainst({ kind: 'model', model: 'async' });
+  checkCompleteChats(t, target);
+  const sessions = target.timeline.sessions;
+  const lastGreeting = Math.max(...sessions.map((s) => s.greeted ?? Infinity));
+  const firstQuit = Math.min(...sessions.map((s) => s.quitSent ?? 0));
+  t.ok(lastGreeting < firstQuit, 'all four were greeted before any of them sent QUIT');
+  t.equal(target.summary.maxServedAtOnce, 4);
+  t.equal(target.summary.idealMs, 300, 'ideal: one script of (2 − 1) × 300 ms');
+});
+
+t.test('many connections per process, uploads committed with their sha256', async (t) => {
+  const target = await measure('crowd', { clients: 12, size: 2048 }, { kind: 'model', model: 'async' });
+  const sessions = target.timeline.sessions;
+  t.equal(sessions.length, 12);
+  t.same(
+    [0, 1, 2, 3].map((process) => sessions.filter((s) => s.process === process).length),
+    [3, 3, 3, 3],
+    'three connections in each of the four processes',
+  );
+  for (const s of sessions) t.same(s.replies.map((r) => `${r.request} ${r.code}`), ['PUT 150', 'PUT data 226', 'QUIT 221'], `client ${s.client + 1}`);
+  t.equal(target.summary.errors, 0);
+});
+
+t.test('the ceiling scenario drives the bare line server and checks itself against the plain loop', async (t) => {
+  const result = await load(t, ['ceiling', '--clients', '2', '--requests', '200']);
+  const target = result.report.targets[0];
+  t.equal(target?.label, 'ceiling');
+  t.equal(result.processes, 1, 'one load process for the PING bursts, like the plain loop');
+  t.same(
+    (target?.timeline.sessions ?? []).map((s) => s.replies.map((r) => `${r.request} ${r.code}`)),
+    [
+      ['PING×200 200', 'QUIT 200'],
+      ['PING×200 200', 'QUIT 200'],
+    ],
+    'the line server answers QUIT like any line',
+  );
+  t.ok((target?.summary.pingsPerSecond ?? 0) > 0);
+  t.equal(target?.plainLoop?.connections, 2);
+  t.ok((target?.plainLoop?.requestsPerSecond ?? 0) > 0, 'the plain loop ran against the same server');
+});
+
+t.test('a server is named, or reached with --host; neither is a usage error', async (t) => {
+  const r = await runCli(['load', 'chat']);
+  finished(t, r);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /name a server to start \(sequential, workers, async, ceiling\) or give --host and --port/);
+});

@@ -1,0 +1,281 @@
+/**
+ * results/index.html in a real browser: headless Chromium (Debian's
+ * /usr/bin/chromium, driven by playwright-core) opens the report of a known
+ * run and the test checks what the class would see: every scenario's table and
+ * timeline picture drawn with a size, the servers' colours the same in the
+ * legend, the tables and the pictures, large type, and not one request beyond
+ * the file itself. It leaves a screenshot of the top of the page (the header,
+ * the legend and the first scenario) in docs/report-screenshot.png.
+ *
+ * Chromium missing is a failure, not a skip: CI installs it (.ci/run).
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import t from 'tap';
+import type { MachineInfo } from '../../bench/lib/machine.js';
+import { htmlReport, SERVER_COLOURS, writeHtmlReport } from '../../bench/lib/report-html.js';
+import type { BenchReport } from '../../bench/lib/report-markdown.js';
+import { buildScenarioReport } from '../../bench/lib/report-model.js';
+import { scenarioParams, SCENARIOS } from '../../bench/lib/scenarios.js';
+import { chatMeasurements, chatRun, measurement } from './fixtures.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const SCREENSHOT = path.join(REPO, 'docs', 'report-screenshot.png');
+const REGENERATE = path.join(REPO, 'dist', 'bench', 'lib', 'report-html.js');
+const LAUNCH_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** A run of three scenarios against every server, on round numbers (test/bench/fixtures.ts). */
+function fixtureReport(): BenchReport {
+  const machine: MachineInfo = { cpuModel: 'Classroom CPU', cores: 2, memoryGiB: 24, os: 'Linux 6.1', node: 'v20.19.0', gitCommit: 'abc1234' };
+  const servers = (scriptMs: number) => [
+    measurement({ kind: 'model', model: 'sequential' }, 'sequential', [chatRun(8, scriptMs, 1)]),
+    measurement({ kind: 'model', model: 'workers', threads: 8 }, 'workers --threads 8', [chatRun(8, scriptMs, 8)]),
+    measurement({ kind: 'model', model: 'workers', threads: 4 }, 'workers --threads 4', [chatRun(8, scriptMs, 4)]),
+    measurement({ kind: 'model', model: 'async' }, 'async', [chatRun(8, scriptMs, 8)]),
+    measurement({ kind: 'ceiling' }, 'ceiling', [chatRun(8, scriptMs * 0.9, 8)]),
+  ];
+  return {
+    schema: 'socklab-bench/1',
+    run: { createdAt: '2025-03-04T09:15:00.000Z', command: 'npm run bench -- --quick', quick: true, warmupRuns: 0, measuredRuns: 1, durationSeconds: 95 },
+    machine,
+    scenarios: [
+      buildScenarioReport('chat', scenarioParams(SCENARIOS.chat), null, chatMeasurements()),
+      buildScenarioReport('upload', scenarioParams(SCENARIOS.upload), null, servers(1200)),
+      buildScenarioReport('slow-client', scenarioParams(SCENARIOS['slow-client']), null, servers(500)),
+    ],
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The little of playwright-core this test uses. It is loaded at run time, so
+// that the build does not depend on it and its absence fails here, in words.
+
+interface Route {
+  request(): { url(): string };
+  continue(): Promise<void>;
+  abort(): Promise<void>;
+}
+interface Page {
+  route(url: string, handler: (route: Route) => Promise<void>): Promise<void>;
+  goto(url: string, options?: { waitUntil?: 'load' }): Promise<unknown>;
+  evaluate<R>(pageFunction: () => R): Promise<R>;
+  screenshot(options: { path: string; fullPage: boolean; clip?: { x: number; y: number; width: number; height: number } }): Promise<Buffer>;
+}
+interface BrowserContext {
+  pages(): Page[];
+  newPage(): Promise<Page>;
+  close(): Promise<void>;
+}
+interface Playwright {
+  chromium: {
+    launchPersistentContext(
+      userDataDir: string,
+      options: { executablePath: string; headless: boolean; args: string[]; viewport: { width: number; height: number }; timeout: number },
+    ): Promise<BrowserContext>;
+  };
+}
+
+async function loadPlaywright(): Promise<Playwright> {
+  const name = 'playwright-core';
+  try {
+    return (await import(name)) as Playwright;
+  } catch (error) {
+    throw new Error(`playwright-core is not installed (it is a devDependency: npm ci installs it): ${(error as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// What the page shows, measured in the page. The function runs in the browser
+// (serialized by playwright), so it reaches the DOM through globalThis.
+
+interface Box {
+  readonly width: number;
+  readonly height: number;
+}
+interface ScenarioView {
+  readonly name: string;
+  readonly table: Box;
+  readonly rowLabels: string[];
+  readonly rowColours: string[];
+  readonly picture: Box;
+  /** "Being served" bars drawn in the picture's panels, each with a size of its own. */
+  readonly servedBars: number;
+  /** Panel titles in the picture, by their colour. */
+  readonly panelTitles: Array<{ text: string; colour: string }>;
+  readonly makespanBars: number;
+}
+interface PageView {
+  readonly title: string;
+  readonly bodyFontPx: number;
+  readonly headingFontPx: number;
+  readonly cellFontPx: number;
+  readonly legend: Array<{ text: string; colour: string }>;
+  readonly scenarios: ScenarioView[];
+  /** Where the first scenario's section ends, from the top of the page. */
+  readonly firstSectionBottom: number;
+}
+
+function lookAtPage(): PageView {
+  const page = globalThis as any;
+  const doc = page.document;
+  const box = (element: { getBoundingClientRect(): Box } | null): Box => {
+    const rect = element?.getBoundingClientRect();
+    return { width: rect?.width ?? 0, height: rect?.height ?? 0 };
+  };
+  const px = (selector: string) => parseFloat(page.getComputedStyle(doc.querySelector(selector)).fontSize);
+  const all = (root: any, selector: string): any[] => Array.from(root.querySelectorAll(selector));
+  return {
+    title: doc.title,
+    bodyFontPx: px('body'),
+    headingFontPx: px('h2'),
+    cellFontPx: px('table.results td'),
+    legend: all(doc, '#legend .key').map((key) => ({
+      text: key.textContent.trim(),
+      colour: page.getComputedStyle(key.querySelector('.swatch')).backgroundColor,
+    })),
+    firstSectionBottom: (doc.querySelector('section.scenario')?.getBoundingClientRect().bottom ?? 0) + page.scrollY,
+    scenarios: all(doc, 'section.scenario').map((section) => {
+      const svg = section.querySelector('figure.timeline svg');
+      return {
+        name: section.dataset.scenario,
+        table: box(section.querySelector('table.results')),
+        rowLabels: all(section, 'table.results tbody td.server').map((td) => td.textContent.trim()),
+        rowColours: all(section, 'table.results tbody td.server').map((td) => page.getComputedStyle(td).borderLeftColor),
+        picture: box(svg),
+        servedBars: all(svg, 'g > rect[fill="#2b6cb0"]').filter((rect) => {
+          const r = rect.getBoundingClientRect();
+          return r.width > 0 && r.height > 0;
+        }).length,
+        panelTitles: all(svg, 'g > text[font-weight="bold"]').map((text) => ({ text: text.textContent, colour: page.getComputedStyle(text).fill })),
+        makespanBars: all(section, '.makespan .bar').filter((bar) => bar.getBoundingClientRect().width > 0).length,
+      };
+    }),
+  };
+}
+
+/** `#c2185b` → `rgb(194, 24, 91)`, as computed styles give colours. */
+function rgb(hex: string): string {
+  const n = Number.parseInt(hex.slice(1), 16);
+  return `rgb(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255})`;
+}
+
+const report = fixtureReport();
+
+t.test('the page is one self-contained file: no script, no link, nothing fetched', async (t) => {
+  const html = htmlReport(report);
+  t.match(html, /^<!doctype html>\n<html lang="en">/);
+  t.notMatch(html, /<script|<link|<img|<iframe|@import|url\(/i, 'no script, style sheet, image or font to load');
+  t.notMatch(html, /\ssrc=/i, 'no src attribute');
+  const addresses = html.match(/https?:\/\/[^\s"'<>)]+/g) ?? [];
+  t.same([...new Set(addresses)], ['http://www.w3.org/2000/svg'], 'the only address is the SVG namespace, which is never fetched');
+  for (const scenario of report.scenarios) {
+    t.match(html, new RegExp(`<section class="scenario" id="scenario-${scenario.scenario}" data-scenario="${scenario.scenario}">`));
+  }
+  t.equal(html.split('<svg xmlns').length - 1, report.scenarios.length, 'an inline SVG timeline per scenario');
+});
+
+t.test('index.html is written again from a run\'s latest.json', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-html-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(report));
+  const run = spawnSync(process.execPath, [REGENERATE, dir], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(run.status, 0, run.stderr);
+  t.equal(fs.readFileSync(path.join(dir, 'index.html'), 'utf8'), htmlReport(report), 'the same page as the bench writes');
+  const missing = spawnSync(process.execPath, [REGENERATE, path.join(dir, 'nowhere')], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(missing.status, 1);
+  t.match(missing.stderr, /^socklab: no .*latest\.json: run "npm run bench" first\n$/);
+});
+
+t.test('headless Chromium draws every scenario: tables, pictures, legend, colours, large type', async (t) => {
+  if (!fs.existsSync(CHROMIUM)) {
+    t.fail(`Chromium is not installed at ${CHROMIUM}: install Debian's package (apt-get install -y chromium), as .ci/run does`);
+    return;
+  }
+  const { chromium } = await loadPlaywright();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-html-'));
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-chromium-'));
+  t.teardown(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+  const file = writeHtmlReport(dir, report);
+  const pageUrl = pathToFileURL(file).href;
+
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: LAUNCH_ARGS,
+    viewport: { width: 1600, height: 1000 },
+    timeout: 30_000,
+  });
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    const requests: string[] = [];
+    await page.route('**/*', async (route) => {
+      const url = route.request().url();
+      if (url === pageUrl) return route.continue();
+      requests.push(url);
+      return route.abort();
+    });
+    await page.goto(pageUrl, { waitUntil: 'load' });
+    const view = await page.evaluate(lookAtPage);
+
+    t.same(requests, [], 'the page asked for nothing beyond itself');
+    t.equal(view.title, 'socklab bench 2025-03-04T09-15-00Z');
+    t.ok(view.bodyFontPx >= 18, `body text is large: ${view.bodyFontPx}px`);
+    t.ok(view.headingFontPx >= 32, `scenario headings are larger: ${view.headingFontPx}px`);
+    t.ok(view.cellFontPx >= 16, `table cells read from afar: ${view.cellFontPx}px`);
+    t.same(
+      view.legend.map((key) => key.text),
+      ['sequential', 'workers', 'async', 'ceiling'],
+      'the legend names every server once',
+    );
+    for (const key of view.legend) t.equal(key.colour, rgb(SERVER_COLOURS[key.text as keyof typeof SERVER_COLOURS]), `legend: ${key.text} in its colour`);
+
+    t.same(
+      view.scenarios.map((s) => s.name),
+      report.scenarios.map((s) => s.scenario),
+      'a section per scenario, in the run\'s order',
+    );
+    for (const [index, scenario] of report.scenarios.entries()) {
+      const seen = view.scenarios[index];
+      if (seen === undefined) continue;
+      const labels = scenario.targets.map((target) => target.label);
+      const greeted = scenario.targets.reduce((sum, target) => sum + target.timeline.sessions.filter((s) => s.greeted !== null).length, 0);
+      t.ok(seen.table.width > 0 && seen.table.height > 0, `${scenario.scenario}: the table is drawn (${Math.round(seen.table.width)}×${Math.round(seen.table.height)})`);
+      t.same(seen.rowLabels, labels, `${scenario.scenario}: a row per server`);
+      t.ok(seen.picture.width > 600 && seen.picture.height > 200, `${scenario.scenario}: the timeline is drawn (${Math.round(seen.picture.width)}×${Math.round(seen.picture.height)})`);
+      t.equal(seen.servedBars, greeted, `${scenario.scenario}: every client's "being served" bar is drawn with a size`);
+      t.equal(seen.makespanBars, labels.length, `${scenario.scenario}: a makespan bar per server`);
+      t.same(
+        seen.panelTitles.map((title) => title.text),
+        labels,
+        `${scenario.scenario}: a timeline panel per server`,
+      );
+      scenario.targets.forEach((target, i) => {
+        const colour = rgb(target.spec.kind === 'model' ? SERVER_COLOURS[target.spec.model] : SERVER_COLOURS.ceiling);
+        t.equal(seen.rowColours[i], colour, `${scenario.scenario}: ${target.label}'s table row in its colour`);
+        t.equal(seen.panelTitles[i]?.colour, colour, `${scenario.scenario}: ${target.label}'s panel in the same colour`);
+      });
+    }
+
+    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    // The header, the legend and the first scenario: what the projector shows, at a size for the docs.
+    await page.screenshot({ path: SCREENSHOT, fullPage: true, clip: { x: 0, y: 0, width: 1600, height: Math.ceil(view.firstSectionBottom) + 24 } });
+    t.ok(fs.statSync(SCREENSHOT).size > 10_000, `screenshot saved: ${path.relative(REPO, SCREENSHOT)}`);
+  } finally {
+    await context.close();
+  }
+});

@@ -1,0 +1,94 @@
+/**
+ * The lab guides (docs/LESSON.md, docs/LESSON.ru.md) cannot drift from the
+ * software: every command in their ```sh blocks is run here, for real, in
+ * order, against real servers, and what the guide says the student sees is
+ * checked (the convention: docs/README.md and lesson-script.ts).
+ *
+ * The commands are run as written, with the changes listed in rewriteCommand()
+ * and nothing else: in particular the port 8020 is replaced by a free port and
+ * every server root lies in a fresh temporary directory (also the working
+ * directory of every command), so this test never binds 8020, never touches the
+ * repository's ./storage, and never writes the repository's results/.
+ *
+ * A guide runs section by section (`## ` headings; each is self-contained):
+ * the sections are shared out between this file and lessons-part2.test.ts
+ * (lesson-suite.ts), two at a time in each, each with its own free port,
+ * directory and terminals. A section that is the same, command for command and annotation
+ * for annotation, in both guides runs once for both; one that differs runs once
+ * per guide. Every wait is bounded, and each file's run too (80 s); every process
+ * a section starts is tracked, and one still running when it should not be is
+ * killed, which counts as a failure.
+ */
+import { spawnSync } from 'node:child_process';
+import t from 'tap';
+import { LessonSyntaxError, placeholderIn, skeleton, type Step } from './lesson-script.js';
+import { GUIDES, loadGuide, pkg, REPO, runGuideSections } from './lesson-suite.js';
+
+// ---------------------------------------------------------------------------
+// Static checks: both guides parse, hold no placeholders, and say the same things.
+
+t.test('the guides parse, hold only runnable commands, and run the same commands in the same order', async (t) => {
+  const parsed = new Map<string, Step[]>();
+  for (const guide of GUIDES) {
+    try {
+      parsed.set(guide.name, loadGuide(guide.file, guide.name));
+      t.pass(`${guide.name} follows the annotation convention`);
+    } catch (error) {
+      t.fail(`${guide.name} follows the annotation convention`, { error: error instanceof LessonSyntaxError ? error.message : String(error) });
+    }
+  }
+  for (const [name, steps] of parsed) {
+    const commands = steps.filter((s) => s.kind === 'command');
+    t.ok(commands.length >= 20, `${name} has commands to run (${commands.length})`);
+    const placeholders = commands.flatMap((s) => {
+      const found = placeholderIn(s.command);
+      return found === null ? [] : [`${name}:${s.line} ${s.command} (${found})`];
+    });
+    t.same(placeholders, [], `${name}: no placeholders in runnable commands`);
+    // A server that is expected to fail at once (a port already taken) may run in the foreground.
+    const undeclared = commands.filter((s) => /\bsocklab server\b|\bnpm run server\b/.test(s.command) && s.terminal === null && s.exit === 0);
+    t.same(
+      undeclared.map((s) => `${name}:${s.line} ${s.command}`),
+      [],
+      `${name}: every server command runs in a terminal (<!-- terminal: N -->), since it does not end by itself`,
+    );
+  }
+  const en = parsed.get('LESSON.md');
+  const ru = parsed.get('LESSON.ru.md');
+  if (en !== undefined && ru !== undefined) {
+    const a = skeleton(en);
+    const b = skeleton(ru);
+    t.same(b, a, 'LESSON.ru.md has the same commands, annotations and sections as LESSON.md, in the same order');
+  }
+});
+
+/** The programs the guides run besides socklab, with the Debian package of each (for .ci/run). */
+const TOOLS: readonly [string, string][] = [
+  ['script', 'bsdutils'],
+  ['ss', 'iproute2'],
+  ['nc', 'netcat-openbsd'],
+  ['pkill', 'procps'],
+  ['pgrep', 'procps'],
+  ['ps', 'procps'],
+  ['seq', 'coreutils'],
+  ['sha256sum', 'coreutils'],
+];
+
+t.test('the programs the guides use are installed', async (t) => {
+  for (const [tool, debian] of TOOLS) {
+    const found = spawnSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' });
+    t.equal(found.status, 0, `${tool} is installed (Debian package ${debian})`);
+  }
+});
+
+t.test('"npx socklab" runs the binary the test runs in its place', async (t) => {
+  t.equal(pkg.bin.socklab, 'dist/bin/socklab.js', 'package.json bin.socklab');
+  const result = spawnSync('npx', ['--no-install', 'socklab', '--version'], { cwd: REPO, encoding: 'utf8', timeout: 30_000 });
+  t.equal(result.status, 0, 'npx socklab --version exits 0', { stderr: result.stderr });
+  t.equal(result.stdout.trim(), pkg.version, 'and prints the version of this package');
+});
+
+// ---------------------------------------------------------------------------
+// Running the guides: the first half of the sections here, the rest in lessons-part2.test.ts
+
+t.test('every command in both guides runs, and shows what the guide says (part 1 of 2)', (t) => runGuideSections(t, 0, 2));
