@@ -40,7 +40,8 @@ export async function runLoad(options: LoadOptions): Promise<void> {
 }
 
 function loadText(report: ScenarioReport, processes: number): string {
-  const skews = report.targets.map((t) => `${t.label} ${t.timeline.startSkewMs.toFixed(2)} ms`).join(', ');
+  const skews = report.targets.map((t) => `${t.label} ${t.summary.startSkewMs.max.toFixed(2)} ms`).join(', ');
+  const idealUnknown = report.targets.some((t) => t.summary.idealMs === null && t.spec.kind !== 'remote');
   const plain = report.targets.flatMap((t) =>
     t.plainLoop === null
       ? []
@@ -51,10 +52,10 @@ function loadText(report: ScenarioReport, processes: number): string {
   );
   return [
     `socklab load ${report.scenario} ${report.flags}: ${report.targets.map((t) => t.label).join(', then ')}`,
-    `${report.targets[0]?.summary.clients ?? 0} clients over ${processes} load processes, ${report.arrivalsPerSecond === null ? 'closed model (all start together)' : `open model (${report.arrivalsPerSecond} session starts/s)`}; start skew: ${skews}`,
+    `${report.targets[0]?.summary.clients ?? 0} clients over ${processes} load processes, ${report.arrivalsPerSecond === null ? 'closed model (all start together)' : `open model (${report.arrivalsPerSecond} session starts/s)`}; start skew (largest of the runs): ${skews}`,
     '',
     report.sentences.join(' '),
-    `Ideal makespan: ${report.idealDefinition}${report.targets.some((t) => t.summary.idealMs === null) ? ' (add --ceiling to measure it)' : ''}.`,
+    `Ideal makespan: ${report.idealDefinition}${idealUnknown ? ' (add --ceiling to measure it)' : ''}.`,
     ...plain,
     '',
     textTable(report),

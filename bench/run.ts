@@ -6,7 +6,7 @@
  * the tables and text timelines (or, with --json, the JSON) on stdout; a
  * progress bar goes to stderr.
  *
- *   npm run bench                                   everything (about 6 minutes on 2 cores)
+ *   npm run bench                                   everything (about 7 minutes on 2 cores)
  *   npm run bench -- --quick                        one run each, under 2 minutes
  *   npm run bench -- --scenario chat --servers sequential,async
  *   npm run bench -- --json > bench.json

@@ -3,7 +3,7 @@
  * process, run the load (warm-up runs, then measured runs, counted and timed
  * by tinybench with each run's makespan as its sample), read the server's CPU
  * time and peak memory, stop it. `socklab load` and `npm run bench` both go
- * through here; the first with one measured run and no warm-up.
+ * through here (`socklab load` with one measured run and no warm-up unless told).
  */
 import { Bench } from 'tinybench';
 import type { LoadGenerator, LoadRunRequest, LoadRunResult } from './load-generator.js';
