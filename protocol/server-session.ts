@@ -87,7 +87,7 @@ export class ServerSession {
     this.buffer.push(bytes);
   }
 
-  /** Bytes received but not yet turned into events (used for read backpressure). */
+  /** Bytes received but not yet turned into events (the tests check it stays bounded). */
   get bufferedBytes(): number {
     return this.buffer.length;
   }

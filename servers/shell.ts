@@ -129,14 +129,6 @@ export class Shell {
     this.server.maxConnections = Number.MAX_SAFE_INTEGER;
   }
 
-  get liveConnections(): number {
-    return this.live.size;
-  }
-
-  get isStopping(): boolean {
-    return this.stopping !== null;
-  }
-
   log(line: string): void {
     this.options.log(`${new Date().toISOString()} ${line}`);
   }
