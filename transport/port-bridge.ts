@@ -9,26 +9,35 @@
  *
  * Flow control both ways, so no side ever buffers a whole file:
  * - client → worker: the main thread counts bytes posted; the worker publishes
- *   bytes consumed; past INPUT_WINDOW unconsumed the socket is paused, and the
+ *   bytes consumed; past the input window unconsumed the socket is paused, and the
  *   worker asks for a resume once it has caught up.
  * - worker → client: the main thread publishes bytes flushed to the socket;
- *   past OUTPUT_WINDOW unflushed the worker waits for the socket to drain.
+ *   past the output window unflushed the worker waits for the socket to drain.
  */
 import type { Socket } from 'node:net';
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { ConnectionError, ErrorCodes } from '../protocol/index.js';
 import type { BlockingSessionIO, ReadSignal } from '../servers/session.js';
 
-const INPUT_WINDOW = 256 * 1024;
-const OUTPUT_WINDOW = 256 * 1024;
 
-/** Int32 slots of the shared control array. */
-const WAKE = 0; // bumped by the main thread after every message it posts
-const CONSUMED = 1; // input bytes the worker has taken (wrapping counter)
-const FLUSHED = 2; // output bytes the socket has taken (wrapping counter)
-const INPUT_PAUSED = 3; // 1 while the main thread holds the socket paused
-const SOCKET_CLOSED = 4; // 1 once the socket is gone: writes fail at once
+/** Int32 slots of the shared control array (exported for the tests, which stage races with them). */
+export const ControlSlot = {
+  /** Bumped by the main thread after every message it posts, and whenever the worker should look again. */
+  WAKE: 0,
+  /** Input bytes the worker has taken (wrapping counter). */
+  CONSUMED: 1,
+  /** Output bytes the socket has taken (wrapping counter). */
+  FLUSHED: 2,
+  /** 1 while the main thread holds the socket paused. */
+  INPUT_PAUSED: 3,
+  /** 1 once the socket is gone: writes fail at once. */
+  SOCKET_CLOSED: 4,
+} as const;
+const { WAKE, CONSUMED, FLUSHED, INPUT_PAUSED, SOCKET_CLOSED } = ControlSlot;
 const CONTROL_SLOTS = 5;
+
+/** How many bytes the worker may be behind the socket (input) or the socket behind the worker (output). */
+export const FLOW_WINDOW_BYTES = { input: 256 * 1024, output: 256 * 1024 } as const;
 
 /**
  * Messages are as small as they can be, since there is one per request each
@@ -125,9 +134,13 @@ export class SocketPortBridge {
     this.socket.on('data', (chunk: Buffer) => {
       this.posted = (this.posted + chunk.length) | 0;
       this.post(chunk);
-      if (((this.posted - Atomics.load(this.control, CONSUMED)) | 0) > INPUT_WINDOW) {
+      if (((this.posted - Atomics.load(this.control, CONSUMED)) | 0) > FLOW_WINDOW_BYTES.input) {
         Atomics.store(this.control, INPUT_PAUSED, 1);
         this.socket.pause();
+        // The CONSUMED read above may be stale: the worker may have taken
+        // everything meanwhile and gone to sleep without seeing the pause. Wake it,
+        // so that it looks at INPUT_PAUSED again and asks for a resume.
+        this.wakeWorker();
       }
     });
     this.socket.on('end', () => this.finish('eof'));
@@ -153,6 +166,10 @@ export class SocketPortBridge {
     } catch {
       return; // the port is closed: the session already ended
     }
+    this.wakeWorker();
+  }
+
+  private wakeWorker(): void {
     Atomics.add(this.control, WAKE, 1);
     Atomics.notify(this.control, WAKE);
   }
@@ -190,6 +207,8 @@ export class BlockingPortIO implements BlockingSessionIO {
         }
         continue;
       }
+      // Nothing left to read: if the socket is paused, it is paused for nothing.
+      this.resumeInputIfPaused();
       const left = deadline - performance.now();
       if (left <= 0) return 'idle-timeout';
       Atomics.wait(this.control, WAKE, seen, Number.isFinite(left) ? left : undefined);
@@ -203,11 +222,12 @@ export class BlockingPortIO implements BlockingSessionIO {
 
   write(bytes: Uint8Array): void {
     if (Atomics.load(this.control, SOCKET_CLOSED) === 1) throw new ConnectionError(ErrorCodes.CONNECTION_CLOSED, 'the client is gone');
-    postBytes(this.port, bytes);
+    // Counted before posting: a large write moves its buffer, which leaves `bytes` empty.
     this.written = (this.written + bytes.length) | 0;
+    postBytes(this.port, bytes);
     for (;;) {
       const flushed = Atomics.load(this.control, FLUSHED);
-      if (((this.written - flushed) | 0) <= OUTPUT_WINDOW) return;
+      if (((this.written - flushed) | 0) <= FLOW_WINDOW_BYTES.output) return;
       if (Atomics.load(this.control, SOCKET_CLOSED) === 1) throw new ConnectionError(ErrorCodes.CONNECTION_CLOSED, 'the client is gone');
       Atomics.wait(this.control, FLUSHED, flushed);
     }
@@ -216,11 +236,18 @@ export class BlockingPortIO implements BlockingSessionIO {
   private took(bytes: Uint8Array): Uint8Array {
     this.consumed = (this.consumed + bytes.length) | 0;
     Atomics.store(this.control, CONSUMED, this.consumed);
-    if (Atomics.load(this.control, INPUT_PAUSED) === 1) {
-      Atomics.store(this.control, INPUT_PAUSED, 0);
-      this.port.postMessage('resume-input' satisfies ToMain);
-    }
+    this.resumeInputIfPaused();
     return bytes;
+  }
+
+  /**
+   * Asks the main thread to read the socket again. Checked after every take
+   * and again before every sleep: the main thread decides to pause from a
+   * CONSUMED it read a moment earlier, so its pause may land just after this
+   * worker took the last byte; it then wakes the worker, which ends up here.
+   */
+  private resumeInputIfPaused(): void {
+    if (Atomics.compareExchange(this.control, INPUT_PAUSED, 1, 0) === 1) this.port.postMessage('resume-input' satisfies ToMain);
   }
 }
 
