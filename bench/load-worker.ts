@@ -16,7 +16,7 @@ import { ReplyError } from '../protocol/index.js';
 import { countLineFeeds, PingConnection } from './lib/ping-load.js';
 import { SCENARIOS, type Payloads, type PlannedSession, type ScenarioParams } from './lib/scenarios.js';
 import { connectScriptClient, makePayload, type Payload, type ScriptClient, type TargetEndpoints } from './lib/script-client.js';
-import { sharedNow, sleepUntil } from './lib/shared-clock.js';
+import { adoptClockAnchor, sharedNow, sleepUntil } from './lib/shared-clock.js';
 import { describeSessionError, SessionRecorder, type SessionTimeline } from './lib/timeline.js';
 
 interface PreparedRun {
@@ -38,6 +38,7 @@ function send(message: WorkerMessage): Promise<void> {
 }
 
 async function prepare(assignment: WorkerAssignment): Promise<PreparedRun> {
+  adoptClockAnchor(assignment.clockAnchor);
   const scenario = SCENARIOS[assignment.scenario];
   for (const size of scenario.payloadSizes(assignment.params)) if (!payloadCache.has(size)) payloadCache.set(size, makePayload(size));
   const { address } = await dns.lookup(assignment.target.host);

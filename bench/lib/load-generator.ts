@@ -13,7 +13,7 @@ import { chooseStartInstant, StartBarrier, startSkewMs } from './barrier.js';
 import type { ParentMessage, WorkerAssignment, WorkerMessage } from './load-messages.js';
 import { planSessions, SCENARIOS, type PlannedSession, type ScenarioName, type ScenarioParams } from './scenarios.js';
 import type { TargetEndpoints } from './script-client.js';
-import { sharedNow } from './shared-clock.js';
+import { clockAnchor, sharedNow } from './shared-clock.js';
 import type { SessionEvent, SessionTimeline } from './timeline.js';
 
 const WORKER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../load-worker.js');
@@ -117,6 +117,7 @@ export class LoadGenerator {
     const reports = active.map((worker, participant) => {
       const assignment: WorkerAssignment = {
         processIndex: worker.index,
+        clockAnchor: clockAnchor(),
         scenario: request.scenario,
         params: request.params,
         target: request.target,

@@ -16,6 +16,8 @@ import type { SessionEvent, SessionTimeline } from './timeline.js';
 
 export interface WorkerAssignment {
   readonly processIndex: number;
+  /** The parent's shared-clock anchor (see shared-clock.ts), so that every process's timestamps compare exactly. */
+  readonly clockAnchor: number;
   readonly scenario: ScenarioName;
   readonly params: ScenarioParams;
   readonly target: TargetEndpoints;
