@@ -164,8 +164,13 @@ export interface PingLoadResult {
   readonly greeted: number;
 }
 
-/** N connections from this process, each in the PING loop from its greeting on; counts what is answered in `durationMs`. */
-export async function pingLoad(port: number, connections: number, durationMs: number, host = '127.0.0.1'): Promise<PingLoadResult> {
+/**
+ * N connections from this process, each in the PING loop from its greeting on;
+ * counts what is answered in `durationMs`, after `warmUpMs` of the same load
+ * that is not counted (so that connection set-up and JIT compilation are not
+ * in the figure).
+ */
+export async function pingLoad(port: number, connections: number, durationMs: number, warmUpMs: number, host = '127.0.0.1'): Promise<PingLoadResult> {
   const open = await Promise.all(Array.from({ length: connections }, () => PingConnection.connect(host, port)));
   let requests = 0;
   let greeted = 0;
@@ -183,8 +188,7 @@ export async function pingLoad(port: number, connections: number, durationMs: nu
       })
       .catch(() => {}); // closed when stopped (or by the server): what was answered until then counts
   }
-  // Warm up briefly so JIT and connection set-up are not in the figure.
-  await new Promise((resolve) => setTimeout(resolve, Math.min(500, durationMs / 4)));
+  await new Promise((resolve) => setTimeout(resolve, warmUpMs));
   measuring = true;
   const started = performance.now();
   await new Promise((resolve) => setTimeout(resolve, durationMs));
