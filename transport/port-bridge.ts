@@ -153,9 +153,15 @@ export class SocketPortBridge {
     this.ended = true;
     this.signal(signal);
     if (signal === 'abort') {
-      // Wakes a worker waiting for output to drain: the socket it waits for is gone.
+      // Wakes a worker waiting for output to drain: the socket it waits for is
+      // gone, and 'drain' will never come. FLUSHED must *change*, not only be
+      // notified: a worker that read FLUSHED (and SOCKET_CLOSED = 0) just before
+      // this, and has yet to call Atomics.wait, would miss a bare notify and
+      // sleep for good. Counting the undrained bytes as flushed moves FLUSHED;
+      // with none undrained, whatever keeps the worker over its window is still
+      // on its way here, and relayWrite counts it flushed when it arrives.
       Atomics.store(this.control, SOCKET_CLOSED, 1);
-      Atomics.notify(this.control, FLUSHED);
+      this.flushed(this.undrained); // (and notifies)
     }
   }
 

@@ -166,9 +166,9 @@ t.test('a client that does not read holds the worker at the output window; the m
   const size = 32 * MiB;
   const { client, served, report, endWhenRelayed } = await bridged(t, { writeFirstBytes: size });
   client.pause();
-  await settled(() => served.bytesWritten + served.writableLength);
+  await settled(() => served.bytesWritten);
   t.ok(served.writableLength <= FLOW_WINDOW_BYTES.output + SOCKET_READ_BYTES, `at most the output window waits in the main thread (${served.writableLength} bytes)`);
-  t.ok(served.bytesWritten + served.writableLength < size, 'the worker is held back, not done');
+  t.ok(served.bytesWritten < size, 'the worker is held back, not done'); // bytesWritten counts what is buffered too
   const received = readAll(client);
   client.resume();
   client.end();
@@ -189,7 +189,7 @@ t.test('a client that goes away wakes a worker blocked on the output window, and
   const size = 256 * MiB;
   const { client, served, report } = await bridged(t, { writeFirstBytes: size });
   client.pause();
-  await settled(() => served.bytesWritten + served.writableLength);
+  await settled(() => served.bytesWritten);
   client.resetAndDestroy();
   const seen = await report;
   t.equal(seen.writeErrorCode, ErrorCodes.CONNECTION_CLOSED);
