@@ -10,7 +10,9 @@
  * Flow control both ways, so no side ever buffers a whole file:
  * - client → worker: the main thread counts bytes posted; the worker publishes
  *   bytes consumed; past the input window unconsumed the socket is paused, and the
- *   worker asks for a resume once it has caught up.
+ *   worker asks for a resume as soon as it takes bytes again (no hysteresis:
+ *   a worker that stays behind costs a pause and a resume per chunk; uploads
+ *   still run at the speed of a raw loopback copy, bench/put-throughput.ts).
  * - worker → client: the main thread publishes bytes flushed to the socket;
  *   past the output window unflushed the worker waits for the socket to drain.
  */
