@@ -21,7 +21,6 @@ import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { ConnectionError, ErrorCodes } from '../protocol/index.js';
 import type { BlockingSessionIO, ReadSignal } from '../servers/session.js';
 
-
 /** Int32 slots of the shared control array (exported for the tests, which stage races with them). */
 export const ControlSlot = {
   /** Bumped by the main thread after every message it posts, and whenever the worker should look again. */
