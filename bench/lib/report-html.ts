@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { formatMs } from './format.js';
 import type { BenchReport } from './report-markdown.js';
 import type { ScenarioReport, TargetReport } from './report-model.js';
-import { timelineSvg } from './report-svg.js';
+import { COLOURS as TIMELINE_COLOURS, escapeMarkup, timelineSvg } from './report-svg.js';
 import { tableCells } from './report-table.js';
 import { resultStamp } from './results-files.js';
 import { SCENARIOS } from './scenarios.js';
@@ -31,16 +31,11 @@ export const SERVER_COLOURS = {
   remote: '#8d6e63',
 } as const;
 
-/** The timeline's colours, as report-svg.ts draws them, for the legend. */
-const STATE_COLOURS = { queued: '#f0a030', served: '#2b6cb0', error: '#c53030', ideal: '#2f855a' } as const;
 
 export function serverColour(spec: TargetSpec): string {
   return spec.kind === 'model' ? SERVER_COLOURS[spec.model] : SERVER_COLOURS[spec.kind];
 }
 
-export function escapeHtml(text: string): string {
-  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
-}
 
 /** Three timeline panels a row: a narrower picture, scaled up to the page's width, so its text reads from afar. */
 const PANELS_PER_ROW = 3;
@@ -73,7 +68,7 @@ section.scenario + section.scenario { margin-top: 2.4rem; border-top: 1px solid 
 .makespan .who { display: inline-flex; align-items: center; gap: .5rem; font-weight: bold; white-space: nowrap; }
 .makespan .track { position: relative; height: 1.6rem; background: var(--zebra); }
 .makespan .bar { position: absolute; left: 0; top: 0; bottom: 0; }
-.makespan .ideal { position: absolute; top: -.25rem; bottom: -.25rem; border-left: .2rem dashed ${STATE_COLOURS.ideal}; }
+.makespan .ideal { position: absolute; top: -.25rem; bottom: -.25rem; border-left: .2rem dashed ${TIMELINE_COLOURS.ideal}; }
 .makespan .value { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .table-wrap { overflow-x: auto; margin: 1rem 0; }
 table.results { border-collapse: collapse; font-size: .92rem; width: 100%; }
@@ -93,7 +88,7 @@ function swatch(colour: string, dashed = false): string {
 }
 
 function key(colour: string, label: string, dashed = false): string {
-  return `<span class="key">${swatch(colour, dashed)}${escapeHtml(label)}</span>`;
+  return `<span class="key">${swatch(colour, dashed)}${escapeMarkup(label)}</span>`;
 }
 
 /** The servers that appear in this run, each once, in the order they first appear. */
@@ -116,10 +111,10 @@ function legend(report: BenchReport): string {
     '</div>',
     '<div class="legend">',
     '<span class="title">Timelines:</span>',
-    key(STATE_COLOURS.queued, 'waiting in the queue'),
-    key(STATE_COLOURS.served, 'being served'),
-    key(STATE_COLOURS.error, 'error'),
-    key(STATE_COLOURS.ideal, 'ideal makespan', true),
+    key(TIMELINE_COLOURS.queued, 'waiting in the queue'),
+    key(TIMELINE_COLOURS.served, 'being served'),
+    key(TIMELINE_COLOURS.error, 'error'),
+    key(TIMELINE_COLOURS.ideal, 'ideal makespan', true),
     '</div>',
   ].join('\n');
 }
@@ -130,12 +125,12 @@ function header(report: BenchReport): string {
   const when = run.createdAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
   return [
     '<header class="run">',
-    `<h1>socklab bench <span class="when">${escapeHtml(when)}</span></h1>`,
-    `<p class="meta">${escapeHtml(`${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; Node ${machine.node}; socklab commit ${machine.gitCommit}`)}</p>`,
-    `<p class="meta"><code>${escapeHtml(run.command)}</code>: ${run.measuredRuns} measured run(s) per server and scenario after ${run.warmupRuns} warm-up run(s); took ${Math.round(run.durationSeconds)} s. ` +
-      `The same run as <a href="${escapeHtml(stamp)}.md">Markdown</a> and <a href="${escapeHtml(stamp)}.json">JSON</a>.</p>`,
+    `<h1>socklab bench <span class="when">${escapeMarkup(when)}</span></h1>`,
+    `<p class="meta">${escapeMarkup(`${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; Node ${machine.node}; socklab commit ${machine.gitCommit}`)}</p>`,
+    `<p class="meta"><code>${escapeMarkup(run.command)}</code>: ${run.measuredRuns} measured run(s) per server and scenario after ${run.warmupRuns} warm-up run(s); took ${Math.round(run.durationSeconds)} s. ` +
+      `The same run as <a href="${escapeMarkup(stamp)}.md">Markdown</a> and <a href="${escapeMarkup(stamp)}.json">JSON</a>.</p>`,
     legend(report),
-    `<nav>${report.scenarios.map((s) => `<a href="#scenario-${escapeHtml(s.scenario)}">${escapeHtml(s.scenario)}</a>`).join('')}</nav>`,
+    `<nav>${report.scenarios.map((s) => `<a href="#scenario-${escapeMarkup(s.scenario)}">${escapeMarkup(s.scenario)}</a>`).join('')}</nav>`,
     '</header>',
   ].join('\n');
 }
@@ -147,11 +142,11 @@ function makespanBars(scenario: ScenarioReport): string {
   const rows = scenario.targets.map((target: TargetReport) => {
     const { makespanMs, idealMs, idealRatio } = target.summary;
     const colour = serverColour(target.spec);
-    const ideal = idealMs === null ? '' : `<span class="ideal" style="left:${percent(idealMs)}" title="ideal ${escapeHtml(formatMs(idealMs))}"></span>`;
+    const ideal = idealMs === null ? '' : `<span class="ideal" style="left:${percent(idealMs)}" title="ideal ${escapeMarkup(formatMs(idealMs))}"></span>`;
     return [
-      `<span class="who">${swatch(colour)}${escapeHtml(target.label)}</span>`,
+      `<span class="who">${swatch(colour)}${escapeMarkup(target.label)}</span>`,
       `<span class="track"><span class="bar" style="width:${percent(makespanMs.mean)};background:${colour}"></span>${ideal}</span>`,
-      `<span class="value">${escapeHtml(formatMs(makespanMs.mean))}${idealRatio === null ? '' : ` (${idealRatio.toFixed(2)}× ideal)`}</span>`,
+      `<span class="value">${escapeMarkup(formatMs(makespanMs.mean))}${idealRatio === null ? '' : ` (${idealRatio.toFixed(2)}× ideal)`}</span>`,
     ].join('');
   });
   return `<div class="makespan" role="img" aria-label="makespan per server">\n${rows.join('\n')}\n</div>`;
@@ -159,13 +154,13 @@ function makespanBars(scenario: ScenarioReport): string {
 
 function table(scenario: ScenarioReport): string {
   const { columns, rows } = tableCells(scenario);
-  const head = columns.map((c) => `<th${c.align === 'right' ? ' class="num"' : ''}>${escapeHtml(c.header)}</th>`).join('');
+  const head = columns.map((c) => `<th${c.align === 'right' ? ' class="num"' : ''}>${escapeMarkup(c.header)}</th>`).join('');
   const body = rows.map((cells, index) => {
     const target = scenario.targets[index];
     const colour = target === undefined ? SERVER_COLOURS.remote : serverColour(target.spec);
     const tds = cells.map((cell, i) => {
-      if (i === 0) return `<td class="server">${escapeHtml(cell)}</td>`;
-      return `<td${columns[i]?.align === 'right' ? ' class="num"' : ''}>${escapeHtml(cell)}</td>`;
+      if (i === 0) return `<td class="server">${escapeMarkup(cell)}</td>`;
+      return `<td${columns[i]?.align === 'right' ? ' class="num"' : ''}>${escapeMarkup(cell)}</td>`;
     });
     return `<tr style="--server:${colour}">${tds.join('')}</tr>`;
   });
@@ -173,17 +168,17 @@ function table(scenario: ScenarioReport): string {
 }
 
 function section(scenario: ScenarioReport): string {
-  const name = escapeHtml(scenario.scenario);
+  const name = escapeMarkup(scenario.scenario);
   const svg = timelineSvg(scenario, { panelColour: (target) => serverColour(target.spec), panelsPerRow: PANELS_PER_ROW }).trimEnd();
   return [
     `<section class="scenario" id="scenario-${name}" data-scenario="${name}">`,
-    `<h2>${name}<span class="what">${escapeHtml(SCENARIOS[scenario.scenario].summary)}</span></h2>`,
-    `<p class="story">${escapeHtml(scenario.sentences.join(' '))}</p>`,
+    `<h2>${name}<span class="what">${escapeMarkup(SCENARIOS[scenario.scenario].summary)}</span></h2>`,
+    `<p class="story">${escapeMarkup(scenario.sentences.join(' '))}</p>`,
     makespanBars(scenario),
     table(scenario),
     '<figure class="timeline">',
     svg,
-    `<figcaption><code>socklab load ${name} ${escapeHtml(scenario.flags)}</code>. Ideal makespan: ${escapeHtml(scenario.idealDefinition)}.</figcaption>`,
+    `<figcaption><code>socklab load ${name} ${escapeMarkup(scenario.flags)}</code>. Ideal makespan: ${escapeMarkup(scenario.idealDefinition)}.</figcaption>`,
     '</figure>',
     '</section>',
   ].join('\n');
@@ -197,7 +192,7 @@ export function htmlReport(report: BenchReport): string {
     '<head>',
     '<meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    `<title>socklab bench ${escapeHtml(resultStamp(report.run.createdAt))}</title>`,
+    `<title>socklab bench ${escapeMarkup(resultStamp(report.run.createdAt))}</title>`,
     `<style>${STYLE}</style>`,
     '</head>',
     '<body>',

@@ -8,7 +8,8 @@ import { durationUnit } from './format.js';
 import type { ScenarioReport, TargetReport } from './report-model.js';
 import { panelSubtitle, sharedTimeSpanMs, timelineRows } from './report-timeline.js';
 
-const COLOURS = { queued: '#f0a030', served: '#2b6cb0', error: '#c53030', ideal: '#2f855a', axis: '#4a5568', panel: '#f4f6f8', text: '#1a202c' };
+/** Exported for the HTML report's legend, which must show the colours this draws. */
+export const COLOURS = { queued: '#f0a030', served: '#2b6cb0', error: '#c53030', ideal: '#2f855a', axis: '#4a5568', panel: '#f4f6f8', text: '#1a202c' } as const;
 const PANEL_WIDTH = 320;
 const PANEL_GAP = 44;
 const MARGIN = { left: 28, right: 16, top: 96, bottom: 56 };
@@ -44,10 +45,10 @@ export function timelineSvg(report: ScenarioReport, style: SvgStyle = {}): strin
 
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${round(height)}" viewBox="0 0 ${width} ${round(height)}" font-family="Helvetica, Arial, sans-serif" font-size="12" fill="${COLOURS.text}">`,
-    `<title>socklab ${escape(report.scenario)}: one row per client, time across</title>`,
+    `<title>socklab ${escapeMarkup(report.scenario)}: one row per client, time across</title>`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
-    `<text x="${MARGIN.left}" y="22" font-size="16" font-weight="bold">${escape(report.scenario)}: one row per client (in the order served), time across</text>`,
-    `<text x="${MARGIN.left}" y="40" font-size="11" fill="${COLOURS.axis}">socklab load ${escape(report.scenario)} ${escape(report.flags)}</text>`,
+    `<text x="${MARGIN.left}" y="22" font-size="16" font-weight="bold">${escapeMarkup(report.scenario)}: one row per client (in the order served), time across</text>`,
+    `<text x="${MARGIN.left}" y="40" font-size="11" fill="${COLOURS.axis}">socklab load ${escapeMarkup(report.scenario)} ${escapeMarkup(report.flags)}</text>`,
     legend(MARGIN.left, 56),
   );
 
@@ -56,9 +57,9 @@ export function timelineSvg(report: ScenarioReport, style: SvgStyle = {}): strin
     const top = MARGIN.top + Math.floor(index / perRow) * (plotHeight + PANEL_ROW_GAP);
     out.push(`<g transform="translate(${left},${top})">`);
     const accent = style.panelColour?.(target);
-    out.push(`<text x="0" y="-24" font-weight="bold"${accent === undefined ? '' : ` fill="${escape(accent)}"`}>${escape(target.label)}</text>`);
-    if (accent !== undefined) out.push(`<rect x="-7" y="0" width="4" height="${round(plotHeight)}" fill="${escape(accent)}"/>`);
-    out.push(`<text x="0" y="-8" font-size="11">${escape(panelSubtitle(target))}</text>`);
+    out.push(`<text x="0" y="-24" font-weight="bold"${accent === undefined ? '' : ` fill="${escapeMarkup(accent)}"`}>${escapeMarkup(target.label)}</text>`);
+    if (accent !== undefined) out.push(`<rect x="-7" y="0" width="4" height="${round(plotHeight)}" fill="${escapeMarkup(accent)}"/>`);
+    out.push(`<text x="0" y="-8" font-size="11">${escapeMarkup(panelSubtitle(target))}</text>`);
     out.push(`<rect x="0" y="0" width="${PANEL_WIDTH}" height="${round(plotHeight)}" fill="${COLOURS.panel}"/>`);
     const rows = timelineRows(target.timeline.sessions);
     const barHeight = rowHeight > 4 ? rowHeight - 2 : rowHeight;
@@ -99,7 +100,7 @@ function legend(left: number, y: number): string {
       const swatch = dashed
         ? `<line x1="${x}" y1="${y - 4}" x2="${x + 14}" y2="${y - 4}" stroke="${colour}" stroke-width="1.5" stroke-dasharray="4 3"/>`
         : `<rect x="${x}" y="${y - 10}" width="14" height="10" fill="${colour}"/>`;
-      const text = `<text x="${x + 20}" y="${y}">${escape(label)}</text>`;
+      const text = `<text x="${x + 20}" y="${y}">${escapeMarkup(label)}</text>`;
       x += 20 + label.length * CHAR_WIDTH + 24;
       return swatch + text;
     })
@@ -127,7 +128,7 @@ function tickLabel(ms: number, unit: 's' | 'ms'): string {
 
 function bar(x: number, y: number, width: number, height: number, colour: string, title?: string): string {
   const rect = `<rect x="${round(x)}" y="${y}" width="${round(Math.max(0.5, width))}" height="${round(height)}" fill="${colour}"`;
-  return title === undefined ? `${rect}/>` : `${rect}><title>${escape(title)}</title></rect>`;
+  return title === undefined ? `${rect}/>` : `${rect}><title>${escapeMarkup(title)}</title></rect>`;
 }
 
 /** A round number of ms at or above `ms` (1, 2 or 5 × a power of ten), so the axis ends on a tick. */
@@ -153,6 +154,7 @@ function round(value: number): number {
   return Math.round(value * 10) / 10;
 }
 
-function escape(text: string): string {
-  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
+/** Text for SVG and HTML alike, in element content and in quoted attributes. */
+export function escapeMarkup(text: string): string {
+  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
 }
