@@ -27,7 +27,7 @@ import type { BenchReport } from './lib/report-markdown.js';
 import { buildScenarioReport, type ScenarioReport, type TargetMeasurement } from './lib/report-model.js';
 import { textTable } from './lib/report-table.js';
 import { textTimeline } from './lib/report-timeline.js';
-import { benchJson, writeResults } from './lib/results-files.js';
+import { writeResults } from './lib/results-files.js';
 import { isScenarioName, SCENARIO_NAMES, SCENARIOS, scenarioParams, type ScenarioName } from './lib/scenarios.js';
 import { targetLabel, type TargetSpec } from './lib/targets.js';
 
@@ -140,7 +140,7 @@ async function main(): Promise<void> {
   const written = writeResults(path.resolve(args.out), report);
   writeHtmlReport(path.resolve(args.out), report);
   if (args.json) {
-    process.stdout.write(benchJson(report));
+    process.stdout.write(written.jsonText);
   } else {
     for (const scenario of reports) {
       process.stdout.write(`\n## ${scenario.scenario}  (socklab load ${scenario.scenario} ${scenario.flags})\n${scenario.sentences.join(' ')}\n\n`);

@@ -20,7 +20,7 @@ import { DEFAULT_THREADS } from '../../servers/cli.js';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { checkInteger, exitWithFailure, UsageError } from '../../bin/cli-support.js';
 import { defaultProcessCount, LoadGenerator, type LoadRunResult } from '../lib/load-generator.js';
-import { idealMakespanMs } from '../lib/metrics.js';
+import { idealMakespanMs, makespanMs } from '../lib/metrics.js';
 import { buildScenarioReport, type TargetMeasurement } from '../lib/report-model.js';
 import { textTimeline } from '../lib/report-timeline.js';
 import { describeParams, planSessions, SCENARIOS, scenarioParams, type ScenarioParams } from '../lib/scenarios.js';
@@ -315,7 +315,7 @@ async function demoRun(spec: TargetSpec, params: ScenarioParams, intro: RunIntro
       return null;
     }
     const { result } = outcome;
-    run.endedAt = result.sessions.reduce((latest, s) => Math.max(latest, s.done), result.startAt);
+    run.endedAt = result.startAt + makespanMs(result);
     await sleep(SETTLE_MS);
     view.end(run);
     return {

@@ -7,6 +7,7 @@
 import { DEFAULT_THREADS } from '../../servers/cli.js';
 import { formatMs } from '../lib/format.js';
 import type { RelativeSession, ScenarioReport, TargetReport } from '../lib/report-model.js';
+import { servedInterval } from '../lib/timeline.js';
 
 /**
  * Below this a client counts as served at once: connecting and being
@@ -63,14 +64,10 @@ export function clientList(sessions: readonly RelativeSession[]): string {
   return `clients ${numbers.slice(0, -1).join(', ')} and ${numbers[numbers.length - 1]}`;
 }
 
-function servedSpan(session: RelativeSession): { from: number; to: number } | null {
-  return session.greeted === null ? null : { from: session.greeted, to: session.quitSent ?? session.done };
-}
-
 /** The wait from which a client counts as having waited, for these sessions. */
 export function noticeableWaitMs(sessions: readonly RelativeSession[]): number {
   const served = sessions
-    .map(servedSpan)
+    .map(servedInterval)
     .filter((span) => span !== null)
     .map((span) => span.to - span.from)
     .sort((a, b) => a - b);
@@ -87,7 +84,7 @@ export function blockersOf(session: RelativeSession, all: readonly RelativeSessi
   return all
     .filter((other) => {
       if (other === session) return false;
-      const served = servedSpan(other);
+      const served = servedInterval(other);
       if (served === null) return false;
       return Math.min(waitTo, served.to) - Math.max(waitFrom, served.from) >= enough;
     })
@@ -102,7 +99,7 @@ export function clientLines(sessions: readonly RelativeSession[]): string[] {
     .sort((a, b) => order(a) - order(b) || a.client - b.client)
     .map((session) => {
       const wait = session.connected === null ? null : (session.greeted ?? session.done) - session.connected;
-      const served = servedSpan(session);
+      const served = servedInterval(session);
       const servedText = served === null ? '' : `; served ${formatMs(served.to - served.from)}`;
       const failed = session.error === null ? '' : `; failed: ${session.error}`;
       if (wait === null) return `${name(session)} never connected${failed}`;

@@ -52,6 +52,11 @@ export function makespanMs(run: Pick<LoadRunResult, 'startAt' | 'sessions'>): nu
   return run.sessions.reduce((latest, s) => Math.max(latest, s.done), run.startAt) - run.startAt;
 }
 
+/** The mean makespan over runs, as summarizeRuns reports it, without the rest of the summary. */
+export function meanMakespanMs(runs: readonly Pick<LoadRunResult, 'startAt' | 'sessions'>[]): number {
+  return mean(runs.map(makespanMs));
+}
+
 /** The most served intervals that overlap at any instant (touching ends do not overlap). */
 export function maxServedAtOnce(sessions: readonly SessionTimeline[]): number {
   const edges: Array<{ at: number; delta: 1 | -1 }> = [];

@@ -39,13 +39,14 @@ export function markdownReport(report: BenchReport, svgFile: (scenario: string) 
       '"Most at once" counts clients between their greeting and their QUIT at the same instant. Server CPU is per run; peak RSS is over the whole scenario.',
     '',
   ];
-  for (const scenario of report.scenarios) {
+  for (const [index, scenario] of report.scenarios.entries()) {
+    const skew = skews[index] ?? startSkew(scenario);
     out.push(
       `## ${scenario.scenario}`,
       '',
       scenario.sentences.join(' '),
       '',
-      `\`socklab load ${scenario.scenario} ${scenario.flags}\` (start skew at most ${startSkew(scenario).skewMs.toFixed(2)} ms over ${startSkew(scenario).processes} load processes). Ideal makespan: ${scenario.idealDefinition}.`,
+      `\`socklab load ${scenario.scenario} ${scenario.flags}\` (start skew at most ${skew.skewMs.toFixed(2)} ms over ${skew.processes} load processes). Ideal makespan: ${scenario.idealDefinition}.`,
       '',
       markdownTable(scenario),
       `![${scenario.scenario} timeline: one row per client, time across](${svgFile(scenario.scenario)})`,

@@ -5,7 +5,7 @@
  * and what the server process used.
  */
 import type { LoadRunResult } from './load-generator.js';
-import { idealMakespanMs, representativeRun, summarizeRuns, type TargetSummary } from './metrics.js';
+import { idealMakespanMs, meanMakespanMs, representativeRun, summarizeRuns, type TargetSummary } from './metrics.js';
 import { describeParams, SCENARIOS, type ScenarioName, type ScenarioParams } from './scenarios.js';
 import { scenarioSentences } from './sentences.js';
 import { clientsServedAtOnce, type TargetSpec } from './targets.js';
@@ -110,7 +110,7 @@ export function buildScenarioReport(
 ): ScenarioReport {
   const scenario = SCENARIOS[scenarioName];
   const ceiling = measurements.find((m) => m.spec.kind === 'ceiling');
-  const ceilingMakespan = ceiling === undefined ? null : summarizeRuns(ceiling.runs, null).makespanMs.mean;
+  const ceilingMakespan = ceiling === undefined ? null : meanMakespanMs(ceiling.runs);
   const targets = measurements.map((m): TargetReport => {
     const sample = representativeRun(m.runs);
     const atOnce = clientsServedAtOnce(m.spec, sample.serverModel);

@@ -12,6 +12,8 @@ import { timelineSvg } from './report-svg.js';
 export interface WrittenResults {
   readonly markdown: string;
   readonly json: string;
+  /** What was written to `json`, for a caller that also prints it. */
+  readonly jsonText: string;
   readonly svgs: readonly string[];
 }
 
@@ -42,7 +44,6 @@ export function benchJson(report: BenchReport): string {
   return `${marked.replace(new RegExp(`"${SESSIONS_MARK}(\\d+)"`, 'g'), (_, index: string) => `[\n${sessionLines[Number(index)] ?? ''}\n]`)}\n`;
 }
 
-
 export function writeResults(dir: string, report: BenchReport): WrittenResults {
   fs.mkdirSync(dir, { recursive: true });
   const stamp = resultStamp(report.run.createdAt);
@@ -55,10 +56,11 @@ export function writeResults(dir: string, report: BenchReport): WrittenResults {
   const markdown = path.join(dir, `${stamp}.md`);
   const json = path.join(dir, `${stamp}.json`);
   fs.writeFileSync(markdown, markdownReport(report, svgName));
-  fs.writeFileSync(json, benchJson(report));
+  const jsonText = benchJson(report);
+  fs.writeFileSync(json, jsonText);
   fs.copyFileSync(json, path.join(dir, 'latest.json'));
   fs.writeFileSync(path.join(dir, 'latest.md'), latestPointer(report, stamp, report.scenarios.map((s) => svgName(s.scenario))));
-  return { markdown, json, svgs };
+  return { markdown, json, jsonText, svgs };
 }
 
 function latestPointer(report: BenchReport, stamp: string, svgs: readonly string[]): string {

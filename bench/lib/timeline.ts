@@ -176,7 +176,7 @@ export function errorLabel(error: SessionError): string {
  * are read on the client side, after the server started serving and before it
  * stopped, so these intervals never overlap more than the server's did.
  */
-export function servedInterval(session: SessionTimeline): { readonly from: number; readonly to: number } | null {
+export function servedInterval(session: Pick<SessionTimeline, 'greeted' | 'quitSent' | 'done'>): { readonly from: number; readonly to: number } | null {
   if (session.greeted === null) return null;
   return { from: session.greeted, to: session.quitSent ?? session.done };
 }
