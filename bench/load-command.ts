@@ -13,7 +13,7 @@ import { DEFAULT_PORT } from '../protocol/index.js';
 import { SERVER_MODELS, type ServerModelName } from '../servers/index.js';
 import { checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../bin/cli-support.js';
 import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './lib/load-generator.js';
-import { SCENARIO_NAMES, SCENARIOS, scenarioParams, type Scenario, type ScenarioName, type ScenarioParams } from './lib/scenarios.js';
+import { formatParam, isByteUnit, SCENARIO_NAMES, SCENARIOS, scenarioParams, type Scenario, type ScenarioName, type ScenarioParams } from './lib/scenarios.js';
 import type { TargetSpec } from './lib/targets.js';
 
 const SERVER_CHOICES = [...SERVER_MODELS, 'ceiling'] as const;
@@ -39,24 +39,15 @@ interface LoadArgs {
 /** Adds one flag per scenario parameter: sizes take units (16MiB), counts and ms are whole numbers. */
 function withScenarioOptions(yargs: Argv, scenario: Scenario): Argv {
   for (const spec of Object.values(scenario.params)) {
-    const isBytes = spec.unit === 'bytes' || spec.unit === 'bytes/s';
+    const isBytes = isByteUnit(spec.unit);
     yargs.option(spec.flag, {
       type: isBytes ? 'string' : 'number',
-      default: isBytes ? formatDefaultBytes(spec.default) : spec.default,
+      default: isBytes ? formatParam(spec.unit, spec.default) : spec.default,
       describe: `${spec.describe}${spec.unit === 'ms' ? ' (ms)' : spec.unit === 'bytes/s' ? ' (per second; units like 256KiB work)' : isBytes ? ' (units like 16MiB work)' : ''}`,
       group: `${scenario.name} options:`,
     });
   }
   return yargs;
-}
-
-function formatDefaultBytes(bytes: number): string {
-  for (const [suffix, size] of [
-    ['MiB', 1024 * 1024],
-    ['KiB', 1024],
-  ] as const)
-    if (bytes % size === 0 && bytes >= size) return `${bytes / size}${suffix}`;
-  return String(bytes);
 }
 
 function withLoadOptions(yargs: Argv): Argv {
@@ -135,7 +126,7 @@ function paramsFrom(scenario: Scenario, args: LoadArgs): ScenarioParams {
   const given: Record<string, number> = {};
   for (const [key, spec] of Object.entries(scenario.params)) {
     const raw = args[key] ?? args[spec.flag];
-    const value = spec.unit === 'bytes' || spec.unit === 'bytes/s' ? parseByteSize(String(raw), `--${spec.flag}`) : Number(raw);
+    const value = isByteUnit(spec.unit) ? parseByteSize(String(raw), `--${spec.flag}`) : Number(raw);
     given[key] = checkInteger(value, `--${spec.flag}`, spec.min);
   }
   return scenarioParams(scenario, given);

@@ -70,15 +70,17 @@ export async function uploadWithRetry(args: ConnectionArgs, file: LocalFile, nam
   const ours: FileDigest = { size: file.size, sha256 };
   // The mode actually in force: after a 350 answered with overwrite or append, later attempts say so themselves.
   let mode: PutMode = options.mode;
-  /** The file before our first attempt could have changed it (null: absent); undefined until known. */
+  /**
+   * The file before our first attempt could have changed it (null: absent);
+   * undefined until known. Known only once an attempt went on to upload, so
+   * from then on an attempt may have reached the server's commit.
+   */
   let base: FileDigest | null | undefined;
-  /** True once an attempt may have reached the server's commit. */
-  let mayHaveCommitted = false;
   for (let attempt = 0; ; attempt++) {
     try {
       const session = await openSession(args);
       try {
-        if (mayHaveCommitted && base !== undefined) {
+        if (base !== undefined) {
           const judgement = await judge(session.client, name, mode, base, ours);
           if (judgement === 'committed') {
             await quit(session);
@@ -90,7 +92,6 @@ export async function uploadWithRetry(args: ConnectionArgs, file: LocalFile, nam
           }
         }
         if (base === undefined) base = await statOrFail(session.client, name);
-        mayHaveCommitted = true;
         const result = await upload(session.client, file, name, {
           ...options,
           mode,

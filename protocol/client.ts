@@ -54,6 +54,12 @@ const MAX_REPLY_LINE_BYTES = 8192;
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8');
 
+/** A server's first reply as a greeting: a `220`, naming the server's model (`unknown` if it does not). */
+export function checkGreeting(reply: Reply): Greeting {
+  if (reply.code !== 220) throw new ReplyError(reply, 'the server did not greet');
+  return { reply, model: /^socklab\/1 (\S+)/.exec(reply.text)?.[1] ?? 'unknown' };
+}
+
 export class SocklabClient {
   private readonly buffer = new ReceiveBuffer();
   private ended = false;
@@ -62,10 +68,7 @@ export class SocklabClient {
 
   /** Waits for the `220` greeting (a sequential server's queue wait ends here). */
   async greeting(): Promise<Greeting> {
-    const r = await this.readReply();
-    if (r.code !== 220) throw new ReplyError(r, 'the server did not greet');
-    const model = /^socklab\/1 (\S+)/.exec(r.text)?.[1] ?? 'unknown';
-    return { reply: r, model };
+    return checkGreeting(await this.readReply());
   }
 
   async ping(): Promise<Reply> {

@@ -23,6 +23,8 @@ export const DEFAULT_MAX_PROCESSES = 32;
 const READY_TIMEOUT_MS = 60_000;
 /** After the last session's deadline, this long for a process to report before it is given up on. */
 const REPORT_GRACE_MS = 10_000;
+/** A load process gives up on a TCP handshake after this long (a queue is waited out after it: the greeting has no limit but the session timeout). */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export type LoadFailureCode = 'WORKER_EXITED' | 'WORKER_FAILED' | 'RUN_TIMEOUT' | 'BARRIER';
 
@@ -46,7 +48,6 @@ export interface LoadRunRequest {
   /** Open model: session starts per second; null for the closed model (the scenario's own plan). */
   readonly arrivalsPerSecond: number | null;
   readonly sessionTimeoutMs: number;
-  readonly connectTimeoutMs?: number;
   /** Told each session step as it happens (a live view); the load processes send them only when this is given. */
   readonly onEvent?: (event: SessionEvent) => void;
 }
@@ -102,10 +103,6 @@ export class LoadGenerator {
     return new LoadGenerator(workers);
   }
 
-  get processCount(): number {
-    return this.workers.length;
-  }
-
   /** One run: prepare every process, release them together, collect every timeline. */
   async run(request: LoadRunRequest): Promise<LoadRunResult> {
     this.runs++;
@@ -123,7 +120,7 @@ export class LoadGenerator {
         target: request.target,
         sessions: shares[worker.index] ?? [],
         sessionTimeoutMs: request.sessionTimeoutMs,
-        connectTimeoutMs: request.connectTimeoutMs ?? 10_000,
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
         live: request.onEvent !== undefined,
       };
       const report = this.exchange(worker, { type: 'prepare', assignment }, (message) => {

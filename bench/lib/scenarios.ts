@@ -258,10 +258,6 @@ export const SCENARIOS: { readonly [N in ScenarioName]: Scenario } = {
   ceiling,
 };
 
-export function isScenarioName(name: string): name is ScenarioName {
-  return (SCENARIO_NAMES as readonly string[]).includes(name);
-}
-
 /** The scenario's defaults, overridden by whatever is given. */
 export function scenarioParams(scenario: Scenario, overrides: Readonly<Record<string, number | undefined>> = {}): ScenarioParams {
   const params: Record<string, number> = {};
@@ -283,8 +279,13 @@ export function describeParams(scenario: Scenario, params: ScenarioParams): stri
     .join(' ');
 }
 
+/** Whether a parameter is a size (given with units like 16MiB) rather than a count or ms. */
+export function isByteUnit(unit: ParamUnit): boolean {
+  return unit === 'bytes' || unit === 'bytes/s';
+}
+
 export function formatParam(unit: ParamUnit, value: number): string {
-  if (unit !== 'bytes' && unit !== 'bytes/s') return String(value);
+  if (!isByteUnit(unit)) return String(value);
   for (const [suffix, size] of [
     ['GiB', 1024 * MiB],
     ['MiB', MiB],

@@ -119,16 +119,20 @@ function listeningPort(target: BenchTarget, child: ChildProcess): Promise<number
       child.kill('SIGKILL');
       reject(new ServerStartError('SERVER_START_TIMEOUT', `the ${target} server process did not start listening within ${START_TIMEOUT_MS / 1000} s${printed()}`));
     }, START_TIMEOUT_MS);
-    child.stdout?.on('data', (chunk: Buffer) => {
+    // Removed once the port is known: a server that logs every connection would
+    // otherwise have all its output appended and searched again for its whole life.
+    const lookForPort = (chunk: Buffer) => {
       seen += chunk.toString();
       const match = /listening on [^\s]+:(\d+)/.exec(seen);
       if (match !== null) {
         clearTimeout(timer);
+        child.stdout?.off('data', lookForPort);
         resolve(Number(match[1]));
-        seen = '';
+        return;
       }
       if (seen.length > 65536) seen = seen.slice(-1024);
-    });
+    };
+    child.stdout?.on('data', lookForPort);
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new ServerStartError('SERVER_EXITED', `the ${target} server process exited with code ${code} before listening${printed()}`));

@@ -64,13 +64,7 @@ export function clientsServedAtOnce(spec: TargetSpec, greetedModel: string | nul
   }
 }
 
-export interface StartTargetOptions {
-  /** Largest upload the socklab server accepts (the scenarios' files must fit). */
-  readonly maxFileSize?: string;
-  readonly maxConnections?: number;
-}
-
-export async function startTarget(spec: TargetSpec, options: StartTargetOptions = {}): Promise<RunningTarget> {
+export async function startTarget(spec: TargetSpec): Promise<RunningTarget> {
   const label = targetLabel(spec);
   switch (spec.kind) {
     case 'remote':
@@ -83,7 +77,7 @@ export async function startTarget(spec: TargetSpec, options: StartTargetOptions 
         stop: async () => {},
       };
     case 'model': {
-      const server = await startServerProcess(spec.model, { ...options, ...(spec.threads === undefined ? {} : { threads: spec.threads }) });
+      const server = await startServerProcess(spec.model, spec.threads === undefined ? {} : { threads: spec.threads });
       return localTarget(spec, label, [server], socklabEndpoints('127.0.0.1', server.port));
     }
     case 'ceiling': {
