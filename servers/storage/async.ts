@@ -166,14 +166,18 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   async list(): Promise<ListEntry[]> {
+    return sortedForListing(await this.listedEntries());
+  }
+
+  /** LIST's entries in directory order (null: a name that is not a regular file, or vanished). */
+  private async listedEntries(): Promise<(ListEntry | null)[]> {
     const names = await this.readRoot();
-    const entries = await Promise.all(
+    return Promise.all(
       names.filter(isListableName).map(async (name) => {
         const stats = await this.lstatOrNull(path.join(this.root, name));
         return stats === null ? null : listEntry(name, stats);
       }),
     );
-    return sortedForListing(entries);
   }
 
   async probe(name: string): Promise<number | null> {
@@ -251,7 +255,7 @@ export class AsyncStorage implements AsyncStorageOps {
     checkPlan(plan);
     const target = pathInRoot(this.root, plan.name);
     await this.refuseIfVisiblyFull(plan, target);
-    await this.refuseIfOverQuota(plan, target);
+    await this.refuseIfOverQuota(plan);
     const tempPath = newTempPath(this.root);
     let file: FileHandle;
     try {
@@ -322,7 +326,7 @@ export class AsyncStorage implements AsyncStorageOps {
     const target = path.join(this.root, upload.name);
     if (upload.mode === 'new' && (await this.lstatOrNull(target)) !== null) throw fileExists(upload.name);
     // Again at the commit: the root may have grown since beginUpload (the lock key makes this check and the rename one step).
-    await this.refuseIfOverQuota(upload.plan, target);
+    await this.refuseIfOverQuota(upload.plan);
     // Only a regular file has content to append to; a link or anything else is replaced like an absent name.
     const existing = upload.mode === 'append' ? await this.openRegularOrNull(target) : null;
     let size: number;
@@ -436,11 +440,8 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   /** --max-root-size: the files LIST shows, with this upload committed, must fit in the quota. */
-  private async refuseIfOverQuota(plan: UploadPlan, target: string): Promise<void> {
-    if (this.quota === null) return;
-    const used = (await this.list()).reduce((sum, entry) => sum + entry.size, 0);
-    const current = await this.lstatOrNull(target);
-    if (wouldExceedQuota(this.quota, used, plan, current?.isFile() ? current.size : null)) throw overQuota(this.quota);
+  private async refuseIfOverQuota(plan: UploadPlan): Promise<void> {
+    if (this.quota !== null && wouldExceedQuota(this.quota, await this.listedEntries(), plan)) throw overQuota(this.quota);
   }
 
   private async removeStaleTempFiles(): Promise<void> {

@@ -187,13 +187,20 @@ export function quotaOf(maxRootSize: number | undefined): number | null {
 }
 
 /**
- * Whether committing `plan` would take the root past `quota` bytes. `used` is
- * what the files LIST shows add up to now, `currentSize` the target's size if
- * it is a regular file: an overwrite frees it, an append keeps it.
+ * Whether committing `plan` would take the root past `quota` bytes, given the
+ * files LIST would show now (unsorted: only their sizes count). The target's
+ * current size is among them if it is a regular file: an overwrite frees it,
+ * an append keeps it.
  */
-export function wouldExceedQuota(quota: number | null, used: number, plan: Pick<UploadPlan, 'size' | 'mode'>, currentSize: number | null): boolean {
-  if (quota === null) return false;
-  const after = plan.mode === 'append' ? used + plan.size : used - (currentSize ?? 0) + plan.size;
+export function wouldExceedQuota(quota: number, listed: Iterable<ListEntry | null>, plan: Pick<UploadPlan, 'name' | 'size' | 'mode'>): boolean {
+  let used = 0;
+  let currentSize = 0;
+  for (const entry of listed) {
+    if (entry === null) continue;
+    used += entry.size;
+    if (entry.name === plan.name) currentSize = entry.size;
+  }
+  const after = plan.mode === 'append' ? used + plan.size : used - currentSize + plan.size;
   return after > quota;
 }
 

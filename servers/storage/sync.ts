@@ -97,13 +97,17 @@ export class SyncStorage implements StorageOps {
   }
 
   list(): ListEntry[] {
-    const names = this.readRoot();
-    return sortedForListing(
-      names.filter(isListableName).map((name) => {
+    return sortedForListing(this.listedEntries());
+  }
+
+  /** LIST's entries in directory order (null: a name that is not a regular file, or vanished). */
+  private listedEntries(): (ListEntry | null)[] {
+    return this.readRoot()
+      .filter(isListableName)
+      .map((name) => {
         const stats = this.lstatOrNull(path.join(this.root, name));
         return stats === null ? null : listEntry(name, stats);
-      }),
-    );
+      });
   }
 
   probe(name: string): number | null {
@@ -165,7 +169,7 @@ export class SyncStorage implements StorageOps {
     checkPlan(plan);
     const target = pathInRoot(this.root, plan.name);
     this.refuseIfVisiblyFull(plan, target);
-    this.refuseIfOverQuota(plan, target);
+    this.refuseIfOverQuota(plan);
     const tempPath = newTempPath(this.root);
     let fd: number;
     try {
@@ -217,7 +221,7 @@ export class SyncStorage implements StorageOps {
     const target = path.join(this.root, upload.name);
     if (upload.mode === 'new' && this.lstatOrNull(target) !== null) throw fileExists(upload.name);
     // Again at the commit: the root may have grown since beginUpload (the lock key makes this check and the rename one step).
-    this.refuseIfOverQuota(upload.plan, target);
+    this.refuseIfOverQuota(upload.plan);
     // Only a regular file has content to append to; a link or anything else is replaced like an absent name.
     const existing = upload.mode === 'append' ? this.openRegularOrNull(target) : null;
     let size: number;
@@ -307,11 +311,8 @@ export class SyncStorage implements StorageOps {
   }
 
   /** --max-root-size: the files LIST shows, with this upload committed, must fit in the quota. */
-  private refuseIfOverQuota(plan: UploadPlan, target: string): void {
-    if (this.quota === null) return;
-    const used = this.list().reduce((sum, entry) => sum + entry.size, 0);
-    const current = this.lstatOrNull(target);
-    if (wouldExceedQuota(this.quota, used, plan, current?.isFile() ? current.size : null)) throw overQuota(this.quota);
+  private refuseIfOverQuota(plan: UploadPlan): void {
+    if (this.quota !== null && wouldExceedQuota(this.quota, this.listedEntries(), plan)) throw overQuota(this.quota);
   }
 
   private removeStaleTempFiles(): void {
