@@ -17,6 +17,21 @@ import { startTestServer, type TestServer } from './server.js';
 import { WireClient, WireTimeoutError } from './wire.js';
 
 export const TEMP_FILE_PREFIX = '.socklab-tmp-';
+
+/** The content of `root/name`, or null if there is no such file. */
+export function readOrNull(root: string, name: string): Buffer | null {
+  try {
+    return fs.readFileSync(path.join(root, name));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+/** The storage's temporary files left in `root`, sorted. */
+export function tempFilesIn(root: string): string[] {
+  return fs.readdirSync(root).filter((name) => name.startsWith(TEMP_FILE_PREFIX)).sort();
+}
 /** Bound on a server's close() in teardown: its grace time (5 s in tests) plus its 2 s cut-off, plus margin. */
 export const CLOSE_TIMEOUT_MS = 10_000;
 
@@ -119,12 +134,7 @@ export class WireFixture {
   }
 
   readFile(name: string): Buffer | null {
-    try {
-      return fs.readFileSync(this.file(name));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw error;
-    }
+    return readOrNull(this.root, name);
   }
 
   /** Directory entries of the root, sorted. */
@@ -133,7 +143,7 @@ export class WireFixture {
   }
 
   tempFiles(): string[] {
-    return this.entries().filter((name) => name.startsWith(TEMP_FILE_PREFIX));
+    return tempFilesIn(this.root);
   }
 
   /** Number of log lines announcing a new connection: tells a test the server has taken one in. */

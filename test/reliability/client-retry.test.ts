@@ -23,10 +23,10 @@ import { SERVER_MODELS } from '../../servers/index.js';
 import { ClientFailure } from '../../clients/messages.js';
 import { backoffMs, isRetriable } from '../../clients/retry.js';
 import { closedPort, finished, isOneSentence, runCli } from '../clients/run-cli.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { eventually } from '../helpers/wire-fixture.js';
+import { startTestServer, type TestServer, makeTempRoot } from '../helpers/server.js';
+import { eventually, readOrNull, tempFilesIn } from '../helpers/wire-fixture.js';
 import { startFaultyProxy, type Fault } from './faulty-proxy.js';
-import { readOrNull, ServerProcess, tempDir, tempFilesIn } from './processes.js';
+import { ServerProcess } from './processes.js';
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -37,7 +37,7 @@ const BIG_BYTES = 32 * 1024 * 1024;
 const BASE = Buffer.from('the log so far\n'.repeat(70));
 
 t.before(() => {
-  local = tempDir('socklab-retry-local-');
+  local = makeTempRoot('socklab-retry-local-');
   bigFile = path.join(local, 'big.bin');
   big = randomBytes(BIG_BYTES);
   fs.writeFileSync(bigFile, big);
@@ -63,7 +63,7 @@ async function killMidUpload(server: ServerProcess, bytes: number): Promise<void
 }
 
 /** A server process; a restart passes the first one's port and root (the first one's teardown removes the root). */
-async function processServer(t: Tap, model: (typeof SERVER_MODELS)[number], port = 0, root = tempDir(`socklab-retry-${model}-`)): Promise<ServerProcess> {
+async function processServer(t: Tap, model: (typeof SERVER_MODELS)[number], port = 0, root = makeTempRoot(`socklab-retry-${model}-`)): Promise<ServerProcess> {
   if (port === 0) t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const server = await ServerProcess.start(model, { root, port, args: ['--threads', '2', '--quiet'] });
   t.teardown(() => server.crash());

@@ -9,7 +9,7 @@ import path from 'node:path';
 import t from 'tap';
 import { SERVER_MODELS } from '../../servers/index.js';
 import { CrashCampaign, summarize, type TrialReport } from './crash.js';
-import { tempDir } from './processes.js';
+import { makeTempRoot } from '../helpers/server.js';
 
 /** Per model: this many server kills and as many client kills (about 1 s each). */
 const TRIALS_PER_KIND = 3;
@@ -20,7 +20,7 @@ t.comment(`seed ${seed} (replay with SOCKLAB_CRASH_SEED=${seed})`);
 
 for (const [index, model] of SERVER_MODELS.entries()) {
   t.test(`${model}: SIGKILL the client mid-upload, and the server mid-upload and mid-commit`, async (t) => {
-    const base = tempDir(`socklab-crash-${model}-`);
+    const base = makeTempRoot(`socklab-crash-${model}-`);
     t.teardown(() => fs.rmSync(base, { recursive: true, force: true }));
     const campaign = new CrashCampaign({ model, root: path.join(base, 'root'), seed: seed + index, maxUploadBytes: 256 * 1024 });
     await campaign.start();

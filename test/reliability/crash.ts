@@ -28,8 +28,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ServerModelName } from '../../servers/index.js';
 import { WireClient } from '../helpers/wire.js';
-import { delay, eventually, sha256, TEMP_FILE_PREFIX } from '../helpers/wire-fixture.js';
-import { childEnv, pick, randomBytesFrom, randomInt, readOrNull, rng, ServerProcess, tempFilesIn } from './processes.js';
+import { delay, eventually, readOrNull, sha256, TEMP_FILE_PREFIX, tempFilesIn } from '../helpers/wire-fixture.js';
+import { childEnv, pick, randomBytesFrom, randomInt, rng, ServerProcess } from './processes.js';
 
 const UPLOAD_CHILD = fileURLToPath(new URL('./upload-child.js', import.meta.url));
 const CLIENTS = 3;

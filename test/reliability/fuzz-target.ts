@@ -6,8 +6,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ServerModelName } from '../../servers/index.js';
+import { tempFilesIn } from '../helpers/wire-fixture.js';
 import { FUZZ_MAX_FILE_SIZE, stillAnswersPing } from './fuzz-runner.js';
-import { ServerProcess, tempFilesIn } from './processes.js';
+import { ServerProcess } from './processes.js';
 
 export interface FuzzTarget {
   readonly server: ServerProcess;

@@ -10,7 +10,7 @@ import t from 'tap';
 import { SERVER_MODELS } from '../../servers/index.js';
 import { fuzz } from './fuzz-runner.js';
 import { checkAfterFuzzing, startFuzzTarget } from './fuzz-target.js';
-import { tempDir } from './processes.js';
+import { makeTempRoot } from '../helpers/server.js';
 
 const CASES = Number(process.env.SOCKLAB_FUZZ_CASES ?? 1000);
 const seed = Number(process.env.SOCKLAB_FUZZ_SEED ?? Date.now() % 1_000_000);
@@ -20,7 +20,7 @@ t.comment(`seed ${seed} (replay with SOCKLAB_FUZZ_SEED=${seed})`);
 
 for (const model of SERVER_MODELS) {
   t.test(`${model}: ${CASES} hostile inputs over real sockets, then PING`, async (t) => {
-    const outer = tempDir(`socklab-fuzz-${model}-`);
+    const outer = makeTempRoot(`socklab-fuzz-${model}-`);
     t.teardown(() => fs.rmSync(outer, { recursive: true, force: true }));
     const target = await startFuzzTarget(model, outer);
     t.teardown(() => target.server.crash());

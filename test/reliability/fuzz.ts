@@ -14,7 +14,7 @@ import { hideBin } from 'yargs/helpers';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { checkAfterFuzzing, startFuzzTarget } from './fuzz-target.js';
 import { fuzz } from './fuzz-runner.js';
-import { tempDir } from './processes.js';
+import { makeTempRoot } from '../helpers/server.js';
 
 const args = await yargs(hideBin(process.argv))
   .scriptName('fuzz')
@@ -26,7 +26,7 @@ const args = await yargs(hideBin(process.argv))
   .parseAsync();
 
 const models = args.models.split(',').filter((m): m is ServerModelName => (SERVER_MODELS as readonly string[]).includes(m));
-const base = tempDir('socklab-fuzz-');
+const base = makeTempRoot('socklab-fuzz-');
 process.stdout.write(`fuzz: up to ${args.cases} cases or ${args.seconds} s per model for ${models.join(', ')}, seed ${args.seed}\n`);
 let failed = false;
 process.on('exit', () => fs.rmSync(base, { recursive: true, force: true }));

@@ -24,8 +24,9 @@ import t from 'tap';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { serverOptionsFromArgs } from '../../servers/cli.js';
 import { WireClient } from '../helpers/wire.js';
-import { eventually, sha256, WireFixture } from '../helpers/wire-fixture.js';
-import { readOrNull, ServerProcess, tempDir, tempFilesIn } from './processes.js';
+import { eventually, sha256, WireFixture, readOrNull, tempFilesIn } from '../helpers/wire-fixture.js';
+import { ServerProcess } from './processes.js';
+import { makeTempRoot } from '../helpers/server.js';
 
 const INJECT = fileURLToPath(new URL('./inject-full-disk.cjs', import.meta.url));
 
@@ -167,7 +168,7 @@ t.test('--max-root-size on the command line: byte units, 0 = no quota', async (t
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
 async function fullDiskServer(t: Tap, model: ServerModelName, how: string): Promise<{ server: ServerProcess; root: string }> {
-  const root = tempDir(`socklab-full-${model}-`);
+  const root = makeTempRoot(`socklab-full-${model}-`);
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   fs.writeFileSync(path.join(root, 'keep.txt'), 'original');
   const env: Record<string, string> = how === 'quota' ? {} : { NODE_OPTIONS: `--require ${INJECT}`, SOCKLAB_FAKE_FULL_DISK: how, SOCKLAB_FAKE_FULL_DISK_ROOT: root };
@@ -208,7 +209,7 @@ function canMountTmpfs(): boolean {
 
 t.test('a real full disk: a 256 KiB tmpfs in a private mount namespace (skipped where it cannot be mounted)', { skip: canMountTmpfs() ? false : 'unshare -rm with a tmpfs mount is not available here' }, async (t) => {
   for (const model of SERVER_MODELS) {
-    const root = tempDir(`socklab-tmpfs-${model}-`);
+    const root = makeTempRoot(`socklab-tmpfs-${model}-`);
     t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
     // unshare execs sh, which execs node: the pid is the server's, and /proc/<pid>/root shows its mounts.
     const script = `mount -t tmpfs -o size=256k none "$1" && shift && exec "$@"`;

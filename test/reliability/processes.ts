@@ -6,12 +6,8 @@
  * loader hooks would only slow them down), but may be given their own.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerModelName } from '../../servers/index.js';
-import { TEMP_FILE_PREFIX } from '../helpers/wire-fixture.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/socklab.js', import.meta.url));
 /** A server that has not said "listening on" by then has failed to start. */
@@ -150,25 +146,6 @@ export class ServerProcess {
       this.lineWaiters.add(check);
       check();
     });
-  }
-}
-
-/** A fresh directory under the system's temporary directory. */
-export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
-
-export function tempFilesIn(root: string): string[] {
-  return fs.readdirSync(root).filter((name) => name.startsWith(TEMP_FILE_PREFIX));
-}
-
-/** The content of `root/name`, or null if there is no such file. */
-export function readOrNull(root: string, name: string): Buffer | null {
-  try {
-    return fs.readFileSync(path.join(root, name));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
   }
 }
 

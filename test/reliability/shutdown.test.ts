@@ -13,13 +13,14 @@ import path from 'node:path';
 import t from 'tap';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { WireClient } from '../helpers/wire.js';
-import { eventually, sha256 } from '../helpers/wire-fixture.js';
-import { readOrNull, ServerProcess, tempDir, tempFilesIn } from './processes.js';
+import { makeTempRoot } from '../helpers/server.js';
+import { eventually, readOrNull, sha256, tempFilesIn } from '../helpers/wire-fixture.js';
+import { ServerProcess } from './processes.js';
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
 async function serverWith(t: Tap, model: ServerModelName, grace: number): Promise<ServerProcess> {
-  const root = tempDir(`socklab-shutdown-${model}-`);
+  const root = makeTempRoot(`socklab-shutdown-${model}-`);
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   fs.writeFileSync(path.join(root, 'keep.txt'), 'original');
   const server = await ServerProcess.start(model, { root, args: ['--grace', String(grace), '--threads', '2'] });

@@ -13,7 +13,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { CrashCampaign, summarize, type TrialReport } from './crash.js';
-import { tempDir } from './processes.js';
+import { makeTempRoot } from '../helpers/server.js';
 
 const args = await yargs(hideBin(process.argv))
   .scriptName('torture')
@@ -26,7 +26,7 @@ const args = await yargs(hideBin(process.argv))
   .parseAsync();
 
 const models = args.models.split(',').filter((m): m is ServerModelName => (SERVER_MODELS as readonly string[]).includes(m));
-const base = tempDir('socklab-torture-');
+const base = makeTempRoot('socklab-torture-');
 process.stdout.write(`torture: ${args.trials} trials per model for ${models.join(', ')}, seed ${args.seed}, roots under ${base}\n`);
 let failed = 0;
 if (!args.keep) process.on('exit', () => fs.rmSync(base, { recursive: true, force: true }));

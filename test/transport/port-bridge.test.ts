@@ -34,7 +34,6 @@ interface Bridged {
   readonly client: net.Socket;
   /** The server's end of the connection, the one the bridge relays. */
   readonly served: net.Socket;
-  readonly control: Int32Array;
   readonly report: Promise<BridgeWorkerReport>;
   /** Ends the server's side once every write of the worker's is in the socket, as the workers server does. */
   endWhenRelayed(): Promise<void>;
@@ -42,8 +41,8 @@ interface Bridged {
   relayed(): number;
 }
 
-/** A connection whose server end is relayed to a worker thread running `script`; everything is torn down with `t`. */
-async function bridged(t: Tap, script: Script): Promise<Bridged> {
+/** A loopback connection; its server end is accepted paused and half-open, as the servers' shell accepts. */
+async function acceptedPair(): Promise<{ client: net.Socket; served: net.Socket }> {
   const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
@@ -52,6 +51,12 @@ async function bridged(t: Tap, script: Script): Promise<Bridged> {
   const served = await accepted;
   served.on('error', () => {});
   server.close();
+  return { client, served };
+}
+
+/** A connection whose server end is relayed to a worker thread running `script`; everything is torn down with `t`. */
+async function bridged(t: Tap, script: Script): Promise<Bridged> {
+  const { client, served } = await acceptedPair();
   let relayed = 0;
   served.on('data', (chunk: Buffer) => (relayed += chunk.length));
   const { port1, port2 } = new MessageChannel();
@@ -71,7 +76,7 @@ async function bridged(t: Tap, script: Script): Promise<Bridged> {
     await bridge.finished;
     served.end();
   };
-  return { client, served, control: new Int32Array(control), report, endWhenRelayed, relayed: () => relayed };
+  return { client, served, report, endWhenRelayed, relayed: () => relayed };
 }
 
 function readAll(socket: net.Socket): Promise<Buffer> {
@@ -137,12 +142,7 @@ t.test('pausing also wakes the worker, so that one asleep in a read sees the pau
   // worker by hand, taking nothing: each post bumps WAKE once, and the pause must
   // bump it once more, or a worker that took the last byte just before the pause
   // (and went to sleep on the WAKE it had seen) would sleep on with the socket paused.
-  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  const served = await accepted;
-  server.close();
+  const { client, served } = await acceptedPair();
   const { port1, port2 } = new MessageChannel();
   const control = createControl();
   const slots = new Int32Array(control);
