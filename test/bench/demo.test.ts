@@ -15,9 +15,10 @@ import { blockersOf, clientLines, demoSummary } from '../../bench/demo/summary.j
 import { DemoRun } from '../../bench/demo/state.js';
 import { clientBar, renderFrame } from '../../bench/demo/views.js';
 import { BIN, finished, runCli } from '../clients/run-cli.js';
+import { plain } from '../docs/lesson-runner.js';
+import { eventually } from '../helpers/wire-fixture.js';
 import { chatMeasurements, chatRun, measurement, T0 } from './fixtures.js';
 
-const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
 /** The longest a stopped demo may take to end everything. */
 const STOP_LIMIT_MS = 15_000;
 
@@ -94,7 +95,7 @@ tap.test('the live screen: a row per client with its state, times and bar, the l
     ],
     'the log under the rows, on the run\'s clock (its own timestamps), naming the clients',
   );
-  for (const line of frame) t.ok(Array.from(line.render(99, true).replace(ANSI, '')).length <= 99, 'fits the width');
+  for (const line of frame) t.ok(Array.from(plain(line.render(99, true))).length <= 99, 'fits the width');
   t.ok(renderFrame(run, { now, columns: 100, rows: 12, intro: { counter: '', script: '', expectation: '' }, fallbackStart: start }).length <= 11, 'and the height');
   t.equal(clientBar(run.clients[1]!, start, 1000, 10, now), '..........', 'queued all along');
   const narrow = renderFrame(run, { now, columns: 80, rows: 24, intro: { counter: '', script: '', expectation: '' }, fallbackStart: start }).map((line) => line.text);
@@ -194,7 +195,7 @@ tap.test('on a terminal: the live screen, then the same ending', async (t) => {
   t.match(screen, /\x1b\[\?25l/, 'the cursor is hidden while the screen is live');
   t.match(screen, /\x1b\[\?25h/, 'and shown again');
   t.match(screen, /\x1b\[\d+A/, 'the screen is redrawn in place');
-  const text = screen.replace(ANSI, '').replace(/\r/g, '');
+  const text = plain(screen);
   t.match(text, /socklab demo · sequential server on 127\.0\.0\.1:\d+/);
   t.match(text, /client 1 +(waiting in the queue|being served)/);
   t.match(text, /client 2 +(waiting in the queue|being served)/);
@@ -216,8 +217,7 @@ async function stopMidRun(t: Pick<typeof tap, 'ok' | 'equal' | 'match' | 'same'>
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   const pid = child.pid ?? 0;
   try {
-    const served = Date.now() + 30_000;
-    while (!/client \d: being served/.test(stdout) && Date.now() < served) await new Promise((resolve) => setTimeout(resolve, 50));
+    await eventually(() => /client \d: being served/.test(stdout), 'a client is being served', 30_000).catch(() => {}); // the match below says what was seen
     t.match(stdout, /client \d: being served/, 'a client is being served');
     const tree = descendants(pid);
     t.ok(tree.filter((p) => p.args.includes('load-worker.js')).length === 3, 'three client processes run');

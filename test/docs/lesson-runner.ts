@@ -12,8 +12,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { childEnv } from '../helpers/child-env.js';
 
 export const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[=>78]/g;
+/** One whole escape sequence at the start of a string (ANSI's alternatives, anchored). */
+const ANSI_AT_START = new RegExp(`^(?:${ANSI.source})`);
 
 /** Terminal output as text: escape sequences and carriage returns dropped. */
 export function plain(raw: string): string {
@@ -125,15 +128,6 @@ export interface CommandResult {
   readonly ms: number;
 }
 
-export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  // tap's loader hooks would only slow every node the guide starts.
-  delete env.NODE_OPTIONS;
-  delete env.SOCKLAB_DEBUG;
-  delete env.TAP;
-  return { ...env, ...extra };
-}
-
 export async function runForeground(command: string, options: { cwd: string; stdin: string | null; limitMs: number }): Promise<CommandResult> {
   const began = performance.now();
   const child = spawn('/bin/bash', ['-c', command], { cwd: options.cwd, env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
@@ -165,8 +159,7 @@ async function settle(sessions: ReadonlySet<number>, graceMs = 1500): Promise<st
     await sleep(50);
     left = inSessions(sessions);
   }
-  killAll(left);
-  return left.map((p) => `${p.pid} ${p.cmdline}`);
+  return killAndDescribe(left);
 }
 
 // ---------------------------------------------------------------------------
@@ -262,7 +255,7 @@ export class Terminal {
     let cut = text.length;
     if (esc >= 0 && text.length - esc < 64) {
       const rest = text.slice(esc);
-      const match = /^(?:\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[=>78])/.exec(rest);
+      const match = ANSI_AT_START.exec(rest);
       if (match === null) cut = esc;
     }
     this.shown += plain(text.slice(0, cut));
@@ -320,9 +313,7 @@ export class Terminal {
 
   /** Kills whatever runs in this terminal, the terminal too. Returns what was still running. */
   kill(): string[] {
-    const left = inSessions(this.sessions);
-    killAll(left);
-    return left.map((p) => `${p.pid} ${p.cmdline}`);
+    return killAndDescribe(inSessions(this.sessions));
   }
 
   /** After the terminal ended: what is still running in its sessions (killed). */

@@ -5,12 +5,12 @@
  * file stays well under 90 s even on a busy machine.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import { GUIDE_PORT, parseLesson, rewriteCommand, RewriteError, rewritePhrase, type Step } from './lesson-script.js';
+import { closedPort } from '../clients/run-cli.js';
 import { killAndDescribe, matcher, runForeground, sleep, Terminal, workingIn } from './lesson-runner.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -36,13 +36,12 @@ export function tail(text: string, chars = 3000): string {
   return text.length <= chars ? text : `…${text.slice(-chars)}`;
 }
 
+/** A free port that is not the guide's own 8020. */
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (port === GUIDE_PORT) return freePort();
-  return port;
+  for (;;) {
+    const port = await closedPort();
+    if (port !== GUIDE_PORT) return port;
+  }
 }
 
 /** Names and modification times of a repository folder the guides must never change in a test. */
@@ -319,7 +318,7 @@ export async function runGuideSections(t: Test, shard: number, shards: number): 
     // The heaviest sections start first; at most SECTIONS_AT_ONCE run together, so
     // that their waits (think times, timeouts) overlap without the machine's two
     // cores being swamped, which would only make every step slower.
-    const order = [...runs.keys()].sort((a, b) => weight(runs[b]!) - weight(runs[a]!));
+    const order = [...runs.keys()]; // shardOf dealt them out heaviest first
     const allDeadline = performance.now() + ALL_SECTIONS_LIMIT_MS;
     const worker = async () => {
       for (let index = order.shift(); index !== undefined; index = order.shift()) results[index] = await runSection(runs[index]!, root, index, allDeadline);

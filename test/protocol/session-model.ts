@@ -11,9 +11,9 @@
 import fc from 'fast-check';
 import type tap from 'tap';
 import { ErrorCodes, MAX_LINE_BYTES, StorageError, type ErrorCode } from '../../protocol/index.js';
-import { cutAt, sha256Hex } from '../reliability/hostile-bytes.js';
+import { cutAt } from '../reliability/hostile-bytes.js';
 import { ServerOutputReader } from '../reliability/server-output.js';
-import { latin1, MemoryStorage, SessionDriver, type StoragePhase } from './fixtures.js';
+import { latin1, MemoryStorage, SessionDriver, sha256, type StoragePhase } from './fixtures.js';
 
 const MAX_FILE_SIZE = 200;
 const QUOTA = 700;
@@ -97,7 +97,7 @@ function lineBytes(line: Line): Uint8Array {
     case 'get':
       return encoder.encode(`get ${line.name}`);
     case 'put': {
-      const sha = line.sha === 'none' ? '' : ` sha256=${line.sha === 'right' ? sha256Hex(putData(line)) : sha256Hex('something else')}`;
+      const sha = line.sha === 'none' ? '' : ` sha256=${line.sha === 'right' ? sha256(putData(line)) : sha256('something else')}`;
       return encoder.encode(`PUT ${line.name} ${line.size}${line.mode === null ? '' : ` mode=${line.mode}`}${sha}`);
     }
     case 'decide':
@@ -157,7 +157,7 @@ function commit(m: Model): Expect[] {
   m.phase = 'command';
   const failed = takeFailure(m, 'upload-end');
   if (failed !== null) return [failed];
-  const digest = sha256Hex(upload.got);
+  const digest = sha256(upload.got);
   if (upload.sha !== null && upload.sha !== digest) return [{ code: 451 }];
   const current = m.files.get(upload.name);
   const next = upload.mode === 'append' && current !== undefined ? Buffer.concat([current, upload.got]) : upload.got;
@@ -206,15 +206,15 @@ function modelLine(m: Model, line: Line): Expect[] {
       if (failed !== null) return [failed];
       const file = m.files.get(line.name);
       if (file === undefined) return [{ code: 550 }];
-      if (line.kind === 'stat') return [{ code: 213, text: `${file.length} ${sha256Hex(file)}` }];
-      return [{ code: 150, text: String(file.length) }, ...(file.length > 0 ? [{ data: file }] : []), { code: 226, text: sha256Hex(file) }];
+      if (line.kind === 'stat') return [{ code: 213, text: `${file.length} ${sha256(file)}` }];
+      return [{ code: 150, text: String(file.length) }, ...(file.length > 0 ? [{ data: file }] : []), { code: 226, text: sha256(file) }];
     }
     case 'put': {
       if (!isGood(line.name)) return [{ code: 553 }];
       if (line.size > MAX_FILE_SIZE) return [{ code: 552 }];
       const failed = takeFailure(m, 'put');
       if (failed !== null) return [failed];
-      const sha = line.sha === 'none' ? null : line.sha === 'right' ? sha256Hex(putData(line)) : sha256Hex('something else');
+      const sha = line.sha === 'none' ? null : line.sha === 'right' ? sha256(putData(line)) : sha256('something else');
       const file = m.files.get(line.name);
       const mode = line.mode ?? 'ask';
       const planned = putData(line);

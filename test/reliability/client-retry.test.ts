@@ -24,7 +24,7 @@ import { ClientFailure } from '../../clients/messages.js';
 import { backoffMs, isRetriable } from '../../clients/retry.js';
 import { closedPort, finished, isOneSentence, runCli } from '../clients/run-cli.js';
 import { startTestServer, type TestServer, makeTempRoot } from '../helpers/server.js';
-import { eventually, readOrNull, tempFilesIn } from '../helpers/wire-fixture.js';
+import { delay, eventually, readOrNull, tempFilesIn } from '../helpers/wire-fixture.js';
 import { startFaultyProxy, type Fault } from './faulty-proxy.js';
 import { ServerProcess } from './processes.js';
 
@@ -88,7 +88,7 @@ for (const model of SERVER_MODELS) {
       fs.writeFileSync(path.join(first.root, 'log.bin'), BASE);
       const run = runCli(['client', 'put', bigFile, '--as', 'log.bin', '--mode', 'append', '--retry', '6', '--port', String(first.port)]);
       await killMidUpload(first, 1024 * 1024);
-      await new Promise((resolve) => setTimeout(resolve, 300)); // down for a moment: the client's first retry may find nobody
+      await delay(300); // down for a moment: the client's first retry may find nobody
       await processServer(t, model, first.port, first.root);
       const r = await run;
       finished(t, r);

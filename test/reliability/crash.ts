@@ -27,9 +27,10 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ServerModelName } from '../../servers/index.js';
+import { childEnv } from '../helpers/child-env.js';
 import { WireClient } from '../helpers/wire.js';
 import { delay, eventually, readOrNull, sha256, TEMP_FILE_PREFIX, tempFilesIn } from '../helpers/wire-fixture.js';
-import { childEnv, pick, randomBytesFrom, randomInt, rng, ServerProcess } from './processes.js';
+import { pick, randomBytesFrom, randomInt, rng, ServerProcess } from './processes.js';
 
 const UPLOAD_CHILD = fileURLToPath(new URL('./upload-child.js', import.meta.url));
 const CLIENTS = 3;

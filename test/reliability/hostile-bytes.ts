@@ -5,14 +5,10 @@
  * over-long lines), cut into chunks at random points; and the names that must
  * never reach the file system.
  */
-import { createHash } from 'node:crypto';
 import fc from 'fast-check';
+import { sha256 } from '../protocol/fixtures.js';
 
 const encoder = new TextEncoder();
-
-export function sha256Hex(bytes: Uint8Array | string): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
 /** Valid names (PROTOCOL.md's examples and edge cases): a stream that uses them reaches the storage. */
 export const VALID_NAMES: readonly string[] = ['a', 'notes.txt', 'заметки-1.txt', 'a..b', 'Z9_-.x', '名前', 'e\u0301'.normalize('NFC'), `${'x'.repeat(127)}y`];
@@ -101,7 +97,7 @@ const segmentArb: fc.Arbitrary<Uint8Array> = fc.oneof(
     arbitrary: fc
       .tuple(fc.constantFrom(...VALID_NAMES), fc.constantFrom('overwrite', 'append', 'new', 'ask'), fc.uint8Array({ maxLength: 300 }), fc.boolean())
       .map(([name, mode, data, checksum]) =>
-        Buffer.concat([encoder.encode(`PUT ${name} ${data.length} mode=${mode}${checksum ? ` sha256=${sha256Hex(data)}` : ''}\n`), data]),
+        Buffer.concat([encoder.encode(`PUT ${name} ${data.length} mode=${mode}${checksum ? ` sha256=${sha256(data)}` : ''}\n`), data]),
       ),
   },
   { weight: 1, arbitrary: fc.constantFrom('OVERWRITE\n', 'APPEND\n', 'CANCEL\n', 'LIST\n', 'QUIT\n').map((s) => encoder.encode(s)) },

@@ -24,7 +24,7 @@ import t from 'tap';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { serverOptionsFromArgs } from '../../servers/cli.js';
 import { WireClient } from '../helpers/wire.js';
-import { eventually, sha256, WireFixture, readOrNull, tempFilesIn } from '../helpers/wire-fixture.js';
+import { delay, eventually, readOrNull, sha256, tempFilesIn, WireFixture } from '../helpers/wire-fixture.js';
 import { ServerProcess } from './processes.js';
 import { makeTempRoot } from '../helpers/server.js';
 
@@ -75,7 +75,7 @@ for (const model of SERVER_MODELS) {
       t.match(await c.request('PUT keep.txt 1025 mode=overwrite'), /^552 /, 'an overwrite over the limit → 552 too');
       t.match(await c.request('PUT keep.txt 99999999999999999999999 mode=overwrite'), /^552 /, 'an absurd size → 552');
       await f.quit(c);
-      await new Promise((resolve) => setTimeout(resolve, 100)); // let inotify deliver anything pending
+      await delay(100); // let inotify deliver anything pending
       t.same(events, [], 'not a single file was created, written or removed in the root');
       t.equal(f.readFile('keep.txt')?.toString(), 'original');
       t.equal(f.readFile('big.bin'), null);

@@ -8,19 +8,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ServerModelName } from '../../servers/index.js';
+import { childEnv } from '../helpers/child-env.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/socklab.js', import.meta.url));
 /** A server that has not said "listening on" by then has failed to start. */
 export const START_TIMEOUT_MS = 30_000;
 
 /** The environment for a child: ours without NODE_OPTIONS, plus `extra`. */
-export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env.NODE_OPTIONS;
-  delete env.SOCKLAB_DEBUG;
-  return { ...env, ...extra };
-}
-
 export interface Exit {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
