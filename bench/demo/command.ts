@@ -115,7 +115,7 @@ function expectation(spec: TargetSpec, clients: number): string {
     case 'sequential':
       return 'sequential serves one client at a time; the others wait in the queue.';
     case 'workers': {
-      const threads = spec.threads ?? DEFAULT_THREADS;
+      const threads = clientsServedAtOnce(spec, spec.model) ?? DEFAULT_THREADS;
       return threads >= clients
         ? `workers: a thread per client (${threads} threads, ${clients} clients): all served at once.`
         : `workers: ${threads} threads, ${clients} clients: ${threads} served at once, the rest wait for a thread.`;

@@ -8,6 +8,7 @@ import { DEFAULT_THREADS } from '../../servers/cli.js';
 import { formatMs } from '../lib/format.js';
 import type { RelativeSession, ScenarioReport, TargetReport } from '../lib/report-model.js';
 import { servedInterval } from '../lib/timeline.js';
+import { clientsServedAtOnce } from '../lib/targets.js';
 
 /**
  * Below this a client counts as served at once: connecting and being
@@ -43,7 +44,7 @@ export function modelExplanation(target: TargetReport): string {
         `so every other client waits in the queue until that session is over (${waits}).`
       );
     case 'workers': {
-      const threads = spec.kind === 'model' ? (spec.threads ?? DEFAULT_THREADS) : DEFAULT_THREADS;
+      const threads = clientsServedAtOnce(spec, model) ?? DEFAULT_THREADS;
       return threads >= clients
         ? `gives each client a thread of its own (${threads} threads for ${clients} clients): a blocked thread stops only its own client, so nobody waits for another (${waits}).`
         : `has ${threads} threads, one per client served: at most ${threads} clients at once (here ${maxServedAtOnce}); the others waited in the queue for a thread to be freed (${waits}).`;

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatMs } from './format.js';
-import type { BenchReport } from './report-markdown.js';
+import { runDate, runExtent, type BenchReport } from './report-markdown.js';
 import type { ScenarioReport, TargetReport } from './report-model.js';
 import { COLOURS as TIMELINE_COLOURS, escapeMarkup, timelineSvg } from './report-svg.js';
 import { tableCells } from './report-table.js';
@@ -122,12 +122,12 @@ function legend(report: BenchReport): string {
 function header(report: BenchReport): string {
   const { run, machine } = report;
   const stamp = resultStamp(run.createdAt);
-  const when = run.createdAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  const when = runDate(run);
   return [
     '<header class="run">',
     `<h1>socklab bench <span class="when">${escapeMarkup(when)}</span></h1>`,
     `<p class="meta">${escapeMarkup(`${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; Node ${machine.node}; socklab commit ${machine.gitCommit}`)}</p>`,
-    `<p class="meta"><code>${escapeMarkup(run.command)}</code>: ${run.measuredRuns} measured run(s) per server and scenario after ${run.warmupRuns} warm-up run(s); took ${Math.round(run.durationSeconds)} s. ` +
+    `<p class="meta"><code>${escapeMarkup(run.command)}</code>: ${runExtent(run)}. ` +
       `The same run as <a href="${escapeMarkup(stamp)}.md">Markdown</a> and <a href="${escapeMarkup(stamp)}.json">JSON</a>.</p>`,
     legend(report),
     `<nav>${report.scenarios.map((s) => `<a href="#scenario-${escapeMarkup(s.scenario)}">${escapeMarkup(s.scenario)}</a>`).join('')}</nav>`,

@@ -12,6 +12,16 @@ export interface BenchRunInfo {
   readonly durationSeconds: number;
 }
 
+/** When the run was made, for a heading: `2026-11-27 19:25:59 UTC`. */
+export function runDate(run: Pick<BenchRunInfo, 'createdAt'>): string {
+  return run.createdAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+}
+
+/** How much was measured and how long it took, after the command: the same words in every report. */
+export function runExtent(run: BenchRunInfo): string {
+  return `${run.measuredRuns} measured run(s) per server and scenario after ${run.warmupRuns} warm-up run(s); took ${Math.round(run.durationSeconds)} s`;
+}
+
 export interface BenchReport {
   readonly schema: 'socklab-bench/1';
   readonly run: BenchRunInfo;
@@ -25,11 +35,11 @@ export function markdownReport(report: BenchReport, svgFile: (scenario: string) 
   const skews = report.scenarios.map(startSkew);
   const worst = skews.reduce((a, b) => (b.skewMs > a.skewMs ? b : a), { skewMs: 0, processes: 0 });
   const out: string[] = [
-    `# socklab bench, ${run.createdAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}`,
+    `# socklab bench, ${runDate(run)}`,
     '',
     `- Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}`,
     `- Node ${machine.node}, socklab commit ${machine.gitCommit}`,
-    `- Command: \`${run.command}\`: ${run.measuredRuns} measured run(s) per server and scenario after ${run.warmupRuns} warm-up run(s); took ${Math.round(run.durationSeconds)} s`,
+    `- Command: \`${run.command}\`: ${runExtent(run)}`,
     `- Start skew (spread of the load processes' actual start instants): at most ${worst.skewMs.toFixed(2)} ms (${worst.processes} processes)`,
     '',
     'Each server ran as its own process, started afresh for each scenario; the clients were separate processes released together at a barrier. ' +
