@@ -10,19 +10,16 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_PORT } from '../protocol/index.js';
-import { SERVER_MODELS, type ServerModelName } from '../servers/index.js';
 import { checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../bin/cli-support.js';
 import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './lib/load-generator.js';
 import { formatParam, isByteUnit, SCENARIO_NAMES, SCENARIOS, scenarioParams, type Scenario, type ScenarioName, type ScenarioParams } from './lib/scenarios.js';
-import type { TargetSpec } from './lib/targets.js';
+import { LOCAL_SERVERS, localTargetSpec, type LocalServer, type TargetSpec } from './lib/targets.js';
 
-const SERVER_CHOICES = [...SERVER_MODELS, 'ceiling'] as const;
-type ServerChoice = (typeof SERVER_CHOICES)[number];
 /** A session still running this long after its start is ended and counted as an error. */
 const DEFAULT_SESSION_TIMEOUT_SECONDS = 120;
 
 interface LoadArgs {
-  server?: ServerChoice;
+  server?: LocalServer;
   host?: string;
   port: number;
   threads?: number;
@@ -53,7 +50,7 @@ function withScenarioOptions(yargs: Argv, scenario: Scenario): Argv {
 function withLoadOptions(yargs: Argv): Argv {
   return yargs
     .positional('server', {
-      choices: SERVER_CHOICES,
+      choices: LOCAL_SERVERS,
       describe: 'server to start as its own process (ceiling: the bare Node line server and raw copy sink); leave out with --host',
     })
     .option('host', { type: 'string', describe: 'load a server already running there instead of starting one' })
@@ -117,9 +114,8 @@ function targetFrom(name: ScenarioName, args: LoadArgs): TargetSpec {
     return { kind: 'remote', host: args.host, port: checkedPort(args.port), ...(threads === undefined ? {} : { threads }) };
   }
   const server = args.server ?? (name === 'ceiling' ? 'ceiling' : undefined);
-  if (server === undefined) throw new UsageError(`name a server to start (${SERVER_CHOICES.join(', ')}) or give --host and --port of a running one`);
-  if (server === 'ceiling') return { kind: 'ceiling' };
-  return { kind: 'model', model: server as ServerModelName, ...(threads === undefined ? {} : { threads }) };
+  if (server === undefined) throw new UsageError(`name a server to start (${LOCAL_SERVERS.join(', ')}) or give --host and --port of a running one`);
+  return localTargetSpec(server, threads);
 }
 
 function paramsFrom(scenario: Scenario, args: LoadArgs): ScenarioParams {

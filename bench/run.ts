@@ -16,7 +16,6 @@ import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { SERVER_MODELS } from '../servers/index.js';
 import { DEFAULT_THREADS } from '../servers/cli.js';
 import { checkInteger, exitWithFailure, UsageError } from '../bin/cli-support.js';
 import { defaultProcessCount, LoadGenerator } from './lib/load-generator.js';
@@ -29,11 +28,9 @@ import { textTable } from './lib/report-table.js';
 import { textTimeline } from './lib/report-timeline.js';
 import { writeResults } from './lib/results-files.js';
 import { SCENARIO_NAMES, SCENARIOS, scenarioParams, type ScenarioName } from './lib/scenarios.js';
-import { targetLabel, type TargetSpec } from './lib/targets.js';
+import { LOCAL_SERVERS, localTargetSpec, targetLabel, type LocalServer, type TargetSpec } from './lib/targets.js';
 
 const RESULTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../results');
-const SERVER_NAMES = [...SERVER_MODELS, 'ceiling'] as const;
-type ServerName = (typeof SERVER_NAMES)[number];
 /** A session still running this long after its scheduled start is ended and counted as an error: a stall costs a minute, not the run. */
 const SESSION_TIMEOUT_MS = 60_000;
 /**
@@ -54,7 +51,7 @@ const args = await yargs(hideBin(process.argv))
   .option('iterations', { type: 'number', describe: 'measured runs per server and scenario (default 5; 1 with --quick)' })
   .option('warmup', { type: 'number', describe: 'warm-up runs before them (default 1; 0 with --quick)' })
   .option('scenario', { type: 'string', default: SCENARIO_NAMES.join(','), describe: `scenarios, comma-separated: ${SCENARIO_NAMES.join(', ')}` })
-  .option('servers', { type: 'string', default: SERVER_NAMES.join(','), describe: `servers, comma-separated: ${SERVER_NAMES.join(', ')}` })
+  .option('servers', { type: 'string', default: LOCAL_SERVERS.join(','), describe: `servers, comma-separated: ${LOCAL_SERVERS.join(', ')}` })
   .option('few-threads', { type: 'number', default: 4, describe: 'workers also runs with this many threads (fewer than the clients, so the pool queue shows); 0: not' })
   .option('json', { type: 'boolean', default: false, describe: 'print the results as JSON on stdout (progress stays on stderr)' })
   .option('out', { type: 'string', default: RESULTS_DIR, describe: 'directory for the report, JSON and SVG files' })
@@ -72,12 +69,11 @@ function listOption<T extends string>(value: string, allowed: readonly T[], opti
 }
 
 /** The servers of one scenario, workers twice: at its default pool size and with fewer threads than clients. */
-function targetsFor(servers: readonly ServerName[], fewThreads: number): TargetSpec[] {
+function targetsFor(servers: readonly LocalServer[], fewThreads: number): TargetSpec[] {
   return servers.flatMap((server): TargetSpec[] => {
-    if (server === 'ceiling') return [{ kind: 'ceiling' }];
-    if (server !== 'workers') return [{ kind: 'model', model: server }];
+    if (server !== 'workers') return [localTargetSpec(server)];
     const pools = fewThreads > 0 && fewThreads !== DEFAULT_THREADS ? [DEFAULT_THREADS, fewThreads] : [DEFAULT_THREADS];
-    return pools.map((threads) => ({ kind: 'model', model: 'workers', threads }));
+    return pools.map((threads) => localTargetSpec('workers', threads));
   });
 }
 
@@ -85,7 +81,7 @@ async function main(): Promise<void> {
   const began = performance.now();
   const createdAt = new Date().toISOString();
   const scenarios = listOption(args.scenario, SCENARIO_NAMES, '--scenario');
-  const servers = listOption(args.servers, SERVER_NAMES, '--servers');
+  const servers = listOption(args.servers, LOCAL_SERVERS, '--servers');
   const measuredRuns = checkInteger(args.iterations ?? (args.quick ? 1 : 5), '--iterations', 1, 1000);
   const warmupRuns = checkInteger(args.warmup ?? (args.quick ? 0 : 1), '--warmup', 0, 1000);
   const targets = targetsFor(servers, checkInteger(args['few-threads'], '--few-threads', 0, 1024));

@@ -7,7 +7,7 @@
  */
 import dns from 'node:dns/promises';
 import { ConnectionError, ErrorCodes } from '../../protocol/index.js';
-import type { ServerModelName } from '../../servers/index.js';
+import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { DEFAULT_THREADS } from '../../servers/cli.js';
 import { socklabEndpoints, type TargetEndpoints } from './script-client.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
@@ -16,6 +16,16 @@ export type TargetSpec =
   | { readonly kind: 'model'; readonly model: ServerModelName; readonly threads?: number }
   | { readonly kind: 'ceiling' }
   | { readonly kind: 'remote'; readonly host: string; readonly port: number; readonly threads?: number };
+
+/** What `socklab load` and `npm run bench` can start themselves: a server model, or the ceiling's bare servers. */
+export const LOCAL_SERVERS = [...SERVER_MODELS, 'ceiling'] as const;
+export type LocalServer = (typeof LOCAL_SERVERS)[number];
+
+/** The target that starts `server` (with a pool of `threads`, when given). */
+export function localTargetSpec(server: LocalServer, threads?: number): TargetSpec {
+  if (server === 'ceiling') return { kind: 'ceiling' };
+  return { kind: 'model', model: server, ...(threads === undefined ? {} : { threads }) };
+}
 
 export interface ServerUsage {
   /** User + system CPU seconds of the server's processes since they started. */
