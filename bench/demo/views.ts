@@ -8,6 +8,7 @@
  */
 import { formatMs } from '../lib/format.js';
 import { niceCeiling } from '../lib/report-svg.js';
+import { BAR, barCells } from '../lib/report-timeline.js';
 import { servedMs, STATE_LABEL, waitedMs, type ClientState, type DemoClient, type DemoRun, type LogLine, type StateChange } from './state.js';
 
 /** What a view is told as the demo goes on. */
@@ -31,9 +32,6 @@ export interface RunIntro {
   readonly expectation: string;
 }
 
-const BAR_QUEUED = '.';
-const BAR_SERVED = '=';
-const BAR_FAILED = 'x';
 
 // ---------------------------------------------------------------------------
 // Text with colours that is cut to the terminal's width by what shows, not by bytes.
@@ -43,7 +41,7 @@ type Style = 'bold' | 'dim' | 'waiting' | 'served' | 'done' | 'failed' | 'headin
 /** Queued orange-yellow and served blue, as in the SVG timelines; done green, failed red. */
 const SGR: { readonly [S in Style]: string } = { bold: '1', dim: '2', waiting: '33', served: '94', done: '32', failed: '31', heading: '1;4' };
 
-const BAR_STYLE: Readonly<Record<string, Style | undefined>> = { [BAR_QUEUED]: 'waiting', [BAR_SERVED]: 'served', [BAR_FAILED]: 'failed' };
+const BAR_STYLE: Readonly<Record<string, Style | undefined>> = { [BAR.queued]: 'waiting', [BAR.served]: 'served', [BAR.failed]: 'failed' };
 
 const STATE_STYLE: { readonly [S in ClientState]: Style | undefined } = {
   starting: 'dim',
@@ -110,15 +108,9 @@ function seconds(ms: number | null): string {
 
 /** The bar of one client: '.' from its connect until its greeting, '=' from then until done, 'x' where it failed. */
 export function clientBar(client: DemoClient, start: number, spanMs: number, width: number, now: number): string {
-  const cells = Array.from({ length: width }, () => ' ');
-  if (client.connectStart === null) return cells.join('');
+  if (client.connectStart === null) return ' '.repeat(width);
   const column = (at: number) => Math.min(width - 1, Math.max(0, Math.floor(((at - start) / spanMs) * width)));
-  const end = client.done ?? now;
-  const queuedTo = client.greeted ?? end;
-  for (let c = column(client.connectStart); c <= column(queuedTo); c++) cells[c] = BAR_QUEUED;
-  if (client.greeted !== null) for (let c = column(client.greeted); c <= column(end); c++) cells[c] = BAR_SERVED;
-  if (client.state === 'failed') cells[column(end)] = BAR_FAILED;
-  return cells.join('');
+  return barCells(width, column, { queuedFrom: client.connectStart, servedFrom: client.greeted, end: client.done ?? now, failed: client.state === 'failed' });
 }
 
 /** One screenful: the header, a row per client, the legend, the tail of the server log. */
@@ -170,11 +162,11 @@ export function renderFrame(run: DemoRun, options: FrameOptions): StyledLine[] {
   if (shown.length < run.clients.length) lines.push(new StyledLine().add(`… and ${run.clients.length - shown.length} more clients (a taller terminal shows them)`, 'dim'));
   lines.push(
     new StyledLine()
-      .add(`'${BAR_QUEUED}' waiting in the queue`, 'waiting')
+      .add(`'${BAR.queued}' waiting in the queue`, 'waiting')
       .add('  ')
-      .add(`'${BAR_SERVED}' being served`, 'served')
+      .add(`'${BAR.served}' being served`, 'served')
       .add('  ')
-      .add(`'${BAR_FAILED}' failed`, 'failed')
+      .add(`'${BAR.failed}' failed`, 'failed')
       .add('  Ctrl-C stops the demo', 'dim'),
     new StyledLine(),
     new StyledLine().add('server log', 'heading'),

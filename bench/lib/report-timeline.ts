@@ -41,6 +41,22 @@ export function sharedTimeSpanMs(report: ScenarioReport): number {
   return span > 0 ? span : 1;
 }
 
+/** One client's bar in text, as the report's text timeline and the live demo draw it. */
+export const BAR = { queued: '.', served: '=', failed: 'x' } as const;
+
+/**
+ * `width` cells: BAR.queued from `queuedFrom` to `servedFrom` (or to `end`,
+ * never served), BAR.served from `servedFrom` to `end`, BAR.failed at `end`
+ * if it failed. `column` maps a time to its cell.
+ */
+export function barCells(width: number, column: (at: number) => number, bar: { queuedFrom: number; servedFrom: number | null; end: number; failed: boolean }): string {
+  const cells = Array.from({ length: width }, () => ' ');
+  for (let c = column(bar.queuedFrom); c <= column(bar.servedFrom ?? bar.end); c++) cells[c] = BAR.queued;
+  if (bar.servedFrom !== null) for (let c = column(bar.servedFrom); c <= column(bar.end); c++) cells[c] = BAR.served;
+  if (bar.failed) cells[column(bar.end)] = BAR.failed;
+  return cells.join('');
+}
+
 const TEXT_COLUMNS = 60;
 const TEXT_ROWS = 24;
 
@@ -59,15 +75,11 @@ export function textTimeline(report: ScenarioReport): string {
     out.push(`${panelTitle(target)}${shown.length < rows.length ? ` (${shown.length} of ${rows.length} clients shown)` : ''}`);
     const labelWidth = `client ${Math.max(...rows.map((r) => r.client + 1))}`.length;
     for (const row of shown) {
-      const cells = Array.from({ length: TEXT_COLUMNS }, () => ' ');
-      const servedFrom = row.servedFrom ?? row.end;
-      for (let c = column(row.queuedFrom); c <= column(servedFrom); c++) cells[c] = '.';
-      if (row.servedFrom !== null) for (let c = column(row.servedFrom); c <= column(row.end); c++) cells[c] = '=';
-      if (row.error !== null) cells[column(row.end)] = 'x';
-      out.push(`  ${`client ${row.client + 1}`.padEnd(labelWidth)} |${cells.join('')}|${row.error === null ? '' : ` ${row.error}`}`);
+      const cells = barCells(TEXT_COLUMNS, column, { queuedFrom: row.queuedFrom, servedFrom: row.servedFrom, end: row.end, failed: row.error !== null });
+      out.push(`  ${`client ${row.client + 1}`.padEnd(labelWidth)} |${cells}|${row.error === null ? '' : ` ${row.error}`}`);
     }
   }
-  out.push(`time across: ${formatMs(span)} in ${TEXT_COLUMNS} columns (${formatMs(span / TEXT_COLUMNS)} each); '.' queued, '=' served, 'x' error`);
+  out.push(`time across: ${formatMs(span)} in ${TEXT_COLUMNS} columns (${formatMs(span / TEXT_COLUMNS)} each); '${BAR.queued}' queued, '${BAR.served}' served, '${BAR.failed}' error`);
   return `${out.join('\n')}\n`;
 }
 
