@@ -6,7 +6,7 @@
  * it: afterwards no process of the demo is left and its root is gone.
  * Orders and words only, no timing thresholds.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import tap from 'tap';
 import { buildScenarioReport } from '../../bench/lib/report-model.js';
@@ -15,7 +15,7 @@ import { blockersOf, clientLines, demoSummary } from '../../bench/demo/summary.j
 import { DemoRun } from '../../bench/demo/state.js';
 import { clientBar, renderFrame } from '../../bench/demo/views.js';
 import { BIN, finished, runCli } from '../clients/run-cli.js';
-import { plain } from '../docs/lesson-runner.js';
+import { descendantsOf, killAll, plain, processTable, type ProcEntry } from '../docs/lesson-runner.js';
 import { eventually } from '../helpers/wire-fixture.js';
 import { chatMeasurements, chatRun, measurement, T0 } from './fixtures.js';
 
@@ -105,43 +105,9 @@ tap.test('the live screen: a row per client with its state, times and bar, the l
 // ---------------------------------------------------------------------------
 // The real thing
 
-interface Proc {
-  readonly pid: number;
-  readonly ppid: number;
-  readonly stat: string;
-  readonly args: string;
-}
-
-function processes(): Proc[] {
-  const out = execFileSync('ps', ['-eo', 'pid=,ppid=,stat=,args='], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .map((line) => /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line))
-    .filter((m) => m !== null)
-    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), stat: m[3] ?? '', args: m[4] ?? '' }));
-}
-
-/** Every process below `pid`. */
-function descendants(pid: number): Proc[] {
-  const all = processes();
-  const found: Proc[] = [];
-  const parents = new Set([pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const proc of all) {
-      if (parents.has(proc.ppid) && !parents.has(proc.pid)) {
-        parents.add(proc.pid);
-        found.push(proc);
-        grew = true;
-      }
-    }
-  }
-  return found;
-}
-
-/** Those of `pids` still running (a zombie runs nothing and holds nothing). */
-function stillRunning(pids: readonly number[]): Proc[] {
-  return processes().filter((p) => pids.includes(p.pid) && !p.stat.startsWith('Z'));
+/** Those of `pids` still running (the process table leaves zombies out: they run nothing and hold nothing). */
+function stillRunning(pids: readonly number[]): ProcEntry[] {
+  return processTable().filter((p) => pids.includes(p.pid));
 }
 
 const rootOf = (output: string) => /root (\/\S*socklab-bench-sequential-\S+)/.exec(output)?.[1];
@@ -219,9 +185,9 @@ async function stopMidRun(t: Pick<typeof tap, 'ok' | 'equal' | 'match' | 'same'>
   try {
     await eventually(() => /client \d: being served/.test(stdout), 'a client is being served', 30_000).catch(() => {}); // the match below says what was seen
     t.match(stdout, /client \d: being served/, 'a client is being served');
-    const tree = descendants(pid);
-    t.ok(tree.filter((p) => p.args.includes('load-worker.js')).length === 3, 'three client processes run');
-    t.ok(tree.some((p) => p.args.includes('server sequential')), 'and the server');
+    const tree = descendantsOf(pid);
+    t.ok(tree.filter((p) => p.cmdline.includes('load-worker.js')).length === 3, 'three client processes run');
+    t.ok(tree.some((p) => p.cmdline.includes('server sequential')), 'and the server');
 
     if (how === 'process group') process.kill(-pid, 'SIGINT');
     else child.kill('SIGINT');
@@ -236,13 +202,7 @@ async function stopMidRun(t: Pick<typeof tap, 'ok' | 'equal' | 'match' | 'same'>
     t.ok(root !== undefined && !fs.existsSync(root), `the temporary root ${root} is removed`);
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    for (const proc of descendants(pid)) {
-      try {
-        process.kill(proc.pid, 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
-    }
+    killAll(descendantsOf(pid));
   }
 }
 

@@ -46,7 +46,7 @@ export function matcher(phrase: string): (text: string) => { index: number; leng
 // ---------------------------------------------------------------------------
 // Processes, by session
 
-interface ProcEntry {
+export interface ProcEntry {
   readonly pid: number;
   readonly ppid: number;
   readonly session: number;
@@ -79,10 +79,9 @@ export function processTable(): ProcEntry[] {
   return entries;
 }
 
-/** The processes of these sessions, and their descendants (a program may start a session of its own). */
-export function inSessions(sessions: ReadonlySet<number>): ProcEntry[] {
-  const table = processTable().filter((p) => p.pid !== process.pid);
-  const ours = new Set(table.filter((p) => sessions.has(p.session)).map((p) => p.pid));
+/** The processes of `table` whose pids are in `roots` or that descend from one of them. */
+function withDescendants(table: readonly ProcEntry[], roots: Iterable<number>): ProcEntry[] {
+  const ours = new Set(roots);
   for (let grew = true; grew; ) {
     grew = false;
     for (const p of table) {
@@ -95,6 +94,20 @@ export function inSessions(sessions: ReadonlySet<number>): ProcEntry[] {
   return table.filter((p) => ours.has(p.pid));
 }
 
+/** The processes of these sessions, and their descendants (a program may start a session of its own). */
+export function inSessions(sessions: ReadonlySet<number>): ProcEntry[] {
+  const table = processTable().filter((p) => p.pid !== process.pid);
+  return withDescendants(
+    table,
+    table.filter((p) => sessions.has(p.session)).map((p) => p.pid),
+  );
+}
+
+/** Every process below `pid` (not `pid` itself). */
+export function descendantsOf(pid: number): ProcEntry[] {
+  return withDescendants(processTable(), [pid]).filter((p) => p.pid !== pid);
+}
+
 /** Every process working in `dir` (the run's commands all start there): the last sweep of a run. */
 export function workingIn(dir: string): ProcEntry[] {
   return processTable().filter((p) => p.pid !== process.pid && (p.cwd === dir || p.cwd.startsWith(`${dir}/`)));
@@ -105,7 +118,7 @@ export function killAndDescribe(entries: readonly ProcEntry[]): string[] {
   return entries.map((p) => `${p.pid} ${p.cmdline}`);
 }
 
-function killAll(entries: readonly ProcEntry[]): void {
+export function killAll(entries: readonly ProcEntry[]): void {
   for (const p of entries) {
     try {
       process.kill(p.pid, 'SIGKILL');
