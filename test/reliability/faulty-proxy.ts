@@ -48,12 +48,19 @@ export async function startFaultyProxy(targetPort: number, faultFor: (connection
         clientText = clientText.slice(lf + 1);
       }
       if (fault.kind === 'cut-after-client-bytes' && fromClient + chunk.length >= fault.bytes) {
+        // Read no more: otherwise, while the cut waits for the server to take the prefix, the
+        // client could hand the proxy the rest of the upload and believe all of it was sent.
+        client.pause();
         upstream.write(chunk.subarray(0, Math.max(0, fault.bytes - fromClient)), cut);
         fromClient = fault.bytes;
         return;
       }
       fromClient += chunk.length;
-      upstream.write(chunk);
+      // Backpressure, as a real path has: the client may run ahead of the server only by what sockets buffer.
+      if (!upstream.write(chunk)) {
+        client.pause();
+        upstream.once('drain', () => client.resume());
+      }
     });
     let serverText = '';
     upstream.on('data', (chunk: Buffer) => {
