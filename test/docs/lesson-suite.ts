@@ -1,8 +1,8 @@
 /**
  * Runs the lab guides' sections (see lessons.test.ts for what and why). The
  * sections are shared out between two test files, lessons.test.ts and
- * lessons-part2.test.ts, so that tap runs the two halves as two jobs and each
- * file stays well under 90 s even on a busy machine.
+ * lessons-part2.test.ts, so that tap runs the two halves as two jobs (about
+ * 50 s each on a quiet 2-core machine).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -135,9 +135,14 @@ function weight(run: SectionRun): number {
 }
 
 /** One section, bounded: past this it is stopped, and that is a failure. */
-const SECTION_LIMIT_MS = 75_000;
-/** All sections together: none goes on past this, so that the whole file stays under 90 s. */
-const ALL_SECTIONS_LIMIT_MS = 80_000;
+const SECTION_LIMIT_MS = 90_000;
+/**
+ * All sections together: none goes on past this. About twice what they take on a quiet machine, so
+ * that a busy one does not fail them; each file's tap timeout (FILE_LIMIT_MS) leaves room after it.
+ */
+const ALL_SECTIONS_LIMIT_MS = 100_000;
+/** For t.setTimeout in the two test files: the sections' limit plus the static checks and clean-up. */
+export const FILE_LIMIT_MS = 150_000;
 /** One foreground command (the bench's chat scenario is the longest). */
 const COMMAND_LIMIT_MS = 60_000;
 /** A `see` or an expected phrase in a terminal. */

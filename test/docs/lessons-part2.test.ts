@@ -3,6 +3,8 @@
  * and says what the test does; lesson-suite.ts deals the sections out).
  */
 import t from 'tap';
-import { runGuideSections } from './lesson-suite.js';
+import { FILE_LIMIT_MS, runGuideSections } from './lesson-suite.js';
+
+t.setTimeout(FILE_LIMIT_MS);
 
 t.test('every command in both guides runs, and shows what the guide says (part 2 of 2)', (t) => runGuideSections(t, 1, 2));

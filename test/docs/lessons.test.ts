@@ -15,14 +15,16 @@
  * (lesson-suite.ts), two at a time in each, each with its own free port,
  * directory and terminals. A section that is the same, command for command and annotation
  * for annotation, in both guides runs once for both; one that differs runs once
- * per guide. Every wait is bounded, and each file's run too (80 s); every process
+ * per guide. Every wait is bounded, and each file's run too (100 s); every process
  * a section starts is tracked, and one still running when it should not be is
  * killed, which counts as a failure.
  */
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { LessonSyntaxError, placeholderIn, skeleton, type Step } from './lesson-script.js';
-import { GUIDES, loadGuide, pkg, REPO, runGuideSections } from './lesson-suite.js';
+import { FILE_LIMIT_MS, GUIDES, loadGuide, pkg, REPO, runGuideSections } from './lesson-suite.js';
+
+t.setTimeout(FILE_LIMIT_MS);
 
 // ---------------------------------------------------------------------------
 // Static checks: both guides parse, hold no placeholders, and say the same things.

@@ -1,7 +1,8 @@
 /**
  * The client when the server goes away (the real `socklab client put`, as a
  * process):
- * - without --retry, a server SIGKILLed mid-upload: one sentence, exit 1;
+ * - without --retry, a server SIGKILLed mid-upload (a proxy holds the client
+ *   after 2 MiB, so that the kill lands mid-upload however late): one sentence, exit 1;
  *   a connection lost after all the data (the `226` never came): one sentence
  *   that says the upload may or may not have committed, exit 1;
  * - with --retry N, a server SIGKILLed mid-upload and restarted on the same
@@ -70,30 +71,45 @@ async function processServer(t: Tap, model: (typeof SERVER_MODELS)[number], port
   return server;
 }
 
+const firstOnly = (fault: Fault) => (n: number): Fault => (n === 1 ? fault : { kind: 'pass' });
+
+/**
+ * A proxy in front of `server` that lets the first connection send 2 MiB and then holds it: killed
+ * then, the server surely dies mid-upload, however fast the client and however late the kill.
+ */
+async function holdingProxy(t: Tap, server: ServerProcess): Promise<number> {
+  const proxy = await startFaultyProxy(server.port, firstOnly({ kind: 'hold-after-client-bytes', bytes: 2 * 1024 * 1024 }));
+  t.teardown(() => proxy.close());
+  return proxy.port;
+}
+
 t.jobs = 3;
 
 for (const model of SERVER_MODELS) {
   t.test(`${model}: the server SIGKILLed mid-upload`, { buffered: true }, async (t) => {
     t.test('without --retry: one sentence, exit 1', async (t) => {
       const server = await processServer(t, model);
-      const [r] = await Promise.all([runCli(['client', 'put', bigFile, '--port', String(server.port)]), killMidUpload(server, 1024 * 1024)]);
+      const port = await holdingProxy(t, server);
+      const [r] = await Promise.all([runCli(['client', 'put', bigFile, '--port', String(port)]), killMidUpload(server, 1024 * 1024)]);
       finished(t, r);
       t.equal(r.code, 1, 'exit 1');
       t.ok(isOneSentence(r.stderr), `one sentence: ${r.stderr}`);
       t.match(r.stderr, /the server closed the connection in the middle of the upload of big\.bin; the server discards partial uploads/);
     });
 
-    t.test('with --retry 6: reconnects to the restarted server and finishes; the append lands exactly once', async (t) => {
+    t.test('with --retry 10: reconnects to the restarted server and finishes; the append lands exactly once', async (t) => {
       const first = await processServer(t, model);
+      const port = await holdingProxy(t, first);
       fs.writeFileSync(path.join(first.root, 'log.bin'), BASE);
-      const run = runCli(['client', 'put', bigFile, '--as', 'log.bin', '--mode', 'append', '--retry', '6', '--port', String(first.port)]);
+      // Ten retries (up to about 30 s of backoff) and a minute: a restart on a busy machine can take seconds.
+      const run = runCli(['client', 'put', bigFile, '--as', 'log.bin', '--mode', 'append', '--retry', '10', '--port', String(port)], { limitMs: 60_000 });
       await killMidUpload(first, 1024 * 1024);
       await delay(300); // down for a moment: the client's first retry may find nobody
       await processServer(t, model, first.port, first.root);
       const r = await run;
       finished(t, r);
       t.equal(r.code, 0, `exit 0 (${r.stderr.trim()})`);
-      t.match(r.stderr, /retrying in \d+\.\d s \(retry 1 of 6\)/, 'it said it was retrying');
+      t.match(r.stderr, /retrying in \d+\.\d s \(retry 1 of 10\)/, 'it said it was retrying');
       t.match(r.stdout, /log\.bin is now \d+ bytes on the server/);
       const content = readOrNull(first.root, 'log.bin');
       t.equal(content?.length, BASE.length + BIG_BYTES, 'the size of the base plus one append');
@@ -112,8 +128,6 @@ async function behindProxy(t: Tap, faults: (n: number) => Fault): Promise<{ serv
   t.teardown(() => proxy.close());
   return { server, proxy };
 }
-
-const firstOnly = (fault: Fault) => (n: number): Fault => (n === 1 ? fault : { kind: 'pass' });
 
 t.test('a lost 226 after an append onto an existing file: STAT and GET show it committed; not sent again', async (t) => {
   const { server, proxy } = await behindProxy(t, firstOnly({ kind: 'drop-226' }));

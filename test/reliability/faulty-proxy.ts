@@ -2,7 +2,8 @@
  * A TCP proxy between a client and a socklab server that breaks chosen
  * connections on purpose, for the client tests: the nth connection can be
  * cut after the client has sent some bytes (mid-upload: the server discards
- * the upload), or right when the server's `226` comes, which is then never
+ * the upload), held after some bytes (so that a test can kill the server while
+ * the client is surely mid-upload), or right when the server's `226` comes, which is then never
  * delivered (the upload committed, and the client cannot know). Counts the
  * PUT lines clients send, so a test can tell how often an upload was sent.
  */
@@ -13,6 +14,11 @@ export type Fault =
   | { readonly kind: 'pass' }
   /** Cut both sides once the client has sent this many bytes in total. */
   | { readonly kind: 'cut-after-client-bytes'; readonly bytes: number }
+  /**
+   * Forward this many bytes from the client, then read no more from it: a test can then break the
+   * server at leisure, knowing the client is still in the middle of its upload.
+   */
+  | { readonly kind: 'hold-after-client-bytes'; readonly bytes: number }
   /** Cut both sides when a `226 ` line comes from the server, without forwarding it; then call `onDrop`. */
   | { readonly kind: 'drop-226'; readonly onDrop?: () => void };
 
@@ -52,6 +58,12 @@ export async function startFaultyProxy(targetPort: number, faultFor: (connection
         // client could hand the proxy the rest of the upload and believe all of it was sent.
         client.pause();
         upstream.write(chunk.subarray(0, Math.max(0, fault.bytes - fromClient)), cut);
+        fromClient = fault.bytes;
+        return;
+      }
+      if (fault.kind === 'hold-after-client-bytes' && fromClient + chunk.length >= fault.bytes) {
+        client.pause(); // for good: what the client sent past the limit is never forwarded
+        upstream.write(chunk.subarray(0, fault.bytes - fromClient));
         fromClient = fault.bytes;
         return;
       }

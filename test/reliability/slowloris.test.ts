@@ -137,7 +137,7 @@ t.test('sequential: a slow client starves the rest, and the log makes it visible
 
   // A dribbler is never idle: it holds the server for as long as it dribbles.
   const dribbler = await f.open('dribbler');
-  const stop = dribble([dribbler], 500);
+  const stop = dribble([dribbler], 100); // well inside the 1 s idle timeout, even with the machine busy
   t.teardown(stop);
   const next = await f.connect('behind the dribbler');
   await delay(2500);

@@ -107,9 +107,11 @@ t.test('bytes go both ways unchanged and in order; the end of input reaches the 
 });
 
 t.test('a worker that falls behind pauses the socket, and catching up resumes it, without losing a byte', async (t) => {
-  const { client, served, report, relayed } = await bridged(t, { sleepBeforeReadingMs: 500 });
   const size = 16 * MiB;
-  client.end(randomBytes(size));
+  const data = randomBytes(size);
+  // The worker's nap is long enough that the check below sees the first pause, not a later one, even on a busy machine.
+  const { client, served, report, relayed } = await bridged(t, { sleepBeforeReadingMs: 1500 });
+  client.end(data);
   await eventually(() => relayed() > 0 && served.isPaused(), 'the socket is paused while the worker sleeps');
   t.ok(relayed() <= FLOW_WINDOW_BYTES.input + SOCKET_READ_BYTES, `at most the input window is held for the worker (${relayed()} bytes)`);
   const seen = await report;
