@@ -79,7 +79,7 @@ function scenarioCommand(scenario: Scenario): CommandModule<object, LoadArgs> {
         .example(`$0 load ${name} workers --threads 4 --clients 16`, 'a pool of 4 threads, 16 clients')
         .example(`$0 load ${name} async --rate 20 --json`, 'open model: 20 session starts a second; JSON out')
         .example(`$0 load ${name} --host 10.0.0.7 --port 8020`, 'a server already running on another host')
-        .epilogue(`Ideal makespan: ${scenario.idealDefinition}.`) as unknown as Argv<LoadArgs>,
+        .epilogue(`Ideal makespan: ${scenario.idealDefinition(scenarioParams(scenario))}.`) as unknown as Argv<LoadArgs>,
     handler: async (args) => {
       try {
         await runLoad(name, args);

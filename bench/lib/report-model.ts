@@ -130,7 +130,7 @@ export function buildScenarioReport(
     params,
     flags: describeParams(scenario, params) + (arrivalsPerSecond === null ? '' : ` --rate ${arrivalsPerSecond}`),
     arrivalsPerSecond,
-    idealDefinition: scenario.idealDefinition,
+    idealDefinition: scenario.idealDefinition(params),
     sentences: scenarioSentences(scenario.story, targets),
     targets,
   };

@@ -9,6 +9,7 @@
  * move, the makespan of the ceiling (bare Node servers) doing the same load in
  * the same run.
  */
+import { formatBytes, formatMs } from './format.js';
 import type { Payload, ScriptClient } from './script-client.js';
 import { sharedNow, sleepUntil } from './shared-clock.js';
 
@@ -59,8 +60,11 @@ export type SessionScript<P extends ScenarioParams> =
 export interface Scenario<P extends ScenarioParams = ScenarioParams> {
   readonly name: ScenarioName;
   readonly summary: string;
-  /** How the ideal makespan is defined, in a sentence for the report and --help. */
-  readonly idealDefinition: string;
+  /**
+   * How the ideal makespan is defined, in a sentence for the report and --help,
+   * with its example worked out for these parameters (--help: the defaults).
+   */
+  idealDefinition(params: P): string;
   readonly story: ScenarioStory;
   readonly params: { readonly [K in keyof P]: ParamSpec };
   plan(params: P): PlannedSession[];
@@ -103,8 +107,9 @@ type ChatParams = { readonly clients: number; readonly echoes: number; readonly 
 const chat: Scenario<ChatParams> = {
   name: 'chat',
   summary: 'homework 2: each client sends ECHO lines a think time apart, then QUIT',
-  idealDefinition:
-    'a client\'s script lasts (echoes − 1) × think (5 ECHO 200 ms apart = 4 gaps = 0.8 s); a server serving k clients at once needs ⌈clients ÷ k⌉ scripts: sequential k = 1, workers k = --threads, async k = clients',
+  idealDefinition: (p) =>
+    `a client's script lasts (echoes − 1) × think (${p.echoes} ECHO ${formatMs(p.thinkMs)} apart = ${p.echoes - 1} gaps = ${formatMs((p.echoes - 1) * p.thinkMs)}); ` +
+    'a server serving k clients at once needs ⌈clients ÷ k⌉ scripts: sequential k = 1, workers k = --threads, async k = clients',
   story: 'queue',
   params: {
     clients: clientsParam(8),
@@ -161,7 +166,7 @@ function oneUploadEach(
 const upload = oneUploadEach({
   name: 'upload',
   summary: 'homework 3: each client PUTs one large file with its sha256',
-  idealDefinition: "the ceiling's makespan: the same clients copying the same bytes raw into files (and fsyncing them) on this machine, in the same run",
+  idealDefinition: () => "the ceiling's makespan: the same clients copying the same bytes raw into files (and fsyncing them) on this machine, in the same run",
   story: 'bytes',
   clients: 8,
   size: 16 * MiB,
@@ -179,8 +184,13 @@ type SlowClientParams = {
 const slowClient: Scenario<SlowClientParams> = {
   name: 'slow-client',
   summary: 'head-of-line blocking: client 1 trickles an upload while the others each do LIST and a small PUT',
-  idealDefinition:
-    'the slow upload cannot end before size ÷ rate (1 MiB at 256 KiB/s = 4 s) and the quick clients need next to nothing, so 4 s on every server; what differs is how long the quick clients wait (queue wait, session time)',
+  idealDefinition: (p) => {
+    const slowest = formatMs((p.slowSize / p.slowRate) * 1000);
+    return (
+      `the slow upload cannot end before size ÷ rate (${formatBytes(p.slowSize)} at ${formatBytes(p.slowRate)}/s = ${slowest}) and the quick clients need next to nothing, ` +
+      `so ${slowest} on every server; what differs is how long the quick clients wait (queue wait, session time)`
+    );
+  },
   story: 'head-of-line',
   params: {
     clients: clientsParam(8),
@@ -218,7 +228,7 @@ const slowClient: Scenario<SlowClientParams> = {
 const crowd = oneUploadEach({
   name: 'crowd',
   summary: 'scaling: many connections at once, each PUTs a small file',
-  idealDefinition: "the ceiling's makespan: as many connections each copying the same bytes raw into a file (and fsyncing it), in the same run",
+  idealDefinition: () => "the ceiling's makespan: as many connections each copying the same bytes raw into a file (and fsyncing it), in the same run",
   story: 'scale',
   clients: 1000,
   size: 1 * KiB,
@@ -235,7 +245,7 @@ type CeilingParams = { readonly clients: number; readonly requests: number };
 const ceiling: Scenario<CeilingParams> = {
   name: 'ceiling',
   summary: "the machine's limit for small requests: each client sends PINGs back to back",
-  idealDefinition: "the ceiling's own makespan (the bare Node line server answering the same PINGs), in the same run",
+  idealDefinition: () => "the ceiling's own makespan (the bare Node line server answering the same PINGs), in the same run",
   story: 'rate',
   params: {
     clients: clientsParam(8),

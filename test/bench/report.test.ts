@@ -36,6 +36,15 @@ t.test('each target is measured against its own ideal: ⌈8 ÷ k⌉ × 0.8 s', a
   t.equal(chat.flags, '--clients 8 --echoes 5 --think-ms 200');
 });
 
+t.test("the ideal's definition works its example out for the parameters given", async (t) => {
+  t.match(chat.idealDefinition, /\(5 ECHO 200 ms apart = 4 gaps = 800 ms\)/);
+  const slower = buildScenarioReport('chat', scenarioParams(SCENARIOS.chat, { echoes: 3, thinkMs: 500 }), null, []);
+  t.match(slower.idealDefinition, /\(3 ECHO 500 ms apart = 2 gaps = 1\.00 s\)/);
+  const trickle = SCENARIOS['slow-client'];
+  t.match(trickle.idealDefinition(scenarioParams(trickle, { slowSize: 2 * 1024 * 1024, slowRate: 512 * 1024 })), /\(2\.0 MiB at 512 KiB\/s = 4\.00 s\)/);
+  t.match(trickle.idealDefinition(scenarioParams(trickle, { slowRate: 1024 * 1024 })), /\(1\.0 MiB at 1\.0 MiB\/s = 1\.00 s\).* so 1\.00 s on every server/);
+});
+
 t.test('the sentences say what the numbers show', async (t) => {
   t.equal(chat.sentences.length, 3);
   const [concurrency, makespan, story] = chat.sentences;
