@@ -2,10 +2,11 @@
  * A TCP proxy between a client and a socklab server that breaks chosen
  * connections on purpose, for the client tests: the nth connection can be
  * cut after the client has sent some bytes (mid-upload: the server discards
- * the upload), held after some bytes (so that a test can kill the server while
- * the client is surely mid-upload), or right when the server's `226` comes, which is then never
- * delivered (the upload committed, and the client cannot know). Counts the
- * PUT lines clients send, so a test can tell how often an upload was sent.
+ * the upload); held after some bytes (so that a test can kill the server
+ * while the client is surely mid-upload); or cut right when the server's
+ * `226` comes, which is then never delivered (the upload committed, and the
+ * client cannot know). Counts the PUT lines clients send, so a test can tell
+ * how often an upload was sent.
  */
 import net from 'node:net';
 import { startFakeServer } from '../clients/run-cli.js';
