@@ -32,7 +32,6 @@ export interface RunIntro {
   readonly expectation: string;
 }
 
-
 // ---------------------------------------------------------------------------
 // Text with colours that is cut to the terminal's width by what shows, not by bytes.
 

@@ -31,11 +31,9 @@ export const SERVER_COLOURS = {
   remote: '#8d6e63',
 } as const;
 
-
 export function serverColour(spec: TargetSpec): string {
   return spec.kind === 'model' ? SERVER_COLOURS[spec.model] : SERVER_COLOURS[spec.kind];
 }
-
 
 /** Three timeline panels a row: a narrower picture, scaled up to the page's width, so its text reads from afar. */
 const PANELS_PER_ROW = 3;

@@ -103,12 +103,17 @@ function payloadFor(payloads: Payloads, size: number): Payload {
 
 type ChatParams = { readonly clients: number; readonly echoes: number; readonly thinkMs: number };
 
+/** How long one chat script lasts: the think times between its ECHO lines (the ideal, and its sentence). */
+function chatScriptMs(p: ChatParams): number {
+  return (p.echoes - 1) * p.thinkMs;
+}
+
 /** Homework 2: each client sends ECHO lines a think time apart, then QUIT. */
 const chat: Scenario<ChatParams> = {
   name: 'chat',
   summary: 'homework 2: each client sends ECHO lines a think time apart, then QUIT',
   idealDefinition: (p) =>
-    `a client's script lasts (echoes − 1) × think (${p.echoes} ECHO ${formatMs(p.thinkMs)} apart = ${p.echoes - 1} gaps = ${formatMs((p.echoes - 1) * p.thinkMs)}); ` +
+    `a client's script lasts (echoes − 1) × think (${p.echoes} ECHO ${formatMs(p.thinkMs)} apart = ${p.echoes - 1} gaps = ${formatMs(chatScriptMs(p))}); ` +
     'a server serving k clients at once needs ⌈clients ÷ k⌉ scripts: sequential k = 1, workers k = --threads, async k = clients',
   story: 'queue',
   params: {
@@ -117,7 +122,7 @@ const chat: Scenario<ChatParams> = {
     thinkMs: { flag: 'think-ms', unit: 'ms', default: 200, min: 0, describe: 'think time between two ECHO lines' },
   },
   plan: (p) => everyoneAtOnce(p.clients, 'chat'),
-  serviceTimeMs: (_session, p) => (p.echoes - 1) * p.thinkMs,
+  serviceTimeMs: (_session, p) => chatScriptMs(p),
   payloadSizes: () => [],
   script: {
     kind: 'protocol',
@@ -180,12 +185,17 @@ type SlowClientParams = {
   readonly quickDelayMs: number;
 };
 
+/** The shortest the slow client's upload can take at its rate (the ideal, and its sentence). */
+function slowUploadMs(p: SlowClientParams): number {
+  return (p.slowSize / p.slowRate) * 1000;
+}
+
 /** Head-of-line blocking: one client trickles an upload; the others want a moment each. */
 const slowClient: Scenario<SlowClientParams> = {
   name: 'slow-client',
   summary: 'head-of-line blocking: client 1 trickles an upload while the others each do LIST and a small PUT',
   idealDefinition: (p) => {
-    const slowest = formatMs((p.slowSize / p.slowRate) * 1000);
+    const slowest = formatMs(slowUploadMs(p));
     return (
       `the slow upload cannot end before size ÷ rate (${formatBytes(p.slowSize)} at ${formatBytes(p.slowRate)}/s = ${slowest}) and the quick clients need next to nothing, ` +
       `so ${slowest} on every server; what differs is how long the quick clients wait (queue wait, session time)`
@@ -209,7 +219,7 @@ const slowClient: Scenario<SlowClientParams> = {
     Array.from({ length: p.clients }, (_, client) =>
       client === 0 ? { client, role: 'slow', offsetMs: 0 } : { client, role: 'quick', offsetMs: p.quickDelayMs },
     ),
-  serviceTimeMs: (session, p) => (session.role === 'slow' ? (p.slowSize / p.slowRate) * 1000 : 0),
+  serviceTimeMs: (session, p) => (session.role === 'slow' ? slowUploadMs(p) : 0),
   payloadSizes: (p) => [p.slowSize, p.quickSize],
   script: {
     kind: 'protocol',
