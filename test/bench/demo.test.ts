@@ -16,6 +16,7 @@ import { DemoRun } from '../../bench/demo/state.js';
 import { clientBar, renderFrame } from '../../bench/demo/views.js';
 import { BIN, finished, runCli } from '../clients/run-cli.js';
 import { descendantsOf, killAll, plain, processTable, type ProcEntry } from '../docs/lesson-runner.js';
+import { requireSystemTools } from '../helpers/system-tool.js';
 import { eventually } from '../helpers/wire-fixture.js';
 import { chatMeasurements, chatRun, measurement, T0 } from './fixtures.js';
 
@@ -151,6 +152,7 @@ tap.test('--server all: the three models one after the other, then their timelin
 });
 
 tap.test('on a terminal: the live screen, then the same ending', async (t) => {
+  if (!requireSystemTools(t, 'script')) return; // script(1) gives the demo a terminal
   const script = spawnSync('script', ['-qec', `stty cols 120 rows 35; ${process.execPath} ${BIN} demo --clients 2 --messages 2 --think-ms 300`, '/dev/null'], {
     encoding: 'utf8',
     timeout: 30_000,

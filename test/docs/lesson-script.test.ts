@@ -3,7 +3,7 @@
  * exactly what the test changes in a command before running it.
  */
 import t from 'tap';
-import { normalizeCommand, parseLesson, placeholderIn, rewriteCommand, rewritePhrase, skeleton, type Step } from './lesson-script.js';
+import { normalizeCommand, parseLesson, placeholderIn, programsIn, rewriteCommand, rewritePhrase, skeleton, type Step } from './lesson-script.js';
 
 const fence = '```';
 
@@ -84,6 +84,16 @@ t.test('placeholders are found', async (t) => {
   t.equal(placeholderIn('npx socklab client put ...'), '...');
   t.equal(placeholderIn("printf 'hello\\nSTOP\\n' | npx socklab chat"), null);
   t.equal(placeholderIn('UV_THREADPOOL_SIZE=1 npx socklab server async'), null);
+});
+
+t.test('the programs a command runs are found', async (t) => {
+  t.same(programsIn('npx socklab server async'), ['npx']);
+  t.same(programsIn('printf "PING\\n" | nc 127.0.0.1 8020'), ['printf', 'nc'], 'each stage of a pipe');
+  t.same(programsIn('seq 1 5 && sha256sum a.txt; ls'), ['seq', 'sha256sum', 'ls'], 'each member of a list');
+  t.same(programsIn(`ps -o nlwp= -p "$(pgrep -n -f 'server async')"`), ['ps', 'pgrep'], 'a command substitution, even inside double quotes');
+  t.same(programsIn('UV_THREADPOOL_SIZE=1 npx socklab server workers'), ['npx'], 'after an assignment');
+  t.same(programsIn("printf 'a | b; c && d\\n' | npx socklab chat"), ['printf', 'npx'], 'not words inside quotes');
+  t.same(programsIn('(cd /tmp && cat x) | wc -l'), ['cd', 'cat', 'wc'], 'in a subshell');
 });
 
 t.test('the two guides are compared language-neutrally', async (t) => {

@@ -216,6 +216,20 @@ export function placeholderIn(command: string): string | null {
 }
 
 /**
+ * The programs a command line runs: the first word of each pipeline stage,
+ * list member and command substitution, after any `NAME=value` assignments.
+ * Quoted text is left out first, so a `|` or `;` inside quotes starts nothing.
+ */
+export function programsIn(command: string): string[] {
+  const unquoted = command.replace(/'[^']*'|"(?:[^"\\$]|\\.)*"/g, "''");
+  const programs = unquoted
+    .split(/\|\|?|&&|;|\$\(|\n|`/)
+    .map((stage) => stage.replace(/^[\s({]*/, '').split(/\s+/).find((word) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(word)) ?? '')
+    .filter((word) => word !== '' && !/^[)}]/.test(word));
+  return [...new Set(programs)];
+}
+
+/**
  * Language-neutral form of a command, to compare the two guides: whitespace
  * collapsed, and quoted text that is written in a language other than English
  * (data typed into a chat, say) reduced to a marker. Everything else must match.
