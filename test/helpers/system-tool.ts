@@ -68,6 +68,6 @@ export function requireSystemTools(t: SkippableTest, ...tools: SystemTool[]): bo
   const problem = systemToolsProblem(tools);
   if (problem === null) return true;
   if (inCI()) t.fail(`${problem}: .ci/run installs it, so a missing tool in CI is a failure, not a skip`);
-  else t.pass(`${tools.join(', ')} installed`, { skip: problem });
+  else t.pass(`system tools: ${tools.join(', ')}`, { skip: problem });
   return false;
 }
