@@ -9,11 +9,11 @@
  *   socklab load chat --host 10.0.0.7 --port 8020 --threads 4   a server already running elsewhere
  */
 import type { Argv, CommandModule } from 'yargs';
-import { DEFAULT_PORT } from '../protocol/index.js';
-import { checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../bin/cli-support.js';
-import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './lib/load-generator.js';
-import { formatParam, isByteUnit, SCENARIO_NAMES, SCENARIOS, scenarioParams, type Scenario, type ScenarioName, type ScenarioParams } from './lib/scenarios.js';
-import { LOCAL_SERVERS, localTargetSpec, type LocalServer, type TargetSpec } from './lib/targets.js';
+import { DEFAULT_PORT } from '../../protocol/index.js';
+import { checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../../bin/cli-support.js';
+import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './load-generator.js';
+import { formatParam, isByteUnit, SCENARIO_NAMES, SCENARIOS, scenarioParams, type Scenario, type ScenarioName, type ScenarioParams } from './scenarios.js';
+import { LOCAL_SERVERS, localTargetSpec, type LocalServer, type TargetSpec } from '../targets/targets.js';
 
 /** A session still running this long after its start is ended and counted as an error. */
 const DEFAULT_SESSION_TIMEOUT_SECONDS = 120;

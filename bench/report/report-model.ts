@@ -4,12 +4,12 @@
  * of its runs, the timeline of its median run (in ms from the start instant),
  * and what the server process used.
  */
-import type { LoadRunResult } from './load-generator.js';
-import { idealMakespanMs, meanMakespanMs, representativeRun, summarizeRuns, type TargetSummary } from './metrics.js';
-import { describeParams, SCENARIOS, type ScenarioName, type ScenarioParams } from './scenarios.js';
+import type { LoadRunResult } from '../load/load-generator.js';
+import { idealMakespanMs, meanMakespanMs, representativeRun, summarizeRuns, type TargetSummary } from '../load/metrics.js';
+import { describeParams, SCENARIOS, type ScenarioName, type ScenarioParams } from '../load/scenarios.js';
 import { scenarioSentences } from './sentences.js';
-import { clientsServedAtOnce, type TargetSpec } from './targets.js';
-import { errorLabel, type SessionTimeline } from './timeline.js';
+import { clientsServedAtOnce, type TargetSpec } from '../targets/targets.js';
+import { errorLabel, type SessionTimeline } from '../load/timeline.js';
 
 /** tinybench's statistics of the makespan over the measured iterations. */
 export interface IterationStats {
@@ -27,7 +27,7 @@ export interface ServerResources {
   readonly peakRssBytes: number;
 }
 
-/** The plain request/response PING loop (bench/lib/ping-load.ts) over as many connections, same server, same run. */
+/** The plain request/response PING loop (bench/load/ping-load.ts) over as many connections, same server, same run. */
 export interface PlainLoopResult {
   readonly connections: number;
   /** Plain-loop runs, one after each measured run of the scenario. */

@@ -1,17 +1,17 @@
 /**
- * Runs what `socklab load` was asked (bench/load-command.ts checks the
+ * Runs what `socklab load` was asked (bench/load/load-command.ts checks the
  * command line): the load processes, the server (and the ceiling first, with
  * --ceiling), the runs; then prints the report.
  */
 import type { LoadOptions } from './load-command.js';
-import { LoadGenerator } from './lib/load-generator.js';
-import { describeMachine } from './lib/machine.js';
-import { measureTarget, type LoadRequest } from './lib/measure.js';
-import { buildScenarioReport, type ScenarioReport, type TargetMeasurement } from './lib/report-model.js';
-import { textTable } from './lib/report-table.js';
-import { textTimeline } from './lib/report-timeline.js';
-import { targetLabel, type TargetSpec } from './lib/targets.js';
-import { ErrorCodes, SocklabError } from '../protocol/index.js';
+import { LoadGenerator } from './load-generator.js';
+import { describeMachine } from '../report/machine.js';
+import { measureTarget, type LoadRequest } from './measure.js';
+import { buildScenarioReport, type ScenarioReport, type TargetMeasurement } from '../report/report-model.js';
+import { textTable } from '../report/report-table.js';
+import { textTimeline } from '../report/report-timeline.js';
+import { targetLabel, type TargetSpec } from '../targets/targets.js';
+import { ErrorCodes, SocklabError } from '../../protocol/index.js';
 
 export async function runLoad(options: LoadOptions): Promise<void> {
   const { scenario, params, processes } = options;
