@@ -6,7 +6,8 @@
 import { LoadGenerator } from './load-generator.js';
 import { describeMachine } from '../report/machine.js';
 import { measureTarget, type LoadRequest } from './measure.js';
-import { buildScenarioReport, type ScenarioReport, type TargetMeasurement } from '../report/report-model.js';
+import { buildScenarioReport } from '../report/build-report.js';
+import type { ScenarioReport, TargetMeasurement } from '../report/report-model.js';
 import { textTable } from '../report/report-table.js';
 import { textTimeline } from '../report/report-timeline.js';
 import type { ScenarioName, ScenarioParams } from './scenarios.js';

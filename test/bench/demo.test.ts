@@ -9,7 +9,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import tap from 'tap';
-import { buildScenarioReport } from '../../bench/report/report-model.js';
+import { buildScenarioReport } from '../../bench/report/build-report.js';
 import { scenarioParams, SCENARIOS } from '../../bench/load/scenarios.js';
 import { blockersOf, clientLines, demoSummary } from '../../bench/demo/summary.js';
 import { DemoRun } from '../../bench/demo/state.js';

@@ -8,7 +8,8 @@
 import tap from 'tap';
 import { LoadGenerator } from '../../bench/load/load-generator.js';
 import { measureTarget } from '../../bench/load/measure.js';
-import { buildScenarioReport, type RelativeSession, type ScenarioReport, type TargetReport } from '../../bench/report/report-model.js';
+import { buildScenarioReport } from '../../bench/report/build-report.js';
+import type { RelativeSession, ScenarioReport, TargetReport } from '../../bench/report/report-model.js';
 import type { ScenarioName, ScenarioParams } from '../../bench/load/scenarios.js';
 import type { TargetSpec } from '../../bench/targets/targets.js';
 import { finished, runCli } from '../clients/run-cli.js';

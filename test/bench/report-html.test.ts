@@ -18,7 +18,7 @@ import t from 'tap';
 import type { MachineInfo } from '../../bench/report/machine.js';
 import { htmlReport, SERVER_COLOURS, writeHtmlReport } from '../../bench/report/report-html.js';
 import type { BenchReport } from '../../bench/report/report-markdown.js';
-import { buildScenarioReport } from '../../bench/report/report-model.js';
+import { buildScenarioReport } from '../../bench/report/build-report.js';
 import { scenarioParams, SCENARIOS } from '../../bench/load/scenarios.js';
 import { chatMeasurements, chatRun, measurement } from './fixtures.js';
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import type { MachineInfo } from '../../bench/report/machine.js';
 import { markdownReport, type BenchReport } from '../../bench/report/report-markdown.js';
-import { buildScenarioReport } from '../../bench/report/report-model.js';
+import { buildScenarioReport } from '../../bench/report/build-report.js';
 import { timelineSvg, tickValues, niceCeiling } from '../../bench/report/report-svg.js';
 import { markdownTable, textTable } from '../../bench/report/report-table.js';
 import { textTimeline, timelineRows } from '../../bench/report/report-timeline.js';
