@@ -24,8 +24,8 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { spawnSync } from 'node:child_process';
-import { pingLoad } from './lib/ping-load.js';
-import { startServerProcess, type BenchTarget } from './lib/server-process.js';
+import { pingLoad } from './load/ping-load.js';
+import { startServerProcess, type BenchTarget } from './targets/server-process.js';
 
 const args = await yargs(hideBin(process.argv))
   .option('connections', { type: 'number', default: 10 })

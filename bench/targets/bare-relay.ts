@@ -5,7 +5,7 @@
  * `200 PONG`, like the line server: no parsing, no protocol, no storage. What
  * `workers` does on top of this costs the difference. Prints "listening on
  * HOST:PORT" like the other servers.
- *   node dist/bench/lib/bare-relay.js [host] [port] [threads]
+ *   node dist/bench/targets/bare-relay.js [host] [port] [threads]
  */
 import net from 'node:net';
 import { Piscina } from 'piscina';

@@ -1,5 +1,5 @@
 /** One bare-relay connection in a worker thread: greet, then `200 PONG` per line until the client leaves. */
-import { countLineFeeds } from './ping-load.js';
+import { countLineFeeds } from '../load/ping-load.js';
 import { BlockingRelayIO } from '../../transport/thread-relay.js';
 
 const GREETING = Buffer.from('220 bare-relay ready\n');

@@ -18,7 +18,7 @@ const CEILING_SERVERS = {
   'copy-sink': path.resolve(here, 'copy-sink.js'),
   'bare-relay': path.resolve(here, 'bare-relay.js'),
   /** A Python peer (standard library): the lecture's thread-per-connection server, for comparison. */
-  'python-threads': path.resolve(here, '../../../bench/lib/threaded_line_server.py'),
+  'python-threads': path.resolve(here, '../../../bench/targets/threaded_line_server.py'),
 } as const;
 
 export type CeilingServer = keyof typeof CEILING_SERVERS;

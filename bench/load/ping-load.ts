@@ -5,7 +5,7 @@
  *
  * PingConnection is that loop on one connection. The plain loops below
  * (N connections in this process: for a while, or for a fixed job) and the
- * ceiling scenario's scripted sessions (bench/load-worker.ts: N clients in load
+ * ceiling scenario's scripted sessions (bench/load/load-worker.ts: N clients in load
  * processes, released at one instant, every session timed) all drive servers
  * through it, so comparing them in one run shows what the load generator's own
  * machinery costs.
