@@ -14,12 +14,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import t from 'tap';
-import { htmlReport, SERVER_COLOURS, writeHtmlReport } from '../../bench/lib/report-html.js';
+import { htmlReport, SERVER_COLOURS, writeHtmlReport } from '../../bench/report/report-html.js';
 import { openBrowser, REPORT_VIEWPORT, screenshotReportTop } from './browser.js';
 import { fixtureReport } from './fixtures.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const REGENERATE = path.join(REPO, 'dist', 'bench', 'lib', 'report-html.js');
+const REGENERATE = path.join(REPO, 'dist', 'bench', 'report', 'report-html.js');
 
 /** Width and height from a PNG's header (its IHDR chunk), or null when the bytes are not a PNG. */
 function pngSize(bytes: Buffer): { width: number; height: number } | null {

@@ -3,14 +3,14 @@
  * results/index.html that the guides show. The report is the synthetic one of
  * the browser test (fixtureReport(): round numbers, not a measured run), so
  * the picture changes only when the report's look does. Run it after changing
- * bench/lib/report-html.ts, and commit the PNG with that change. The browser
+ * bench/report/report-html.ts, and commit the PNG with that change. The browser
  * is the one SOCKLAB_CHROMIUM says (test/bench/browser.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { writeHtmlReport } from '../../bench/lib/report-html.js';
+import { writeHtmlReport } from '../../bench/report/report-html.js';
 import { openBrowser, REPORT_VIEWPORT, screenshotReportTop } from './browser.js';
 import { fixtureReport } from './fixtures.js';
 
