@@ -25,7 +25,7 @@ export async function startSequentialServer(options: ServerOptions): Promise<Run
     connection.onSignal = (signal) => io.signal(signal);
     connection.served(`${waiting.length} still waiting`);
     const session = new ServerSession({ model: 'sequential', maxFileSize: options.maxFileSize });
-    connection.ended(await runSession(sessionProgram(session), io, storage));
+    connection.ended(await runSession(sessionProgram(session, options), io, storage));
   }
 
   /** Serves the queue in order until it is empty; only one of these loops ever runs. */

@@ -22,6 +22,8 @@ export interface ServerOptions {
   readonly maxRootSize?: number;
   /** 0 disables the idle timeout. */
   readonly idleTimeoutSeconds: number;
+  /** Bytes per second an upload must keep up after a grace time (session.ts); 0: no minimum. */
+  readonly minUploadRate: number;
   /** Served plus waiting; beyond it, `421 too many connections`. */
   readonly maxConnections: number;
   /** workers: the pool size. */

@@ -25,6 +25,7 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
     maxFileSize: options.maxFileSize,
     maxRootSize: options.maxRootSize,
     idleTimeoutMs: options.idleTimeoutSeconds * 1000,
+    minUploadRate: options.minUploadRate,
     lockBuffer: new SharedNameLock().buffer,
   };
   const pool = new Piscina<WorkerSessionTask, SessionOutcome>({

@@ -9,7 +9,7 @@ import type { Stats, StatsFs } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { BatchedFileWriter } from './batched-writer.js';
-import type { ListEntry } from '../../protocol/index.js';
+import { ErrorCodes, StorageError, type ListEntry } from '../../protocol/index.js';
 import {
   CHUNK_BYTES,
   FILE_MODE,
@@ -88,12 +88,21 @@ interface OpenRegularFile {
  * session waits for a free slot before its `150`, instead of failing with EMFILE.
  */
 export const MAX_OPEN_FILES = 1024;
+/**
+ * How long a session waits for a slot before it is told `450 busy` (it may
+ * retry): never silently without bound, even when every slot is held by
+ * clients that trickle (they are cut off by the minimum upload rate).
+ */
+export const SLOT_WAIT_MS = 10_000;
 
 class FileSlots {
   private free: number;
-  private readonly waiting: Array<() => void> = [];
+  private readonly waiting = new Set<() => void>();
 
-  constructor(limit: number) {
+  constructor(
+    limit: number,
+    private readonly waitMs: number,
+  ) {
     this.free = limit;
   }
 
@@ -102,18 +111,31 @@ class FileSlots {
       this.free--;
       return;
     }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
+    await new Promise<void>((resolve, reject) => {
+      const granted = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiting.delete(granted);
+        reject(new StorageError(ErrorCodes.BUSY, `all ${MAX_OPEN_FILES} file slots stayed in use for ${this.waitMs / 1000} s`));
+      }, this.waitMs);
+      this.waiting.add(granted);
+    });
   }
 
   release(): void {
-    const next = this.waiting.shift();
-    if (next !== undefined) next();
-    else this.free++;
+    for (const next of this.waiting) {
+      this.waiting.delete(next);
+      next();
+      return;
+    }
+    this.free++;
   }
 }
 
 export class AsyncStorage implements AsyncStorageOps {
-  private readonly slots = new FileSlots(MAX_OPEN_FILES);
+  private readonly slots = new FileSlots(MAX_OPEN_FILES, SLOT_WAIT_MS);
   /** Read and upload handles that hold a slot, released exactly once. */
   private readonly slotHolders = new WeakSet<object>();
 
