@@ -88,33 +88,37 @@ export function whyBehind(behind: TargetReport, ahead: TargetReport): string {
   const b = cpuFigures(behind);
   const a = cpuFigures(ahead);
   const causes: string[] = [];
-  if (b.serverCores !== null && a.serverCores !== null && b.serverCores >= A_FULL_CORE && a.serverCores >= b.serverCores + MORE_CORES) {
+  const coresUsed = b.serverCores === null || a.serverCores === null ? null : { behind: b.serverCores, ahead: a.serverCores };
+  const fewerCores = coresUsed !== null && coresUsed.behind >= A_FULL_CORE && coresUsed.ahead >= coresUsed.behind + MORE_CORES;
+  if (fewerCores) {
     causes.push(
-      `${ahead.label} used ${formatCores(a.serverCores)} cores, ${behind.label} ${formatCores(b.serverCores)}` +
-        (isOneEventLoop(behind) ? `: ${possessive(behind.label)} one event loop cannot use a second core` : ''),
+      `${nameOf(ahead)} used ${formatCores(coresUsed.ahead)} cores, ${nameOf(behind)} ${formatCores(coresUsed.behind)}` +
+        (isOneEventLoop(behind) ? `: ${possessive(behind)} one event loop cannot use a second core` : ''),
     );
   }
   if (isSaturated(behind) && isSaturated(ahead)) {
     causes.push(
-      `the cores were saturated in both (${formatShare(b.busyShare ?? 0)} busy during ${possessive(behind.label)} runs, ${formatShare(a.busyShare ?? 0)} during ${possessive(ahead.label)}): ` +
+      `the cores were saturated in both (${formatShare(b.busyShare ?? 0)} busy during ${runsOf(behind)}, ${formatShare(a.busyShare ?? 0)} during ${possessive(ahead)}): ` +
         'the machine set both figures, and the gap says nothing about the models',
     );
   } else if (isSaturated(behind)) {
     causes.push(
-      `the cores were ${formatShare(b.busyShare ?? 0)} busy during ${possessive(behind.label)} runs (its load processes used ${formatCores(b.loadCores ?? 0)} cores)` +
-        (a.busyShare === null ? '' : `, ${formatShare(a.busyShare)} during ${possessive(ahead.label)}`),
+      `the cores were ${formatShare(b.busyShare ?? 0)} busy during ${runsOf(behind)} (its load processes used ${formatCores(b.loadCores ?? 0)} cores)` +
+        (a.busyShare === null ? '' : `, ${formatShare(a.busyShare)} during ${possessive(ahead)}`),
     );
   }
   if (b.serverCpuSeconds !== null && a.serverCpuSeconds !== null && a.serverCpuSeconds > 0 && b.serverCpuSeconds >= a.serverCpuSeconds * MORE_CPU) {
-    causes.push(`${behind.label} spent ${formatCpuSeconds(b.serverCpuSeconds)} CPU seconds per run on the same work, ${ahead.label} ${formatCpuSeconds(a.serverCpuSeconds)}`);
+    causes.push(`${nameOf(behind)} spent ${formatCpuSeconds(b.serverCpuSeconds)} CPU seconds per run on the same work, ${nameOf(ahead)} ${formatCpuSeconds(a.serverCpuSeconds)}`);
   }
   const spread = withinSpread(behind, ahead);
   if (spread !== null) causes.push(`the gap is within the runs' spread (${spread})`);
-  if (causes.length > 0) return causes.join('; ');
-  if (b.serverCores === null || a.serverCores === null) return 'no CPU figures were recorded for these servers to explain it';
+  // The cores each used, said once: as the cause above, or else beside the causes (or their absence) for the reader to weigh.
+  const cores = coresUsed === null || fewerCores ? null : `${nameOf(behind)} used ${formatCores(coresUsed.behind)} cores, ${nameOf(ahead)} ${formatCores(coresUsed.ahead)}`;
+  if (causes.length > 0) return [...causes, ...(cores === null ? [] : [cores])].join('; ');
+  if (cores === null) return 'no CPU figures were recorded for these servers to explain it';
   const busy = b.busyShare === null || a.busyShare === null ? '' : `, the cores ${formatShare(b.busyShare)} and ${formatShare(a.busyShare)} busy`;
   const runs = Math.min(behind.summary.runs, ahead.summary.runs) < 2 ? '; with a single run each, run-to-run spread is not measured (--iterations)' : '';
-  return `the CPU figures do not explain it (${behind.label} used ${formatCores(b.serverCores)} cores, ${ahead.label} ${formatCores(a.serverCores)}${busy})${runs}`;
+  return `the CPU figures do not explain it (${cores}${busy})${runs}`;
 }
 
 /** `makespan 851 ms ±9.0% against 722 ms ±16.5%` when the two makespans' 95% margins overlap; null otherwise or with single runs. */
@@ -158,18 +162,18 @@ function notAllAtOnceSentence(target: TargetReport): string | null {
   const serverFigures =
     f.serverCores === null
       ? ''
-      : ` while ${target.label} used ${formatCores(f.serverCores)} cores (${formatCpuSeconds(f.serverCpuSeconds ?? 0)} CPU seconds in ${formatMs(f.runMs)})` +
+      : ` while ${nameOf(target)} used ${formatCores(f.serverCores)} cores (${formatCpuSeconds(f.serverCpuSeconds ?? 0)} CPU seconds in ${formatMs(f.runMs)})` +
         (isOneEventLoop(target) && f.serverCores >= A_FULL_CORE ? ': its one event loop was busy the whole run' : '');
   const clientFigures =
     `clients began connecting up to ${formatMs(lateStart)} after their start (start skew ${formatMs(target.timeline.startSkewMs)})` +
     ` and took up to ${formatMs(connecting)} to connect` +
     (f.loadCores === null ? '' : `, the load processes using ${formatCores(f.loadCores)} cores`);
   const wait = serverSide
-    ? `the wait was the server's: clients waited up to ${formatMs(notGreetedMs)} connected but not yet greeted${serverFigures}; ${clientFigures}`
-    : `the wait was the load generator's: ${clientFigures}; once connected, they waited up to ${formatMs(notGreetedMs)} for the greeting${serverFigures}`;
+    ? `The wait was the server's: clients waited up to ${formatMs(notGreetedMs)} connected but not yet greeted${serverFigures}; ${clientFigures}.`
+    : `The wait was the load generator's: ${clientFigures}; once connected, they waited up to ${formatMs(notGreetedMs)} for the greeting${serverFigures}.`;
   return (
-    `${capitalize(target.label)} served at most ${most} of ${clients} clients at once, not all: in its median run the greetings came over ${formatMs(greetingSpreadMs)} ` +
-    `while a greeted session lasted ${formatMs(servedMedianMs)} (median), so the first clients had left before the last were greeted; ${wait}.`
+    `${capitalize(nameOf(target))} served at most ${most} of ${clients} clients at once, not all: in its median run the greetings came over ${formatMs(greetingSpreadMs)} ` +
+    `while a greeted session lasted ${formatMs(servedMedianMs)} (median), so the first clients had left before the last were greeted. ${wait}`
   );
 }
 
@@ -213,7 +217,17 @@ function maxOf<T>(items: readonly T[], value: (item: T) => number | null): numbe
   return items.reduce((most, item) => Math.max(most, value(item) ?? 0), 0);
 }
 
+/** `async's run`, `the ceiling's runs`. */
+function runsOf(target: TargetReport): string {
+  return `${possessive(target)} run${target.summary.runs > 1 ? 's' : ''}`;
+}
+
+/** A server as a sentence names it: `async`, `the ceiling`. */
+function nameOf(target: TargetReport): string {
+  return target.spec.kind === 'ceiling' ? 'the ceiling' : target.label;
+}
+
 /** `async's`, `the ceiling's`. */
-function possessive(label: string): string {
-  return label === 'ceiling' ? "the ceiling's" : `${label}'s`;
+function possessive(target: TargetReport): string {
+  return `${nameOf(target)}'s`;
 }
