@@ -150,19 +150,24 @@ t.test('no claim about the machine below 90% busy, or where /proc/stat was not r
   t.same(causeSentences('queue', [recordedBefore]), [], 'a report from before the figures existed');
 });
 
+/** What is said of async and a pool of 4 threads on the same work. */
+function asyncAgainstWorkers(story: ScenarioStory, async: Figures, workers: Figures): string[] {
+  return causeSentences(story, [target('workers --threads 4', workers), target('async', async)]);
+}
+
 t.test('async behind workers on bytes because one event loop cannot use the second core', async (t) => {
-  const async = target('async', { mibPerSecond: 150, serverCpu: 1.0, windowMs: 1000 });
-  const workers = target('workers --threads 4', { mibPerSecond: 190, serverCpu: 1.6, windowMs: 1000 });
-  t.same(causeSentences('bytes', [workers, async]), [
+  t.same(asyncAgainstWorkers('bytes', { mibPerSecond: 150, serverCpu: 1.0, windowMs: 1000 }, { mibPerSecond: 190, serverCpu: 1.6, windowMs: 1000 }), [
     'Async moved fewer bytes per second than workers --threads 4 (150 against 190 MiB/s): workers --threads 4 used 1.60 cores, async 1.00: ' +
       "async's one event loop cannot use a second core.",
   ]);
 });
 
 t.test("async behind workers on PINGs in a saturated run: the machine's share and the clients' cores", async (t) => {
-  const async = target('async', { pingsPerSecond: 20_000, serverCpu: 0.7, busy: 0.96, loadCpu: 1.1, windowMs: 1000 });
-  const workers = target('workers --threads 4', { pingsPerSecond: 25_000, serverCpu: 0.8, busy: 0.7, windowMs: 1000 });
-  const sentences = causeSentences('rate', [workers, async]);
+  const sentences = asyncAgainstWorkers(
+    'rate',
+    { pingsPerSecond: 20_000, serverCpu: 0.7, busy: 0.96, loadCpu: 1.1, windowMs: 1000 },
+    { pingsPerSecond: 25_000, serverCpu: 0.8, busy: 0.7, windowMs: 1000 },
+  );
   t.equal(sentences.length, 2, 'the saturated run, then the contradiction');
   t.match(sentences[0], /^During the async run the 2 cores were 96% busy/);
   t.equal(
@@ -174,8 +179,7 @@ t.test("async behind workers on PINGs in a saturated run: the machine's share an
 
 t.test('async behind workers with more CPU for the same work, and when nothing measured explains it', async (t) => {
   const workers = target('workers --threads 4', { mibPerSecond: 200, serverCpu: 0.8, windowMs: 2000 });
-  const costly = target('async', { mibPerSecond: 150, serverCpu: 1.2, windowMs: 2000 });
-  t.same(causeSentences('bytes', [workers, costly]), [
+  t.same(asyncAgainstWorkers('bytes', { mibPerSecond: 150, serverCpu: 1.2, windowMs: 2000 }, { mibPerSecond: 200, serverCpu: 0.8, windowMs: 2000 }), [
     'Async moved fewer bytes per second than workers --threads 4 (150 against 200 MiB/s): async spent 1.20 CPU seconds per run on the same work, workers --threads 4 0.80; ' +
       'async used 0.60 cores, workers --threads 4 0.40.',
   ]);
@@ -189,10 +193,10 @@ t.test('async behind workers with more CPU for the same work, and when nothing m
 });
 
 t.test('async within 5% of workers, or ahead of them, needs no explaining', async (t) => {
-  const workers = target('workers --threads 4', { mibPerSecond: 200, serverCpu: 1.6 });
-  t.same(causeSentences('bytes', [workers, target('async', { mibPerSecond: 191, serverCpu: 1.0 })]), []);
-  t.same(causeSentences('bytes', [workers, target('async', { mibPerSecond: 240, serverCpu: 1.0 })]), []);
-  t.same(causeSentences('queue', [workers, target('async', { mibPerSecond: 100, serverCpu: 1.0 })]), [], 'not a throughput scenario');
+  const workers = { mibPerSecond: 200, serverCpu: 1.6 };
+  t.same(asyncAgainstWorkers('bytes', { mibPerSecond: 191, serverCpu: 1.0 }, workers), []);
+  t.same(asyncAgainstWorkers('bytes', { mibPerSecond: 240, serverCpu: 1.0 }, workers), []);
+  t.same(asyncAgainstWorkers('queue', { mibPerSecond: 100, serverCpu: 1.0 }, workers), [], 'not a throughput scenario');
 });
 
 t.test('a server above 100% of the ceiling is never left unexplained', async (t) => {
