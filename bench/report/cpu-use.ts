@@ -25,6 +25,7 @@ export function summarizeCpu(runs: ReadonlyArray<Pick<LoadRunResult, 'cpu'>>): C
             busyShare: mean(machines.map((m) => m?.busyShare ?? 0)),
             coreBusyShares: first.coreBusyShares.map((_, core) => mean(machines.map((m) => m?.coreBusyShares[core] ?? 0))),
           },
+    runs: runs.map((run) => run.cpu),
   };
 }
 

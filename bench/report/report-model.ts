@@ -5,7 +5,7 @@
  * and what the server process used. build-report.ts builds it from the
  * measurements.
  */
-import type { LoadRunResult } from '../load/load-generator.js';
+import type { LoadRunResult, RunCpu } from '../load/load-generator.js';
 import type { TargetSummary } from '../load/metrics.js';
 import type { ScenarioName, ScenarioParams } from '../load/scenarios.js';
 import type { TargetSpec } from '../targets/targets.js';
@@ -76,6 +76,8 @@ export interface CpuUse {
     /** Per core, cpu0 first. */
     readonly coreBusyShares: readonly number[];
   } | null;
+  /** Each measured run's own figures, in the order they ran (the server's CPU among them). */
+  readonly runs: readonly RunCpu[];
 }
 
 export interface TargetReport {

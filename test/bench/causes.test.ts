@@ -57,6 +57,7 @@ function target(label: 'sequential' | 'workers --threads 4' | 'async' | 'ceiling
     windowMs: figures.windowMs ?? makespan,
     loadCpuSeconds: figures.loadCpu ?? 0.1,
     machine: figures.busy === null ? null : { cores: 2, busyShare: figures.busy ?? 0.3, coreBusyShares: [figures.busy ?? 0.3, figures.busy ?? 0.3] },
+    runs: [],
   };
   return {
     ...base,

@@ -21,6 +21,11 @@ t.test('runs summarized: means per run, the busy share per core too', async (t) 
   t.equal(summary.machine?.cores, 2);
   t.equal(summary.machine?.busyShare.toFixed(6), '0.800000');
   t.same(summary.machine?.coreBusyShares.map((share) => share.toFixed(6)), ['0.900000', '0.700000']);
+  t.same(
+    summary.runs.map((r) => r.serverCpuSeconds),
+    [0.5, 0.7],
+    "each run's own figures are kept, the server's CPU among them",
+  );
 });
 
 t.test('a run whose /proc/stat could not be read leaves the busy share unknown, not wrong', async (t) => {
