@@ -64,9 +64,9 @@ function saturationSentence(targets: readonly TargetReport[]): string | null {
 
 /** On bytes (upload) or PINGs (ceiling): async below the best workers pool, and why. */
 function asyncBelowWorkersSentence(story: ScenarioStory, servers: readonly TargetReport[]): string | null {
-  if (story !== 'bytes' && story !== 'rate') return null;
-  const amount = (t: TargetReport) => (story === 'bytes' ? t.summary.mibPerSecond : t.summary.pingsPerSecond);
-  const unit = story === 'bytes' ? 'MiB/s' : 'PING/s';
+  const throughput = throughputOf(story);
+  if (throughput === null) return null;
+  const amount = throughput.of;
   const async = servers.find((t) => t.spec.kind === 'model' && t.spec.model === 'async');
   const workers = servers
     .filter((t) => t.spec.kind === 'model' && t.spec.model === 'workers')
@@ -75,7 +75,7 @@ function asyncBelowWorkersSentence(story: ScenarioStory, servers: readonly Targe
   const workersAmount = workers === undefined ? null : amount(workers);
   if (async === undefined || workers === undefined || asyncAmount === null || workersAmount === null || asyncAmount >= workersAmount * CLEARLY_BELOW) return null;
   const what = story === 'bytes' ? 'moved fewer bytes per second' : 'answered fewer PINGs per second';
-  return `${capitalize(async.label)} ${what} than ${workers.label} (${formatRate(asyncAmount)} against ${formatRate(workersAmount)} ${unit}): ${whyBehind(async, workers)}.`;
+  return `${capitalize(async.label)} ${what} than ${workers.label} (${formatRate(asyncAmount)} against ${formatRate(workersAmount)} ${throughput.unit}): ${whyBehind(async, workers)}.`;
 }
 
 /**
@@ -185,7 +185,7 @@ function aboveCeilingSentence(story: ScenarioStory, server: TargetReport, ceilin
   if (makespan > 0 && ceilingMakespan / makespan >= ABOVE_CEILING) {
     beaten.push(`${formatPercent(ceilingMakespan / makespan)} of it by makespan: ${formatMs(makespan)} against ${formatMs(ceilingMakespan)}`);
   }
-  const measure = story === 'bytes' ? { of: (t: TargetReport) => t.summary.mibPerSecond, unit: 'MiB/s' } : story === 'rate' ? { of: (t: TargetReport) => t.summary.pingsPerSecond, unit: 'PING/s' } : null;
+  const measure = throughputOf(story);
   const amount = measure?.of(server) ?? null;
   const ceilingAmount = measure?.of(ceiling) ?? null;
   if (measure !== null && amount !== null && ceilingAmount !== null && ceilingAmount > 0 && amount / ceilingAmount >= ABOVE_CEILING) {
@@ -193,6 +193,18 @@ function aboveCeilingSentence(story: ScenarioStory, server: TargetReport, ceilin
   }
   if (beaten.length === 0) return null;
   return `${capitalize(server.label)} came out above the ceiling (${beaten.join('; ')}): ${whyBehind(ceiling, server)}.`;
+}
+
+/** What a throughput scenario measures its servers by: bytes (upload) or PINGs (ceiling); null for the others. */
+function throughputOf(story: ScenarioStory): { readonly of: (target: TargetReport) => number | null; readonly unit: string } | null {
+  switch (story) {
+    case 'bytes':
+      return { of: (target) => target.summary.mibPerSecond, unit: 'MiB/s' };
+    case 'rate':
+      return { of: (target) => target.summary.pingsPerSecond, unit: 'PING/s' };
+    default:
+      return null;
+  }
 }
 
 function isSaturated(target: TargetReport): boolean {
