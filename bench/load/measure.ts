@@ -8,7 +8,7 @@
  */
 import { Bench } from 'tinybench';
 import type { LoadGenerator, LoadRunRequest, LoadRunResult } from './load-generator.js';
-import { makespanMs } from './metrics.js';
+import { makespanMs, mean } from './metrics.js';
 import { pingJob } from './ping-load.js';
 import { SCENARIOS } from './scenarios.js';
 import type { IterationStats, TargetMeasurement } from '../report/report-model.js';
@@ -79,22 +79,20 @@ export async function measureTarget(generator: LoadGenerator, spec: TargetSpec, 
         : {
             connections: runs[0]?.sessions.length ?? 0,
             runs: plainLoopRates.length,
-            requestsPerSecond: meanOf(plainLoopRates),
+            requestsPerSecond: mean(plainLoopRates),
           };
     return {
       spec,
       label: target.label,
       runs,
       stats,
-      resources: usage === null ? null : { cpuSecondsPerRun: meanOf(runs.map((run) => run.cpu.serverCpuSeconds ?? 0)), peakRssBytes: usage.peakRssBytes },
+      resources: usage === null ? null : { cpuSecondsPerRun: mean(runs.map((run) => run.cpu.serverCpuSeconds ?? 0)), peakRssBytes: usage.peakRssBytes },
       plainLoop,
     };
   } finally {
     await target.stop();
   }
 }
-
-const meanOf = (values: readonly number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
 
 function iterationStats(bench: Bench, warmupRuns: number): IterationStats | null {
   const result = bench.tasks[0]?.result;

@@ -5,9 +5,8 @@
  * explain a result with them are in causes.ts.
  */
 import type { LoadRunResult } from '../load/load-generator.js';
+import { mean } from '../load/metrics.js';
 import type { CpuUse, ScenarioReport, TargetReport } from './report-model.js';
-
-const mean = (values: readonly number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
 
 /** Means per run; the machine's busy share only if every run could read it. */
 export function summarizeCpu(runs: ReadonlyArray<Pick<LoadRunResult, 'cpu'>>): CpuUse {
