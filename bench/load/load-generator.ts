@@ -9,11 +9,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chooseStartInstant, StartBarrier, startSkewMs } from './barrier.js';
+import { chooseStartInstant, StartBarrier, startSkewMs, waitForStartInstant } from './barrier.js';
 import type { ParentMessage, WorkerAssignment, WorkerMessage } from './load-messages.js';
 import { planSessions, SCENARIOS, type PlannedSession, type ScenarioName, type ScenarioParams } from './scenarios.js';
 import type { TargetEndpoints } from './script-client.js';
-import { clockAnchor, sharedNow, sleepUntil } from './shared-clock.js';
+import { clockAnchor, sharedNow } from './shared-clock.js';
 import { machineBusy, readCoreTicks, type CoreTicks, type MachineBusy } from './cpu-time.js';
 import type { SessionEvent, SessionTimeline } from './timeline.js';
 
@@ -158,7 +158,8 @@ export class LoadGenerator {
     }
     const startAt = chooseStartInstant(active.length);
     for (const worker of active) this.post(worker, { type: 'start', at: startAt });
-    const windowStart = sleepUntil(startAt).then(() => cpuReading(request));
+    // Read at the instant itself, as the load processes start (a timer alone may fire several ms late on a busy machine).
+    const windowStart = waitForStartInstant(startAt).then(() => cpuReading(request));
 
     const lastOffset = planned.reduce((latest, s) => Math.max(latest, s.offsetMs), 0);
     const lastDeadline = startAt + lastOffset + request.sessionTimeoutMs + REPORT_GRACE_MS;
