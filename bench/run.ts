@@ -26,6 +26,7 @@ import type { BenchReport } from './report/report-markdown.js';
 import { buildScenarioReport } from './report/build-report.js';
 import type { ScenarioReport, TargetMeasurement } from './report/report-model.js';
 import { textTable } from './report/report-table.js';
+import { cpuUseText } from './report/cpu-use.js';
 import { textTimeline } from './report/report-timeline.js';
 import { writeResults } from './report/results-files.js';
 import { SCENARIO_NAMES, SCENARIOS, scenarioParams, type ScenarioName } from './load/scenarios.js';
@@ -141,7 +142,7 @@ async function main(): Promise<void> {
   } else {
     for (const scenario of reports) {
       process.stdout.write(`\n## ${scenario.scenario}  (socklab load ${scenario.scenario} ${scenario.flags})\n${scenario.sentences.join(' ')}\n\n`);
-      process.stdout.write(`${textTable(scenario)}\n${textTimeline(scenario)}`);
+      process.stdout.write(`${textTable(scenario)}${cpuUseText(scenario)}\n${textTimeline(scenario)}`);
     }
     process.stdout.write(`\n`);
   }

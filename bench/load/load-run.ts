@@ -9,6 +9,7 @@ import { measureTarget, type LoadRequest } from './measure.js';
 import { buildScenarioReport } from '../report/build-report.js';
 import type { ScenarioReport, TargetMeasurement } from '../report/report-model.js';
 import { textTable } from '../report/report-table.js';
+import { cpuUseText } from '../report/cpu-use.js';
 import { textTimeline } from '../report/report-timeline.js';
 import type { ScenarioName, ScenarioParams } from './scenarios.js';
 import { targetLabel, type TargetSpec } from '../targets/targets.js';
@@ -74,7 +75,7 @@ function loadText(report: ScenarioReport, processes: number): string {
     `Ideal makespan: ${report.idealDefinition}${idealUnknown ? ' (add --ceiling to measure it)' : ''}.`,
     ...plain,
     '',
-    textTable(report),
+    textTable(report) + cpuUseText(report),
     textTimeline(report),
   ].join('\n');
 }

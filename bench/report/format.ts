@@ -46,3 +46,8 @@ export function formatRate(value: number): string {
 export function formatPercent(fraction: number): string {
   return `${(fraction * 100).toFixed(fraction >= 0.995 ? 0 : 1)}%`;
 }
+
+/** A sentence that starts with a server's name: `async: …` → `Async: …`. */
+export function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}

@@ -13,6 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cpuUseLines } from './cpu-use.js';
 import { formatMs } from './format.js';
 import { runDate, runExtent, type BenchReport } from './report-markdown.js';
 import type { ScenarioReport, TargetReport } from './report-model.js';
@@ -76,6 +77,7 @@ table.results th { text-align: left; font-size: .85rem; color: var(--muted); bor
 table.results td.num, table.results th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.results tbody tr:nth-child(even) { background: var(--zebra); }
 table.results td.server { font-weight: bold; white-space: nowrap; border-left: .6rem solid var(--server); }
+ul.cpu { margin: .2rem 0 1rem; padding-left: 1.2rem; }
 figure.timeline { margin: 1rem 0 0; }
 figure.timeline svg { display: block; width: 100%; height: auto; max-width: 100%; }
 figure.timeline figcaption { color: var(--muted); font-size: .9rem; margin-top: .3rem; }
@@ -165,6 +167,14 @@ function table(scenario: ScenarioReport): string {
   return `<div class="table-wrap"><table class="results">\n<thead><tr>${head}</tr></thead>\n<tbody>\n${body.join('\n')}\n</tbody>\n</table></div>`;
 }
 
+/** Under the table: where the CPU went in each target's runs (nothing for a report recorded before these figures). */
+function cpuUse(scenario: ScenarioReport): string {
+  const use = cpuUseLines(scenario);
+  if (use === null) return '';
+  const items = use.lines.map((line) => `<li><b>${escapeMarkup(line.label)}</b>: ${escapeMarkup(line.figures)}</li>`);
+  return `<p class="meta">${escapeMarkup(use.heading)}:</p>\n<ul class="cpu meta">\n${items.join('\n')}\n</ul>`;
+}
+
 function section(scenario: ScenarioReport): string {
   const name = escapeMarkup(scenario.scenario);
   const svg = timelineSvg(scenario, { panelColour: (target) => serverColour(target.spec), panelsPerRow: PANELS_PER_ROW }).trimEnd();
@@ -174,6 +184,7 @@ function section(scenario: ScenarioReport): string {
     `<p class="story">${escapeMarkup(scenario.sentences.join(' '))}</p>`,
     makespanBars(scenario),
     table(scenario),
+    cpuUse(scenario),
     '<figure class="timeline">',
     svg,
     `<figcaption><code>socklab load ${name} ${escapeMarkup(scenario.flags)}</code>. Ideal makespan: ${escapeMarkup(scenario.idealDefinition)}.</figcaption>`,
