@@ -397,12 +397,12 @@ export class AsyncStorage implements AsyncStorageOps {
     const staging = path.join(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
     const file = await fsp.open(staging, TEMP_CREATE_FLAGS, FILE_MODE);
     try {
-      await writeFully(file, Buffer.from(encodeIntent(intent)), 0);
-      await file.sync();
-    } finally {
-      await closeQuietly(file);
-    }
-    try {
+      try {
+        await writeFully(file, Buffer.from(encodeIntent(intent)), 0);
+        await file.sync();
+      } finally {
+        await closeQuietly(file);
+      }
       const deadline = performance.now() + INTENT_WAIT_MS;
       for (;;) {
         try {

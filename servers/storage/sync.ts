@@ -301,12 +301,12 @@ export class SyncStorage implements StorageOps {
     const staging = path.join(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
     const fd = fs.openSync(staging, TEMP_CREATE_FLAGS, FILE_MODE);
     try {
-      writeFully(fd, Buffer.from(encodeIntent(intent)), 0);
-      fs.fsyncSync(fd);
-    } finally {
-      closeQuietly(fd);
-    }
-    try {
+      try {
+        writeFully(fd, Buffer.from(encodeIntent(intent)), 0);
+        fs.fsyncSync(fd);
+      } finally {
+        closeQuietly(fd);
+      }
       const deadline = performance.now() + INTENT_WAIT_MS;
       for (;;) {
         try {

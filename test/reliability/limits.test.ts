@@ -129,7 +129,7 @@ for (const model of SERVER_MODELS) {
       f.writeFile('log.txt', Buffer.alloc(1000, 'l'));
       const c = await f.open();
       t.match(await c.request('PUT log.txt 25 mode=append'), /^552 /, '1000 + 25 > 1024: 552, no 150');
-      t.match(await c.request('PUT log.txt 5 mode=ask'), /^350 log\.txt exists 1000$/);
+      t.match(await c.request('PUT log.txt 25 mode=ask'), /^350 log\.txt exists 1000$/);
       t.match(await c.request('APPEND'), /^552 /, 'ask, then APPEND past the limit: 552, no 150');
       t.same(await put(c, 'PUT log.txt 24 mode=append', Buffer.alloc(24, 'm')), ['150 send 24 bytes', `226 log.txt 1024 ${sha256(Buffer.alloc(24, 'm'))}`], 'exactly the limit is allowed');
       t.match(await c.request('PUT log.txt 1 mode=append'), /^552 /, 'full: even one byte more gets 552');
