@@ -14,19 +14,23 @@
  */
 import fs from 'node:fs';
 
-/** Field 22 of /proc/<pid>/stat, after the command name (which may hold spaces and parentheses). */
-export function parseStartTime(statText: string): string | null {
+/** Fields 3 (state) and 22 (start time) of /proc/<pid>/stat, after the command name (which may hold spaces and parentheses). */
+export function parseProcStat(statText: string): { state: string; start: string } | null {
   const afterName = statText.slice(statText.lastIndexOf(')') + 2).split(' ');
-  const start = afterName[19];
-  return start !== undefined && /^\d+$/.test(start) ? start : null;
+  const [state, start] = [afterName[0], afterName[19]];
+  return state !== undefined && start !== undefined && /^\d+$/.test(start) ? { state, start } : null;
 }
 
-function startTimeOf(pid: number): string | null {
+function procStatOf(pid: number): { state: string; start: string } | null {
   try {
-    return parseStartTime(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    return parseProcStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return null;
   }
+}
+
+function startTimeOf(pid: number): string | null {
+  return procStatOf(pid)?.start ?? null;
 }
 
 /** A running process as its files name it. */
@@ -50,7 +54,9 @@ export function isOwnerAlive(owner: string): boolean {
     // EPERM: alive, but another user's.
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const stat = procStatOf(pid);
+  // A zombie (exited, not yet reaped by its parent) is gone: it finishes nothing.
+  if (stat !== null && (stat.state === 'Z' || stat.state === 'X')) return false;
   if (match[2] === '0') return true;
-  const start = startTimeOf(pid);
-  return start === null || start === match[2];
+  return stat === null || stat.start === match[2];
 }

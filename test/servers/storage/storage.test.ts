@@ -384,6 +384,24 @@ for (const flavour of flavours) {
       t.equal(fs.statSync(path.join(dir, 'held')).size, 100, "a live server's append is left alone");
     });
 
+    t.test("an append waits while another live process holds the name's intent record, then takes over from it once that process is gone", async (t) => {
+      const { root, storage } = await setup(t);
+      fs.writeFileSync(path.join(root, 'log'), 'old');
+      // Another server process, appending to log: it holds the record, then dies without finishing (its append wrote nothing yet).
+      const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 400)'], { stdio: 'ignore' });
+      const exited = new Promise((resolve) => other.once('exit', resolve));
+      const otherOwner = ownerOf(other.pid ?? 0);
+      const identity = fileIdentity(fs.statSync(path.join(root, 'log'), { bigint: true }));
+      fs.writeFileSync(path.join(root, intentFileName('log')), encodeIntent({ owner: otherOwner, name: 'log', file: identity, size: 3 }));
+      const began = performance.now();
+      t.same(await upload(storage, 'log', bytesOf('+new'), 'append'), { size: 7, sha256: sha256(bytesOf('+new')) });
+      const waited = performance.now() - began;
+      await exited;
+      t.ok(waited >= 200, `the append waited for the other process (${waited.toFixed(0)} ms)`);
+      t.equal(fs.readFileSync(path.join(root, 'log'), 'utf8'), 'old+new');
+      t.same(tempFilesIn(root), [], 'its record is gone, and ours');
+    });
+
     t.test('open() removes stale temporary files, attach() leaves them', async (t) => {
       const dir = freshDir(t);
       fs.writeFileSync(path.join(dir, `${TEMP_PREFIX}deadbeef`), 'left by a crash');
