@@ -140,7 +140,8 @@ export class Prompter {
       if (typedAhead) this.linesTypedAhead--;
       const next = await this.lines.next();
       if (next.done === true) {
-        if (this.terminal || (this.transcript && question !== '')) this.output.write('\n');
+        // (Unless close() ended it: that said what it had to.)
+        if (this.open && (this.terminal || (this.transcript && question !== ''))) this.output.write('\n');
         this.open = false;
         throw new EndOfInput();
       }

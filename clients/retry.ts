@@ -111,7 +111,7 @@ export class Reconnecting {
       } catch (error) {
         this.close();
         const failure = explainFailure(error, operation);
-        if (!isRetriable(failure)) throw failure;
+        if (!isRetriable(failure) || this.options.retries === 0) throw failure;
         if (this.retried >= this.options.retries) {
           const retries = this.options.retries;
           throw new ClientFailure(failure.code, `${failure.message} (gave up after ${retries} ${retries === 1 ? 'retry' : 'retries'})`, { cause: failure });
