@@ -6,11 +6,12 @@
  * greeted before whom.
  */
 import tap from 'tap';
-import { LoadGenerator } from '../../bench/lib/load-generator.js';
-import { measureTarget } from '../../bench/lib/measure.js';
-import { buildScenarioReport, type RelativeSession, type ScenarioReport, type TargetReport } from '../../bench/lib/report-model.js';
-import type { ScenarioName, ScenarioParams } from '../../bench/lib/scenarios.js';
-import type { TargetSpec } from '../../bench/lib/targets.js';
+import { LoadGenerator } from '../../bench/load/load-generator.js';
+import { measureTarget } from '../../bench/load/measure.js';
+import { buildScenarioReport } from '../../bench/report/build-report.js';
+import type { RelativeSession, ScenarioReport, TargetReport } from '../../bench/report/report-model.js';
+import type { ScenarioName, ScenarioParams } from '../../bench/load/scenarios.js';
+import type { TargetSpec } from '../../bench/targets/targets.js';
 import { finished, runCli } from '../clients/run-cli.js';
 
 type Assert = Pick<typeof tap, 'equal' | 'same'>;
