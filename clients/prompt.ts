@@ -190,7 +190,8 @@ export class Prompter {
    * A status line (the queue wait) sharing the terminal with what the user
    * types meanwhile: it is drawn as readline's prompt, so the text typed ahead
    * is redrawn after it instead of garbling it (and is kept for the first
-   * question). Undefined without a terminal: the caller uses its own.
+   * question). Undefined without a terminal: the caller uses its own. One
+   * display serves any number of waits (each reconnection's).
    */
   statusDisplay(): StatusDisplay | undefined {
     if (!this.terminal) return undefined;
@@ -206,16 +207,16 @@ export class Prompter {
     const onKey = () => {
       if ((this.rl.line !== '') !== showsTyping) render();
     };
-    this.input.on('keypress', onKey);
     return {
       enabled: true,
       draw: (status) => {
+        if (text === null) this.input.on('keypress', onKey);
         text = status;
         render();
       },
       clear: () => {
-        this.input.off('keypress', onKey);
         if (text === null) return;
+        this.input.off('keypress', onKey);
         text = null;
         if (this.asking) return;
         // Down to the typed text alone (readline keeps track of its rows), then off the screen too:
