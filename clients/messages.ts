@@ -124,7 +124,7 @@ function connectionSentence(error: ConnectionError, operation?: Operation): stri
         case 'get':
           return `the server closed the connection in the middle of the download of ${quote(operation.name)}; nothing was saved`;
         case 'greeting':
-          return 'the server closed the connection before greeting us (is it a socklab server?)';
+          return 'the server closed the connection before greeting us (was it stopped? is it a socklab server?)';
         case 'quit':
           return 'the server closed the connection before saying goodbye';
         case 'idle':
