@@ -40,7 +40,7 @@ function withScenarioOptions(yargs: Argv, scenario: Scenario): Argv {
     yargs.option(spec.flag, {
       type: isBytes ? 'string' : 'number',
       default: isBytes ? formatParam(spec.unit, spec.default) : spec.default,
-      describe: `${spec.describe}${spec.unit === 'ms' ? ' (ms)' : spec.unit === 'bytes/s' ? ' (per second; units like 256KiB work)' : isBytes ? ' (units like 16MiB work)' : ''}`,
+      describe: `${spec.describe}${spec.unit === 'ms' ? ' (ms)' : spec.unit === 'bytes/s' ? ' (bytes per second; units like 256KiB work)' : isBytes ? ' (units like 16MiB work)' : ''}`,
       group: `${scenario.name} options:`,
     });
   }
