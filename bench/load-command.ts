@@ -10,7 +10,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_PORT } from '../protocol/index.js';
-import { checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../bin/cli-support.js';
+import { checkedPort, checkInteger, exitWithFailure, OUTPUT_COLUMNS, outputWidth, parseByteSize, UsageError } from '../bin/cli-support.js';
 import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './lib/load-generator.js';
 import { formatParam, isByteUnit, SCENARIO_NAMES, SCENARIOS, scenarioParams, type Scenario, type ScenarioName, type ScenarioParams } from './lib/scenarios.js';
 import { LOCAL_SERVERS, localTargetSpec, type LocalServer, type TargetSpec } from './lib/targets.js';
@@ -30,6 +30,7 @@ interface LoadArgs {
   iterations: number;
   ceiling: boolean;
   json: boolean;
+  wide: boolean;
   [param: string]: unknown;
 }
 
@@ -65,7 +66,8 @@ function withLoadOptions(yargs: Argv): Argv {
     .option('warmup', { type: 'number', default: 0, describe: 'runs before the measured ones, not counted (warm JIT, warm caches)' })
     .option('iterations', { type: 'number', default: 1, describe: 'measured runs: makespan as mean ± rme, percentiles over all of them' })
     .option('ceiling', { type: 'boolean', default: false, describe: 'first run the same load against the ceiling servers (ideal makespan, % of ceiling)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the report and every session timeline as JSON' });
+    .option('json', { type: 'boolean', default: false, describe: 'print the report and every session timeline as JSON' })
+    .option('wide', { type: 'boolean', default: false, describe: `one table with every column on one line (about 190 columns); without it, the output fits ${OUTPUT_COLUMNS}` });
 }
 
 function scenarioCommand(scenario: Scenario): CommandModule<object, LoadArgs> {
@@ -141,6 +143,8 @@ export interface LoadOptions {
   /** Measure the ceiling first, with the same load. */
   readonly withCeiling: boolean;
   readonly json: boolean;
+  /** Columns the text output may use (Infinity with --wide). */
+  readonly width: number;
 }
 
 function optionsFrom(name: ScenarioName, args: LoadArgs): LoadOptions {
@@ -163,6 +167,7 @@ function optionsFrom(name: ScenarioName, args: LoadArgs): LoadOptions {
     measuredRuns: checkInteger(args.iterations, '--iterations', 1, 1000),
     withCeiling: args.ceiling,
     json: args.json,
+    width: outputWidth(args.wide),
   };
 }
 

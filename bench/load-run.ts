@@ -8,17 +8,23 @@ import { LoadGenerator } from './lib/load-generator.js';
 import { describeMachine } from './lib/machine.js';
 import { measureTarget, type LoadRequest } from './lib/measure.js';
 import { buildScenarioReport, type ScenarioReport, type TargetMeasurement } from './lib/report-model.js';
+import { wrapText } from './lib/format.js';
 import { textTable } from './lib/report-table.js';
 import { textTimeline } from './lib/report-timeline.js';
+import { stoppingServersOnInterrupt } from './lib/server-process.js';
 import { targetLabel, type TargetSpec } from './lib/targets.js';
 import { ErrorCodes, SocklabError } from '../protocol/index.js';
 
-export async function runLoad(options: LoadOptions): Promise<void> {
+export function runLoad(options: LoadOptions): Promise<void> {
+  return stoppingServersOnInterrupt('socklab load', 'nothing was measured', () => load(options));
+}
+
+async function load(options: LoadOptions): Promise<void> {
   const { scenario, params, processes } = options;
   const load: LoadRequest = { scenario, params, arrivalsPerSecond: options.arrivalsPerSecond, sessionTimeoutMs: options.sessionTimeoutMs };
   const specs: TargetSpec[] = options.withCeiling && options.target.kind !== 'ceiling' ? [{ kind: 'ceiling' }, options.target] : [options.target];
   if (!options.json) {
-    process.stderr.write(`${scenario}: ${params.clients ?? 0} clients over ${processes} load processes against ${specs.map(targetLabel).join(', then ')}...\n`);
+    process.stderr.write(`${scenario}: ${params.clients ?? 0} clients over ${processes} load processes against ${specs.map((spec) => targetLabel(spec)).join(', then ')}...\n`);
   }
   const generator = LoadGenerator.start(processes);
   const measurements: TargetMeasurement[] = [];
@@ -31,7 +37,7 @@ export async function runLoad(options: LoadOptions): Promise<void> {
     await generator.close();
   }
   const report = buildScenarioReport(scenario, params, load.arrivalsPerSecond, measurements);
-  process.stdout.write(options.json ? loadJson(report, processes) : loadText(report, processes));
+  process.stdout.write(options.json ? loadJson(report, processes) : loadText(report, processes, options.width));
   const sessions = measurements.flatMap((m) => m.runs).flatMap((r) => r.sessions);
   if (sessions.length > 0 && sessions.every((s) => s.error !== null)) {
     // Errors are measurements, reported above; but a run in which nothing worked measured nothing.
@@ -39,7 +45,7 @@ export async function runLoad(options: LoadOptions): Promise<void> {
   }
 }
 
-function loadText(report: ScenarioReport, processes: number): string {
+function loadText(report: ScenarioReport, processes: number, width: number): string {
   const skews = report.targets.map((t) => `${t.label} ${t.summary.startSkewMs.max.toFixed(2)} ms`).join(', ');
   const idealUnknown = report.targets.some((t) => t.summary.idealMs === null && t.spec.kind !== 'remote');
   const plain = report.targets.flatMap((t) =>
@@ -50,17 +56,15 @@ function loadText(report: ScenarioReport, processes: number): string {
             `the plain loop doing the same job from one process (${t.plainLoop.connections} connections), ${Math.round(t.plainLoop.requestsPerSecond)} PING/s.`,
         ],
   );
-  return [
+  const prose = [
     `socklab load ${report.scenario} ${report.flags}: ${report.targets.map((t) => t.label).join(', then ')}`,
     `${report.targets[0]?.summary.clients ?? 0} clients over ${processes} load processes, ${report.arrivalsPerSecond === null ? 'closed model (all start together)' : `open model (${report.arrivalsPerSecond} session starts/s)`}; start skew (largest of the runs): ${skews}`,
     '',
     report.sentences.join(' '),
     `Ideal makespan: ${report.idealDefinition}${idealUnknown ? ' (add --ceiling to measure it)' : ''}.`,
     ...plain,
-    '',
-    textTable(report),
-    textTimeline(report),
-  ].join('\n');
+  ];
+  return [...prose.map((paragraph) => wrapText(paragraph, width)), '', textTable(report, width), textTimeline(report)].join('\n');
 }
 
 function loadJson(report: ScenarioReport, processes: number): string {

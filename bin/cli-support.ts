@@ -56,6 +56,16 @@ export function checkInteger(value: number, option: string, min: number, max = N
   return value;
 }
 
+/** Text for people fits this many columns unless --wide says otherwise: a projector, an 80×24 terminal. */
+export const OUTPUT_COLUMNS = 100;
+
+/** How wide a command's tables and sentences may be: its terminal when narrower than OUTPUT_COLUMNS; with --wide, unlimited. */
+export function outputWidth(wide: boolean): number {
+  if (wide) return Number.POSITIVE_INFINITY;
+  const columns = process.stdout.isTTY === true ? process.stdout.columns || OUTPUT_COLUMNS : OUTPUT_COLUMNS;
+  return Math.min(OUTPUT_COLUMNS, columns);
+}
+
 export function withConnectionOptions<T>(yargs: Argv<T>) {
   return yargs
     .option('host', { type: 'string', default: DEFAULT_HOST, describe: 'server address' })

@@ -46,3 +46,29 @@ export function formatRate(value: number): string {
 export function formatPercent(fraction: number): string {
   return `${(fraction * 100).toFixed(fraction >= 0.995 ? 0 : 1)}%`;
 }
+
+/**
+ * Prose broken into lines of at most `width` characters at spaces (a word
+ * longer than that keeps its own line); Infinity leaves it as it is.
+ */
+export function wrapText(text: string, width: number, indent = ''): string {
+  if (!Number.isFinite(width)) return text;
+  return text
+    .split('\n')
+    .map((paragraph) => {
+      const lines: string[] = [];
+      let line = '';
+      for (const word of paragraph.split(' ')) {
+        const candidate = line === '' ? word : `${line} ${word}`;
+        if (line !== '' && candidate.length > width) {
+          lines.push(line);
+          line = `${indent}${word}`;
+        } else {
+          line = candidate;
+        }
+      }
+      lines.push(line);
+      return lines.join('\n');
+    })
+    .join('\n');
+}

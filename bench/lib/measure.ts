@@ -11,7 +11,7 @@ import { makespanMs } from './metrics.js';
 import { pingJob } from './ping-load.js';
 import { SCENARIOS } from './scenarios.js';
 import type { IterationStats, TargetMeasurement } from './report-model.js';
-import { startTarget, type TargetSpec } from './targets.js';
+import { startTarget, targetLabel, type TargetSpec } from './targets.js';
 
 export interface MeasurePlan {
   readonly warmupRuns: number;
@@ -84,7 +84,8 @@ export async function measureTarget(generator: LoadGenerator, spec: TargetSpec, 
           };
     return {
       spec,
-      label: target.label,
+      // A server elsewhere is known by its address until its greeting names its model.
+      label: spec.kind === 'remote' ? targetLabel(spec, runs.find((run) => run.serverModel !== null)?.serverModel ?? null) : target.label,
       runs,
       stats,
       resources: usage === null ? null : { cpuSecondsPerRun: runs.length === 0 ? 0 : measuredCpuSeconds / runs.length, peakRssBytes: usage.peakRssBytes },
