@@ -1,0 +1,56 @@
+/**
+ * How the user can run socklab from where they are, for the commands the
+ * tool itself suggests ("start one with `… server async`", the demo's `… load
+ * chat`, --help's examples), so that a hint can be copied and pasted as it is:
+ *
+ * - `socklab` when that name on the PATH is this very program (after `npm
+ *   link` or `npm install -g .` in the clone);
+ * - `npx socklab` inside the clone: npx runs the bin of the package whose
+ *   folder it is in. Anywhere else it would look the name up in the npm
+ *   registry instead (and run whatever package of that name it found there);
+ * - otherwise `node /path/to/clone/dist/bin/socklab.js`, which works anywhere.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** This program: dist/bin/socklab.js in the clone. */
+export const SOCKLAB_PROGRAM = path.join(path.dirname(fileURLToPath(import.meta.url)), 'socklab.js');
+/** The clone: the folder holding package.json, two levels above dist/bin/. */
+const PACKAGE_ROOT = path.resolve(path.dirname(SOCKLAB_PROGRAM), '../..');
+
+function realPath(file: string): string | null {
+  try {
+    return fs.realpathSync(file);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `socklab` on the PATH, the first one a shell would find, is this program. */
+function onPath(pathVariable: string): boolean {
+  const program = realPath(SOCKLAB_PROGRAM);
+  for (const dir of pathVariable.split(path.delimiter)) {
+    if (dir === '') continue;
+    const found = realPath(path.join(dir, 'socklab'));
+    if (found !== null) return found === program;
+  }
+  return false;
+}
+
+function isInside(dir: string, root: string): boolean {
+  const relative = path.relative(root, dir);
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
+/** A path as a shell word: quoted only when it needs to be. */
+function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}
+
+/** The words that run socklab from `cwd`: `socklab`, `npx socklab` or `node /…/dist/bin/socklab.js`. */
+export function socklabCommand(cwd = process.cwd(), pathVariable = process.env.PATH ?? ''): string {
+  if (onPath(pathVariable)) return 'socklab';
+  if (isInside(realPath(cwd) ?? cwd, realPath(PACKAGE_ROOT) ?? PACKAGE_ROOT)) return 'npx socklab';
+  return `node ${shellWord(SOCKLAB_PROGRAM)}`;
+}
