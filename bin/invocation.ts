@@ -27,11 +27,20 @@ function realPath(file: string): string | null {
   }
 }
 
-/** Whether `socklab` on the PATH, the first one a shell would find, is this program. */
+/**
+ * Folders npm puts first on the PATH of what it runs (`npx`'s own cache,
+ * node_modules/.bin for `npm run`): the user's shell has none of them.
+ */
+function addedByNpm(dir: string): boolean {
+  const parts = path.resolve(dir).split(path.sep);
+  return parts.includes('_npx') || (parts.at(-1) === '.bin' && parts.at(-2) === 'node_modules');
+}
+
+/** Whether `socklab` on the user's PATH, the first one their shell would find, is this program. */
 function onPath(pathVariable: string): boolean {
   const program = realPath(SOCKLAB_PROGRAM);
   for (const dir of pathVariable.split(path.delimiter)) {
-    if (dir === '') continue;
+    if (dir === '' || addedByNpm(dir)) continue;
     const found = realPath(path.join(dir, 'socklab'));
     if (found !== null) return found === program;
   }
