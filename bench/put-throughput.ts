@@ -9,7 +9,7 @@ import net from 'node:net';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { parseByteSize } from '../bin/cli-support.js';
-import { startServerProcess, type BenchTarget, type ServerProcess } from './lib/server-process.js';
+import { startServerProcess, type BenchTarget, type ServerProcess } from './targets/server-process.js';
 
 const args = await yargs(hideBin(process.argv))
   .option('size', { type: 'string', default: '256MiB' })

@@ -26,6 +26,8 @@ export const ErrorCodes = {
   CONNECTION_CLOSED: 'SOCKLAB_CONNECTION_CLOSED',
   CONNECTION_FAILED: 'SOCKLAB_CONNECTION_FAILED',
   TIMEOUT: 'SOCKLAB_TIMEOUT',
+  /** The peer stayed connected but took none of our bytes for the stall time. */
+  WRITE_STALLED: 'SOCKLAB_WRITE_STALLED',
   REPLY_ERROR: 'SOCKLAB_REPLY_ERROR',
   MALFORMED_REPLY: 'SOCKLAB_MALFORMED_REPLY',
   // Programs using the library wrongly (a bug, not bad input).
@@ -81,7 +83,7 @@ export class ReplyError extends SocklabError {
 }
 
 /** The connection could not be made, broke, or timed out. */
-export type ConnectionErrorCode = CodeOf<'CONNECTION_REFUSED' | 'CONNECTION_CLOSED' | 'CONNECTION_FAILED' | 'TIMEOUT' | 'MALFORMED_REPLY'>;
+export type ConnectionErrorCode = CodeOf<'CONNECTION_REFUSED' | 'CONNECTION_CLOSED' | 'CONNECTION_FAILED' | 'TIMEOUT' | 'WRITE_STALLED' | 'MALFORMED_REPLY'>;
 
 export class ConnectionError extends SocklabError {
   declare readonly code: ConnectionErrorCode;

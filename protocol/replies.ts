@@ -1,9 +1,10 @@
 /**
  * Reply lines: `CODE` or `CODE SP text`. Peers act on the code alone; the
  * text is for people. Builders for every reply the servers send live here so
- * that the wording is the same whichever server model sends it.
+ * that the wording is the same whichever server model sends it. Reading a
+ * reply line is the client's side (parseReply in client.ts), which keeps this
+ * file below errors.ts: a ProtocolError carries a Reply.
  */
-import { ErrorCodes, ProtocolError } from './errors.js';
 
 export interface Reply {
   readonly code: number;
@@ -26,15 +27,6 @@ export function encodeReply(r: Reply): Uint8Array {
 
 export function encodeLines(lines: readonly string[]): Uint8Array {
   return utf8.encode(lines.length === 0 ? '' : `${lines.join('\n')}\n`);
-}
-
-/** Parses one reply line (LF and CR already removed). Throws on a malformed one. */
-export function parseReply(line: string): Reply {
-  const match = /^([0-9]{3})(?: (.*))?$/s.exec(line);
-  if (match === null) {
-    throw new ProtocolError(ErrorCodes.BAD_SYNTAX, reply(0, `malformed reply line: ${JSON.stringify(line.slice(0, 80))}`));
-  }
-  return { code: Number(match[1]), text: match[2] ?? '' };
 }
 
 export function isSha256(text: string): boolean {

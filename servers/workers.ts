@@ -9,10 +9,9 @@
  * Commits to one name are serialised across threads by a lock table in a
  * SharedArrayBuffer that every thread maps (storage/shared-lock.ts).
  */
-import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { Replies } from '../protocol/index.js';
-import { createControl, SocketPortBridge } from '../transport/port-bridge.js';
+import { createRelayChannel, SocketRelay } from '../transport/thread-relay.js';
 import type { SessionOutcome } from './session.js';
 import { startWith, type Connection, type RunningServer, type ServerOptions, type Shell } from './shell.js';
 import { SharedNameLock } from './storage/shared-lock.js';
@@ -61,19 +60,18 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
       connection.refuse(Replies.tooManyConnections(), `refused: ${options.threads} threads busy and ${waiting} waiting (--max-queue ${options.maxQueue})`);
       return;
     }
-    const { port1, port2 } = new MessageChannel();
-    const control = createControl();
+    const channel = createRelayChannel();
     const cancel = new AbortController();
     let started = false;
     waiting++;
-    const bridge = new SocketPortBridge(connection.socket, port1, control, () => {
+    const relay = new SocketRelay(connection.socket, channel, options.idleTimeoutSeconds * 1000, () => {
       started = true;
       waiting--;
       busy++;
       connection.served(`${busy} of ${options.threads} threads busy, ${waiting} waiting`);
     });
     connection.onSignal = (signal) => {
-      if (started) bridge.signal(signal);
+      if (started) relay.signal(signal);
       else {
         cancel.abort();
         connection.refuse(Replies.shuttingDown(), 'shutdown before being served');
@@ -87,10 +85,10 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
     // (A connection cancelled while it waits here is run anyway: the pool rejects its aborted task at once.)
     queue.push(() => {
       pool
-        .run({ port: port2, control }, { transferList: [port2], signal: cancel.signal })
+        .run({ channel }, { signal: cancel.signal })
         .then(
           async (outcome) => {
-            await bridge.finished;
+            await relay.finished;
             connection.ended(outcome);
           },
           (error: unknown) => (cancel.signal.aborted && !started ? connection.ended({ outcome: 'left the queue', requests: 0 }) : connection.failed(error)),
@@ -98,7 +96,7 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
         .finally(() => {
           if (started) busy--;
           else waiting--;
-          bridge.close();
+          relay.close();
           running--;
           dispatch();
         });

@@ -3,10 +3,10 @@
  * way an ideal server of each model would serve them, on round numbers, so
  * every expected figure can be worked out by hand.
  */
-import type { LoadRunResult } from '../../bench/lib/load-generator.js';
-import type { TargetMeasurement } from '../../bench/lib/report-model.js';
-import type { TargetSpec } from '../../bench/lib/targets.js';
-import type { ReplyEvent, SessionTimeline } from '../../bench/lib/timeline.js';
+import type { LoadRunResult } from '../../bench/load/load-generator.js';
+import type { TargetMeasurement } from '../../bench/report/report-model.js';
+import type { TargetSpec } from '../../bench/targets/targets.js';
+import type { ReplyEvent, SessionTimeline } from '../../bench/load/timeline.js';
 
 /** The start instant of every fixture run: an arbitrary shared-clock value. */
 export const T0 = 1_700_000_000_000;

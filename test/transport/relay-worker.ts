@@ -1,15 +1,14 @@
 /**
- * The worker half of test/transport/port-bridge.test.ts: runs BlockingPortIO
+ * The worker half of test/transport/thread-relay.test.ts: runs BlockingRelayIO
  * in a real worker thread, following a small script, and reports what its
  * reads and writes saw. Not a test file itself.
  */
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { ConnectionError } from '../../protocol/index.js';
-import { BlockingPortIO } from '../../transport/port-bridge.js';
+import { BlockingRelayIO } from '../../transport/thread-relay.js';
 
-export interface BridgeWorkerScript {
-  readonly port: MessagePort;
-  readonly control: SharedArrayBuffer;
+export interface RelayWorkerScript {
+  readonly channel: SharedArrayBuffer;
   readonly idleTimeoutMs: number;
   /** Sleep this long after announcing itself and before the first read (the main thread meanwhile relays, then pauses). */
   readonly sleepBeforeReadingMs: number;
@@ -19,7 +18,7 @@ export interface BridgeWorkerScript {
   readonly writeFirstBytes: number;
 }
 
-export interface BridgeWorkerReport {
+export interface RelayWorkerReport {
   readonly received: number;
   /** Every signal read, in order (the last one ended the loop unless it was 'shutdown'). */
   readonly signals: readonly string[];
@@ -28,14 +27,15 @@ export interface BridgeWorkerReport {
   readonly writeErrorCode: string | null;
 }
 
-const script = workerData as BridgeWorkerScript;
-const io = new BlockingPortIO(script.port, script.control, script.idleTimeoutMs);
+const script = workerData as RelayWorkerScript;
+const io = new BlockingRelayIO(script.channel, script.idleTimeoutMs);
 const report = { received: 0, signals: [] as string[], written: 0, writeErrorCode: null as string | null };
 
 function write(bytes: Uint8Array): boolean {
-  const length = bytes.length; // a large write moves its buffer to the main thread, leaving `bytes` empty
+  const length = bytes.length;
   try {
     io.write(bytes);
+    io.flush();
     report.written += length;
     return true;
   } catch (error) {
@@ -60,4 +60,4 @@ for (;;) {
   if (got !== 'shutdown') break;
 }
 io.done();
-parentPort?.postMessage(report satisfies BridgeWorkerReport);
+parentPort?.postMessage(report satisfies RelayWorkerReport);

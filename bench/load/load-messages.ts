@@ -1,6 +1,6 @@
 /**
  * The messages between `socklab load` (the parent) and its load processes
- * (bench/load-worker.ts), over the child_process IPC channel. One run:
+ * (bench/load/load-worker.ts), over the child_process IPC channel. One run:
  *
  *   parent → worker  prepare   the sessions this process runs, and against what
  *   worker → parent  ready     connect-ready: payloads hashed, code warm, host resolved

@@ -4,7 +4,7 @@
  * do on top costs the difference. Prints "listening on HOST:PORT" like they do.
  */
 import net from 'node:net';
-import { countLineFeeds } from './ping-load.js';
+import { countLineFeeds } from '../load/ping-load.js';
 
 const REPLY = Buffer.from('200 PONG\n');
 

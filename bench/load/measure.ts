@@ -10,15 +10,15 @@ import type { LoadGenerator, LoadRunRequest, LoadRunResult } from './load-genera
 import { makespanMs } from './metrics.js';
 import { pingJob } from './ping-load.js';
 import { SCENARIOS } from './scenarios.js';
-import type { IterationStats, TargetMeasurement } from './report-model.js';
-import { startTarget, targetLabel, type TargetSpec } from './targets.js';
+import type { IterationStats, TargetMeasurement } from '../report/report-model.js';
+import { startTarget, targetLabel, type TargetSpec } from '../targets/targets.js';
 
 export interface MeasurePlan {
   readonly warmupRuns: number;
   readonly measuredRuns: number;
   /**
    * For a PING-burst scenario (ceiling): after each measured run, the same job done by the plain
-   * loop of bench/lib/ping-load.ts from this process, against the same server. Alternating the
+   * loop of bench/load/ping-load.ts from this process, against the same server. Alternating the
    * two keeps drift in the machine's speed from favouring either.
    */
   readonly comparePlainLoop: boolean;

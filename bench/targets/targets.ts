@@ -9,7 +9,7 @@ import dns from 'node:dns/promises';
 import { ConnectionError, ErrorCodes } from '../../protocol/index.js';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { DEFAULT_THREADS } from '../../servers/cli.js';
-import { socklabEndpoints, type TargetEndpoints } from './script-client.js';
+import { socklabEndpoints, type TargetEndpoints } from '../load/script-client.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
 
 export type TargetSpec =

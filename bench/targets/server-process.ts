@@ -17,6 +17,9 @@ export const SOCKLAB_BIN = path.resolve(here, '../../bin/socklab.js');
 const CEILING_SERVERS = {
   'line-server': path.resolve(here, 'line-server.js'),
   'copy-sink': path.resolve(here, 'copy-sink.js'),
+  'bare-relay': path.resolve(here, 'bare-relay.js'),
+  /** A Python peer (standard library): the lecture's thread-per-connection server, for comparison. */
+  'python-threads': path.resolve(here, '../../../bench/targets/threaded_line_server.py'),
 } as const;
 
 export type CeilingServer = keyof typeof CEILING_SERVERS;
@@ -81,28 +84,8 @@ export function stoppingServersOnInterrupt<T>(what: string, lost: string, work: 
 
 export async function startServerProcess(target: BenchTarget, options: ServerProcessOptions = {}): Promise<ServerProcess> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `socklab-bench-${target}-`));
-  const args =
-    target === 'line-server' || target === 'copy-sink'
-      ? [CEILING_SERVERS[target]]
-      : [
-          SOCKLAB_BIN,
-          'server',
-          target,
-          '--port',
-          '0',
-          '--root',
-          root,
-          ...(options.onOutputLine === undefined ? ['--quiet'] : []),
-          '--max-file-size',
-          options.maxFileSize ?? '2GiB',
-          '--max-connections',
-          String(options.maxConnections ?? 20_000),
-          '--idle-timeout',
-          String(options.idleTimeoutSeconds ?? 300),
-          ...(options.threads === undefined ? [] : ['--threads', String(options.threads)]),
-          ...(options.extraArgs ?? []),
-        ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const { command, args } = commandLine(target, root, options);
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   running.set(child, root);
   if (options.onOutputLine !== undefined) forwardLines(child, options.onOutputLine);
   let port: number;
@@ -132,6 +115,41 @@ export async function startServerProcess(target: BenchTarget, options: ServerPro
       fs.rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+/** How to start a target: a socklab server as a user would, or a ceiling as the bare program it is. */
+function commandLine(target: BenchTarget, root: string, options: ServerProcessOptions): { command: string; args: string[] } {
+  switch (target) {
+    case 'line-server':
+    case 'copy-sink':
+      return { command: process.execPath, args: [CEILING_SERVERS[target]] };
+    case 'bare-relay':
+      return { command: process.execPath, args: [CEILING_SERVERS[target], '127.0.0.1', '0', String(options.threads ?? 8)] };
+    case 'python-threads':
+      return { command: 'python3', args: [CEILING_SERVERS[target], '127.0.0.1', '0'] };
+    default:
+      return {
+        command: process.execPath,
+        args: [
+          SOCKLAB_BIN,
+          'server',
+          target,
+          '--port',
+          '0',
+          '--root',
+          root,
+          ...(options.onOutputLine === undefined ? ['--quiet'] : []),
+          '--max-file-size',
+          options.maxFileSize ?? '2GiB',
+          '--max-connections',
+          String(options.maxConnections ?? 20_000),
+          '--idle-timeout',
+          String(options.idleTimeoutSeconds ?? 300),
+          ...(options.threads === undefined ? [] : ['--threads', String(options.threads)]),
+          ...(options.extraArgs ?? []),
+        ],
+      };
+  }
 }
 
 /** A server process that did not come up. Its own error, if it printed one, is on stderr just above. */

@@ -1,23 +1,23 @@
 /**
- * One load process of `socklab load`, forked by bench/lib/load-generator.ts
+ * One load process of `socklab load`, forked by bench/load/load-generator.ts
  * (never run by hand). It gets its share of the sessions, gets ready, waits at
  * the barrier for the common start instant, runs every session it was given
  * (concurrently: many connections per process for large runs), and reports
- * each session's timeline. See bench/lib/load-messages.ts for the exchange.
+ * each session's timeline. See bench/load/load-messages.ts for the exchange.
  *
  * Bounded: each session ends by its deadline, and the process exits as soon
  * as its parent goes away.
  */
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import { waitForStartInstant } from './lib/barrier.js';
-import type { ParentMessage, WorkerAssignment, WorkerMessage } from './lib/load-messages.js';
-import { checkGreeting } from '../protocol/index.js';
-import { countLineFeeds, PingConnection } from './lib/ping-load.js';
-import { SCENARIOS, type Payloads, type PlannedSession, type ScenarioParams } from './lib/scenarios.js';
-import { connectScriptClient, makePayload, type Payload, type ScriptClient, type TargetEndpoints } from './lib/script-client.js';
-import { adoptClockAnchor, sharedNow, sleepUntil } from './lib/shared-clock.js';
-import { describeSessionError, SessionRecorder, type SessionTimeline } from './lib/timeline.js';
+import { waitForStartInstant } from './barrier.js';
+import type { ParentMessage, WorkerAssignment, WorkerMessage } from './load-messages.js';
+import { checkGreeting } from '../../protocol/index.js';
+import { countLineFeeds, PingConnection } from './ping-load.js';
+import { SCENARIOS, type Payloads, type PlannedSession, type ScenarioParams } from './scenarios.js';
+import { connectScriptClient, makePayload, type Payload, type ScriptClient, type TargetEndpoints } from './script-client.js';
+import { adoptClockAnchor, sharedNow, sleepUntil } from './shared-clock.js';
+import { describeSessionError, SessionRecorder, type SessionTimeline } from './timeline.js';
 
 interface PreparedRun {
   readonly assignment: WorkerAssignment;

@@ -10,7 +10,7 @@
  * the same run.
  */
 import { byteSizeText } from '../../bin/cli-support.js';
-import { formatBytes, formatMs } from './format.js';
+import { formatBytes, formatMs } from '../report/format.js';
 import type { Payload, ScriptClient } from './script-client.js';
 import { sharedNow, sleepUntil } from './shared-clock.js';
 
@@ -44,7 +44,7 @@ export type ScenarioStory = 'queue' | 'bytes' | 'head-of-line' | 'scale' | 'rate
 /**
  * What a session does between connecting and closing. Most scenarios script
  * it through the protocol client; the ceiling scenario measures raw request
- * rate, so its sessions run the plain PING loop of bench/lib/ping-load.ts.
+ * rate, so its sessions run the plain PING loop of bench/load/ping-load.ts.
  */
 export type SessionScript<P extends ScenarioParams> =
   | {

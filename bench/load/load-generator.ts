@@ -1,6 +1,6 @@
 /**
  * The parent side of `socklab load`: a set of load processes (child processes
- * running bench/load-worker.js, never threads) that run scripted sessions
+ * running bench/load/load-worker.js, never threads) that run scripted sessions
  * together. N sessions are spread over P processes, round robin; every process
  * gets ready, all wait at the barrier, start at one instant on the shared
  * clock, and send back each session's timeline. The processes stay up from run
@@ -16,7 +16,7 @@ import type { TargetEndpoints } from './script-client.js';
 import { clockAnchor, sharedNow } from './shared-clock.js';
 import type { SessionEvent, SessionTimeline } from './timeline.js';
 
-const WORKER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../load-worker.js');
+const WORKER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), './load-worker.js');
 
 /** One process per client, up to this many; beyond it, many connections per process. */
 export const DEFAULT_MAX_PROCESSES = 32;

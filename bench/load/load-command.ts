@@ -9,11 +9,12 @@
  *   socklab load chat --host 10.0.0.7 --port 8020 --threads 4   a server already running elsewhere
  */
 import type { Argv, CommandModule } from 'yargs';
-import { DEFAULT_PORT } from '../protocol/index.js';
-import { checkedPort, checkInteger, exitWithFailure, OUTPUT_COLUMNS, outputWidth, parseByteSize, UsageError } from '../bin/cli-support.js';
-import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './lib/load-generator.js';
-import { formatParam, isByteUnit, SCENARIO_NAMES, SCENARIOS, scenarioParams, type Scenario, type ScenarioName, type ScenarioParams } from './lib/scenarios.js';
-import { LOCAL_SERVERS, localTargetSpec, type LocalServer, type TargetSpec } from './lib/targets.js';
+import { DEFAULT_PORT } from '../../protocol/index.js';
+import { checkedPort, checkInteger, exitWithFailure, OUTPUT_COLUMNS, outputWidth, parseByteSize, UsageError } from '../../bin/cli-support.js';
+import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './load-generator.js';
+import { formatParam, isByteUnit, SCENARIO_NAMES, SCENARIOS, scenarioParams, type Scenario, type ScenarioName, type ScenarioParams } from './scenarios.js';
+import { LOCAL_SERVERS, localTargetSpec, type LocalServer, type TargetSpec } from '../targets/targets.js';
+import type { LoadOptions } from './load-run.js';
 
 /** A session still running this long after its start is ended and counted as an error. */
 const DEFAULT_SESSION_TIMEOUT_SECONDS = 120;
@@ -155,23 +156,6 @@ function paramsFrom(scenario: Scenario, args: LoadArgs): ScenarioParams {
     given[key] = checkInteger(value, `--${spec.flag}`, spec.min);
   }
   return scenarioParams(scenario, given);
-}
-
-/** Everything a load run needs, checked. */
-export interface LoadOptions {
-  readonly scenario: ScenarioName;
-  readonly params: ScenarioParams;
-  readonly target: TargetSpec;
-  readonly processes: number;
-  readonly arrivalsPerSecond: number | null;
-  readonly sessionTimeoutMs: number;
-  readonly warmupRuns: number;
-  readonly measuredRuns: number;
-  /** Measure the ceiling first, with the same load. */
-  readonly withCeiling: boolean;
-  readonly json: boolean;
-  /** Columns the text output may use (Infinity with --wide). */
-  readonly width: number;
 }
 
 function optionsFrom(name: ScenarioName, args: LoadArgs): LoadOptions {

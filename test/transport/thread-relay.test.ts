@@ -1,28 +1,29 @@
 /**
- * transport/port-bridge.ts over a real TCP connection and a real worker
- * thread (bridge-worker.ts): bytes both ways, flow control both ways, and a
- * client that goes away waking a worker blocked in a read or a write.
+ * transport/thread-relay.ts over a real TCP connection and a real worker
+ * thread (relay-worker.ts): bytes both ways, flow control both ways, a client
+ * that goes away waking a worker blocked in a read or a write, and a client
+ * that stops reading being cut off after the stall time.
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { ErrorCodes } from '../../protocol/index.js';
-import { ControlSlot, createControl, FLOW_WINDOW_BYTES, SocketPortBridge } from '../../transport/port-bridge.js';
+import { BlockingRelayIO, createRelayChannel, Flag, RING_BYTES, SocketRelay } from '../../transport/thread-relay.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
-import type { BridgeWorkerReport, BridgeWorkerScript } from './bridge-worker.js';
+import type { RelayWorkerReport, RelayWorkerScript } from './relay-worker.js';
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
-type Script = Partial<Omit<BridgeWorkerScript, 'port' | 'control'>>;
+type Script = Partial<Omit<RelayWorkerScript, 'channel'>>;
 
 const MiB = 1024 * 1024;
 /** The most a socket hands over in one 'data' event. */
 const SOCKET_READ_BYTES = 64 * 1024;
 
-function startWorker(port: MessagePort, control: SharedArrayBuffer, script: Script): { report: Promise<BridgeWorkerReport>; worker: Worker } {
-  const workerData: BridgeWorkerScript = { idleTimeoutMs: 0, sleepBeforeReadingMs: 0, echo: false, writeFirstBytes: 0, ...script, port, control };
-  const worker = new Worker(new URL('./bridge-worker.js', import.meta.url), { workerData, transferList: [port] });
-  const report = new Promise<BridgeWorkerReport>((resolve, reject) => {
+function startWorker(channel: SharedArrayBuffer, script: Script): { report: Promise<RelayWorkerReport>; worker: Worker } {
+  const workerData: RelayWorkerScript = { idleTimeoutMs: 0, sleepBeforeReadingMs: 0, echo: false, writeFirstBytes: 0, ...script, channel };
+  const worker = new Worker(new URL('./relay-worker.js', import.meta.url), { workerData });
+  const report = new Promise<RelayWorkerReport>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
     worker.once('exit', (code) => reject(new Error(`the worker exited (${code}) without a report`)));
@@ -32,12 +33,12 @@ function startWorker(port: MessagePort, control: SharedArrayBuffer, script: Scri
 
 interface Bridged {
   readonly client: net.Socket;
-  /** The server's end of the connection, the one the bridge relays. */
+  /** The server's end of the connection, the one the relay carries. */
   readonly served: net.Socket;
-  readonly report: Promise<BridgeWorkerReport>;
+  readonly report: Promise<RelayWorkerReport>;
   /** Ends the server's side once every write of the worker's is in the socket, as the workers server does. */
   endWhenRelayed(): Promise<void>;
-  /** Bytes the bridge has read from the socket so far. */
+  /** Bytes the relay has read from the socket so far. */
   relayed(): number;
 }
 
@@ -55,25 +56,24 @@ async function acceptedPair(): Promise<{ client: net.Socket; served: net.Socket 
 }
 
 /** A connection whose server end is relayed to a worker thread running `script`; everything is torn down with `t`. */
-async function bridged(t: Tap, script: Script): Promise<Bridged> {
+async function bridged(t: Tap, script: Script, stallMs = 0): Promise<Bridged> {
   const { client, served } = await acceptedPair();
   let relayed = 0;
   served.on('data', (chunk: Buffer) => (relayed += chunk.length));
-  const { port1, port2 } = new MessageChannel();
-  const control = createControl();
+  const channel = createRelayChannel();
   let announced = () => {};
   const started = new Promise<void>((resolve) => (announced = resolve));
-  const bridge = new SocketPortBridge(served, port1, control, () => announced());
-  const { report, worker } = startWorker(port2, control, script);
+  const relay = new SocketRelay(served, channel, stallMs, () => announced());
+  const { report, worker } = startWorker(channel, script);
   t.teardown(async () => {
     client.destroy();
     served.destroy();
-    bridge.close();
+    relay.close();
     await worker.terminate();
   });
-  await started; // from here on the bridge relays the socket
+  await started; // from here on the relay reads the socket
   const endWhenRelayed = async () => {
-    await bridge.finished;
+    await relay.finished;
     served.end();
   };
   return { client, served, report, endWhenRelayed, relayed: () => relayed };
@@ -113,63 +113,48 @@ t.test('a worker that falls behind pauses the socket, and catching up resumes it
   const { client, served, report, relayed } = await bridged(t, { sleepBeforeReadingMs: 1500 });
   client.end(data);
   await eventually(() => relayed() > 0 && served.isPaused(), 'the socket is paused while the worker sleeps');
-  t.ok(relayed() <= FLOW_WINDOW_BYTES.input + SOCKET_READ_BYTES, `at most the input window is held for the worker (${relayed()} bytes)`);
+  t.ok(relayed() <= RING_BYTES.input + SOCKET_READ_BYTES, `at most the input window is held for the worker (${relayed()} bytes)`);
   const seen = await report;
   t.same(seen.signals, ['eof']);
   t.equal(seen.received, size, 'every byte reached the worker');
 });
 
-t.test('a pause decided from a stale count is undone: a worker with nothing to read asks for a resume before it sleeps', async (t) => {
-  // Staged race: the main thread saw the worker behind, paused the socket, and
-  // set INPUT_PAUSED just after the worker had taken the last byte. Nothing
-  // more will come unless the worker notices on its way to sleep.
-  const { port1, port2 } = new MessageChannel();
-  const control = createControl();
-  Atomics.store(new Int32Array(control), ControlSlot.INPUT_PAUSED, 1);
-  const fromWorker: unknown[] = [];
-  port1.on('message', (message: unknown) => fromWorker.push(message instanceof Uint8Array ? 'bytes' : message));
-  const { report, worker } = startWorker(port2, control, { idleTimeoutMs: 300 });
-  t.teardown(async () => {
-    port1.close();
-    await worker.terminate();
-  });
-  t.same((await report).signals, ['idle-timeout']);
-  await eventually(() => fromWorker.includes('done'), 'the worker said it is done');
-  t.same(fromWorker, ['started', 'resume-input', 'done'], 'the worker asked the main thread to read the socket again');
-  t.equal(Atomics.load(new Int32Array(control), ControlSlot.INPUT_PAUSED), 0);
-});
-
-t.test('pausing also wakes the worker, so that one asleep in a read sees the pause', async (t) => {
-  // The worker's half of the race is above; this is the main thread's. Play the
-  // worker by hand, taking nothing: each post bumps WAKE once, and the pause must
-  // bump it once more, or a worker that took the last byte just before the pause
-  // (and went to sleep on the WAKE it had seen) would sleep on with the socket paused.
+t.test('a worker that empties the ring while the socket is paused rings the main thread, which resumes the socket', async (t) => {
+  // Staged: the main thread has paused the socket with bytes left over; the
+  // worker takes what the ring holds and must say so, or the socket stays paused for good.
   const { client, served } = await acceptedPair();
-  const { port1, port2 } = new MessageChannel();
-  const control = createControl();
-  const slots = new Int32Array(control);
-  const bridge = new SocketPortBridge(served, port1, control, () => {});
+  const channel = createRelayChannel();
+  const relay = new SocketRelay(served, channel, 0, () => {});
   t.teardown(() => {
     client.destroy();
     served.destroy();
-    bridge.close();
-    port2.close();
+    relay.close();
   });
-  port2.postMessage('started');
-  client.write(randomBytes(FLOW_WINDOW_BYTES.input + 4 * SOCKET_READ_BYTES));
-  await eventually(() => Atomics.load(slots, ControlSlot.INPUT_PAUSED) === 1, 'the bridge pauses the socket');
-  let posts = 0;
-  while (receiveMessageOnPort(port2) !== undefined) posts++;
-  t.ok(served.isPaused());
-  t.equal(Atomics.load(slots, ControlSlot.WAKE), posts + 1, `${posts} posts and one more wake for the pause`);
+  const io = new BlockingRelayIO(channel, 0); // in this thread: it only takes what is there, so it never blocks here
+  await eventually(() => !served.isPaused(), 'the relay reads the socket once the session starts');
+  client.write(randomBytes(RING_BYTES.input + 4 * SOCKET_READ_BYTES));
+  await eventually(() => served.isPaused(), 'a full ring pauses the socket');
+  const header = new Int32Array(channel, 0, 16);
+  const flags = () => Atomics.load(header, 6);
+  /** Bytes in the input ring: read() is only called when it will not block this (the main) thread. */
+  const inRing = () => (Atomics.load(header, 0) - Atomics.load(header, 1)) | 0;
+  t.not(flags() & Flag.INPUT_PAUSED, 0, 'and says so in the flags');
+  let taken = 0;
+  while (taken < RING_BYTES.input + 4 * SOCKET_READ_BYTES) {
+    await eventually(() => inRing() > 0, 'the relay refills the ring once the worker took bytes');
+    const got = io.read();
+    if (got instanceof Uint8Array) taken += got.length;
+  }
+  t.equal(taken, RING_BYTES.input + 4 * SOCKET_READ_BYTES, 'every byte reached the worker');
+  await eventually(() => !served.isPaused() && (flags() & Flag.INPUT_PAUSED) === 0, 'the socket flows again');
 });
 
-t.test('a client that does not read holds the worker at the output window; the main thread never buffers the whole output', async (t) => {
+t.test('a client that does not read holds the worker at a full output ring; the main thread never buffers the whole output', async (t) => {
   const size = 32 * MiB;
   const { client, served, report, endWhenRelayed } = await bridged(t, { writeFirstBytes: size });
   client.pause();
   await settled(() => served.bytesWritten);
-  t.ok(served.writableLength <= FLOW_WINDOW_BYTES.output + SOCKET_READ_BYTES, `at most the output window waits in the main thread (${served.writableLength} bytes)`);
+  t.ok(served.writableLength <= RING_BYTES.output + SOCKET_READ_BYTES, `at most the output window waits in the main thread (${served.writableLength} bytes)`);
   t.ok(served.bytesWritten < size, 'the worker is held back, not done'); // bytesWritten counts what is buffered too
   const received = readAll(client);
   client.resume();
@@ -197,4 +182,15 @@ t.test('a client that goes away wakes a worker blocked on the output window, and
   t.equal(seen.writeErrorCode, ErrorCodes.CONNECTION_CLOSED);
   t.ok(seen.written < size, 'the write stopped part-way');
   t.same(seen.signals, ['abort'], 'and the next read says why');
+});
+
+t.test('a client that stays connected but stops reading is cut off after the stall time, and the worker write fails', async (t) => {
+  const size = 64 * MiB;
+  const { client, served, report } = await bridged(t, { writeFirstBytes: size }, 600);
+  client.pause();
+  const closed = new Promise<void>((resolve) => served.once('close', () => resolve()));
+  await closed;
+  const seen = await report;
+  t.equal(seen.writeErrorCode, ErrorCodes.CONNECTION_CLOSED, 'the worker learns the client is gone');
+  t.ok(seen.written < size, 'the write stopped part-way');
 });

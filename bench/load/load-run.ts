@@ -1,19 +1,37 @@
 /**
- * Runs what `socklab load` was asked (bench/load-command.ts checks the
+ * Runs what `socklab load` was asked (bench/load/load-command.ts checks the
  * command line): the load processes, the server (and the ceiling first, with
  * --ceiling), the runs; then prints the report.
  */
-import type { LoadOptions } from './load-command.js';
-import { LoadGenerator } from './lib/load-generator.js';
-import { describeMachine } from './lib/machine.js';
-import { measureTarget, type LoadRequest } from './lib/measure.js';
-import { buildScenarioReport, type ScenarioReport, type TargetMeasurement } from './lib/report-model.js';
-import { wrapText } from './lib/format.js';
-import { textTable } from './lib/report-table.js';
-import { textTimeline } from './lib/report-timeline.js';
-import { stoppingServersOnInterrupt } from './lib/server-process.js';
-import { targetLabel, type TargetSpec } from './lib/targets.js';
-import { ErrorCodes, SocklabError } from '../protocol/index.js';
+import { LoadGenerator } from './load-generator.js';
+import { describeMachine } from '../report/machine.js';
+import { measureTarget, type LoadRequest } from './measure.js';
+import { buildScenarioReport } from '../report/build-report.js';
+import type { ScenarioReport, TargetMeasurement } from '../report/report-model.js';
+import { wrapText } from '../report/format.js';
+import { textTable } from '../report/report-table.js';
+import { textTimeline } from '../report/report-timeline.js';
+import type { ScenarioName, ScenarioParams } from './scenarios.js';
+import { stoppingServersOnInterrupt } from '../targets/server-process.js';
+import { targetLabel, type TargetSpec } from '../targets/targets.js';
+import { ErrorCodes, SocklabError } from '../../protocol/index.js';
+
+/** Everything a load run needs, checked (load-command.ts checks it). */
+export interface LoadOptions {
+  readonly scenario: ScenarioName;
+  readonly params: ScenarioParams;
+  readonly target: TargetSpec;
+  readonly processes: number;
+  readonly arrivalsPerSecond: number | null;
+  readonly sessionTimeoutMs: number;
+  readonly warmupRuns: number;
+  readonly measuredRuns: number;
+  /** Measure the ceiling first, with the same load. */
+  readonly withCeiling: boolean;
+  readonly json: boolean;
+  /** Columns the text output may use (Infinity with --wide). */
+  readonly width: number;
+}
 
 export function runLoad(options: LoadOptions): Promise<void> {
   return stoppingServersOnInterrupt('socklab load', 'nothing was measured', () => load(options));

@@ -5,7 +5,7 @@
  *
  * PingConnection is that loop on one connection. The plain loops below
  * (N connections in this process: for a while, or for a fixed job) and the
- * ceiling scenario's scripted sessions (bench/load-worker.ts: N clients in load
+ * ceiling scenario's scripted sessions (bench/load/load-worker.ts: N clients in load
  * processes, released at one instant, every session timed) all drive servers
  * through it, so comparing them in one run shows what the load generator's own
  * machinery costs.
@@ -162,6 +162,8 @@ export interface PingLoadResult {
   readonly perSecond: number;
   /** Connections that were greeted (a sequential server greets one at a time). */
   readonly greeted: number;
+  /** The server's CPU seconds over the counted time, when the caller can read them (its process). */
+  readonly serverCpuSeconds?: number;
 }
 
 /**
@@ -170,7 +172,14 @@ export interface PingLoadResult {
  * that is not counted (so that connection set-up and JIT compilation are not
  * in the figure).
  */
-export async function pingLoad(port: number, connections: number, durationMs: number, warmUpMs: number, host = '127.0.0.1'): Promise<PingLoadResult> {
+export async function pingLoad(
+  port: number,
+  connections: number,
+  durationMs: number,
+  warmUpMs: number,
+  host = '127.0.0.1',
+  serverCpuSeconds?: () => number,
+): Promise<PingLoadResult> {
   const open = await Promise.all(Array.from({ length: connections }, () => PingConnection.connect(host, port)));
   let requests = 0;
   let greeted = 0;
@@ -190,13 +199,16 @@ export async function pingLoad(port: number, connections: number, durationMs: nu
   }
   await new Promise((resolve) => setTimeout(resolve, warmUpMs));
   measuring = true;
+  const cpuBefore = serverCpuSeconds?.();
   const started = performance.now();
   await new Promise((resolve) => setTimeout(resolve, durationMs));
   measuring = false;
   const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = serverCpuSeconds?.();
   stopped = true;
   for (const connection of open) connection.close();
-  return { requests, seconds, perSecond: requests / seconds, greeted };
+  const cpu = cpuBefore === undefined || cpuAfter === undefined ? {} : { serverCpuSeconds: cpuAfter - cpuBefore };
+  return { requests, seconds, perSecond: requests / seconds, greeted, ...cpu };
 }
 
 /**

@@ -7,7 +7,7 @@
  * offline from a USB stick as well.
  *
  * `npm run bench` writes it with the rest of results/; to write it again from
- * a run's JSON: `node dist/bench/lib/report-html.js [results-dir]` (reads
+ * a run's JSON: `node dist/bench/report/report-html.js [results-dir]` (reads
  * latest.json there).
  */
 import fs from 'node:fs';
@@ -19,8 +19,8 @@ import type { ScenarioReport, TargetReport } from './report-model.js';
 import { COLOURS as TIMELINE_COLOURS, escapeMarkup, timelineSvg } from './report-svg.js';
 import { tableCells } from './report-table.js';
 import { resultStamp } from './results-files.js';
-import { SCENARIOS } from './scenarios.js';
-import type { TargetSpec } from './targets.js';
+import { SCENARIOS } from '../load/scenarios.js';
+import type { TargetSpec } from '../targets/targets.js';
 
 /** One colour per server, kept clear of the timeline's own (queued orange, served blue, error red, ideal green). */
 export const SERVER_COLOURS = {
@@ -240,7 +240,7 @@ export function writeHtmlReport(dir: string, report: BenchReport): string {
   return file;
 }
 
-/** `node dist/bench/lib/report-html.js [dir]`: index.html again from dir/latest.json (default: results/). */
+/** `node dist/bench/report/report-html.js [dir]`: index.html again from dir/latest.json (default: results/). */
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const dir = path.resolve(process.argv[2] ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../results'));
   const latest = path.join(dir, 'latest.json');

@@ -4,9 +4,9 @@
  * of this run, not of the run someone once wrote them for).
  */
 import { formatMs, formatPercent, formatRate } from './format.js';
-import { LatencyHistogram, queueGrowth } from './metrics.js';
+import { LatencyHistogram, queueGrowth } from '../load/metrics.js';
 import type { TargetReport } from './report-model.js';
-import type { ScenarioStory } from './scenarios.js';
+import type { ScenarioStory } from '../load/scenarios.js';
 
 /** R² from which "waited ≈ (k−1) × t" describes the queue (a chat's sequential queue fits at 0.99 and more). */
 const LINEAR_ENOUGH = 0.9;
