@@ -21,6 +21,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_THREADS } from '../servers/cli.js';
 import { checkInteger, exitWithFailure, OUTPUT_COLUMNS, outputWidth, UsageError } from '../bin/cli-support.js';
+import { socklabCommand } from '../bin/invocation.js';
 import { defaultProcessCount, LoadGenerator } from './load/load-generator.js';
 import { describeMachine } from './report/machine.js';
 import { measureTarget } from './load/measure.js';
@@ -154,15 +155,19 @@ async function main(): Promise<void> {
   } else {
     const width = outputWidth(args.wide);
     for (const scenario of reports) {
-      process.stdout.write(`\n## ${scenario.scenario}  (socklab load ${scenario.scenario} ${scenario.flags})\n${wrapText(scenario.sentences.join(' '), width)}\n\n`);
+      process.stdout.write(`\n## ${scenario.scenario}  (${socklabCommand()} load ${scenario.scenario} ${scenario.flags})\n${wrapText(scenario.sentences.join(' '), width)}\n\n`);
       process.stdout.write(`${textTable(scenario, width)}\n${textTimeline(scenario)}`);
     }
     process.stdout.write(`\n`);
   }
-  const shown = (file: string) => path.relative(process.cwd(), file) || file;
+  const shown = (file: string) => {
+    const relative = path.relative(process.cwd(), file);
+    return relative === '' || relative.startsWith('..') ? file : relative;
+  };
+  const timelines = `${written.svgs.length} SVG timeline${written.svgs.length === 1 ? '' : 's'}`;
   process.stderr.write(
-    `bench took ${Math.round(report.run.durationSeconds)} s. This run: ${shown(html)} (open it in a browser), ${shown(written.markdown)}, ` +
-      `${path.basename(written.json)} and ${written.svgs.length} SVG timelines; ${shown(path.join(out, 'latest.md'))} points at the newest run there.\n`,
+    `bench took ${Math.round(report.run.durationSeconds)} s. This run's report: ${shown(html)} (open it in a browser);\n` +
+      `beside it ${path.basename(written.markdown)}, ${path.basename(written.json)} and ${timelines}; ${shown(path.join(out, 'latest.md'))} points at the newest run there.\n`,
   );
 }
 

@@ -15,6 +15,7 @@ import type { ScenarioName, ScenarioParams } from './scenarios.js';
 import { stoppingServersOnInterrupt } from '../targets/server-process.js';
 import { targetLabel, type TargetSpec } from '../targets/targets.js';
 import { ErrorCodes, SocklabError } from '../../protocol/index.js';
+import { socklabCommand } from '../../bin/invocation.js';
 
 /** Everything a load run needs, checked (load-command.ts checks it). */
 export interface LoadOptions {
@@ -75,7 +76,7 @@ function loadText(report: ScenarioReport, processes: number, width: number): str
         ],
   );
   const prose = [
-    `socklab load ${report.scenario} ${report.flags}: ${report.targets.map((t) => t.label).join(', then ')}`,
+    `${socklabCommand()} load ${report.scenario} ${report.flags}: ${report.targets.map((t) => t.label).join(', then ')}`,
     `${report.targets[0]?.summary.clients ?? 0} clients over ${processes} load processes, ${report.arrivalsPerSecond === null ? 'closed model (all start together)' : `open model (${report.arrivalsPerSecond} session starts/s)`}; start skew (largest of the runs): ${skews}`,
     '',
     report.sentences.join(' '),
