@@ -9,6 +9,10 @@
  *   folder it is in. Anywhere else it would look the name up in the npm
  *   registry instead (and run whatever package of that name it found there);
  * - otherwise `node /path/to/clone/dist/bin/socklab.js`, which works anywhere.
+ *
+ * A program that runs socklab in the user's stead under another name says
+ * what the user typed in SOCKLAB_COMMAND (the guides' test runs their `npx
+ * socklab` as `node …/socklab.js`, in a folder outside the clone).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -59,6 +63,8 @@ function shellWord(text: string): string {
 
 /** The words that run socklab from `cwd`: `socklab`, `npx socklab` or `node /…/dist/bin/socklab.js`. */
 export function socklabCommand(cwd = process.cwd(), pathVariable = process.env.PATH ?? ''): string {
+  const given = process.env.SOCKLAB_COMMAND?.trim();
+  if (given !== undefined && given !== '') return given;
   if (onPath(pathVariable)) return 'socklab';
   if (isInside(realPath(cwd) ?? cwd, realPath(PACKAGE_ROOT) ?? PACKAGE_ROOT)) return 'npx socklab';
   return `node ${shellWord(SOCKLAB_PROGRAM)}`;
