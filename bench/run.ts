@@ -156,7 +156,7 @@ async function main(): Promise<void> {
     const width = outputWidth(args.wide);
     for (const scenario of reports) {
       process.stdout.write(`\n## ${scenario.scenario}  (${socklabCommand()} load ${scenario.scenario} ${scenario.flags})\n${wrapText(scenario.sentences.join(' '), width)}\n\n`);
-      process.stdout.write(`${textTable(scenario, width)}\n${textTimeline(scenario)}`);
+      process.stdout.write(`${textTable(scenario, width)}\n${wrapText(textTimeline(scenario), width)}`);
     }
     process.stdout.write(`\n`);
   }

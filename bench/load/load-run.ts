@@ -43,7 +43,8 @@ async function load(options: LoadOptions): Promise<void> {
   const load: LoadRequest = { scenario, params, arrivalsPerSecond: options.arrivalsPerSecond, sessionTimeoutMs: options.sessionTimeoutMs };
   const specs: TargetSpec[] = options.withCeiling && options.target.kind !== 'ceiling' ? [{ kind: 'ceiling' }, options.target] : [options.target];
   if (!options.json) {
-    process.stderr.write(`${scenario}: ${params.clients ?? 0} clients over ${processes} load processes against ${specs.map((spec) => targetLabel(spec)).join(', then ')}...\n`);
+    const starting = `${scenario}: ${params.clients ?? 0} clients over ${processes} load processes against ${specs.map((spec) => targetLabel(spec)).join(', then ')}...`;
+    process.stderr.write(`${wrapText(starting, options.width)}\n`);
   }
   const generator = LoadGenerator.start(processes);
   const measurements: TargetMeasurement[] = [];
@@ -83,7 +84,7 @@ function loadText(report: ScenarioReport, processes: number, width: number): str
     `Ideal makespan: ${report.idealDefinition}${idealUnknown ? ' (add --ceiling to measure it)' : ''}.`,
     ...plain,
   ];
-  return [...prose.map((paragraph) => wrapText(paragraph, width)), '', textTable(report, width), textTimeline(report)].join('\n');
+  return [...prose.map((paragraph) => wrapText(paragraph, width)), '', textTable(report, width), wrapText(textTimeline(report), width)].join('\n');
 }
 
 function loadJson(report: ScenarioReport, processes: number): string {
