@@ -20,6 +20,8 @@ export const ErrorCodes = {
   EXISTS: 'SOCKLAB_EXISTS',
   CHECKSUM_MISMATCH: 'SOCKLAB_CHECKSUM_MISMATCH',
   NO_SPACE: 'SOCKLAB_NO_SPACE',
+  /** Every slot for an open file stayed taken for the whole bounded wait: try again later. */
+  BUSY: 'SOCKLAB_BUSY',
   STORAGE_FAILED: 'SOCKLAB_STORAGE_FAILED',
   // Client side.
   CONNECTION_REFUSED: 'SOCKLAB_CONNECTION_REFUSED',
@@ -63,7 +65,7 @@ export class ProtocolError extends SocklabError {
 type CodeOf<K extends keyof typeof ErrorCodes> = (typeof ErrorCodes)[K];
 
 /** A storage operation that failed in a way the protocol has a reply for. */
-export type StorageErrorCode = CodeOf<'NOT_FOUND' | 'EXISTS' | 'CHECKSUM_MISMATCH' | 'NO_SPACE' | 'STORAGE_FAILED' | 'BAD_NAME'>;
+export type StorageErrorCode = CodeOf<'NOT_FOUND' | 'EXISTS' | 'CHECKSUM_MISMATCH' | 'NO_SPACE' | 'BUSY' | 'STORAGE_FAILED' | 'BAD_NAME'>;
 
 export class StorageError extends SocklabError {
   declare readonly code: StorageErrorCode;

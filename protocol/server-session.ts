@@ -161,6 +161,8 @@ export class ServerSession {
         return this.encode(upload ? Replies.uploadFailed(error.message) : Replies.notFound(name));
       case ErrorCodes.NO_SPACE:
         return this.encode(upload ? Replies.noSpace(error.message) : Replies.uploadFailed(error.message));
+      case ErrorCodes.BUSY:
+        return this.encode(afterData ? Replies.uploadFailed(error.message) : Replies.busy(error.message));
       case ErrorCodes.EXISTS:
         return this.encode(afterData ? Replies.uploadFailed(error.message) : Replies.alreadyExists(name));
       case ErrorCodes.BAD_NAME:

@@ -62,7 +62,23 @@ function* attempt<K extends keyof StorageOps>(op: K, ...args: Parameters<Storage
   }
 }
 
-export function* sessionProgram(session: ServerSession): SessionProgram {
+/** What a server asks of its clients beyond the protocol itself. */
+export interface SessionPolicy {
+  /**
+   * Bytes per second an upload must keep up, counted over the time the server
+   * waits for its data (not the time it spends writing), once the first
+   * UPLOAD_RATE_GRACE_MS of waiting are over; 0: no minimum. Without it, a few
+   * hundred clients sending a byte now and then (never idle long enough for
+   * the idle timeout) could hold every open-file slot.
+   */
+  readonly minUploadRate: number;
+}
+
+export const NO_POLICY: SessionPolicy = { minUploadRate: 0 };
+/** Slow starts are forgiven: a new connection's window is small. */
+export const UPLOAD_RATE_GRACE_MS = 10_000;
+
+export function* sessionProgram(session: ServerSession, policy: SessionPolicy = NO_POLICY): SessionProgram {
   let requests = 0;
   /** Set once by a 'shutdown' signal; the session then ends at its next idle moment. */
   const shutdown = { requested: false };
@@ -87,8 +103,11 @@ export function* sessionProgram(session: ServerSession): SessionProgram {
           } else if (input === 'idle-timeout') {
             yield write(session.closeReply(Replies.idleTimeout()));
             return ended('idle timeout');
+          } else if (input === 'eof') {
+            return ended('client closed');
           } else {
-            return ended(input === 'eof' ? 'client closed' : 'aborted');
+            yield write(session.closeReply(Replies.shuttingDown()));
+            return ended('aborted');
           }
           break;
         }
@@ -118,12 +137,12 @@ export function* sessionProgram(session: ServerSession): SessionProgram {
             yield write(answer.bytes);
             break;
           }
-          const end = yield* receiveUpload(session, answer.upload, shutdown);
+          const end = yield* receiveUpload(session, answer.upload, shutdown, policy);
           if (end !== null) return ended(end);
           break;
         }
         case 'upload-start': {
-          const end = yield* receiveUpload(session, event.upload, shutdown);
+          const end = yield* receiveUpload(session, event.upload, shutdown, policy);
           if (end !== null) return ended(end);
           break;
         }
@@ -172,7 +191,12 @@ function* sendFile(session: ServerSession, name: string): Generator<Effect, void
  * From `upload-start` to the reply after the data. Returns null when the
  * session goes on, or the outcome when the client left or the server stops it.
  */
-function* receiveUpload(session: ServerSession, upload: Upload, shutdown: { requested: boolean }): Generator<Effect, string | null, unknown> {
+function* receiveUpload(
+  session: ServerSession,
+  upload: Upload,
+  shutdown: { requested: boolean },
+  policy: SessionPolicy,
+): Generator<Effect, string | null, unknown> {
   const begun = yield* attempt('beginUpload', upload);
   if (!begun.ok) {
     yield write(session.storageErrorReply(begun.error));
@@ -185,6 +209,9 @@ function* receiveUpload(session: ServerSession, upload: Upload, shutdown: { requ
     // A write that fails (disk full) must not desynchronise the stream: the
     // remaining data is still read and dropped, and the failure is the reply.
     let failure: StorageError | null = null;
+    /** Time spent waiting for the client's data, and the bytes it brought. */
+    let waitedMs = 0;
+    let receivedBytes = 0;
     for (;;) {
       const event = session.nextEvent();
       if (event.kind === 'upload-end') break;
@@ -195,15 +222,29 @@ function* receiveUpload(session: ServerSession, upload: Upload, shutdown: { requ
         }
         continue;
       }
+      const waitStarted = performance.now();
       const input = (yield READ) as ClientInput;
-      if (input instanceof Uint8Array) session.receive(input);
-      else if (input === 'idle-timeout') {
+      waitedMs += performance.now() - waitStarted;
+      if (input instanceof Uint8Array) {
+        session.receive(input);
+        receivedBytes += input.length;
+        if (policy.minUploadRate > 0 && waitedMs > UPLOAD_RATE_GRACE_MS && receivedBytes < (policy.minUploadRate * waitedMs) / 1000) {
+          yield write(session.closeReply(Replies.uploadTooSlow(policy.minUploadRate)));
+          return `upload too slow: ${receivedBytes} B in ${(waitedMs / 1000).toFixed(1)} s of waiting (discarded)`;
+        }
+      } else if (input === 'idle-timeout') {
         yield write(session.closeReply(Replies.idleTimeout()));
         return 'idle timeout (upload discarded)';
       } else if (input === 'shutdown') {
         // An upload in progress is allowed to finish; the session ends after its reply.
         shutdown.requested = true;
-      } else return input === 'eof' ? 'client closed mid-upload (discarded)' : 'aborted mid-upload (discarded)';
+      } else if (input === 'eof') {
+        return 'client closed mid-upload (discarded)';
+      } else {
+        // Grace time over: say so (if the client is still there, the write fails otherwise and it left).
+        yield write(session.closeReply(Replies.shuttingDown()));
+        return 'aborted mid-upload (discarded)';
+      }
     }
     settled = true;
     if (failure !== null) {

@@ -18,6 +18,8 @@ export interface WorkerSessionConfig {
   /** --max-root-size (absent or 0: no quota); every thread's storage enforces it, under the shared lock. */
   readonly maxRootSize: number | undefined;
   readonly idleTimeoutMs: number;
+  /** --min-upload-rate (session.ts SessionPolicy). */
+  readonly minUploadRate: number;
   /** The lock table every thread shares, so commits to one name never interleave. */
   readonly lockBuffer: SharedArrayBuffer;
 }
@@ -35,7 +37,7 @@ export default function serveConnection(task: WorkerSessionTask): SessionOutcome
   const io = new BlockingRelayIO(task.channel, config.idleTimeoutMs);
   try {
     const session = new ServerSession({ model: 'workers', maxFileSize: config.maxFileSize });
-    return runSessionBlocking(sessionProgram(session), io, storage);
+    return runSessionBlocking(sessionProgram(session, config), io, storage);
   } finally {
     io.done();
   }

@@ -48,3 +48,16 @@ export interface BlockingSessionIO {
   /** Sends what `write` queued; called before the session blocks on anything but a read. */
   flush(): void;
 }
+
+/**
+ * What a client sent while it waited for its turn (sequential and workers
+ * servers), held unread so that a client that leaves the queue is noticed;
+ * the session receives it first when it starts.
+ */
+export interface HeldInput {
+  readonly chunks: readonly Uint8Array[];
+  /** The client closed its side while it waited (after sending what is held). */
+  readonly ended: boolean;
+}
+
+export const NOTHING_HELD: HeldInput = { chunks: [], ended: false };

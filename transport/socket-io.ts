@@ -13,7 +13,7 @@
  */
 import type { Socket } from 'node:net';
 import { clientGone, drained } from './drain.js';
-import type { AsyncSessionIO, ClientInput } from './session-io.js';
+import { NOTHING_HELD, type AsyncSessionIO, type ClientInput, type HeldInput } from './session-io.js';
 
 const QUEUE_HIGH_WATER_BYTES = 512 * 1024;
 /** Past this many queued reply bytes (a GET's data), they go out without waiting for the session to pause. */
@@ -35,7 +35,13 @@ export class SocketSessionIO implements AsyncSessionIO {
     private readonly socket: Socket,
     /** No byte from the client for this long while the session waits for one ends it (0: never); also the write stall bound. */
     private readonly idleTimeoutMs: number,
+    held: HeldInput = NOTHING_HELD,
   ) {
+    for (const chunk of held.chunks) {
+      this.queue.push(chunk);
+      this.queuedBytes += chunk.length;
+    }
+    if (held.ended) this.ended = 'eof';
     socket.on('data', (chunk: Buffer) => {
       const waiter = this.waiter;
       if (waiter !== null && this.queue.length === 0) {
@@ -53,7 +59,7 @@ export class SocketSessionIO implements AsyncSessionIO {
     // A reset by the peer surfaces as 'close' right after; the error itself needs no handling.
     socket.on('error', () => {});
     if (idleTimeoutMs > 0) socket.setTimeout(idleTimeoutMs, () => this.onIdleTimer());
-    socket.resume();
+    if (this.queuedBytes <= QUEUE_HIGH_WATER_BYTES) socket.resume();
   }
 
   read(resume: (input: ClientInput) => void): ClientInput | null {

@@ -23,7 +23,7 @@
  */
 import type { Socket } from 'node:net';
 import { clientGone, drained } from './drain.js';
-import type { BlockingSessionIO, ClientInput } from './session-io.js';
+import { NOTHING_HELD, type BlockingSessionIO, type ClientInput, type HeldInput } from './session-io.js';
 
 /** Int32 slots at the start of the shared buffer. Counters are byte counts that wrap at 2^32. */
 const Slot = {
@@ -135,6 +135,8 @@ export class SocketRelay {
     /** A client that takes none of our bytes for this long is cut off (0: never). */
     private readonly stallMs: number,
     private readonly onStarted: () => void,
+    /** What the client sent while it waited for a thread: relayed first. */
+    private readonly held: HeldInput = NOTHING_HELD,
   ) {
     ({ header: this.header, input: this.inputRing, output: this.outputRing } = viewsOf(channel));
     this.listen();
@@ -208,22 +210,26 @@ export class SocketRelay {
   }
 
   private relaySocket(): void {
-    this.socket.on('data', (chunk: Buffer) => {
-      if (this.overflow.length > 0) this.overflow.push(chunk);
-      else {
-        const taken = this.fillInput(chunk, 0);
-        if (taken < chunk.length) {
-          this.overflow.push(chunk.subarray(taken));
-          this.socket.pause();
-          this.raise(Flag.INPUT_PAUSED);
-          // The worker may have emptied the ring meanwhile and gone to sleep: the bell makes it look at INPUT_PAUSED.
-        }
-      }
-      ring(this.header, Slot.WORKER_BELL);
-    });
+    for (const chunk of this.held.chunks) this.relay(chunk);
+    if (this.held.ended) this.raise(Flag.EOF);
+    this.socket.on('data', (chunk: Buffer) => this.relay(chunk));
     this.socket.on('end', () => this.raise(Flag.EOF));
     this.socket.on('close', () => this.raise(Flag.ABORT | Flag.SOCKET_CLOSED));
-    this.socket.resume();
+    if (this.overflow.length === 0) this.socket.resume();
+  }
+
+  private relay(chunk: Uint8Array): void {
+    if (this.overflow.length > 0) this.overflow.push(chunk);
+    else {
+      const taken = this.fillInput(chunk, 0);
+      if (taken < chunk.length) {
+        this.overflow.push(chunk.subarray(taken));
+        this.socket.pause();
+        // The worker may have emptied the ring meanwhile and gone to sleep: the bell makes it look at INPUT_PAUSED.
+        this.raise(Flag.INPUT_PAUSED);
+      }
+    }
+    ring(this.header, Slot.WORKER_BELL);
   }
 
   /** Copies as much of `bytes` from `from` as the input ring has room for; returns how much. */

@@ -8,7 +8,8 @@ import fsp, { type FileHandle } from 'node:fs/promises';
 import type { Stats, StatsFs } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import type { ListEntry } from '../../protocol/index.js';
+import { BatchedFileWriter } from './batched-writer.js';
+import { ErrorCodes, StorageError, type ListEntry } from '../../protocol/index.js';
 import {
   CHUNK_BYTES,
   FILE_MODE,
@@ -47,14 +48,6 @@ import type {
   UploadPlan,
 } from './types.js';
 
-/** Upload bytes allowed in flight to the disk before writeUpload waits. */
-const WRITE_BEHIND_BYTES = 1024 * 1024;
-
-interface WritesBehind {
-  bytes: number;
-  readonly pending: Set<Promise<void>>;
-  failure: { readonly error: unknown } | null;
-}
 
 /**
  * The default lock: one promise chain per name, so commits to a name run one
@@ -95,12 +88,21 @@ interface OpenRegularFile {
  * session waits for a free slot before its `150`, instead of failing with EMFILE.
  */
 export const MAX_OPEN_FILES = 1024;
+/**
+ * How long a session waits for a slot before it is told `450 busy` (it may
+ * retry): never silently without bound, even when every slot is held by
+ * clients that trickle (they are cut off by the minimum upload rate).
+ */
+export const SLOT_WAIT_MS = 10_000;
 
 class FileSlots {
   private free: number;
-  private readonly waiting: Array<() => void> = [];
+  private readonly waiting = new Set<() => void>();
 
-  constructor(limit: number) {
+  constructor(
+    limit: number,
+    private readonly waitMs: number,
+  ) {
     this.free = limit;
   }
 
@@ -109,18 +111,31 @@ class FileSlots {
       this.free--;
       return;
     }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
+    await new Promise<void>((resolve, reject) => {
+      const granted = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiting.delete(granted);
+        reject(new StorageError(ErrorCodes.BUSY, `all ${MAX_OPEN_FILES} file slots stayed in use for ${this.waitMs / 1000} s`));
+      }, this.waitMs);
+      this.waiting.add(granted);
+    });
   }
 
   release(): void {
-    const next = this.waiting.shift();
-    if (next !== undefined) next();
-    else this.free++;
+    for (const next of this.waiting) {
+      this.waiting.delete(next);
+      next();
+      return;
+    }
+    this.free++;
   }
 }
 
 export class AsyncStorage implements AsyncStorageOps {
-  private readonly slots = new FileSlots(MAX_OPEN_FILES);
+  private readonly slots = new FileSlots(MAX_OPEN_FILES, SLOT_WAIT_MS);
   /** Read and upload handles that hold a slot, released exactly once. */
   private readonly slotHolders = new WeakSet<object>();
 
@@ -267,28 +282,33 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   /**
-   * Write-behind: the call returns before the bytes are on disk while less than
-   * WRITE_BEHIND_BYTES are in flight, so the session goes back to reading the
-   * socket while the disk works; past that it waits, which bounds memory per
-   * upload and pushes back on the client through TCP. Positional writes may
-   * complete in any order; the commit waits for all of them.
+   * Write-behind: bytes are gathered into large writes that run on libuv's
+   * thread pool while the session goes back to reading the socket
+   * (batched-writer.ts); past a bound in flight the call waits, which bounds
+   * memory per upload and pushes back on the client through TCP.
    */
-  async writeUpload(handle: UploadHandle, bytes: Uint8Array): Promise<void> {
-    const upload = UploadState.of<FileHandle>(handle, this);
-    const { file, position } = upload.reserveWrite(bytes);
-    const behind = this.writesBehind(upload);
-    behind.bytes += bytes.length;
-    const write = writeFully(file, bytes, position).then(
-      () => {
-        behind.bytes -= bytes.length;
-      },
-      (error: unknown) => {
-        behind.failure ??= { error };
-      },
-    );
-    behind.pending.add(write);
-    void write.then(() => behind.pending.delete(write));
-    if (behind.bytes > WRITE_BEHIND_BYTES || behind.failure !== null) await this.settleWrites(upload);
+  writeUpload(handle: UploadHandle, bytes: Uint8Array): void | Promise<void> {
+    let upload: UploadState<FileHandle>;
+    let file: FileHandle;
+    try {
+      upload = UploadState.of<FileHandle>(handle, this);
+      ({ file } = upload.reserveWrite(bytes));
+    } catch (error) {
+      return Promise.reject(error); // this flavour's failures are rejections, like every other call's
+    }
+    const writer = this.writerOf(upload, file);
+    let wait: void | Promise<void>;
+    try {
+      wait = writer.write(bytes);
+    } catch (error) {
+      return this.failWrite(upload, error);
+    }
+    if (wait !== undefined) return wait;
+  }
+
+  private async failWrite(upload: UploadState<FileHandle>, error: unknown): Promise<never> {
+    await this.writerOf(upload, null)?.discard();
+    throw await this.discard(upload, toStorageError(error, 'writing the upload', 'failure'));
   }
 
   async commitUpload(handle: UploadHandle): Promise<FileDigest> {
@@ -317,7 +337,8 @@ export class AsyncStorage implements AsyncStorageOps {
     if (!(handle instanceof UploadState) || handle.owner !== this) return;
     const upload = handle as UploadState<FileHandle>;
     // Closing the file under writes still in flight would fail them; let them land first.
-    await Promise.all(this.uploadWrites.get(upload)?.pending ?? []);
+    await this.uploadWriters.get(upload)?.discard();
+    this.uploadWriters.delete(upload);
     if (upload.claimForAbort()) await this.removeUploadFiles(upload);
   }
 
@@ -381,8 +402,36 @@ export class AsyncStorage implements AsyncStorageOps {
     }
   }
 
-  /** Makes the rename durable: the new directory entry is on disk only once the directory is fsync'd. */
-  private async syncRoot(): Promise<void> {
+  /** The directory fsync under way, and the one queued behind it. */
+  private rootSync: { running: Promise<void> | null; queued: Promise<void> | null } = { running: null, queued: null };
+
+  /**
+   * Makes a rename durable: the new directory entry is on disk only once a
+   * directory fsync that *started after the rename* has completed. Commits
+   * arriving together share one (group commit): a rename made while an fsync
+   * runs joins the single fsync queued behind it, so a crowd of uploads costs
+   * a few directory fsyncs, not one each.
+   */
+  private syncRoot(): Promise<void> {
+    const { running } = this.rootSync;
+    if (running === null) return this.startRootSync();
+    const next = () => {
+      this.rootSync.queued = null;
+      return this.startRootSync();
+    };
+    this.rootSync.queued ??= running.then(next, next);
+    return this.rootSync.queued;
+  }
+
+  private startRootSync(): Promise<void> {
+    const run: Promise<void> = this.fsyncRoot().finally(() => {
+      if (this.rootSync.running === run) this.rootSync.running = null;
+    });
+    this.rootSync.running = run;
+    return run;
+  }
+
+  private async fsyncRoot(): Promise<void> {
     let directory: FileHandle | null = null;
     try {
       directory = await fsp.open(this.root, 'r');
@@ -394,23 +443,29 @@ export class AsyncStorage implements AsyncStorageOps {
     }
   }
 
-  private readonly uploadWrites = new WeakMap<UploadState<FileHandle>, WritesBehind>();
+  private readonly uploadWriters = new WeakMap<UploadState<FileHandle>, BatchedFileWriter>();
 
-  private writesBehind(upload: UploadState<FileHandle>): WritesBehind {
-    let behind = this.uploadWrites.get(upload);
-    if (behind === undefined) {
-      behind = { bytes: 0, pending: new Set(), failure: null };
-      this.uploadWrites.set(upload, behind);
+  private writerOf(upload: UploadState<FileHandle>, file: FileHandle): BatchedFileWriter;
+  private writerOf(upload: UploadState<FileHandle>, file: null): BatchedFileWriter | undefined;
+  private writerOf(upload: UploadState<FileHandle>, file: FileHandle | null): BatchedFileWriter | undefined {
+    let writer = this.uploadWriters.get(upload);
+    if (writer === undefined && file !== null) {
+      writer = new BatchedFileWriter(file);
+      this.uploadWriters.set(upload, writer);
     }
-    return behind;
+    return writer;
   }
 
   /** Waits for the upload's writes in flight; the first one that failed discards the upload. */
   private async settleWrites(upload: UploadState<FileHandle>): Promise<void> {
-    const behind = this.uploadWrites.get(upload);
-    if (behind === undefined) return;
-    await Promise.all(behind.pending);
-    if (behind.failure !== null) throw await this.discard(upload, toStorageError(behind.failure.error, 'writing the upload', 'failure'));
+    const writer = this.uploadWriters.get(upload);
+    if (writer === undefined) return;
+    try {
+      await writer.settle();
+    } catch (error) {
+      await writer.discard();
+      throw await this.discard(upload, toStorageError(error, 'writing the upload', 'failure'));
+    }
   }
 
   /** Removes an upload's temporary file and returns `error`, now recorded as why the upload is gone. */

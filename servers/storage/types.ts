@@ -77,7 +77,10 @@ export interface StorageOps {
 
 /** The same operations, each returning a promise. */
 export type AsyncStorageOps = {
-  [K in keyof StorageOps]: (...args: Parameters<StorageOps[K]>) => Promise<ReturnType<StorageOps[K]>>;
+  [K in Exclude<keyof StorageOps, 'writeUpload'>]: (...args: Parameters<StorageOps[K]>) => Promise<ReturnType<StorageOps[K]>>;
+} & {
+  /** No promise while the write-behind has room: an upload's chunks then cost no microtask each. */
+  writeUpload(...args: Parameters<StorageOps['writeUpload']>): void | Promise<void>;
 };
 
 /** A per-name mutual exclusion that serialises commits to the same name. */

@@ -156,10 +156,12 @@ for (const model of SERVER_MODELS) {
 }
 
 t.test('--max-root-size on the command line: byte units, 0 = no quota', async (t) => {
-  const args = { host: '127.0.0.1', port: 0, root: '.', 'max-file-size': '1MiB', 'idle-timeout': 0, 'max-connections': 10, threads: 1, 'max-queue': 0, grace: 1 };
+  const args = { host: '127.0.0.1', port: 0, root: '.', 'max-file-size': '1MiB', 'idle-timeout': 0, 'min-upload-rate': '1KiB', 'max-connections': 10, threads: 1, 'max-queue': 0, grace: 1 };
   t.equal(serverOptionsFromArgs({ ...args, 'max-root-size': '2KiB' }, () => {}).maxRootSize, 2048);
   t.equal(serverOptionsFromArgs({ ...args, 'max-root-size': '0' }, () => {}).maxRootSize, 0);
   t.throws(() => serverOptionsFromArgs({ ...args, 'max-root-size': 'lots' }, () => {}), /--max-root-size/);
+  t.equal(serverOptionsFromArgs({ ...args, 'max-root-size': '0' }, () => {}).minUploadRate, 1024, '--min-upload-rate takes units too');
+  t.throws(() => serverOptionsFromArgs({ ...args, 'max-root-size': '0', 'min-upload-rate': 'slow' }, () => {}), /--min-upload-rate/);
 });
 
 // ---------------------------------------------------------------------------

@@ -316,7 +316,7 @@ for (const flavour of flavours) {
       await storage.writeUpload(handle, bytesOf('12345'));
       await t.rejects(storage.commitUpload(handle), { code: ErrorCodes.STORAGE_FAILED }, 'fewer bytes than announced');
       await t.rejects(storage.commitUpload(handle), { code: ErrorCodes.STORAGE_FAILED }, 'the same error again');
-      await t.rejects(storage.writeUpload(handle, bytesOf('x')), { code: ErrorCodes.STORAGE_FAILED }, 'writes too');
+      await t.rejects(async () => storage.writeUpload(handle, bytesOf('x')), { code: ErrorCodes.STORAGE_FAILED }, 'writes too');
       await storage.abortUpload(handle); // a no-op, and does not throw
       t.equal(await storage.probe('short'), null);
       t.same(tempFilesIn(root), []);
