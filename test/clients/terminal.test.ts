@@ -42,7 +42,7 @@ function chatInTerminal(t: Tap, port: number): Terminal {
 
 /** `script` brings the pseudo-terminal: without it, a skip that names it (a failure in CI). */
 function needsScript(t: Tap): boolean {
-  return requireSystemTools({ skip: (message) => void t.skip(message ?? 'needs script', () => {}), fail: (message) => t.fail(message ?? 'needs script') }, 'script');
+  return requireSystemTools(t, 'script');
 }
 
 /** Keys pressed without Enter (Terminal.type() presses Enter after them). */
