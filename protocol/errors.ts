@@ -65,7 +65,7 @@ export class ProtocolError extends SocklabError {
 type CodeOf<K extends keyof typeof ErrorCodes> = (typeof ErrorCodes)[K];
 
 /** A storage operation that failed in a way the protocol has a reply for. */
-export type StorageErrorCode = CodeOf<'NOT_FOUND' | 'EXISTS' | 'CHECKSUM_MISMATCH' | 'NO_SPACE' | 'BUSY' | 'STORAGE_FAILED' | 'BAD_NAME'>;
+export type StorageErrorCode = CodeOf<'NOT_FOUND' | 'EXISTS' | 'CHECKSUM_MISMATCH' | 'NO_SPACE' | 'BUSY' | 'STORAGE_FAILED' | 'BAD_NAME' | 'TOO_LARGE'>;
 
 export class StorageError extends SocklabError {
   declare readonly code: StorageErrorCode;

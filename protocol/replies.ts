@@ -63,6 +63,8 @@ export const Replies = {
   badSequence: (why: string) => reply(503, why),
   notFound: (name: string) => reply(550, `${name}: no such file`),
   tooLarge: (limit: number) => reply(552, `too large (limit ${limit} bytes)`),
+  fileTooLarge: (why: string) => reply(552, why),
   badName: (why: string) => reply(553, `bad name: ${why}`),
   alreadyExists: (name: string) => reply(554, `${name} exists`),
+  nameTaken: (why: string) => reply(554, why),
 } as const;

@@ -18,10 +18,10 @@ export function stalledWriteError(stallMs: number): ConnectionError {
 
 /**
  * Resolves on 'drain'. Rejects when the socket closes, or when no queued byte
- * moved for `stallMs` (0: never): then the socket is destroyed, since the
- * client cannot read a 421 either, and `onStall` may log why.
+ * moved for `stallMs` (0: never): then `onStall` is called and the socket is
+ * destroyed, since the client cannot read a 421 either.
  */
-export function drained(socket: Socket, stallMs: number): Promise<void> {
+export function drained(socket: Socket, stallMs: number, onStall?: () => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let queued = socket.writableLength;
     let lastProgress = performance.now();
@@ -47,6 +47,7 @@ export function drained(socket: Socket, stallMs: number): Promise<void> {
             } else if (now - lastProgress >= stallMs) {
               const error = stalledWriteError(stallMs);
               finish(error);
+              onStall?.();
               socket.destroy(error);
             }
           }, Math.min(1000, Math.max(10, stallMs / 4)))

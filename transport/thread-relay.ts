@@ -22,7 +22,7 @@
  * wakes the worker with the socket closed.
  */
 import type { Socket } from 'node:net';
-import { clientGone, drained } from './drain.js';
+import { clientGone, drained, stalledWriteError } from './drain.js';
 import { NOTHING_HELD, type BlockingSessionIO, type ClientInput, type HeldInput } from './session-io.js';
 
 /** Int32 slots at the start of the shared buffer. Counters are byte counts that wrap at 2^32. */
@@ -62,6 +62,8 @@ export const Flag = {
   STARTED: 1 << 6,
   /** worker: the session is over; everything it wrote is in the output ring. */
   DONE: 1 << 7,
+  /** main → worker: the socket was closed because the client took none of our bytes for the stall time. */
+  STALLED: 1 << 8,
 } as const;
 
 /** Ring sizes: powers of two, so a wrapping counter maps to a position with a mask. */
@@ -203,7 +205,7 @@ export class SocketRelay {
     // A socket already gone: the worker learns it from SOCKET_CLOSED; its bytes go nowhere.
     if (!this.socket.writable || this.socket.write(bytes)) return;
     this.awaitingDrain = true;
-    drained(this.socket, this.stallMs).then(
+    drained(this.socket, this.stallMs, () => this.raise(Flag.STALLED)).then(
       () => {
         this.awaitingDrain = false;
         this.service();
@@ -336,7 +338,7 @@ export class BlockingRelayIO implements BlockingSessionIO {
   }
 
   write(bytes: Uint8Array): void {
-    if ((Atomics.load(this.header, Slot.FLAGS) & Flag.SOCKET_CLOSED) !== 0) throw clientGone();
+    if ((Atomics.load(this.header, Slot.FLAGS) & Flag.SOCKET_CLOSED) !== 0) throw this.whyClosed();
     this.unsent.push(bytes);
     this.unsentBytes += bytes.length;
     if (this.unsentBytes >= WRITE_BATCH_BYTES) this.flush();
@@ -383,13 +385,17 @@ export class BlockingRelayIO implements BlockingSessionIO {
     return bytes;
   }
 
+  private whyClosed(): Error {
+    return (Atomics.load(this.header, Slot.FLAGS) & Flag.STALLED) !== 0 ? stalledWriteError(this.idleTimeoutMs) : clientGone();
+  }
+
   private awaitOutputRoom(): void {
     ring(this.header, Slot.MAIN_BELL); // what is in the ring must go out before room can appear
     Atomics.or(this.header, Slot.FLAGS, Flag.OUTPUT_WAITING);
     try {
       for (;;) {
         const seen = Atomics.load(this.header, Slot.WORKER_BELL);
-        if ((Atomics.load(this.header, Slot.FLAGS) & Flag.SOCKET_CLOSED) !== 0) throw clientGone();
+        if ((Atomics.load(this.header, Slot.FLAGS) & Flag.SOCKET_CLOSED) !== 0) throw this.whyClosed();
         if (((this.outWritten - Atomics.load(this.header, Slot.OUT_READ)) | 0) < RING_BYTES.output) return;
         Atomics.wait(this.header, Slot.WORKER_BELL, seen);
       }

@@ -10,7 +10,7 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_PORT } from '../../protocol/index.js';
-import { checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../../bin/cli-support.js';
+import { checkedPort, checkInteger, exitWithFailure, OUTPUT_COLUMNS, outputWidth, parseByteSize, UsageError } from '../../bin/cli-support.js';
 import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './load-generator.js';
 import { formatParam, isByteUnit, SCENARIO_NAMES, SCENARIOS, scenarioParams, type Scenario, type ScenarioName, type ScenarioParams } from './scenarios.js';
 import { LOCAL_SERVERS, localTargetSpec, type LocalServer, type TargetSpec } from '../targets/targets.js';
@@ -31,6 +31,7 @@ interface LoadArgs {
   iterations: number;
   ceiling: boolean;
   json: boolean;
+  wide: boolean;
   [param: string]: unknown;
 }
 
@@ -41,7 +42,7 @@ function withScenarioOptions(yargs: Argv, scenario: Scenario): Argv {
     yargs.option(spec.flag, {
       type: isBytes ? 'string' : 'number',
       default: isBytes ? formatParam(spec.unit, spec.default) : spec.default,
-      describe: `${spec.describe}${spec.unit === 'ms' ? ' (ms)' : spec.unit === 'bytes/s' ? ' (per second; units like 256KiB work)' : isBytes ? ' (units like 16MiB work)' : ''}`,
+      describe: `${spec.describe}${spec.unit === 'ms' ? ' (ms)' : spec.unit === 'bytes/s' ? ' (bytes per second; units like 256KiB work)' : isBytes ? ' (units like 16MiB work)' : ''}`,
       group: `${scenario.name} options:`,
     });
   }
@@ -66,8 +67,39 @@ function withLoadOptions(yargs: Argv): Argv {
     .option('warmup', { type: 'number', default: 0, describe: 'runs before the measured ones, not counted (warm JIT, warm caches)' })
     .option('iterations', { type: 'number', default: 1, describe: 'measured runs: makespan as mean ± rme, percentiles over all of them' })
     .option('ceiling', { type: 'boolean', default: false, describe: 'first run the same load against the ceiling servers (ideal makespan, % of ceiling)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the report and every session timeline as JSON' });
+    .option('json', { type: 'boolean', default: false, describe: 'print the report and every session timeline as JSON' })
+    .option('wide', { type: 'boolean', default: false, describe: `one table with every column on one line (about 190 columns); without it, the output fits ${OUTPUT_COLUMNS}` });
 }
+
+/** What each scenario is for, in examples of its own (the ceiling has no use for --rate, the crowd does). */
+const SCENARIO_EXAMPLES: Record<ScenarioName, ReadonlyArray<readonly [string, string]>> = {
+  chat: [
+    ['sequential', 'homework 2: 8 clients × 5 ECHO 200 ms apart; each waits for the ones before it'],
+    ['workers --threads 4', 'a pool of 4 threads: the other 4 clients wait for a free one'],
+    ['async --clients 32 --think-ms 100', 'more clients, quicker chats'],
+    ['--host 192.168.1.20 --port 8020 --threads 4', 'a workers server already running on another machine'],
+  ],
+  upload: [
+    ['async', '8 clients upload 16 MiB each at once'],
+    ['sequential --ceiling', 'the same one at a time, after the bare Node copy sink (% of ceiling)'],
+    ['workers --threads 2 --size 64MiB', 'bigger files through a pool of 2 threads'],
+  ],
+  'slow-client': [
+    ['sequential', 'head-of-line blocking: everyone waits behind the slow upload'],
+    ['async', 'the quick clients are served while the slow one trickles'],
+    ['workers --threads 2 --slow-rate 64KiB', 'a slower trickle holding one of 2 threads'],
+  ],
+  crowd: [
+    ['async --clients 2000', '2000 connections over 32 load processes'],
+    ['workers --rate 500', 'open model: 500 new sessions a second instead of all at once'],
+    ['sequential --json > crowd.json', 'every session\'s timeline as JSON'],
+  ],
+  ceiling: [
+    ['', 'the bare Node line server alone: what this machine can do at best'],
+    ['async', 'PINGs back to back against async (with the load generator check)'],
+    ['workers --procs 8', 'a load process per client: what waking 8 processes per reply costs'],
+  ],
+};
 
 function scenarioCommand(scenario: Scenario): CommandModule<object, LoadArgs> {
   const name = scenario.name;
@@ -76,10 +108,7 @@ function scenarioCommand(scenario: Scenario): CommandModule<object, LoadArgs> {
     describe: scenario.summary,
     builder: (yargs: Argv) =>
       withScenarioOptions(withLoadOptions(yargs), scenario)
-        .example(`$0 load ${name} sequential`, 'start a sequential server and load it')
-        .example(`$0 load ${name} workers --threads 4 --clients 16`, 'a pool of 4 threads, 16 clients')
-        .example(`$0 load ${name} async --rate 20 --json`, 'open model: 20 session starts a second; JSON out')
-        .example(`$0 load ${name} --host 10.0.0.7 --port 8020`, 'a server already running on another host')
+        .example(SCENARIO_EXAMPLES[name].map(([command, what]) => [`$0 load ${name} ${command}`.trimEnd(), what]))
         .epilogue(`Ideal makespan: ${scenario.idealDefinition(scenarioParams(scenario))}.`) as unknown as Argv<LoadArgs>,
     handler: async (args) => {
       try {
@@ -103,7 +132,7 @@ export const loadCommand: CommandModule = {
       .example('$0 load slow-client async --ceiling', 'head-of-line blocking, with the bare Node ceiling measured first')
       .example('$0 load crowd async --clients 2000 --json > crowd.json', '2000 connections over 32 load processes, JSON out')
       .example('$0 load chat --host 192.168.1.20 --port 8020 --threads 8', 'a server already running on another machine')
-      .epilogue('Every session records connect, greeting, each reply and its end on a clock shared by all load processes; see "socklab load <scenario> --help".');
+      .epilogue('Every session records connect, greeting, each reply and its end on a clock shared by all load processes; see "$0 load <scenario> --help".');
   },
   handler: () => {},
 };
@@ -149,6 +178,7 @@ function optionsFrom(name: ScenarioName, args: LoadArgs): LoadOptions {
     measuredRuns: checkInteger(args.iterations, '--iterations', 1, 1000),
     withCeiling: args.ceiling,
     json: args.json,
+    width: outputWidth(args.wide),
   };
 }
 

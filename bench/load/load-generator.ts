@@ -9,11 +9,12 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chooseStartInstant, StartBarrier, startSkewMs } from './barrier.js';
+import { chooseStartInstant, StartBarrier, startSkewMs, waitForStartInstant } from './barrier.js';
 import type { ParentMessage, WorkerAssignment, WorkerMessage } from './load-messages.js';
 import { planSessions, SCENARIOS, type PlannedSession, type ScenarioName, type ScenarioParams } from './scenarios.js';
 import type { TargetEndpoints } from './script-client.js';
 import { clockAnchor, sharedNow } from './shared-clock.js';
+import { machineBusy, readCoreTicks, type CoreTicks, type MachineBusy } from './cpu-time.js';
 import type { SessionEvent, SessionTimeline } from './timeline.js';
 
 const WORKER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), './load-worker.js');
@@ -50,6 +51,19 @@ export interface LoadRunRequest {
   readonly sessionTimeoutMs: number;
   /** Told each session step as it happens (a live view); the load processes send them only when this is given. */
   readonly onEvent?: (event: SessionEvent) => void;
+  /** The server's CPU seconds so far (null if unknown), read at the start instant and at the end of the run. */
+  readonly serverCpuSeconds?: () => number | null;
+}
+
+/** Where the CPU went during one run: from the start instant to the last load process's report. */
+export interface RunCpu {
+  readonly windowMs: number;
+  /** The load processes' user + system CPU seconds over the run, summed. */
+  readonly loadCpuSeconds: number;
+  /** The server's, over the same window; null when it cannot be read (a server this process did not start). */
+  readonly serverCpuSeconds: number | null;
+  /** How busy the machine's cores were over the window; null where /proc/stat cannot be read. */
+  readonly machine: MachineBusy | null;
 }
 
 export interface LoadRunResult {
@@ -61,6 +75,7 @@ export interface LoadRunResult {
   readonly serverModel: string | null;
   readonly planned: readonly PlannedSession[];
   readonly sessions: readonly SessionTimeline[];
+  readonly cpu: RunCpu;
 }
 
 /** Default process count: the scenario's own, else one per client up to the cap. */
@@ -143,10 +158,14 @@ export class LoadGenerator {
     }
     const startAt = chooseStartInstant(active.length);
     for (const worker of active) this.post(worker, { type: 'start', at: startAt });
+    // Read at the instant itself, as the load processes start (a timer alone may fire several ms late on a busy machine).
+    const windowStart = waitForStartInstant(startAt).then(() => cpuReading(request));
 
     const lastOffset = planned.reduce((latest, s) => Math.max(latest, s.offsetMs), 0);
     const lastDeadline = startAt + lastOffset + request.sessionTimeoutMs + REPORT_GRACE_MS;
     const finished = await withDeadline(Promise.all(reports), lastDeadline, () => this.close());
+    const windowEnd = cpuReading(request);
+    const begun = await windowStart;
     const sessions = finished.flatMap((report) => report.sessions).sort((a, b) => a.client - b.client);
     const processStarts = finished.map((report) => report.startedAt);
     return {
@@ -156,6 +175,12 @@ export class LoadGenerator {
       serverModel: finished.find((report) => report.serverModel !== null)?.serverModel ?? null,
       planned,
       sessions,
+      cpu: {
+        windowMs: windowEnd.at - begun.at,
+        loadCpuSeconds: finished.reduce((sum, report) => sum + report.cpuSeconds, 0),
+        serverCpuSeconds: windowEnd.serverCpuSeconds === null || begun.serverCpuSeconds === null ? null : windowEnd.serverCpuSeconds - begun.serverCpuSeconds,
+        machine: machineBusy(begun.cores, windowEnd.cores),
+      },
     };
   }
 
@@ -204,6 +229,11 @@ export class LoadGenerator {
       this.post(worker, message);
     });
   }
+}
+
+/** One edge of a run's CPU window: when, the machine's core counters, the server's CPU so far. */
+function cpuReading(request: LoadRunRequest): { at: number; cores: CoreTicks[] | null; serverCpuSeconds: number | null } {
+  return { at: sharedNow(), cores: readCoreTicks(), serverCpuSeconds: request.serverCpuSeconds?.() ?? null };
 }
 
 async function withDeadline<T>(work: Promise<T>, deadline: number, onTimeout: () => Promise<void>): Promise<T> {

@@ -5,7 +5,7 @@
  *   parent → worker  prepare   the sessions this process runs, and against what
  *   worker → parent  ready     connect-ready: payloads hashed, code warm, host resolved
  *   parent → worker  start     the start instant, once every process is ready
- *   worker → parent  finished  when it actually started, and every session's timeline
+ *   worker → parent  finished  when it actually started, the CPU it used since, and every session's timeline
  *
  * A worker serves any number of runs, one after the other, until `exit` or
  * until its parent goes away.
@@ -40,6 +40,8 @@ export type WorkerMessage =
       readonly type: 'finished';
       /** The shared-clock instant this process actually started at (for the start skew). */
       readonly startedAt: number;
+      /** User + system CPU seconds this process used from the start instant to this report (process.cpuUsage, exact to the µs). */
+      readonly cpuSeconds: number;
       /** The model the server named in its first greeting, if any greeting came. */
       readonly serverModel: string | null;
       readonly sessions: readonly SessionTimeline[];

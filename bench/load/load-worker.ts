@@ -11,6 +11,7 @@
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import { waitForStartInstant } from './barrier.js';
+import { cpuSecondsSince } from './cpu-time.js';
 import type { ParentMessage, WorkerAssignment, WorkerMessage } from './load-messages.js';
 import { checkGreeting } from '../../protocol/index.js';
 import { countLineFeeds, PingConnection } from './ping-load.js';
@@ -154,8 +155,9 @@ async function start(at: number): Promise<void> {
   if (run === null) throw new Error('told to start before being prepared');
   let serverModel: string | null = null;
   const startedAt = await waitForStartInstant(at);
+  const cpuAtStart = process.cpuUsage();
   const sessions = await Promise.all(run.assignment.sessions.map((planned) => runSession(run, planned, at, (model) => (serverModel ??= model))));
-  await send({ type: 'finished', startedAt, serverModel, sessions });
+  await send({ type: 'finished', startedAt, cpuSeconds: cpuSecondsSince(cpuAtStart), serverModel, sessions });
 }
 
 async function handle(message: ParentMessage): Promise<void> {

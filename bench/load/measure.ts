@@ -2,16 +2,17 @@
  * Measuring one scenario against one target: start the server as its own
  * process, run the load (warm-up runs, then measured runs, counted and timed
  * by tinybench with each run's makespan as its sample), read the server's CPU
- * time and peak memory, stop it. `socklab load` and `npm run bench` both go
+ * time over each run (the load generator reads it at the run's edges) and its
+ * peak memory, stop it. `socklab load` and `npm run bench` both go
  * through here (`socklab load` with one measured run and no warm-up unless told).
  */
 import { Bench } from 'tinybench';
 import type { LoadGenerator, LoadRunRequest, LoadRunResult } from './load-generator.js';
-import { makespanMs } from './metrics.js';
+import { makespanMs, mean } from './metrics.js';
 import { pingJob } from './ping-load.js';
 import { SCENARIOS } from './scenarios.js';
 import type { IterationStats, TargetMeasurement } from '../report/report-model.js';
-import { startTarget, type TargetSpec } from '../targets/targets.js';
+import { startTarget, targetLabel, type TargetSpec } from '../targets/targets.js';
 
 export interface MeasurePlan {
   readonly warmupRuns: number;
@@ -33,11 +34,11 @@ export async function measureTarget(generator: LoadGenerator, spec: TargetSpec, 
   try {
     const runs: LoadRunResult[] = [];
     let measuring = false;
-    let measuredCpuSeconds = 0;
     const plainLoopRates: number[] = [];
     const script = SCENARIOS[load.scenario].script;
     const plainLoopRequests = plan.comparePlainLoop && script.kind === 'ping-burst' ? script.requests(load.params) : null;
-    const cpuSeconds = () => target.usage()?.cpuSeconds ?? 0;
+    // Read by the load generator at the start instant and at the run's end, so that it counts the run and nothing else.
+    const serverCpuSeconds = () => target.usage()?.cpuSeconds ?? null;
     // time: 0 makes the iteration counts exact: tinybench runs until both its time budget and the count are met.
     const bench = new Bench({
       iterations: plan.measuredRuns,
@@ -51,11 +52,9 @@ export async function measureTarget(generator: LoadGenerator, spec: TargetSpec, 
     bench.add(
       target.label,
       async () => {
-        const cpuBefore = cpuSeconds();
-        const run = await generator.run({ ...load, target: target.endpoints });
+        const run = await generator.run({ ...load, target: target.endpoints, serverCpuSeconds });
         if (measuring) {
           runs.push(run);
-          measuredCpuSeconds += cpuSeconds() - cpuBefore;
           if (plainLoopRequests !== null) {
             const { host, pingPort } = target.endpoints;
             plainLoopRates.push((await pingJob(pingPort, run.sessions.length, plainLoopRequests, host)).perSecond);
@@ -80,14 +79,15 @@ export async function measureTarget(generator: LoadGenerator, spec: TargetSpec, 
         : {
             connections: runs[0]?.sessions.length ?? 0,
             runs: plainLoopRates.length,
-            requestsPerSecond: plainLoopRates.reduce((a, b) => a + b, 0) / plainLoopRates.length,
+            requestsPerSecond: mean(plainLoopRates),
           };
     return {
       spec,
-      label: target.label,
+      // A server elsewhere is known by its address until its greeting names its model.
+      label: spec.kind === 'remote' ? targetLabel(spec, runs.find((run) => run.serverModel !== null)?.serverModel ?? null) : target.label,
       runs,
       stats,
-      resources: usage === null ? null : { cpuSecondsPerRun: runs.length === 0 ? 0 : measuredCpuSeconds / runs.length, peakRssBytes: usage.peakRssBytes },
+      resources: usage === null ? null : { cpuSecondsPerRun: mean(runs.map((run) => run.cpu.serverCpuSeconds ?? 0)), peakRssBytes: usage.peakRssBytes },
       plainLoop,
     };
   } finally {

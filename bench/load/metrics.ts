@@ -187,7 +187,8 @@ export interface TargetSummary {
   readonly startSkewMs: { readonly mean: number; readonly max: number };
 }
 
-const mean = (values: readonly number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
+/** The mean of some values; 0 of none. */
+export const mean = (values: readonly number[]) => (values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length);
 
 /** Percentiles over every session of every run; rates and makespan as means over the runs. */
 export function summarizeRuns(runs: readonly LoadRunResult[], idealMs: number | null): TargetSummary {

@@ -9,6 +9,7 @@
  * move, the makespan of the ceiling (bare Node servers) doing the same load in
  * the same run.
  */
+import { byteSizeText } from '../../bin/cli-support.js';
 import { formatBytes, formatMs } from '../report/format.js';
 import type { Payload, ScriptClient } from './script-client.js';
 import { sharedNow, sleepUntil } from './shared-clock.js';
@@ -205,7 +206,7 @@ const slowClient: Scenario<SlowClientParams> = {
   params: {
     clients: clientsParam(8),
     slowSize: { flag: 'slow-size', unit: 'bytes', default: 1 * MiB, min: 1, describe: 'bytes the slow client uploads' },
-    slowRate: { flag: 'slow-rate', unit: 'bytes/s', default: 256 * KiB, min: 1, describe: 'bytes per second the slow client sends' },
+    slowRate: { flag: 'slow-rate', unit: 'bytes/s', default: 256 * KiB, min: 1, describe: 'how fast the slow client sends' },
     quickSize: { flag: 'quick-size', unit: 'bytes', default: 4 * KiB, min: 0, describe: 'bytes each quick client uploads after its LIST' },
     quickDelayMs: {
       flag: 'quick-delay-ms',
@@ -305,13 +306,5 @@ export function isByteUnit(unit: ParamUnit): boolean {
 }
 
 export function formatParam(unit: ParamUnit, value: number): string {
-  if (!isByteUnit(unit)) return String(value);
-  for (const [suffix, size] of [
-    ['GiB', 1024 * MiB],
-    ['MiB', MiB],
-    ['KiB', KiB],
-  ] as const) {
-    if (value >= size && value % size === 0) return `${value / size}${suffix}`;
-  }
-  return String(value);
+  return isByteUnit(unit) ? byteSizeText(value) : String(value);
 }

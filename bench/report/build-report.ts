@@ -10,6 +10,7 @@ import { errorLabel, type SessionTimeline } from '../load/timeline.js';
 import { clientsServedAtOnce } from '../targets/targets.js';
 import type { RunTimeline, ScenarioReport, TargetMeasurement, TargetReport } from './report-model.js';
 import { scenarioSentences } from './sentences.js';
+import { summarizeCpu } from './cpu-use.js';
 
 const round3 = (ms: number) => Math.round(ms * 1000) / 1000;
 
@@ -53,6 +54,7 @@ export function buildScenarioReport(
       summary: summarizeRuns(m.runs, idealMs),
       stats: m.stats,
       resources: m.resources,
+      cpu: summarizeCpu(m.runs),
       plainLoop: m.plainLoop,
       timeline: relativeTimeline(sample),
     };

@@ -2,6 +2,7 @@
 import type { MachineInfo } from './machine.js';
 import type { ScenarioReport } from './report-model.js';
 import { markdownTable } from './report-table.js';
+import { cpuUseMarkdown } from './cpu-use.js';
 
 export interface BenchRunInfo {
   readonly createdAt: string;
@@ -46,7 +47,8 @@ export function markdownReport(report: BenchReport, svgFile: (scenario: string) 
       'The ceiling is bare Node doing the same work: a copy sink (it greets, answers every line, copies each upload into a file and fsyncs it) for the scripted scenarios, a line server for the PINGs of the ceiling scenario. ' +
       'Makespan is from the common start instant to the last client done (mean ± relative margin of error at 95% over the measured runs, n = samples). ' +
       'Queue wait is TCP connect to greeting; session time is from the scheduled start to done; percentiles pool every session of every measured run (HDR histogram). ' +
-      '"Most at once" counts clients between their greeting and their QUIT at the same instant. Server CPU is per run; peak RSS is over the whole scenario.',
+      '"Most at once" counts clients between their greeting and their QUIT at the same instant. Server CPU is per run; peak RSS is over the whole scenario. ' +
+      "Under each table, the CPU of each run from the start instant to the last load process's report: the server's and the load processes' CPU seconds, the cores they amount to (CPU seconds ÷ the run's time), and the share of the machine's cores that was busy (/proc/stat, all processes).",
     '',
   ];
   for (const [index, scenario] of report.scenarios.entries()) {
@@ -59,6 +61,7 @@ export function markdownReport(report: BenchReport, svgFile: (scenario: string) 
       `\`socklab load ${scenario.scenario} ${scenario.flags}\` (start skew at most ${skew.skewMs.toFixed(2)} ms over ${skew.processes} load processes). Ideal makespan: ${scenario.idealDefinition}.`,
       '',
       markdownTable(scenario),
+      ...[cpuUseMarkdown(scenario)].filter((text) => text !== ''),
       `![${scenario.scenario} timeline: one row per client, time across](${svgFile(scenario.scenario)})`,
       '',
     );

@@ -5,7 +5,7 @@
  * and what the server process used. build-report.ts builds it from the
  * measurements.
  */
-import type { LoadRunResult } from '../load/load-generator.js';
+import type { LoadRunResult, RunCpu } from '../load/load-generator.js';
 import type { TargetSummary } from '../load/metrics.js';
 import type { ScenarioName, ScenarioParams } from '../load/scenarios.js';
 import type { TargetSpec } from '../targets/targets.js';
@@ -22,7 +22,7 @@ export interface IterationStats {
 }
 
 export interface ServerResources {
-  /** Server CPU (user + system) per measured run, seconds. */
+  /** Server CPU (user + system) per measured run, seconds, from the start instant to the last load process's report. */
   readonly cpuSecondsPerRun: number;
   readonly peakRssBytes: number;
 }
@@ -57,12 +57,37 @@ export interface RunTimeline {
   readonly sessions: readonly RelativeSession[];
 }
 
+/**
+ * Where the machine's CPU went during the measured runs (means per run): the
+ * load processes' CPU (the server's is in ServerResources) and how busy the
+ * cores were, so that a run that measured the machine rather than the model
+ * can say so.
+ */
+export interface CpuUse {
+  /** From the start instant to the last load process's report. */
+  readonly windowMs: number;
+  /** The load processes' user + system CPU seconds, summed over them. */
+  readonly loadCpuSeconds: number;
+  /** How busy the machine's cores were over the window (/proc/stat); null where it cannot be read. */
+  readonly machine: {
+    readonly cores: number;
+    /** All cores: 1 − idle ÷ total. */
+    readonly busyShare: number;
+    /** Per core, cpu0 first. */
+    readonly coreBusyShares: readonly number[];
+  } | null;
+  /** Each measured run's own figures, in the order they ran (the server's CPU among them). */
+  readonly runs: readonly RunCpu[];
+}
+
 export interface TargetReport {
   readonly label: string;
   readonly spec: TargetSpec;
   readonly summary: TargetSummary;
   readonly stats: IterationStats | null;
   readonly resources: ServerResources | null;
+  /** Absent from reports recorded before socklab measured it. */
+  readonly cpu?: CpuUse;
   readonly plainLoop: PlainLoopResult | null;
   /** The run with the median makespan. */
   readonly timeline: RunTimeline;

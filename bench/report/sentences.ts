@@ -1,9 +1,11 @@
 /**
- * The two or three sentences that open each scenario's section: what the
- * numbers show, said with the numbers, generated from them (so they are true
- * of this run, not of the run someone once wrote them for).
+ * The sentences that open each scenario's section: what the numbers show,
+ * said with the numbers, generated from them (so they are true of this run,
+ * not of the run someone once wrote them for); then, where a result is not
+ * the model's story or the machine set it, why (causes.ts).
  */
-import { formatMs, formatPercent, formatRate } from './format.js';
+import { causeSentences } from './causes.js';
+import { capitalize, formatMs, formatPercent, formatRate } from './format.js';
 import { LatencyHistogram, queueGrowth } from '../load/metrics.js';
 import type { TargetReport } from './report-model.js';
 import type { ScenarioStory } from '../load/scenarios.js';
@@ -18,6 +20,7 @@ export function scenarioSentences(story: ScenarioStory, targets: readonly Target
   if (targets.length > 0) sentences.push(makespanSentence(targets));
   const told = storySentence(story, servers, targets.find((t) => t.spec.kind === 'ceiling'));
   if (told !== null) sentences.push(told);
+  sentences.push(...causeSentences(story, targets));
   return sentences;
 }
 
@@ -98,8 +101,4 @@ function medianSessionTimeMs(target: TargetReport, role: string): number {
   const histogram = new LatencyHistogram();
   for (const session of target.timeline.sessions) if (session.role === role && session.error === null) histogram.record(session.done - session.scheduledStart);
   return histogram.percentiles().p50;
-}
-
-function capitalize(text: string): string {
-  return text.charAt(0).toUpperCase() + text.slice(1);
 }

@@ -43,15 +43,27 @@ export interface RunningTarget {
   stop(): Promise<void>;
 }
 
-export function targetLabel(spec: TargetSpec): string {
+/**
+ * How tables and timelines name a target: `workers --threads 4`, `ceiling`;
+ * a server elsewhere by the model its greeting named, once known, and its
+ * address: `async at 192.168.1.20:8020`.
+ */
+export function targetLabel(spec: TargetSpec, greetedModel: string | null = null): string {
   switch (spec.kind) {
     case 'model':
-      return spec.model === 'workers' ? `workers --threads ${spec.threads ?? DEFAULT_THREADS}` : spec.model;
+      return modelLabel(spec.model, spec.threads ?? DEFAULT_THREADS);
     case 'ceiling':
       return 'ceiling';
-    case 'remote':
-      return `${spec.host}:${spec.port}`;
+    case 'remote': {
+      const address = `${spec.host}:${spec.port}`;
+      return greetedModel === null ? address : `${modelLabel(greetedModel, spec.threads)} at ${address}`;
+    }
   }
+}
+
+/** Its pool size only when known: a running server's cannot be seen from outside unless --threads gives it. */
+function modelLabel(model: string, threads: number | undefined): string {
+  return model === 'workers' && threads !== undefined ? `workers --threads ${threads}` : model;
 }
 
 /**

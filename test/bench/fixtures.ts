@@ -46,6 +46,7 @@ export function chatRun(clients: number, scriptMs: number, atOnce: number): Load
     ];
     return session({ client, greeted, quitSent, done: quitSent + 1, replies });
   });
+  const makespan = Math.ceil(clients / atOnce) * scriptMs + 1;
   return {
     startAt: T0,
     processStarts: sessions.map((_, i) => T0 + i * 0.5),
@@ -53,6 +54,8 @@ export function chatRun(clients: number, scriptMs: number, atOnce: number): Load
     serverModel: null,
     planned: sessions.map((s) => ({ client: s.client, role: 'chat', offsetMs: 0 })),
     sessions,
+    // A quiet machine: a chat's clients and server need next to no CPU.
+    cpu: { windowMs: makespan + 2, loadCpuSeconds: 0.1, serverCpuSeconds: 0.25, machine: { cores: 2, busyShare: 0.2, coreBusyShares: [0.25, 0.15] } },
   };
 }
 

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import t from 'tap';
 import { htmlReport, SERVER_COLOURS, writeHtmlReport } from '../../bench/report/report-html.js';
+import type { BenchReport } from '../../bench/report/report-markdown.js';
 import { openBrowser, REPORT_VIEWPORT, screenshotReportTop } from './browser.js';
 import { fixtureReport } from './fixtures.js';
 
@@ -200,6 +201,42 @@ t.test('headless Chromium draws every scenario: tables, pictures, legend, colour
     t.same(size, { width: REPORT_VIEWPORT.width, height: Math.ceil(view.firstSectionBottom) + 24 }, 'the screenshot is a PNG of the header, the legend and the first scenario, the width of the screen');
     t.ok(size !== null && size.height < view.pageHeight, `the top of the page, not all of it (${size?.height} of ${view.pageHeight} px)`);
     t.ok(bytes.length > 10_000, `and shows something (${bytes.length} bytes)`);
+  } finally {
+    await browser.close();
+  }
+});
+
+t.test('on a 1024 px projector the reference run\'s tables fit: every column, errors included, without scrolling sideways', async (t) => {
+  const reference = JSON.parse(fs.readFileSync(path.join(REPO, 'results', 'latest.json'), 'utf8')) as BenchReport;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-html-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const pageUrl = pathToFileURL(writeHtmlReport(dir, reference)).href;
+  const browser = await openBrowser({ width: 1024, height: 768 });
+  try {
+    const page = browser.page;
+    await page.goto(pageUrl, { waitUntil: 'load' });
+    const tables = await page.evaluate(() => {
+      const doc = (globalThis as any).document;
+      const viewport: number = doc.documentElement.clientWidth;
+      return Array.from(doc.querySelectorAll('section.scenario')).map((section: any) => {
+        const wrap = section.querySelector('.table-wrap');
+        const lastHeader = Array.from(section.querySelectorAll('table.results th')).at(-1) as any;
+        return {
+          name: section.dataset.scenario as string,
+          viewport,
+          scrollWidth: wrap.scrollWidth as number,
+          clientWidth: wrap.clientWidth as number,
+          lastHeader: (lastHeader?.textContent ?? '') as string,
+          lastHeaderRight: (lastHeader?.getBoundingClientRect().right ?? Infinity) as number,
+        };
+      });
+    });
+    t.equal(tables.length, reference.scenarios.length, 'a table per scenario');
+    for (const table of tables) {
+      t.ok(table.scrollWidth <= table.clientWidth, `${table.name}: the table needs no sideways scrolling (${table.scrollWidth} px in ${table.clientWidth})`);
+      t.equal(table.lastHeader, 'errors', `${table.name}: its last column is errors`);
+      t.ok(table.lastHeaderRight <= table.viewport, `${table.name}: and it is on the screen (right edge ${Math.round(table.lastHeaderRight)} of ${table.viewport} px)`);
+    }
   } finally {
     await browser.close();
   }
