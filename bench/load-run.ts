@@ -10,6 +10,7 @@ import { measureTarget, type LoadRequest } from './lib/measure.js';
 import { buildScenarioReport, type ScenarioReport, type TargetMeasurement } from './lib/report-model.js';
 import { textTable } from './lib/report-table.js';
 import { textTimeline } from './lib/report-timeline.js';
+import { scenarioIdealIsComputed, SCENARIOS } from './lib/scenarios.js';
 import { targetLabel, type TargetSpec } from './lib/targets.js';
 import { ErrorCodes, SocklabError } from '../protocol/index.js';
 
@@ -41,7 +42,7 @@ export async function runLoad(options: LoadOptions): Promise<void> {
 
 function loadText(report: ScenarioReport, processes: number): string {
   const skews = report.targets.map((t) => `${t.label} ${t.summary.startSkewMs.max.toFixed(2)} ms`).join(', ');
-  const idealUnknown = report.targets.some((t) => t.summary.idealMs === null && t.spec.kind !== 'remote');
+  const idealHint = idealUnknownHint(report);
   const plain = report.targets.flatMap((t) =>
     t.plainLoop === null
       ? []
@@ -55,12 +56,22 @@ function loadText(report: ScenarioReport, processes: number): string {
     `${report.targets[0]?.summary.clients ?? 0} clients over ${processes} load processes, ${report.arrivalsPerSecond === null ? 'closed model (all start together)' : `open model (${report.arrivalsPerSecond} session starts/s)`}; start skew (largest of the runs): ${skews}`,
     '',
     report.sentences.join(' '),
-    `Ideal makespan: ${report.idealDefinition}${idealUnknown ? ' (add --ceiling to measure it)' : ''}.`,
+    `Ideal makespan: ${report.idealDefinition}${idealHint}.`,
     ...plain,
     '',
     textTable(report),
     textTimeline(report),
   ].join('\n');
+}
+
+/** What would give a target its missing ideal: the ceiling, or (for a server socklab did not start) --serves. */
+function idealUnknownHint(report: ScenarioReport): string {
+  const unknown = report.targets.filter((t) => t.summary.idealMs === null);
+  if (unknown.some((t) => t.spec.kind !== 'remote')) return ' (add --ceiling to measure it)';
+  if (unknown.length > 0 && scenarioIdealIsComputed(SCENARIOS[report.scenario], report.params)) {
+    return ' (add --serves to compute it: how many clients that server serves at once, 1 for a blocking server, all when nobody waits)';
+  }
+  return '';
 }
 
 function loadJson(report: ScenarioReport, processes: number): string {
