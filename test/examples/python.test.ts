@@ -17,12 +17,13 @@ import { fileURLToPath } from 'node:url';
 import tap, { type Test } from 'tap';
 import type { RelativeSession, ScenarioReport, TargetReport } from '../../bench/lib/report-model.js';
 import { finished, runCli } from '../clients/run-cli.js';
+import { childEnv } from '../helpers/child-env.js';
 import { requireSystemTools } from '../helpers/system-tool.js';
 
 const t = tap;
 const EXAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/python');
-/** Python must not write __pycache__ into the repository. */
-const PYTHON_ENV = { ...process.env, PYTHONDONTWRITEBYTECODE: '1' };
+/** Among others, PYTHONDONTWRITEBYTECODE: Python must not write __pycache__ into the repository. */
+const PYTHON_ENV = childEnv();
 const START_LIMIT_MS = 15_000;
 
 // The socklab processes started here need not carry tap's process-tracking hooks (see load.test.ts).
