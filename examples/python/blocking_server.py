@@ -92,17 +92,22 @@ def serve_client(conn, address):
     log(f"{name(address)} closed")
 
 
-def main():
-    host, port = listen_address("A blocking line server: answers each line with the same line, one client after another.")
-    listener = open_listener(host, port)
+def accept_forever(listener, on_client):
+    """Takes the clients from the queue one by one and hands each to on_client, until Ctrl-C."""
     try:
         while True:
-            conn, address = listener.accept()  # the next client in the queue
-            serve_client(conn, address)  # nobody else is served until this one leaves
+            conn, address = listener.accept()  # blocks until a client is in the queue
+            on_client(conn, address)
     except KeyboardInterrupt:
         log("stopped")
     finally:
         listener.close()
+
+
+def main():
+    host, port = listen_address("A blocking line server: answers each line with the same line, one client after another.")
+    # serve_client returns only when its client leaves: nobody else is accepted, read or answered meanwhile.
+    accept_forever(open_listener(host, port), serve_client)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The blocking server with a thread per client.
 
-The code that talks to a client is blocking_server.py's serve_client(), as it
-is; the only change is that each client gets a thread of its own to run it.
+The code that talks to a client is blocking_server.py's serve_client(), and
+the accept loop is its accept_forever(), both as they are; the only change is
+that each client gets a thread of its own to run serve_client in.
 A thread that waits for its client's next line stops only that client, so
 every client is served at once.
 
@@ -11,21 +12,18 @@ Measure it with `npx socklab load chat --protocol echo --port 8020 --serves all`
 """
 import threading
 
-from blocking_server import listen_address, log, open_listener, serve_client
+from blocking_server import accept_forever, listen_address, open_listener, serve_client
+
+
+def serve_in_a_thread(conn, address):
+    """Starts serve_client for this client in a new thread and returns at once, ready to accept the next."""
+    # daemon: Ctrl-C ends the server without waiting for connected clients to leave
+    threading.Thread(target=serve_client, args=(conn, address), daemon=True).start()
 
 
 def main():
     host, port = listen_address("A line server with a thread per client: answers each line with the same line.")
-    listener = open_listener(host, port)
-    try:
-        while True:
-            conn, address = listener.accept()
-            # daemon: Ctrl-C ends the server without waiting for connected clients to leave
-            threading.Thread(target=serve_client, args=(conn, address), daemon=True).start()
-    except KeyboardInterrupt:
-        log("stopped")
-    finally:
-        listener.close()
+    accept_forever(open_listener(host, port), serve_in_a_thread)
 
 
 if __name__ == "__main__":
