@@ -128,8 +128,9 @@ export class SessionRecorder {
   /**
    * Runs one request/reply exchange and records it: the reply code is
    * `expectedCode` when `exchange` succeeds (null: a plain line server's
-   * answer), the server's code when it throws a ReplyError (which is rethrown). `sentAt` says when the request counts
-   * as sent if not when the exchange began (an upload's data, once it flows).
+   * answer), the server's code when it throws a ReplyError (which is
+   * rethrown). `sentAt` says when the request counts as sent if not when the
+   * exchange began (an upload's data, once it flows).
    */
   async exchange<T>(request: string, expectedCode: number | null, exchange: () => Promise<T>, sentAt?: () => number): Promise<T> {
     const began = this.now();
