@@ -106,6 +106,9 @@ function scenarioCommand(scenario: Scenario): CommandModule<object, LoadArgs> {
         .example(`$0 load ${name} workers --threads 4 --clients 16`, 'a pool of 4 threads, 16 clients')
         .example(`$0 load ${name} async --rate 20 --json`, 'open model: 20 session starts a second; JSON out')
         .example(`$0 load ${name} --host 10.0.0.7 --port 8020`, 'a server already running on another host')
+        .example(
+          scenarioProtocols(scenario).includes('echo') ? [[`$0 load ${name} --protocol echo --port 9000 --serves 1`, 'your own blocking line server (homework 2)']] : [],
+        )
         .epilogue(`Ideal makespan: ${scenario.idealDefinition(scenarioParams(scenario))}.`) as unknown as Argv<LoadArgs>,
     handler: async (args) => {
       try {
