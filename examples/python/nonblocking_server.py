@@ -26,7 +26,10 @@ class Client:
 
 
 def accept(selector, listener):
-    conn, address = listener.accept()  # ready: does not block
+    try:
+        conn, address = listener.accept()  # ready: does not block
+    except (BlockingIOError, ConnectionError):
+        return  # the client gave up between select() and accept()
     conn.setblocking(False)
     selector.register(conn, selectors.EVENT_READ, Client(conn, address))
     log(f"serving {name(address)}")
@@ -42,13 +45,16 @@ def on_ready(selector, client, events):
     if events & selectors.EVENT_READ:
         try:
             data = client.conn.recv(4096)  # there is data (or the end): does not block
+        except BlockingIOError:
+            data = None  # a false alarm, rare but allowed: nothing to read after all
         except ConnectionError:
             data = b""
-        if not data:
+        if data == b"":
             close(selector, client)
             return
-        answers, client.received = answer_lines(client.received + data)
-        client.to_send += answers
+        if data:
+            answers, client.received = answer_lines(client.received + data)
+            client.to_send += answers
     if client.to_send:
         try:
             sent = client.conn.send(client.to_send)  # takes what fits in the socket's buffer, maybe not all

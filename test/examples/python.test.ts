@@ -192,6 +192,43 @@ for (const file of ['blocking_server.py', 'threaded_server.py', 'nonblocking_ser
   });
 }
 
+/** Sends `pieces` one by one (a pause between them, so each is its own segment), then reads until `expected` bytes came back. */
+async function exchangeRaw(port: number, pieces: readonly string[], expectedBytes: number): Promise<string> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  const chunks: Buffer[] = [];
+  let received = 0;
+  const done = new Promise<void>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      received += chunk.length;
+      if (received >= expectedBytes) resolve();
+    });
+    socket.once('error', reject);
+    socket.once('close', () => resolve());
+  });
+  for (const piece of pieces) {
+    socket.write(piece);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+  }
+  await done;
+  socket.destroy();
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+for (const file of ['blocking_server.py', 'threaded_server.py', 'nonblocking_server.py']) {
+  t.test(`${file} answers each line once, however TCP cuts the bytes`, async (t) => {
+    if (!requireSystemTools(t, 'python3')) return;
+    await withServer(t, file, async ({ port }) => {
+      const split = await exchangeRaw(port, ['hel', 'lo\nwor', 'ld\none\ntwo\n'], 'hello\nworld\none\ntwo\n'.length);
+      t.equal(split, 'hello\nworld\none\ntwo\n', 'a line in pieces, and several lines in one piece');
+      // Far more than one recv() returns, in one write: lines are cut at every recv()'s edge, and none may be lost or doubled.
+      const burst = Array.from({ length: 50_000 }, (_, i) => `line ${i}\n`).join('');
+      t.equal(await exchangeRaw(port, [burst], Buffer.byteLength(burst)), burst, '50,000 lines at once, each answered in order');
+    });
+  });
+}
+
 t.test('chat_client.py sends exactly the lines before STOP, and says so when nothing listens', async (t) => {
   if (!requireSystemTools(t, 'python3')) return;
   const received: string[] = [];
