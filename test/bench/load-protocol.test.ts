@@ -1,9 +1,13 @@
 /**
  * `socklab load --protocol echo` on the command line: what it refuses, with
- * one sentence that names the fix, before any load process starts. (Runs
- * against real plain line servers: test/examples/python.test.ts.)
+ * one sentence that names the fix, before any load process starts; a run
+ * against a line server in this process; and the opposite mistake, a line
+ * server loaded as a socklab one. (The Python examples, measured:
+ * test/examples/python.test.ts.)
  */
+import net from 'node:net';
 import t from 'tap';
+import type { ScenarioReport } from '../../bench/lib/report-model.js';
 import { finished, runCli } from '../clients/run-cli.js';
 
 delete process.env.NODE_OPTIONS;
@@ -33,3 +37,60 @@ for (const { args, says, why } of refusals) {
     t.equal(r.stdout, '', 'nothing measured');
   });
 }
+
+/** A plain line server in this process: no greeting, each line answered with itself. */
+async function withLineServer(fn: (port: number) => Promise<void>): Promise<void> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let pending = '';
+    socket.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('utf8');
+      for (let lf = pending.indexOf('\n'); lf >= 0; lf = pending.indexOf('\n')) {
+        socket.write(pending.slice(0, lf + 1));
+        pending = pending.slice(lf + 1);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    await fn((server.address() as net.AddressInfo).port);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+t.test('--protocol echo runs the chat against a line server: every line answered, each client served from its first answer', async (t) => {
+  await withLineServer(async (port) => {
+    const r = await runCli(['load', 'chat', '--protocol', 'echo', '--port', String(port), '--clients', '2', '--echoes', '2', '--think-ms', '50', '--serves', 'all', '--json']);
+    finished(t, r);
+    t.equal(r.code, 0, 'exits 0', { stderr: r.stderr });
+    const { report } = JSON.parse(r.stdout) as { report: ScenarioReport };
+    const target = report.targets[0];
+    t.equal(target?.label, `127.0.0.1:${port} (echo)`);
+    t.same(target?.spec, { kind: 'remote', protocol: 'echo', host: '127.0.0.1', port, serves: 'all' }, 'the spec says what was loaded, as given');
+    t.equal(target?.summary.idealMs, 50, 'ideal: one script of (2 − 1) × 50 ms, everyone served at once');
+    for (const s of target?.timeline.sessions ?? []) {
+      t.same(
+        s.replies.map((reply) => `${reply.request} ${reply.code}`),
+        ['line null', 'line null'],
+        `client ${s.client + 1}: two lines, each answered`,
+      );
+      const first = s.replies[0];
+      t.ok(first !== undefined && s.greeted !== null && s.greeted > first.sentAt && s.greeted <= first.at, 'served when the first answer came');
+      t.ok(s.quitSent !== null && s.error === null, 'then hung up, without error');
+    }
+  });
+});
+
+t.test('a line server loaded as a socklab one: each session ends at its timeout, saying to add --protocol echo', async (t) => {
+  await withLineServer(async (port) => {
+    const r = await runCli(['load', 'chat', '--host', '127.0.0.1', '--port', String(port), '--clients', '1', '--timeout', '1']);
+    finished(t, r);
+    t.equal(r.code, 1);
+    t.match(r.stderr, /every session failed; the first: session timed out .*no greeting came: if the server does not greet \(a plain line server\), add --protocol echo/);
+  });
+});
