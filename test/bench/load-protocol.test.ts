@@ -5,10 +5,10 @@
  * server loaded as a socklab one. (The Python examples, measured:
  * test/examples/python.test.ts.)
  */
-import net from 'node:net';
 import t from 'tap';
 import type { ScenarioReport } from '../../bench/lib/report-model.js';
 import { finished, runCli } from '../clients/run-cli.js';
+import { withLineServer } from '../helpers/line-server.js';
 
 delete process.env.NODE_OPTIONS;
 
@@ -38,33 +38,8 @@ for (const { args, says, why } of refusals) {
   });
 }
 
-/** A plain line server in this process: no greeting, each line answered with itself. */
-async function withLineServer(fn: (port: number) => Promise<void>): Promise<void> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let pending = '';
-    socket.on('data', (chunk: Buffer) => {
-      pending += chunk.toString('utf8');
-      for (let lf = pending.indexOf('\n'); lf >= 0; lf = pending.indexOf('\n')) {
-        socket.write(pending.slice(0, lf + 1));
-        pending = pending.slice(lf + 1);
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  try {
-    await fn((server.address() as net.AddressInfo).port);
-  } finally {
-    for (const socket of sockets) socket.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
-
 t.test('--protocol echo runs the chat against a line server: every line answered, each client served from its first answer', async (t) => {
-  await withLineServer(async (port) => {
+  await withLineServer(async ({ port }) => {
     const r = await runCli(['load', 'chat', '--protocol', 'echo', '--port', String(port), '--clients', '2', '--echoes', '2', '--think-ms', '50', '--serves', 'all', '--json']);
     finished(t, r);
     t.equal(r.code, 0, 'exits 0', { stderr: r.stderr });
@@ -87,7 +62,7 @@ t.test('--protocol echo runs the chat against a line server: every line answered
 });
 
 t.test('a line server loaded as a socklab one: each session ends at its timeout, saying to add --protocol echo', async (t) => {
-  await withLineServer(async (port) => {
+  await withLineServer(async ({ port }) => {
     const r = await runCli(['load', 'chat', '--host', '127.0.0.1', '--port', String(port), '--clients', '1', '--timeout', '1']);
     finished(t, r);
     t.equal(r.code, 1);

@@ -5,7 +5,7 @@
  * clients' scripts end to end), the threaded and the non-blocking ones serve
  * everyone at once (one script). The chat client sends lines until STOP.
  *
- * The load is small (4 clients, 3 lines 500 ms apart: a 1 s script) but long
+ * The load is small (4 clients, 3 lines 750 ms apart: a 1.5 s script) but long
  * next to connecting and answering, so a ±10% band around the ideal tells the
  * two shapes apart on a busy machine and still fails a server that is not
  * what it claims to be.
@@ -18,6 +18,7 @@ import tap, { type Test } from 'tap';
 import type { RelativeSession, ScenarioReport, TargetReport } from '../../bench/lib/report-model.js';
 import { finished, runCli } from '../clients/run-cli.js';
 import { childEnv } from '../helpers/child-env.js';
+import { withLineServer } from '../helpers/line-server.js';
 import { requireSystemTools } from '../helpers/system-tool.js';
 
 const t = tap;
@@ -29,7 +30,7 @@ const START_LIMIT_MS = 15_000;
 // The socklab processes started here need not carry tap's process-tracking hooks (see load.test.ts).
 delete process.env.NODE_OPTIONS;
 
-const CHAT = { clients: 4, echoes: 3, thinkMs: 500 };
+const CHAT = { clients: 4, echoes: 3, thinkMs: 750 };
 const SCRIPT_MS = (CHAT.echoes - 1) * CHAT.thinkMs;
 const TOLERANCE = 0.1;
 
@@ -231,28 +232,13 @@ for (const file of ['blocking_server.py', 'threaded_server.py', 'nonblocking_ser
 
 t.test('chat_client.py sends exactly the lines before STOP, and says so when nothing listens', async (t) => {
   if (!requireSystemTools(t, 'python3')) return;
-  const received: string[] = [];
-  const server = net.createServer((socket) => {
-    let pending = '';
-    socket.on('data', (chunk: Buffer) => {
-      pending += chunk.toString('utf8');
-      for (let lf = pending.indexOf('\n'); lf >= 0; lf = pending.indexOf('\n')) {
-        received.push(pending.slice(0, lf));
-        socket.write(`${pending.slice(0, lf + 1)}`);
-        pending = pending.slice(lf + 1);
-      }
-    });
-    socket.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  try {
+  let port = 0;
+  await withLineServer(async (server) => {
+    port = server.port;
     const r = await runChatClient(port, CHAT_INPUT);
     t.equal(r.code, 0);
-    t.same(received, ['hello', 'привет, сервер'], 'STOP and what follows it were not sent');
-  } finally {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
+    t.same(server.received, ['hello', 'привет, сервер'], 'STOP and what follows it were not sent');
+  });
   const refused = await runChatClient(port, 'hello\n');
   t.equal(refused.code, 1, 'nothing listens: exit 1');
   t.match(refused.stderr, `cannot connect to 127.0.0.1:${port}`, 'with one sentence');
