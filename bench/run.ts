@@ -18,17 +18,19 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_THREADS } from '../servers/cli.js';
 import { checkInteger, exitWithFailure, UsageError } from '../bin/cli-support.js';
-import { defaultProcessCount, LoadGenerator } from './lib/load-generator.js';
-import { describeMachine } from './lib/machine.js';
-import { measureTarget } from './lib/measure.js';
-import { writeHtmlReport } from './lib/report-html.js';
-import type { BenchReport } from './lib/report-markdown.js';
-import { buildScenarioReport, type ScenarioReport, type TargetMeasurement } from './lib/report-model.js';
-import { textTable } from './lib/report-table.js';
-import { textTimeline } from './lib/report-timeline.js';
-import { writeResults } from './lib/results-files.js';
-import { SCENARIO_NAMES, SCENARIOS, scenarioParams, type ScenarioName } from './lib/scenarios.js';
-import { LOCAL_SERVERS, localTargetSpec, targetLabel, type LocalServer, type TargetSpec } from './lib/targets.js';
+import { defaultProcessCount, LoadGenerator } from './load/load-generator.js';
+import { describeMachine } from './report/machine.js';
+import { measureTarget } from './load/measure.js';
+import { writeHtmlReport } from './report/report-html.js';
+import type { BenchReport } from './report/report-markdown.js';
+import { buildScenarioReport } from './report/build-report.js';
+import type { ScenarioReport, TargetMeasurement } from './report/report-model.js';
+import { textTable } from './report/report-table.js';
+import { cpuUseText } from './report/cpu-use.js';
+import { textTimeline } from './report/report-timeline.js';
+import { writeResults } from './report/results-files.js';
+import { SCENARIO_NAMES, SCENARIOS, scenarioParams, type ScenarioName } from './load/scenarios.js';
+import { LOCAL_SERVERS, localTargetSpec, targetLabel, type LocalServer, type TargetSpec } from './targets/targets.js';
 
 const RESULTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../results');
 /** A session still running this long after its scheduled start is ended and counted as an error: a stall costs a minute, not the run. */
@@ -140,7 +142,7 @@ async function main(): Promise<void> {
   } else {
     for (const scenario of reports) {
       process.stdout.write(`\n## ${scenario.scenario}  (socklab load ${scenario.scenario} ${scenario.flags})\n${scenario.sentences.join(' ')}\n\n`);
-      process.stdout.write(`${textTable(scenario)}\n${textTimeline(scenario)}`);
+      process.stdout.write(`${textTable(scenario)}${cpuUseText(scenario)}\n${textTimeline(scenario)}`);
     }
     process.stdout.write(`\n`);
   }

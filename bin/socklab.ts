@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { demoCommand } from '../bench/demo/command.js';
-import { loadCommand } from '../bench/load-command.js';
+import { loadCommand } from '../bench/load/load-command.js';
 import { chatCommand, clientCommand } from '../clients/cli.js';
 import { serverCommand } from '../servers/cli.js';
 import { exitWithFailure, UsageError } from './cli-support.js';

@@ -15,6 +15,11 @@ export const DEFAULT_MAX_CONNECTIONS = 16_384;
 export const DEFAULT_THREADS = 8;
 export const DEFAULT_MAX_QUEUE = 1024;
 export const DEFAULT_GRACE_SECONDS = 10;
+/**
+ * Like Apache's mod_reqtimeout MinRate: far below any real client (a phone on
+ * a bad network sends tens of KiB/s), far above a trickler holding a slot.
+ */
+export const DEFAULT_MIN_UPLOAD_RATE = '1KiB';
 
 interface ServerArgs {
   model: string;
@@ -24,6 +29,7 @@ interface ServerArgs {
   'max-file-size': string;
   'max-root-size': string;
   'idle-timeout': number;
+  'min-upload-rate': string;
   'max-connections': number;
   threads: number;
   'max-queue': number;
@@ -39,6 +45,7 @@ export function serverOptionsFromArgs(args: Omit<ServerArgs, 'model' | 'quiet'>,
     maxFileSize: parseByteSize(args['max-file-size'], '--max-file-size'),
     maxRootSize: parseByteSize(args['max-root-size'], '--max-root-size'),
     idleTimeoutSeconds: checkNonNegative(args['idle-timeout'], '--idle-timeout'),
+    minUploadRate: parseByteSize(args['min-upload-rate'], '--min-upload-rate'),
     maxConnections: checkInteger(args['max-connections'], '--max-connections', 1),
     threads: checkInteger(args.threads, '--threads', 1, 1024),
     maxQueue: checkInteger(args['max-queue'], '--max-queue', 0),
@@ -64,6 +71,11 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
       .option('max-file-size', { type: 'string', default: String(DEFAULT_MAX_FILE_SIZE), describe: 'largest upload in bytes (units like 64MiB work)' })
       .option('max-root-size', { type: 'string', default: '0', describe: 'quota: most bytes all files together may hold; an upload past it gets 452 (0 = none)' })
       .option('idle-timeout', { type: 'number', default: DEFAULT_IDLE_TIMEOUT_SECONDS, describe: 'seconds without a byte from a client before 421 (0 = never)' })
+      .option('min-upload-rate', {
+        type: 'string',
+        default: DEFAULT_MIN_UPLOAD_RATE,
+        describe: 'bytes per second an upload must keep up after its first 10 s, or 421 and close (units like 1KiB; 0 = no minimum)',
+      })
       .option('max-connections', { type: 'number', default: DEFAULT_MAX_CONNECTIONS, describe: 'connections served or waiting; more get 421' })
       .option('threads', { type: 'number', default: DEFAULT_THREADS, describe: 'workers: threads in the pool (one connection each)' })
       .option('max-queue', { type: 'number', default: DEFAULT_MAX_QUEUE, describe: 'workers: connections that may wait for a free thread' })

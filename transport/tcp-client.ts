@@ -5,6 +5,7 @@
  */
 import net from 'node:net';
 import { ConnectionError, ErrorCodes, type ByteChannel } from '../protocol/index.js';
+import type { ClientInput } from './session-io.js';
 import { SocketSessionIO } from './socket-io.js';
 
 export interface TcpChannel extends ByteChannel {
@@ -38,12 +39,17 @@ export async function connectTcp({ host, port, connectTimeoutMs = 10_000 }: Conn
   const io = new SocketSessionIO(socket, 0);
   return {
     socket,
-    async read() {
-      const input = await io.read();
-      return input instanceof Uint8Array ? input : null;
+    read() {
+      return new Promise<Uint8Array | null>((resolve) => {
+        const deliver = (input: ClientInput) => resolve(input instanceof Uint8Array ? input : null);
+        const ready = io.read(deliver);
+        if (ready !== null) deliver(ready);
+      });
     },
     async write(bytes) {
-      await io.write(bytes);
+      const wait = io.write(bytes);
+      io.flush();
+      await wait;
     },
     close() {
       socket.destroy();

@@ -1,7 +1,7 @@
 /**
  * `socklab demo` (`npm run demo`): homework 2 to watch. Starts a server as its
  * own process on a free port with a temporary root, and N client processes
- * (the load generator's own, bench/load-worker.ts) that connect together and
+ * (the load generator's own, bench/load/load-worker.ts) that connect together and
  * each chat a few ECHO lines with a think time, the chat scenario's script.
  * While they run it shows each client's state live (connecting, waiting in the
  * queue, being served, done) with the server's log under it; then the final
@@ -19,15 +19,16 @@ import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_THREADS } from '../../servers/cli.js';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { checkInteger, exitWithFailure, UsageError } from '../../bin/cli-support.js';
-import { defaultProcessCount, LoadGenerator, type LoadRunResult } from '../lib/load-generator.js';
-import { idealMakespanMs, makespanMs } from '../lib/metrics.js';
-import { buildScenarioReport, type TargetMeasurement } from '../lib/report-model.js';
-import { textTimeline } from '../lib/report-timeline.js';
-import { describeParams, planSessions, SCENARIOS, scenarioParams, type ScenarioParams } from '../lib/scenarios.js';
-import { socklabEndpoints } from '../lib/script-client.js';
-import { startServerProcess, type ServerProcess } from '../lib/server-process.js';
-import { sharedNow } from '../lib/shared-clock.js';
-import { clientsServedAtOnce, targetLabel, type TargetSpec } from '../lib/targets.js';
+import { defaultProcessCount, LoadGenerator, type LoadRunResult } from '../load/load-generator.js';
+import { idealMakespanMs, makespanMs } from '../load/metrics.js';
+import { buildScenarioReport } from '../report/build-report.js';
+import type { TargetMeasurement } from '../report/report-model.js';
+import { textTimeline } from '../report/report-timeline.js';
+import { describeParams, planSessions, SCENARIOS, scenarioParams, type ScenarioParams } from '../load/scenarios.js';
+import { socklabEndpoints } from '../load/script-client.js';
+import { startServerProcess, type ServerProcess } from '../targets/server-process.js';
+import { sharedNow } from '../load/shared-clock.js';
+import { clientsServedAtOnce, targetLabel, type TargetSpec } from '../targets/targets.js';
 import { DemoRun } from './state.js';
 import { demoSummary } from './summary.js';
 import { LiveView, PlainView, type DemoView, type RunIntro } from './views.js';

@@ -5,10 +5,10 @@
  * says what happened in this run, in the order the server served them.
  */
 import { DEFAULT_THREADS } from '../../servers/cli.js';
-import { formatMs } from '../lib/format.js';
-import type { RelativeSession, ScenarioReport, TargetReport } from '../lib/report-model.js';
-import { servedInterval } from '../lib/timeline.js';
-import { clientsServedAtOnce } from '../lib/targets.js';
+import { formatMs } from '../report/format.js';
+import type { RelativeSession, ScenarioReport, TargetReport } from '../report/report-model.js';
+import { servedInterval } from '../load/timeline.js';
+import { clientsServedAtOnce } from '../targets/targets.js';
 
 /**
  * Below this a client counts as served at once: connecting and being

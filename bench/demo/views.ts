@@ -6,9 +6,9 @@
  * timestamped line per state change and per server log line, for a pipe or a
  * file.
  */
-import { formatMs } from '../lib/format.js';
-import { niceCeiling } from '../lib/report-svg.js';
-import { BAR, barCells } from '../lib/report-timeline.js';
+import { formatMs } from '../report/format.js';
+import { niceCeiling } from '../report/report-svg.js';
+import { BAR, barCells } from '../report/report-timeline.js';
 import { servedMs, STATE_LABEL, waitedMs, type ClientState, type DemoClient, type DemoRun, type LogLine, type StateChange } from './state.js';
 
 /** What a view is told as the demo goes on. */

@@ -9,8 +9,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import tap from 'tap';
-import { buildScenarioReport } from '../../bench/lib/report-model.js';
-import { scenarioParams, SCENARIOS } from '../../bench/lib/scenarios.js';
+import { buildScenarioReport } from '../../bench/report/build-report.js';
+import { scenarioParams, SCENARIOS } from '../../bench/load/scenarios.js';
 import { blockersOf, clientLines, demoSummary } from '../../bench/demo/summary.js';
 import { DemoRun } from '../../bench/demo/state.js';
 import { clientBar, renderFrame } from '../../bench/demo/views.js';

@@ -6,7 +6,7 @@
  * test/examples/python.test.ts.)
  */
 import t from 'tap';
-import type { ScenarioReport } from '../../bench/lib/report-model.js';
+import type { ScenarioReport } from '../../bench/report/report-model.js';
 import { finished, runCli } from '../clients/run-cli.js';
 import { withLineServer } from '../helpers/line-server.js';
 

@@ -5,12 +5,14 @@
  * thresholds: a loaded machine may stretch every time, but not change who was
  * greeted before whom.
  */
+import os from 'node:os';
 import tap from 'tap';
-import { LoadGenerator } from '../../bench/lib/load-generator.js';
-import { measureTarget } from '../../bench/lib/measure.js';
-import { buildScenarioReport, type RelativeSession, type ScenarioReport, type TargetReport } from '../../bench/lib/report-model.js';
-import type { ScenarioName, ScenarioParams } from '../../bench/lib/scenarios.js';
-import type { TargetSpec } from '../../bench/lib/targets.js';
+import { LoadGenerator } from '../../bench/load/load-generator.js';
+import { measureTarget } from '../../bench/load/measure.js';
+import { buildScenarioReport } from '../../bench/report/build-report.js';
+import type { RelativeSession, ScenarioReport, TargetReport } from '../../bench/report/report-model.js';
+import type { ScenarioName, ScenarioParams } from '../../bench/load/scenarios.js';
+import type { TargetSpec } from '../../bench/targets/targets.js';
 import { finished, runCli } from '../clients/run-cli.js';
 
 type Assert = Pick<typeof tap, 'equal' | 'same'>;
@@ -123,6 +125,22 @@ t.test('many connections per process, uploads committed with their sha256', asyn
   );
   for (const s of sessions) t.same(s.replies.map((r) => `${r.request} ${r.code}`), ['PUT 150', 'PUT data 226', 'QUIT 221'], `client ${s.client + 1}`);
   t.equal(target.summary.errors, 0);
+});
+
+t.test("each run records where the CPU went: the clients' own CPU, the server's, the machine's busy share", async (t) => {
+  const target = await measure('crowd', { clients: 8, size: 256 * 1024 }, { kind: 'model', model: 'async' });
+  const cpu = target.cpu;
+  if (cpu === undefined) throw new Error('no CPU figures recorded');
+  t.ok(cpu.windowMs > 0, `a window of ${cpu.windowMs} ms`);
+  t.ok(cpu.loadCpuSeconds > 0, `load processes: ${cpu.loadCpuSeconds} CPU s`);
+  t.ok((target.resources?.cpuSecondsPerRun ?? -1) >= 0, 'the server: its CPU over the same window');
+  if (process.platform === 'linux') {
+    t.equal(cpu.machine?.cores, os.cpus().length, 'every core of the machine');
+    t.ok((cpu.machine?.busyShare ?? -1) > 0 && (cpu.machine?.busyShare ?? 2) <= 1, `busy share ${cpu.machine?.busyShare}`);
+    t.equal(cpu.machine?.coreBusyShares.length, os.cpus().length);
+  } else {
+    t.equal(cpu.machine, null, 'no /proc/stat: no busy share');
+  }
 });
 
 t.test('the ceiling scenario drives the bare line server and checks itself against the plain loop', async (t) => {

@@ -15,17 +15,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import t from 'tap';
-import type { MachineInfo } from '../../bench/lib/machine.js';
-import { htmlReport, SERVER_COLOURS, writeHtmlReport } from '../../bench/lib/report-html.js';
-import type { BenchReport } from '../../bench/lib/report-markdown.js';
-import { buildScenarioReport } from '../../bench/lib/report-model.js';
-import { scenarioParams, SCENARIOS } from '../../bench/lib/scenarios.js';
+import type { MachineInfo } from '../../bench/report/machine.js';
+import { htmlReport, SERVER_COLOURS, writeHtmlReport } from '../../bench/report/report-html.js';
+import type { BenchReport } from '../../bench/report/report-markdown.js';
+import { buildScenarioReport } from '../../bench/report/build-report.js';
+import { scenarioParams, SCENARIOS } from '../../bench/load/scenarios.js';
 import { chatMeasurements, chatRun, measurement } from './fixtures.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const SCREENSHOT = path.join(REPO, 'docs', 'report-screenshot.png');
-const REGENERATE = path.join(REPO, 'dist', 'bench', 'lib', 'report-html.js');
+const REGENERATE = path.join(REPO, 'dist', 'bench', 'report', 'report-html.js');
 const LAUNCH_ARGS = [
   '--no-sandbox',
   '--disable-gpu',

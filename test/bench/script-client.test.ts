@@ -5,10 +5,10 @@
  * must count from the first answer, since a plain server does not greet.
  */
 import t from 'tap';
-import { SCENARIOS, type PlannedSession } from '../../bench/lib/scenarios.js';
-import { connectEchoClient, EchoScriptClient, PLAIN_LINE_REQUEST, type LineScriptClient } from '../../bench/lib/script-client.js';
-import { sharedNow, sleep } from '../../bench/lib/shared-clock.js';
-import { SessionRecorder } from '../../bench/lib/timeline.js';
+import { SCENARIOS, type PlannedSession } from '../../bench/load/scenarios.js';
+import { connectEchoClient, EchoScriptClient, PLAIN_LINE_REQUEST, type LineScriptClient } from '../../bench/load/script-client.js';
+import { sharedNow, sleep } from '../../bench/load/shared-clock.js';
+import { SessionRecorder } from '../../bench/load/timeline.js';
 import { ConnectionError, ErrorCodes, type ByteChannel } from '../../protocol/index.js';
 import { closedPort } from '../clients/run-cli.js';
 

@@ -15,7 +15,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import tap, { type Test } from 'tap';
-import type { RelativeSession, ScenarioReport, TargetReport } from '../../bench/lib/report-model.js';
+import type { RelativeSession, ScenarioReport, TargetReport } from '../../bench/report/report-model.js';
 import { finished, runCli } from '../clients/run-cli.js';
 import { childEnv } from '../helpers/child-env.js';
 import { withLineServer } from '../helpers/line-server.js';
