@@ -234,7 +234,8 @@ export class SocklabClient {
     return r;
   }
 
-  private async readLine(): Promise<string> {
+  /** The next line as it came, without its line break: a LIST entry, or a plain line server's answer. */
+  async readLine(): Promise<string> {
     for (;;) {
       const taken = this.buffer.takeLine(MAX_REPLY_LINE_BYTES);
       if (taken.kind === 'line') return utf8Decoder.decode(taken.bytes);

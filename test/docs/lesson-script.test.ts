@@ -153,6 +153,11 @@ t.test('what the test changes in a command, and only that', async (t) => {
     'pgrep too',
   );
   t.equal(rewriteCommand('pgrep -f x', { ...ctx, ttys: [] }), 'pgrep -t pts/999999 -f x', 'no terminal: matches nothing');
+  t.equal(
+    rewriteCommand('python3 examples/python/blocking_server.py 8020', ctx),
+    'python3 /repo/examples/python/blocking_server.py 43210',
+    "the repository's examples, run from the temporary directory",
+  );
   t.equal(rewritePhrase('listening on 127.0.0.1:8020', 43210), 'listening on 127.0.0.1:43210');
 });
 

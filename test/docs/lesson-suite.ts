@@ -27,7 +27,7 @@ export const GUIDES = [
  * the guides run nothing else). Where one is missing the guides' sections skip,
  * naming it, and fail in CI (test/helpers/system-tool.ts).
  */
-export const GUIDE_TOOLS: readonly SystemTool[] = ['script', 'nc', 'ss', 'pkill', 'pgrep', 'ps', 'seq', 'sha256sum'];
+export const GUIDE_TOOLS: readonly SystemTool[] = ['script', 'nc', 'ss', 'pkill', 'pgrep', 'ps', 'seq', 'sha256sum', 'python3'];
 
 /** What every machine with Node has: the shell's builtins the guides use, and npm itself. */
 export const ALWAYS_THERE: readonly string[] = ['npx', 'npm', 'printf', 'echo', 'cd', 'ls', 'cat', 'rm'];
@@ -240,7 +240,8 @@ async function runSection(run: SectionRun, root: string, index: number, allDeadl
               break;
             }
             if (existing !== undefined) await ended(existing, 'before the terminal was used again');
-            const term = new Terminal(step.terminal, command, workDir, where(i), /\bsocklab(\.js)? server\b/.test(command));
+            // A server (socklab's, or an example's such as blocking_server.py) must stop cleanly on Ctrl-C.
+            const term = new Terminal(step.terminal, command, workDir, where(i), /\bsocklab(\.js)? server\b|_server\.py\b/.test(command));
             terminals.set(step.terminal, term);
             try {
               await term.started();
