@@ -29,7 +29,7 @@ export const checkCommand: CommandModule<object, CheckArgs> = {
       .option('case', {
         type: 'string',
         array: true,
-        describe: 'run only the cases whose id contains this text, or matches it with * (repeatable; see --list)',
+        describe: 'run only this case, or the cases whose ids start with this and "/" or "-" (put/350), or match it with * (repeatable; see --list)',
       })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON (the announcement goes to stderr)' })
       .option('timeout', { type: 'number', default: DEFAULT_CASE_TIMEOUT_SECONDS, describe: 'seconds each case may take; a server that does not answer fails it' })

@@ -43,8 +43,10 @@ export interface Endpoint {
 type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly got: string };
 
 export class Conversation {
-  /** Shown lines sent since the last expectation was met: the requests whose replies are awaited. */
-  private pending: string[] = [];
+  /** The requests sent and not yet answered, as shown in a report, oldest first. */
+  private unanswered: string[] = [];
+  /** The request the last reply answered: a reply that ends a GET still belongs to it. */
+  private lastAnswered: string | null = null;
   private closed = false;
 
   private constructor(
@@ -79,13 +81,17 @@ export class Conversation {
 
   /** Sends one request line (LF added). `shown` replaces it in a report (a long line). */
   async send(line: string, shown = line): Promise<void> {
-    this.pending.push(showLine(shown));
+    this.unanswered.push(showLine(shown));
     await this.write(new TextEncoder().encode(`${line}\n`));
   }
 
-  /** Sends bytes as they are (a data block, a line that is not UTF-8, several lines in one write). */
-  async sendRaw(bytes: Uint8Array, shown: string): Promise<void> {
-    this.pending.push(shown);
+  /**
+   * Sends bytes as they are (a data block, a line that is not UTF-8, several
+   * requests in one write). `shown` is what each reply to come answers: one
+   * entry per reply expected (a data block's is its 226).
+   */
+  async sendRaw(bytes: Uint8Array, shown: string | readonly string[]): Promise<void> {
+    this.unanswered.push(...(typeof shown === 'string' ? [shown] : shown));
     await this.write(bytes);
   }
 
@@ -108,7 +114,7 @@ export class Conversation {
     if (r.code !== code) this.fail(expected, [showLine(line)]);
     const problem = options.text === undefined ? null : checkText(r.text, options.text);
     if (problem !== null) this.fail(expected, [showLine(line), problem]);
-    this.pending = [];
+    this.lastAnswered = this.unanswered.shift() ?? this.lastAnswered;
     return r;
   }
 
@@ -134,7 +140,7 @@ export class Conversation {
       if (result.ok && ignoringLines) continue;
       if (result.ok) this.fail(`${what}, then the server closes the connection`, [showLine(result.value)]);
       if (result.got !== CLOSED) this.fail(`${what}, then the server closes the connection`, [result.got]);
-      this.pending = [];
+      this.unanswered = [];
       return;
     }
   }
@@ -150,9 +156,11 @@ export class Conversation {
     this.channel.close();
   }
 
-  /** Fails the case with what was sent since the last expectation. */
+  /** Fails the case, showing the requests still waiting for their replies. */
   fail(expected: string, got: readonly string[]): never {
-    throw new CaseFailure({ sent: this.pending.length > 0 ? [...this.pending] : ['(nothing: waiting)'], expected, got });
+    const sent =
+      this.unanswered.length > 0 ? [...this.unanswered] : this.lastAnswered !== null ? [`${this.lastAnswered} (its reply so far was as expected)`] : ['(nothing yet)'];
+    throw new CaseFailure({ sent, expected, got });
   }
 
   private async write(bytes: Uint8Array): Promise<void> {

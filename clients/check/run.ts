@@ -55,14 +55,15 @@ export function newRunId(): string {
 }
 
 /**
- * The cases whose id matches one of `patterns`: a pattern with `*` is a glob
- * over the whole id, any other is a substring of the id (both ignore case).
+ * The cases whose id matches one of `patterns`, ignoring case: a pattern with
+ * `*` is a glob over the whole id; any other is an id, or the start of ids up
+ * to a "/" or "-" (`get` is get, get/empty...; `put/350` is put/350-cancel...).
  */
 export function selectCases(patterns: readonly string[], cases: readonly CheckCase[] = CASES): CheckCase[] {
   if (patterns.length === 0) return [...cases];
   const tests = patterns.map((pattern) => {
     const lower = pattern.toLowerCase();
-    if (!lower.includes('*')) return (id: string) => id.includes(lower);
+    if (!lower.includes('*')) return (id: string) => id === lower || id.startsWith(`${lower}/`) || id.startsWith(`${lower}-`);
     const regex = new RegExp(`^${lower.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
     return (id: string) => regex.test(id);
   });
