@@ -323,7 +323,7 @@ export class RewriteError extends Error {
  *    rebuilding it while other test files load it could hand them half-written
  *    files.
  * 3. Ports: every `8020` becomes this run's free port, and `socklab server`,
- *    `client` and `chat` get `--port` when they rely on the default 8020. Tests
+ *    `client`, `chat` and `check` get `--port` when they rely on the default 8020. Tests
  *    never bind 8020, where a student's or a developer's server may be running.
  * 4. Roots: `socklab server --root DIR` gets a directory inside this run's
  *    temporary directory, and `--root` is added when absent (the default
@@ -337,6 +337,9 @@ export class RewriteError extends Error {
  *    Russian guide run at the same time, and one must not signal the other's
  *    processes (nor anything else on the machine).
  * 7. `<!-- test-args: ... -->` is appended (npm run bench --quick only).
+ * 8. A path under `examples/` (the lecture's code, `python3 examples/python/
+ *    file_server.py`) becomes that file in the repository: commands run in the
+ *    temporary directory, which has no examples/ of its own.
  *
  * (What a guide says the student sees is rewritten the same way, by
  * rewritePhrase(): "listening on 127.0.0.1:8020" is looked for with the free port.)
@@ -367,7 +370,7 @@ export function rewriteCommand(command: string, ctx: RewriteContext, testArgs: s
     const words = text.slice(start, end).split(/\s+/).slice(2);
     const sub = words[0];
     const own = text.slice(start, end);
-    if ((sub === 'server' || sub === 'client' || sub === 'chat') && !/--port\b/.test(own)) text = appendToSimpleCommand(text, start, `--port ${GUIDE_PORT}`);
+    if ((sub === 'server' || sub === 'client' || sub === 'chat' || sub === 'check') && !/--port\b/.test(own)) text = appendToSimpleCommand(text, start, `--port ${GUIDE_PORT}`);
     if (sub === 'server') {
       const seg = text.slice(start, simpleCommandEnd(text, start));
       const rootMatch = /--root[ =](\S+)/.exec(seg);
@@ -381,6 +384,9 @@ export function rewriteCommand(command: string, ctx: RewriteContext, testArgs: s
     }
   }
   text = text.replace(new RegExp(`\\b${GUIDE_PORT}\\b`, 'g'), String(ctx.port));
+
+  // 8. the lecture's code
+  text = text.replace(/(^|\s)(examples\/\S+)/g, (_, space: string, file: string) => `${space}${shellQuote(`${ctx.repo}/${file}`)}`);
 
   // 5. bench output
   if (isBench) {

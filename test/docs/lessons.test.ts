@@ -74,6 +74,7 @@ const TOOLS: readonly [string, string][] = [
   ['ps', 'procps'],
   ['seq', 'coreutils'],
   ['sha256sum', 'coreutils'],
+  ['python3', 'python3'],
 ];
 
 t.test('the programs the guides use are installed', async (t) => {
