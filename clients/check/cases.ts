@@ -37,13 +37,15 @@ export interface CheckCase {
   readonly section: Section;
   /** What PROTOCOL.md requires, in one line. */
   readonly requirement: string;
+  /** Set when no later case can pass if this one fails: why (the later cases are then not run). */
+  readonly gate?: string;
   run(t: CaseContext): Promise<void>;
 }
 
 const cases: CheckCase[] = [];
 
-function check(id: string, section: Section, requirement: string, run: (t: CaseContext) => Promise<void>): void {
-  cases.push({ id, section, requirement, run });
+function check(id: string, section: Section, requirement: string, run: (t: CaseContext) => Promise<void>, gate?: string): void {
+  cases.push({ id, section, requirement, run, ...(gate === undefined ? {} : { gate }) });
 }
 
 /** Each line in turn must get `code` (a table of requests breaking one rule). */
@@ -61,7 +63,7 @@ async function stillUsable(c: Conversation): Promise<void> {
 check('greeting', 'Greeting', 'the server speaks first: 220 socklab/1 <model> ready', async (t) => {
   const c = await t.connect();
   await c.reply(220, { what: '220 socklab/1 <model> ready, before the client sends anything', text: /^socklab\/1 \S+/ });
-});
+}, 'every other case starts by reading the greeting');
 
 // --- Transport and framing ---------------------------------------------------
 

@@ -75,7 +75,7 @@ async function check(args: CheckArgs): Promise<void> {
     if (!args.json) process.stdout.write(line(result));
   });
   process.stdout.write(args.json ? asJson(report, args.timeout) : summary(report, root));
-  process.exitCode = report.failed === 0 ? 0 : 1;
+  process.exitCode = report.passed === report.results.length ? 0 : 1;
 }
 
 function checkedRoot(root: string): string {

@@ -28,7 +28,8 @@ export function caseLines(width: number): (result: CaseResult) => string {
       section = result.section;
       lines.push(`\n${section}`);
     }
-    lines.push(`  ${result.passed ? 'pass' : 'FAIL'}  ${result.id.padEnd(width)}  ${result.requirement}`);
+    const status = result.passed ? 'pass' : result.notRun !== undefined ? 'skip' : 'FAIL';
+    lines.push(`  ${status}  ${result.id.padEnd(width)}  ${result.requirement}`);
     const failure = result.failure;
     if (failure !== undefined) {
       const indent = ' '.repeat(8);
@@ -47,11 +48,13 @@ function firstLines(lines: readonly string[], separator: string): string {
 
 export function summary(report: CheckReport, root: string | null): string {
   const total = report.results.length;
-  const failedIds = report.results.filter((r) => !r.passed).map((r) => r.id);
+  const failedIds = report.results.filter((r) => !r.passed && r.notRun === undefined).map((r) => r.id);
+  const reason = report.results.find((r) => r.notRun !== undefined)?.notRun;
   const verdict =
-    report.failed === 0
+    report.passed === total
       ? `${total} cases: all passed. The server speaks protocol v1 as far as these cases go.`
-      : `${total} cases: ${report.passed} passed, ${report.failed} failed (${failedIds.join(', ')}).`;
+      : `${total} cases: ${report.passed} passed, ${report.failed} failed (${failedIds.join(', ')})` +
+        (reason === undefined ? '.' : `, ${report.notRun} not run (${reason}).`);
   const files =
     report.removed === null
       ? `Files ${report.filePrefix}* are left on the server (no --root given).`

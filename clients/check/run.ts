@@ -36,6 +36,8 @@ export interface CaseResult {
   readonly passed: boolean;
   readonly ms: number;
   readonly failure?: FailureDetail;
+  /** Why the case was not run (a case it needs failed); it counts as not passed. */
+  readonly notRun?: string;
 }
 
 export interface CheckReport {
@@ -46,6 +48,7 @@ export interface CheckReport {
   readonly results: CaseResult[];
   readonly passed: number;
   readonly failed: number;
+  readonly notRun: number;
   /** Files removed from `root` afterwards, or null when no root was given (the files stay on the server). */
   readonly removed: string[] | null;
 }
@@ -94,9 +97,12 @@ export async function runCheck(options: CheckOptions, onResult: (result: CaseRes
   const filePrefix = `${FILE_PREFIX}${options.runId ?? newRunId()}-`;
   const results: CaseResult[] = [];
   let removed: string[] | null = null;
+  // Set once a gate case fails: running the rest would only wait out every case's timeout to fail it.
+  let closedGate: string | null = null;
   try {
     for (const checkCase of options.cases) {
-      const result = await runCase(checkCase, options, filePrefix);
+      const result = closedGate === null ? await runCase(checkCase, options, filePrefix) : notRun(checkCase, closedGate);
+      if (!result.passed && checkCase.gate !== undefined) closedGate = `${checkCase.id} failed, and ${checkCase.gate}`;
       results.push(result);
       onResult(result);
     }
@@ -104,7 +110,12 @@ export async function runCheck(options: CheckOptions, onResult: (result: CaseRes
     if (options.root !== null) removed = removeCheckFiles(options.root, filePrefix);
   }
   const passed = results.filter((r) => r.passed).length;
-  return { host: options.host, port: options.port, filePrefix, results, passed, failed: results.length - passed, removed };
+  const notRunCount = results.filter((r) => r.notRun !== undefined).length;
+  return { host: options.host, port: options.port, filePrefix, results, passed, failed: results.length - passed - notRunCount, notRun: notRunCount, removed };
+}
+
+function notRun(checkCase: CheckCase, reason: string): CaseResult {
+  return { id: checkCase.id, section: checkCase.section, requirement: checkCase.requirement, passed: false, ms: 0, notRun: reason };
 }
 
 async function runCase(checkCase: CheckCase, options: CheckOptions, filePrefix: string): Promise<CaseResult> {
