@@ -483,6 +483,17 @@ check('put/350-other-line', 'Upload', 'after 350 any other line gets 503 and the
   await expectStat(c, name, 'unchanged\n');
 });
 
+check('put/350-keeps-sha256', 'Upload', "the PUT's sha256= still holds after 350 and OVERWRITE: a mismatch gets 451, the file as it was", async (t) => {
+  const c = await t.open();
+  const name = t.file('ask-sha.txt');
+  await upload(c, name, 'kept\n');
+  await expectExists(c, name, 5, 4, `sha256=${sha256(utf8.encode('not these bytes'))}`);
+  await c.request('OVERWRITE', 150);
+  await c.sendRaw(utf8.encode('new\n'), '(4 bytes of data)');
+  await c.reply(451);
+  await expectStat(c, name, 'kept\n');
+});
+
 check('put/decision-without-put', 'Upload', 'OVERWRITE, APPEND or CANCEL with no PUT pending gets 503', async (t) => {
   const c = await t.open();
   await eachGets(c, ['OVERWRITE', 'APPEND', 'CANCEL'], 503);

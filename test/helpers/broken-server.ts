@@ -70,6 +70,7 @@ export const BREAKAGES = {
   'checks-out-of-order': "checks the file's state before the size, and the size before the name",
   'zero-size-waits-for-data': 'waits for data after the 150 of an empty upload',
   'reads-data-once': 'reads an upload with one recv(4096)',
+  'decision-drops-sha256': 'forgets the sha256= of a PUT once it has asked 350',
   'decision-other-line-served': 'serves another line after 350 as a command, the PUT still pending',
   'decision-without-put-500': 'answers OVERWRITE/APPEND/CANCEL with no PUT pending with 500',
   'cancel-wrong-code': 'answers CANCEL with 226',
@@ -260,7 +261,8 @@ function serve(socket: net.Socket, on: ReadonlySet<Breakage>, files: Map<string,
     if (pending.kind === 'decision') {
       const { upload } = pending;
       if (word === 'OVERWRITE' || word === 'APPEND') {
-        accept({ ...upload, mode: word === 'OVERWRITE' ? 'overwrite' : 'append' });
+        const sha = on.has('decision-drops-sha256') ? null : upload.sha256;
+        accept({ ...upload, sha256: sha, mode: word === 'OVERWRITE' ? 'overwrite' : 'append' });
         return;
       }
       if (word === 'CANCEL') {
