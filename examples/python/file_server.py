@@ -99,12 +99,9 @@ class Server:
         return os.path.join(self.root, name)
 
     def size_of(self, name):
-        """The file's size, or None if there is no such regular file."""
-        try:
-            st = os.stat(self.path(name))
-        except FileNotFoundError:
-            return None
-        return st.st_size if os.path.isfile(self.path(name)) else None
+        """The file's size, or None if there is no such file."""
+        path = self.path(name)
+        return os.path.getsize(path) if os.path.isfile(path) else None
 
     def sha256_of(self, name):
         digest = hashlib.sha256()
