@@ -58,7 +58,9 @@ export function summary(report: CheckReport, root: string | null): string {
   const files =
     report.removed === null
       ? `Files ${report.filePrefix}* are left on the server (no --root given).`
-      : `Removed ${report.removed.length} file${report.removed.length === 1 ? '' : 's'} named ${report.filePrefix}* from ${root ?? '?'}.`;
+      : report.removed.length === 0 && report.passed > 0
+        ? `No file named ${report.filePrefix}* was in ${root ?? '?'}: is that the folder the server stores its files in? The check's files are still on the server.`
+        : `Removed ${report.removed.length} file${report.removed.length === 1 ? '' : 's'} named ${report.filePrefix}* from ${root ?? '?'}.`;
   return `\n${verdict}\n${files}\n`;
 }
 

@@ -254,7 +254,7 @@ t.test('a refused connection is one sentence, before anything else', async (t) =
   t.match(r.stderr, new RegExp(`nothing is listening on 127\\.0\\.0\\.1:${port} \\(connection refused\\): start your server first`));
 });
 
-t.test('usage errors: no such case, --root that is not a folder, --port 0', async (t) => {
+t.test('usage errors (no such case, --root that is not a folder, --port 0), and a --root that is not the server\'s', async (t) => {
   const server = await startBrokenServer();
   t.teardown(() => server.close());
   const port = String(server.port);
@@ -266,6 +266,11 @@ t.test('usage errors: no such case, --root that is not a folder, --port 0', asyn
   const noRoot = await runCli(['check', '--port', port, '--root', missing]);
   t.equal(noRoot.code, 2);
   t.match(noRoot.stderr, /--root .*absent: there is no such folder here/);
+  const elsewhere = makeTempRoot();
+  const wrongRoot = await runCli(['check', '--port', port, '--root', elsewhere, '--case', 'stat']);
+  t.equal(wrongRoot.code, 0, 'a --root that is not the server\'s does not fail the check');
+  t.match(wrongRoot.stdout, /No file named socklab-check-[0-9a-f]{8}-\* was in .*: is that the folder the server stores its files in\? The check's files are still on the server\./);
+  fs.rmSync(elsewhere, { recursive: true, force: true });
   const portZero = await runCli(['check', '--port', '0']);
   t.equal(portZero.code, 2);
   t.match(portZero.stderr, /check needs the port your server listens on/);
