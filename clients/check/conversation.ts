@@ -16,6 +16,8 @@ export interface FailureDetail {
   readonly sent: readonly string[];
   readonly expected: string;
   readonly got: readonly string[];
+  /** The server refused the connection: it is no longer there. */
+  readonly refused?: true;
 }
 
 export class CaseFailure extends Error {
@@ -62,7 +64,9 @@ export class Conversation {
     try {
       channel = await connectTcp({ ...endpoint, connectTimeoutMs: Math.max(1, deadline - Date.now()) });
     } catch (error) {
-      throw new CaseFailure({ sent: ['(TCP connect)'], expected: 'a connection', got: [error instanceof Error ? error.message : String(error)] });
+      const refused = error instanceof ConnectionError && error.code === ErrorCodes.CONNECTION_REFUSED;
+      const got = [error instanceof Error ? error.message : String(error)];
+      throw new CaseFailure({ sent: ['(TCP connect)'], expected: 'a connection', got, ...(refused ? { refused: true as const } : {}) });
     }
     return new Conversation(channel, new SocklabClient(channel), deadline, timeoutSeconds);
   }

@@ -75,11 +75,20 @@ export function selectCases(patterns: readonly string[], cases: readonly CheckCa
 
 /**
  * Connects once before anything else, so that a server that is not there is
- * one sentence, not a failure in every case.
+ * one sentence, not a failure in every case. The probe leaves the way a polite
+ * client does (its EOF, then it reads until the server closes), so that even a
+ * fragile server sees nothing worse than a client that said nothing.
  */
 export async function probe(endpoint: Endpoint, timeoutSeconds: number): Promise<void> {
   try {
     const channel = await connectTcp({ ...endpoint, connectTimeoutMs: timeoutSeconds * 1000 });
+    channel.socket.end();
+    let timer: NodeJS.Timeout | undefined;
+    const drained = (async () => {
+      while ((await channel.read()) !== null);
+    })();
+    await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutSeconds * 1000)))]);
+    clearTimeout(timer);
     channel.close();
   } catch (error) {
     if (error instanceof ConnectionError && error.code === ErrorCodes.CONNECTION_REFUSED) {
@@ -103,6 +112,10 @@ export async function runCheck(options: CheckOptions, onResult: (result: CaseRes
     for (const checkCase of options.cases) {
       const result = closedGate === null ? await runCase(checkCase, options, filePrefix) : notRun(checkCase, closedGate);
       if (!result.passed && checkCase.gate !== undefined) closedGate = `${checkCase.id} failed, and ${checkCase.gate}`;
+      if (result.failure?.refused === true) {
+        const previous = results.at(-1)?.id;
+        closedGate = `the server refused connections from ${checkCase.id} on${previous === undefined ? '' : `: did it stop during ${previous}?`}`;
+      }
       results.push(result);
       onResult(result);
     }

@@ -12,7 +12,7 @@ import { CASES } from '../../clients/check/cases.js';
 import { runCheck, selectCases, type CheckReport } from '../../clients/check/run.js';
 import { BREAKAGES, startBrokenServer, type Breakage } from '../helpers/broken-server.js';
 import { makeTempRoot, startTestServer } from '../helpers/server.js';
-import { closedPort, finished, isOneSentence, runCli } from './run-cli.js';
+import { closedPort, finished, isOneSentence, readLines, runCli, startFakeServer } from './run-cli.js';
 
 /** For each switch, the cases it must make fail (ids; `x/*` for every case under x/). */
 const MUST_FAIL: Record<Breakage, readonly string[]> = {
@@ -242,6 +242,26 @@ t.test('a server that never greets: the greeting case fails at its timeout, the 
     'the summary says why the rest were not run',
   );
   t.ok(performance.now() - began < 15_000, 'the check ends within its one timeout plus start-up, not one timeout per case');
+});
+
+t.test('a server that dies in the middle: the case that killed it fails, the rest say so', async (t) => {
+  // Greets every connection, and stops listening at the first request line it reads.
+  const server = await startFakeServer((socket) => {
+    socket.write('220 socklab/1 fake ready\n');
+    readLines(socket, () => {
+      socket.destroy();
+      void server.close();
+      return 'stop';
+    });
+  });
+  const r = await runCli(['check', '--port', String(server.port), '--case', 'greeting', '--case', 'ping', '--case', 'echo', '--timeout', '2']);
+  finished(t, r);
+  t.equal(r.code, 1, 'exit 1');
+  t.match(r.stdout, /pass {2}greeting/, 'the greeting case passed (the probe and it send no request)');
+  t.match(r.stdout, /FAIL {2}ping[^\n]*\n +sent: +PING\n +expected: 200\n +got: +\(the server closed the connection\)/, 'the case that killed it');
+  t.match(r.stdout, /FAIL {2}echo[^\n]*\n +sent: +\(TCP connect\)\n +expected: a connection\n +got: +could not connect to 127\.0\.0\.1:\d+: connection refused/, 'the next case finds nobody');
+  t.match(r.stdout, /^ {2}skip {2}echo\/empty /m, 'the rest are not run');
+  t.match(r.stdout, /4 cases: 1 passed, 2 failed \(ping, echo\), 1 not run \(the server refused connections from echo on: did it stop during ping\?\)\./);
 });
 
 t.test('a refused connection is one sentence, before anything else', async (t) => {
