@@ -8,7 +8,7 @@
 import net from 'node:net';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { startServerProcess, type BenchTarget } from './lib/server-process.js';
+import { startServerProcess, type BenchTarget } from './targets/server-process.js';
 
 const args = await yargs(hideBin(process.argv))
   .option('connections', { type: 'number', default: 500 })

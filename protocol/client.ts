@@ -5,10 +5,19 @@
  * socket, a test double, or anything else that moves bytes.
  */
 import { createHash } from 'node:crypto';
-import { ConnectionError, ErrorCodes, ReplyError, SocklabError } from './errors.js';
+import { ConnectionError, ErrorCodes, ProtocolError, ReplyError, SocklabError } from './errors.js';
 import { ReceiveBuffer } from './receive-buffer.js';
-import { isSha256, parseReply, type Reply } from './replies.js';
+import { isSha256, reply, type Reply } from './replies.js';
 import { formatRequest, type PutMode, type Request } from './requests.js';
+
+/** Parses one reply line (LF and CR already removed). Throws on a malformed one. */
+export function parseReply(line: string): Reply {
+  const match = /^([0-9]{3})(?: (.*))?$/s.exec(line);
+  if (match === null) {
+    throw new ProtocolError(ErrorCodes.BAD_SYNTAX, reply(0, `malformed reply line: ${JSON.stringify(line.slice(0, 80))}`));
+  }
+  return { code: Number(match[1]), text: match[2] ?? '' };
+}
 
 export interface ByteChannel {
   /** The next chunk the server sent, or null once it closed its side. */

@@ -20,12 +20,16 @@ export const ErrorCodes = {
   EXISTS: 'SOCKLAB_EXISTS',
   CHECKSUM_MISMATCH: 'SOCKLAB_CHECKSUM_MISMATCH',
   NO_SPACE: 'SOCKLAB_NO_SPACE',
+  /** Every slot for an open file stayed taken for the whole bounded wait: try again later. */
+  BUSY: 'SOCKLAB_BUSY',
   STORAGE_FAILED: 'SOCKLAB_STORAGE_FAILED',
   // Client side.
   CONNECTION_REFUSED: 'SOCKLAB_CONNECTION_REFUSED',
   CONNECTION_CLOSED: 'SOCKLAB_CONNECTION_CLOSED',
   CONNECTION_FAILED: 'SOCKLAB_CONNECTION_FAILED',
   TIMEOUT: 'SOCKLAB_TIMEOUT',
+  /** The peer stayed connected but took none of our bytes for the stall time. */
+  WRITE_STALLED: 'SOCKLAB_WRITE_STALLED',
   REPLY_ERROR: 'SOCKLAB_REPLY_ERROR',
   MALFORMED_REPLY: 'SOCKLAB_MALFORMED_REPLY',
   // Programs using the library wrongly (a bug, not bad input).
@@ -61,7 +65,7 @@ export class ProtocolError extends SocklabError {
 type CodeOf<K extends keyof typeof ErrorCodes> = (typeof ErrorCodes)[K];
 
 /** A storage operation that failed in a way the protocol has a reply for. */
-export type StorageErrorCode = CodeOf<'NOT_FOUND' | 'EXISTS' | 'CHECKSUM_MISMATCH' | 'NO_SPACE' | 'STORAGE_FAILED' | 'BAD_NAME'>;
+export type StorageErrorCode = CodeOf<'NOT_FOUND' | 'EXISTS' | 'CHECKSUM_MISMATCH' | 'NO_SPACE' | 'BUSY' | 'STORAGE_FAILED' | 'BAD_NAME' | 'TOO_LARGE'>;
 
 export class StorageError extends SocklabError {
   declare readonly code: StorageErrorCode;
@@ -81,7 +85,7 @@ export class ReplyError extends SocklabError {
 }
 
 /** The connection could not be made, broke, or timed out. */
-export type ConnectionErrorCode = CodeOf<'CONNECTION_REFUSED' | 'CONNECTION_CLOSED' | 'CONNECTION_FAILED' | 'TIMEOUT' | 'MALFORMED_REPLY'>;
+export type ConnectionErrorCode = CodeOf<'CONNECTION_REFUSED' | 'CONNECTION_CLOSED' | 'CONNECTION_FAILED' | 'TIMEOUT' | 'WRITE_STALLED' | 'MALFORMED_REPLY'>;
 
 export class ConnectionError extends SocklabError {
   declare readonly code: ConnectionErrorCode;

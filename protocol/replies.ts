@@ -1,9 +1,10 @@
 /**
  * Reply lines: `CODE` or `CODE SP text`. Peers act on the code alone; the
  * text is for people. Builders for every reply the servers send live here so
- * that the wording is the same whichever server model sends it.
+ * that the wording is the same whichever server model sends it. Reading a
+ * reply line is the client's side (parseReply in client.ts), which keeps this
+ * file below errors.ts: a ProtocolError carries a Reply.
  */
-import { ErrorCodes, ProtocolError } from './errors.js';
 
 export interface Reply {
   readonly code: number;
@@ -28,15 +29,6 @@ export function encodeLines(lines: readonly string[]): Uint8Array {
   return utf8.encode(lines.length === 0 ? '' : `${lines.join('\n')}\n`);
 }
 
-/** Parses one reply line (LF and CR already removed). Throws on a malformed one. */
-export function parseReply(line: string): Reply {
-  const match = /^([0-9]{3})(?: (.*))?$/s.exec(line);
-  if (match === null) {
-    throw new ProtocolError(ErrorCodes.BAD_SYNTAX, reply(0, `malformed reply line: ${JSON.stringify(line.slice(0, 80))}`));
-  }
-  return { code: Number(match[1]), text: match[2] ?? '' };
-}
-
 export function isSha256(text: string): boolean {
   return /^[0-9a-f]{64}$/.test(text);
 }
@@ -57,6 +49,8 @@ export const Replies = {
   committed: (name: string, size: number, sha256: string) => reply(226, `${name} ${size} ${sha256}`),
   exists: (name: string, size: number) => reply(350, `${name} exists ${size}`),
   idleTimeout: () => reply(421, 'idle timeout'),
+  uploadTooSlow: (minRate: number) => reply(421, `upload too slow (under ${minRate} bytes/s), closing`),
+  busy: (why: string) => reply(450, `busy: ${why}, try again later`),
   tooManyConnections: () => reply(421, 'too many connections'),
   shuttingDown: () => reply(421, 'shutting down'),
   internalError: () => reply(421, 'internal server error, closing'),
@@ -69,6 +63,8 @@ export const Replies = {
   badSequence: (why: string) => reply(503, why),
   notFound: (name: string) => reply(550, `${name}: no such file`),
   tooLarge: (limit: number) => reply(552, `too large (limit ${limit} bytes)`),
+  fileTooLarge: (why: string) => reply(552, why),
   badName: (why: string) => reply(553, `bad name: ${why}`),
   alreadyExists: (name: string) => reply(554, `${name} exists`),
+  nameTaken: (why: string) => reply(554, why),
 } as const;

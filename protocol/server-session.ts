@@ -24,6 +24,8 @@ export interface Upload {
   readonly size: number;
   readonly mode: CommitMode;
   readonly sha256: string | null;
+  /** The server's file size limit: the file, not just this upload, must stay within it (an append counts the file's bytes). */
+  readonly maxFileSize: number;
 }
 
 export interface ListEntry {
@@ -161,8 +163,14 @@ export class ServerSession {
         return this.encode(upload ? Replies.uploadFailed(error.message) : Replies.notFound(name));
       case ErrorCodes.NO_SPACE:
         return this.encode(upload ? Replies.noSpace(error.message) : Replies.uploadFailed(error.message));
+      case ErrorCodes.BUSY:
+        return this.encode(afterData ? Replies.uploadFailed(error.message) : Replies.busy(error.message));
+      case ErrorCodes.TOO_LARGE:
+        // Before the data the spec's 552; a file that grew past the limit behind the server's back is only seen at the commit.
+        return this.encode(afterData ? Replies.noSpace(error.message) : Replies.fileTooLarge(error.message));
       case ErrorCodes.EXISTS:
-        return this.encode(afterData ? Replies.uploadFailed(error.message) : Replies.alreadyExists(name));
+        // The storage's text names the name and says why (exists; exists and is not a regular file).
+        return this.encode(afterData ? Replies.uploadFailed(error.message) : Replies.nameTaken(error.message));
       case ErrorCodes.BAD_NAME:
         return this.encode(afterData ? Replies.uploadFailed(error.message) : Replies.badName(error.message));
       default:
@@ -215,9 +223,13 @@ export class ServerSession {
 
   private pendingPut: PutRequest | null = null;
 
-  private startUpload(upload: Upload): PutAnswer {
+  private startUpload(request: Omit<Upload, 'maxFileSize'>): PutAnswer {
     this.state = { name: 'awaiting-server', owes: 'upload-start' };
-    return { kind: 'upload-start', upload };
+    return { kind: 'upload-start', upload: this.upload(request) };
+  }
+
+  private upload(request: Omit<Upload, 'maxFileSize'>): Upload {
+    return { name: request.name, size: request.size, mode: request.mode, sha256: request.sha256, maxFileSize: this.options.maxFileSize };
   }
 
   private nextUploadEvent(state: Extract<State, { name: 'receiving' }>): ServerEvent {
@@ -293,7 +305,7 @@ export class ServerSession {
       case 'APPEND': {
         const mode = command === 'OVERWRITE' ? 'overwrite' : 'append';
         this.state = { name: 'awaiting-server', owes: 'upload-start' };
-        return { kind: 'upload-start', upload: { name: request.name, size: request.size, mode, sha256: request.sha256 } };
+        return { kind: 'upload-start', upload: this.upload({ ...request, mode }) };
       }
       case 'CANCEL':
         return this.answer(Replies.cancelled());

@@ -18,7 +18,7 @@ export async function startAsyncServer(options: ServerOptions): Promise<RunningS
     connection.onSignal = (signal) => io.signal(signal);
     connection.served();
     const session = new ServerSession({ model: 'async', maxFileSize: options.maxFileSize });
-    connection.ended(await runSession(sessionProgram(session), io, storage));
+    connection.ended(await runSession(sessionProgram(session, options), io, storage));
   }
 
   return startWith(

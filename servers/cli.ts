@@ -1,8 +1,9 @@
 /** `socklab server <model>`: run one of the three servers until SIGINT/SIGTERM. */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_FILE_SIZE, DEFAULT_PORT } from '../protocol/index.js';
-import { checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../bin/cli-support.js';
+import { byteSizeText, checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../bin/cli-support.js';
 import { SERVER_MODELS, startServer, type ServerModelName, type ServerOptions } from './index.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 16_384;
@@ -15,6 +16,11 @@ export const DEFAULT_MAX_CONNECTIONS = 16_384;
 export const DEFAULT_THREADS = 8;
 export const DEFAULT_MAX_QUEUE = 1024;
 export const DEFAULT_GRACE_SECONDS = 10;
+/**
+ * Like Apache's mod_reqtimeout MinRate: far below any real client (a phone on
+ * a bad network sends tens of KiB/s), far above a trickler holding a slot.
+ */
+export const DEFAULT_MIN_UPLOAD_RATE = '1KiB';
 
 interface ServerArgs {
   model: string;
@@ -24,6 +30,7 @@ interface ServerArgs {
   'max-file-size': string;
   'max-root-size': string;
   'idle-timeout': number;
+  'min-upload-rate': string;
   'max-connections': number;
   threads: number;
   'max-queue': number;
@@ -39,6 +46,7 @@ export function serverOptionsFromArgs(args: Omit<ServerArgs, 'model' | 'quiet'>,
     maxFileSize: parseByteSize(args['max-file-size'], '--max-file-size'),
     maxRootSize: parseByteSize(args['max-root-size'], '--max-root-size'),
     idleTimeoutSeconds: checkNonNegative(args['idle-timeout'], '--idle-timeout'),
+    minUploadRate: parseByteSize(args['min-upload-rate'], '--min-upload-rate'),
     maxConnections: checkInteger(args['max-connections'], '--max-connections', 1),
     threads: checkInteger(args.threads, '--threads', 1, 1024),
     maxQueue: checkInteger(args['max-queue'], '--max-queue', 0),
@@ -61,9 +69,14 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
       .option('host', { type: 'string', default: DEFAULT_HOST, describe: 'address to listen on' })
       .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'port to listen on (0 = any free port)' })
       .option('root', { type: 'string', default: './storage', describe: 'directory holding the files' })
-      .option('max-file-size', { type: 'string', default: String(DEFAULT_MAX_FILE_SIZE), describe: 'largest upload in bytes (units like 64MiB work)' })
+      .option('max-file-size', { type: 'string', default: byteSizeText(DEFAULT_MAX_FILE_SIZE), describe: 'largest upload in bytes (units like 64MiB work)' })
       .option('max-root-size', { type: 'string', default: '0', describe: 'quota: most bytes all files together may hold; an upload past it gets 452 (0 = none)' })
       .option('idle-timeout', { type: 'number', default: DEFAULT_IDLE_TIMEOUT_SECONDS, describe: 'seconds without a byte from a client before 421 (0 = never)' })
+      .option('min-upload-rate', {
+        type: 'string',
+        default: DEFAULT_MIN_UPLOAD_RATE,
+        describe: 'bytes per second an upload must keep up after its first 10 s, or 421 and close (units like 1KiB; 0 = no minimum)',
+      })
       .option('max-connections', { type: 'number', default: DEFAULT_MAX_CONNECTIONS, describe: 'connections served or waiting; more get 421' })
       .option('threads', { type: 'number', default: DEFAULT_THREADS, describe: 'workers: threads in the pool (one connection each)' })
       .option('max-queue', { type: 'number', default: DEFAULT_MAX_QUEUE, describe: 'workers: connections that may wait for a free thread' })
@@ -75,17 +88,23 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
   handler: async (args) => {
     try {
       const log = args.quiet ? () => {} : (line: string) => process.stdout.write(`${line}\n`);
+      // Stamped like the log lines around them, so that a reader of the log (socklab demo) orders them by one clock.
+      const say = (line: string) => process.stdout.write(args.quiet ? `${line}\n` : `${new Date().toISOString()} ${line}\n`);
       const options = serverOptionsFromArgs(args, log);
+      checkRootIsDirectory(args.root, options.root);
       const running = await startServer(args.model as ServerModelName, options);
-      process.stdout.write(`listening on ${running.host}:${running.port}\n`);
+      // The log's own line says it (with the model and the root); without the log, this is the line that does.
+      if (args.quiet) process.stdout.write(`listening on ${running.host}:${running.port}\n`);
       let signals = 0;
       const stop = (signal: string) => {
         signals++;
         if (signals === 1) {
-          process.stdout.write(`${signal}: stopping (uploads in progress get ${options.graceSeconds} s; press Ctrl-C again to abort them)\n`);
+          // Ctrl-C is a hint only for a person at the terminal; a SIGTERM came from a program (kill, a supervisor, socklab demo).
+          const again = signal === 'SIGINT' ? 'press Ctrl-C again' : `send ${signal} again`;
+          say(`${signal}: stopping (uploads in progress get ${options.graceSeconds} s; ${again} to abort them)`);
           running.close().then(() => process.exit(0), exitWithFailure);
         } else {
-          process.stdout.write(`${signal} again: aborting uploads in progress (files stay as they were)\n`);
+          say(`${signal} again: aborting uploads in progress (files stay as they were)`);
           running.abort().then(() => process.exit(0), exitWithFailure);
         }
       };
@@ -96,6 +115,19 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
     }
   },
 };
+
+/** A --root that names a file (or lies under one) cannot be created: say so, instead of mkdir's EEXIST. */
+function checkRootIsDirectory(given: string, root: string): void {
+  let stats: fs.Stats;
+  try {
+    stats = fs.statSync(root);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new UsageError(`--root ${given}: part of that path is a file, not a directory; name a directory (it is created if missing), such as --root ./storage`);
+    return; // missing: the storage creates it, and reports any other failure itself
+  }
+  if (!stats.isDirectory()) throw new UsageError(`--root ${given} is a file, not a directory; name a directory for the server's files (it is created if missing), such as --root ./storage`);
+}
 
 function listenFailure(error: unknown, args: ServerArgs): unknown {
   const code = (error as NodeJS.ErrnoException | null)?.code;

@@ -1,12 +1,13 @@
 /**
  * The blocking server, as in the lecture: one client at a time, start to
- * finish. Every other connection waits, accepted but unread and ungreeted, in
- * arrival order: from the client's side this is exactly a blocking server's
+ * finish. Every other connection waits, accepted but ungreeted and unanswered,
+ * in arrival order: from the client's side this is exactly a blocking server's
  * accept backlog. File I/O is synchronous and blocks the whole process, which
  * costs nothing here because there is never anyone else to serve meanwhile.
  *
- * (net.Server cannot stop accepting, so the queue is kept here, of sockets
- * accepted with pauseOnConnect; the kernel's listen backlog would behave alike.)
+ * (net.Server cannot stop accepting, so the queue is kept here. A waiting
+ * client's bytes are held, not parsed, so that one who gives up is seen and
+ * leaves the queue; the kernel's listen backlog would not notice.)
  */
 import { ServerSession } from '../protocol/index.js';
 import { runSession, sessionProgram } from './session.js';
@@ -20,11 +21,11 @@ export async function startSequentialServer(options: ServerOptions): Promise<Run
   let serving: Connection | null = null;
 
   async function serve(connection: Connection): Promise<void> {
-    const io = new SocketSessionIO(connection.socket, options.idleTimeoutSeconds * 1000);
+    const io = new SocketSessionIO(connection.socket, options.idleTimeoutSeconds * 1000, connection.takeHeld());
     connection.onSignal = (signal) => io.signal(signal);
     connection.served(`${waiting.length} still waiting`);
     const session = new ServerSession({ model: 'sequential', maxFileSize: options.maxFileSize });
-    connection.ended(await runSession(sessionProgram(session), io, storage));
+    connection.ended(await runSession(sessionProgram(session, options), io, storage));
   }
 
   /** Serves the queue in order until it is empty; only one of these loops ever runs. */
@@ -46,6 +47,7 @@ export async function startSequentialServer(options: ServerOptions): Promise<Run
           void serveQueue();
         } else {
           shell.log(`${connection.label} waits: ${waiting.length} in the queue, serving ${serving.label}`);
+          connection.holdUntilServed(() => waiting.splice(waiting.indexOf(connection), 1));
         }
       },
     },

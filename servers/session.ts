@@ -11,24 +11,17 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  ConnectionError,
   ErrorCodes,
   Replies,
   ServerSession,
   StorageError,
   type Upload,
 } from '../protocol/index.js';
+import type { AsyncSessionIO, BlockingSessionIO, ClientInput } from '../transport/session-io.js';
 import type { AsyncStorageOps, StorageOps } from './storage/types.js';
 
-/** What a read can return instead of bytes; the driver delivers these. */
-export type ReadSignal =
-  /** The client closed its side. */
-  | 'eof'
-  /** No byte from the client for the idle time. */
-  | 'idle-timeout'
-  /** The server is stopping: finish what is under way, then say 421. */
-  | 'shutdown'
-  /** Stop now (grace time over, or the socket broke): discard what is under way. */
-  | 'abort';
+export type { AsyncSessionIO, BlockingSessionIO, ClientInput, ReadSignal } from '../transport/session-io.js';
 
 export type Effect =
   | { readonly kind: 'read' }
@@ -46,12 +39,11 @@ export type SessionProgram = Generator<Effect, SessionOutcome, unknown>;
 /** GET reads the file in pieces of this size: memory per download stays bounded. */
 const READ_CHUNK_BYTES = 64 * 1024;
 
-function* read(): Generator<Effect, Uint8Array | ReadSignal, unknown> {
-  return (yield { kind: 'read' }) as Uint8Array | ReadSignal;
-}
+/** One object for every read: a session asks for bytes once per request, and allocating nothing there is free speed. */
+const READ: Effect = { kind: 'read' };
 
-function* write(bytes: Uint8Array): Generator<Effect, void, unknown> {
-  yield { kind: 'write', bytes };
+function write(bytes: Uint8Array): Effect {
+  return { kind: 'write', bytes };
 }
 
 function* call<K extends keyof StorageOps>(op: K, ...args: Parameters<StorageOps[K]>): Generator<Effect, ReturnType<StorageOps[K]>, unknown> {
@@ -70,87 +62,112 @@ function* attempt<K extends keyof StorageOps>(op: K, ...args: Parameters<Storage
   }
 }
 
-export function* sessionProgram(session: ServerSession): SessionProgram {
+/** What a server asks of its clients beyond the protocol itself. */
+export interface SessionPolicy {
+  /**
+   * Bytes per second an upload must keep up, counted over the time the server
+   * waits for its data (not the time it spends writing), once the first
+   * UPLOAD_RATE_GRACE_MS of waiting are over; 0: no minimum. Without it, a few
+   * hundred clients sending a byte now and then (never idle long enough for
+   * the idle timeout) could hold every open-file slot.
+   */
+  readonly minUploadRate: number;
+}
+
+export const NO_POLICY: SessionPolicy = { minUploadRate: 0 };
+/** Slow starts are forgiven: a new connection's window is small. */
+export const UPLOAD_RATE_GRACE_MS = 10_000;
+
+export function* sessionProgram(session: ServerSession, policy: SessionPolicy = NO_POLICY): SessionProgram {
   let requests = 0;
   /** Set once by a 'shutdown' signal; the session then ends at its next idle moment. */
   const shutdown = { requested: false };
   const ended = (outcome: string): SessionOutcome => ({ outcome, requests });
 
-  yield* write(session.greeting());
-  for (;;) {
-    const event = session.nextEvent();
-    if (event.kind !== 'need-bytes') requests++;
-    switch (event.kind) {
-      case 'need-bytes': {
-        if (shutdown.requested && session.isIdle) {
-          yield* write(session.closeReply(Replies.shuttingDown()));
-          return ended('shutdown');
-        }
-        const input = yield* read();
-        if (input instanceof Uint8Array) {
-          session.receive(input);
-        } else if (input === 'shutdown') {
-          shutdown.requested = true;
-        } else if (input === 'idle-timeout') {
-          yield* write(session.closeReply(Replies.idleTimeout()));
-          return ended('idle timeout');
-        } else {
-          return ended(input === 'eof' ? 'client closed' : 'aborted');
-        }
-        break;
-      }
-      case 'reply':
-        yield* write(event.bytes);
-        if (event.close) return ended(event.reply.code === 221 ? 'quit' : `closed after ${event.reply.code} ${event.reply.text}`);
-        break;
-      case 'list':
-        yield* write(session.listReply(yield* call('list')));
-        break;
-      case 'stat': {
-        const digest = yield* attempt('stat', event.name);
-        yield* write(digest.ok ? session.statReply(digest.value.size, digest.value.sha256) : session.storageErrorReply(digest.error, event.name));
-        break;
-      }
-      case 'get':
-        yield* sendFile(session, event.name);
-        break;
-      case 'put': {
-        const size = yield* attempt('probe', event.request.name);
-        if (!size.ok) {
-          yield* write(session.storageErrorReply(size.error, event.request.name));
+  try {
+    yield write(session.greeting());
+    for (;;) {
+      const event = session.nextEvent();
+      if (event.kind !== 'need-bytes') requests++;
+      switch (event.kind) {
+        case 'need-bytes': {
+          if (shutdown.requested && session.isIdle) {
+            yield write(session.closeReply(Replies.shuttingDown()));
+            return ended('shutdown');
+          }
+          const input = (yield READ) as ClientInput;
+          if (input instanceof Uint8Array) {
+            session.receive(input);
+          } else if (input === 'shutdown') {
+            shutdown.requested = true;
+          } else if (input === 'idle-timeout') {
+            yield write(session.closeReply(Replies.idleTimeout()));
+            return ended('idle timeout');
+          } else if (input === 'eof') {
+            return ended('client closed');
+          } else {
+            yield write(session.closeReply(Replies.shuttingDown()));
+            return ended('aborted');
+          }
           break;
         }
-        const answer = session.answerPut(size.value);
-        if (answer.kind === 'reply') {
-          yield* write(answer.bytes);
+        case 'reply':
+          yield write(event.bytes);
+          if (event.close) return ended(event.reply.code === 221 ? 'quit' : `closed after ${event.reply.code} ${event.reply.text}`);
+          break;
+        case 'list':
+          yield write(session.listReply(yield* call('list')));
+          break;
+        case 'stat': {
+          const digest = yield* attempt('stat', event.name);
+          yield write(digest.ok ? session.statReply(digest.value.size, digest.value.sha256) : session.storageErrorReply(digest.error, event.name));
           break;
         }
-        const end = yield* receiveUpload(session, answer.upload, shutdown);
-        if (end !== null) return ended(end);
-        break;
+        case 'get':
+          yield* sendFile(session, event.name);
+          break;
+        case 'put': {
+          const size = yield* attempt('probe', event.request.name);
+          if (!size.ok) {
+            yield write(session.storageErrorReply(size.error, event.request.name));
+            break;
+          }
+          const answer = session.answerPut(size.value);
+          if (answer.kind === 'reply') {
+            yield write(answer.bytes);
+            break;
+          }
+          const end = yield* receiveUpload(session, answer.upload, shutdown, policy);
+          if (end !== null) return ended(end);
+          break;
+        }
+        case 'upload-start': {
+          const end = yield* receiveUpload(session, event.upload, shutdown, policy);
+          if (end !== null) return ended(end);
+          break;
+        }
+        case 'upload-data':
+        case 'upload-end':
+          // receiveUpload consumes these; seeing one here means the core and this loop disagree.
+          throw new Error(`unexpected ${event.kind} outside an upload`);
       }
-      case 'upload-start': {
-        const end = yield* receiveUpload(session, event.upload, shutdown);
-        if (end !== null) return ended(end);
-        break;
-      }
-      case 'upload-data':
-      case 'upload-end':
-        // receiveUpload consumes these; seeing one here means the core and this loop disagree.
-        throw new Error(`unexpected ${event.kind} outside an upload`);
     }
+  } catch (error) {
+    // The client left, or stopped reading our replies: the session is over, not broken.
+    if (error instanceof ConnectionError) return ended(error.code === ErrorCodes.WRITE_STALLED ? error.message : 'client left');
+    throw error;
   }
 }
 
 function* sendFile(session: ServerSession, name: string): Generator<Effect, void, unknown> {
   const opened = yield* attempt('openRead', name);
   if (!opened.ok) {
-    yield* write(session.storageErrorReply(opened.error, name));
+    yield write(session.storageErrorReply(opened.error, name));
     return;
   }
   const handle = opened.value;
   try {
-    yield* write(session.getStartReply(handle.size));
+    yield write(session.getStartReply(handle.size));
     const hash = createHash('sha256');
     let sent = 0;
     for (;;) {
@@ -158,13 +175,13 @@ function* sendFile(session: ServerSession, name: string): Generator<Effect, void
       if (chunk === null) break;
       hash.update(chunk);
       sent += chunk.length;
-      yield* write(chunk);
+      yield write(chunk);
     }
     if (sent !== handle.size) {
       // The byte count is already promised; the only honest way out is to drop the connection.
       throw new StorageError(ErrorCodes.STORAGE_FAILED, `${name} shrank while being sent`);
     }
-    yield* write(session.getEndReply(hash.digest('hex')));
+    yield write(session.getEndReply(hash.digest('hex')));
   } finally {
     yield* call('closeRead', handle);
   }
@@ -174,19 +191,27 @@ function* sendFile(session: ServerSession, name: string): Generator<Effect, void
  * From `upload-start` to the reply after the data. Returns null when the
  * session goes on, or the outcome when the client left or the server stops it.
  */
-function* receiveUpload(session: ServerSession, upload: Upload, shutdown: { requested: boolean }): Generator<Effect, string | null, unknown> {
+function* receiveUpload(
+  session: ServerSession,
+  upload: Upload,
+  shutdown: { requested: boolean },
+  policy: SessionPolicy,
+): Generator<Effect, string | null, unknown> {
   const begun = yield* attempt('beginUpload', upload);
   if (!begun.ok) {
-    yield* write(session.storageErrorReply(begun.error));
+    yield write(session.storageErrorReply(begun.error));
     return null;
   }
   const handle = begun.value;
   let settled = false;
   try {
-    yield* write(session.acceptUpload(upload));
+    yield write(session.acceptUpload(upload));
     // A write that fails (disk full) must not desynchronise the stream: the
     // remaining data is still read and dropped, and the failure is the reply.
     let failure: StorageError | null = null;
+    /** Time spent waiting for the client's data, and the bytes it brought. */
+    let waitedMs = 0;
+    let receivedBytes = 0;
     for (;;) {
       const event = session.nextEvent();
       if (event.kind === 'upload-end') break;
@@ -197,59 +222,99 @@ function* receiveUpload(session: ServerSession, upload: Upload, shutdown: { requ
         }
         continue;
       }
-      const input = yield* read();
-      if (input instanceof Uint8Array) session.receive(input);
-      else if (input === 'idle-timeout') {
-        yield* write(session.closeReply(Replies.idleTimeout()));
+      const waitStarted = performance.now();
+      const input = (yield READ) as ClientInput;
+      waitedMs += performance.now() - waitStarted;
+      if (input instanceof Uint8Array) {
+        session.receive(input);
+        receivedBytes += input.length;
+        if (policy.minUploadRate > 0 && waitedMs > UPLOAD_RATE_GRACE_MS && receivedBytes < (policy.minUploadRate * waitedMs) / 1000) {
+          yield write(session.closeReply(Replies.uploadTooSlow(policy.minUploadRate)));
+          return `upload too slow: ${receivedBytes} B in ${(waitedMs / 1000).toFixed(1)} s of waiting (discarded)`;
+        }
+      } else if (input === 'idle-timeout') {
+        yield write(session.closeReply(Replies.idleTimeout()));
         return 'idle timeout (upload discarded)';
       } else if (input === 'shutdown') {
         // An upload in progress is allowed to finish; the session ends after its reply.
         shutdown.requested = true;
-      } else return input === 'eof' ? 'client closed mid-upload (discarded)' : 'aborted mid-upload (discarded)';
+      } else if (input === 'eof') {
+        return 'client closed mid-upload (discarded)';
+      } else {
+        // Grace time over: say so (if the client is still there, the write fails otherwise and it left).
+        yield write(session.closeReply(Replies.shuttingDown()));
+        return 'aborted mid-upload (discarded)';
+      }
     }
     settled = true;
     if (failure !== null) {
       yield* call('abortUpload', handle);
-      yield* write(session.storageErrorReply(failure));
+      yield write(session.storageErrorReply(failure));
       return null;
     }
     const committed = yield* attempt('commitUpload', handle);
-    yield* write(committed.ok ? session.finishUpload(upload, committed.value.size, committed.value.sha256) : session.storageErrorReply(committed.error));
+    yield write(committed.ok ? session.finishUpload(upload, committed.value.size, committed.value.sha256) : session.storageErrorReply(committed.error));
     return null;
   } finally {
     if (!settled) yield* call('abortUpload', handle);
   }
 }
 
-export interface AsyncSessionIO {
-  read(): Promise<Uint8Array | ReadSignal>;
-  write(bytes: Uint8Array): Promise<void> | void;
-}
-
-export interface BlockingSessionIO {
-  read(): Uint8Array | ReadSignal;
-  write(bytes: Uint8Array): void;
-}
-
 /**
- * Runs a session with promises. Storage may be either flavour: the async
+ * Runs a session on the event loop. Storage may be either flavour: the async
  * server passes AsyncStorage; the sequential server passes SyncStorage, whose
  * calls block the event loop, which is exactly its model.
+ *
+ * Effects that complete at once (bytes already received, a reply queued, a
+ * synchronous storage call) are fed straight back into the program: only a
+ * real wait costs a callback, so a server answering small requests spends its
+ * time on the requests, not on promises.
  */
-export async function runSession(program: SessionProgram, io: AsyncSessionIO, storage: StorageOps | AsyncStorageOps): Promise<SessionOutcome> {
-  let step = program.next();
-  while (!step.done) {
-    const effect = step.value;
-    let result: unknown;
-    try {
-      result = effect.kind === 'read' ? await io.read() : effect.kind === 'write' ? await io.write(effect.bytes) : await invoke(storage, effect);
-    } catch (error) {
-      step = program.throw(error);
-      continue;
+export function runSession(program: SessionProgram, io: AsyncSessionIO, storage: StorageOps | AsyncStorageOps): Promise<SessionOutcome> {
+  return new Promise((resolve, reject) => {
+    const resumeWith = (input: ClientInput) => run(false, input);
+    const succeed = (value: unknown) => run(false, value);
+    const fail = (error: unknown) => run(true, error);
+    /** Advances the program with `value` (thrown into it if `failed`) until it must wait. */
+    function run(failed: boolean, value: unknown): void {
+      for (;;) {
+        let step: IteratorResult<Effect, SessionOutcome>;
+        try {
+          step = failed ? program.throw(value) : program.next(value);
+        } catch (error) {
+          io.flush();
+          reject(error);
+          return;
+        }
+        if (step.done) {
+          io.flush();
+          resolve(step.value);
+          return;
+        }
+        const effect = step.value;
+        failed = false;
+        try {
+          if (effect.kind === 'read') {
+            value = io.read(resumeWith);
+            if (value !== null) continue;
+            io.flush();
+            return;
+          }
+          value = effect.kind === 'write' ? io.write(effect.bytes) : invoke(storage, effect);
+        } catch (error) {
+          failed = true;
+          value = error;
+          continue;
+        }
+        if (value instanceof Promise) {
+          io.flush();
+          value.then(succeed, fail);
+          return;
+        }
+      }
     }
-    step = program.next(result);
-  }
-  return step.value;
+    run(false, undefined);
+  });
 }
 
 /** Runs a session as plain blocking code (a worker thread's whole life for one connection). */
@@ -259,17 +324,23 @@ export function runSessionBlocking(program: SessionProgram, io: BlockingSessionI
     const effect = step.value;
     let result: unknown;
     try {
-      result = effect.kind === 'read' ? io.read() : effect.kind === 'write' ? io.write(effect.bytes) : invoke(storage, effect);
+      if (effect.kind === 'read') result = io.read();
+      else if (effect.kind === 'write') result = io.write(effect.bytes);
+      else {
+        io.flush();
+        result = invoke(storage, effect);
+      }
     } catch (error) {
       step = program.throw(error);
       continue;
     }
     step = program.next(result);
   }
+  io.flush();
   return step.value;
 }
 
 function invoke(storage: StorageOps | AsyncStorageOps, effect: Extract<Effect, { kind: 'storage' }>): unknown {
-  const method = storage[effect.op] as (...args: unknown[]) => unknown;
-  return method.apply(storage, [...effect.args]);
+  const method = storage[effect.op] as (...args: readonly unknown[]) => unknown;
+  return Reflect.apply(method, storage, effect.args);
 }

@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import { encodeReply, Replies, type Reply } from '../protocol/index.js';
+import { NOTHING_HELD, type HeldInput } from '../transport/session-io.js';
 import type { SessionOutcome } from './session.js';
 
 export const SERVER_MODELS = ['sequential', 'workers', 'async'] as const;
@@ -21,6 +22,8 @@ export interface ServerOptions {
   readonly maxRootSize?: number;
   /** 0 disables the idle timeout. */
   readonly idleTimeoutSeconds: number;
+  /** Bytes per second an upload must keep up after a grace time (session.ts); 0: no minimum. */
+  readonly minUploadRate: number;
   /** Served plus waiting; beyond it, `421 too many connections`. */
   readonly maxConnections: number;
   /** workers: the pool size. */
@@ -33,6 +36,13 @@ export interface ServerOptions {
 }
 
 export type ShellSignal = 'shutdown' | 'abort';
+
+/**
+ * How much a waiting client may send before its turn: held, not parsed. Past
+ * it the socket is paused (TCP pushes back), and a client that leaves after
+ * sending that much is only noticed when its turn comes.
+ */
+const HELD_BYTES_LIMIT = 64 * 1024;
 
 /** One accepted connection as the shell sees it, whatever serves it. */
 export class Connection {
@@ -51,6 +61,58 @@ export class Connection {
     this.onSignal = () => this.refuse(Replies.shuttingDown(), 'shutdown before being served');
   }
 
+  /** Set while the connection waits with its input held (holdUntilServed). */
+  private holding: { readonly chunks: Uint8Array[]; ended: boolean; stop(): void } | null = null;
+
+  /**
+   * While this connection waits for its turn, its socket is read into a small
+   * holding buffer and nothing is parsed or answered: its requests are served
+   * in order when its turn comes. Reading is what lets the server see a
+   * client that gives up (closes) and free its place at once: `onLeft` is
+   * called then, and the model drops it from its queue.
+   */
+  holdUntilServed(onLeft: () => void): void {
+    const socket = this.socket;
+    let heldBytes = 0;
+    const onData = (chunk: Buffer) => {
+      holding.chunks.push(chunk);
+      heldBytes += chunk.length;
+      if (heldBytes >= HELD_BYTES_LIMIT) socket.pause();
+    };
+    const left = () => {
+      holding.stop();
+      this.holding = null;
+      onLeft();
+      this.ended({ outcome: 'left the queue', requests: 0 });
+    };
+    // A client that closed its side having sent nothing has nothing to be served.
+    const onEnd = () => (heldBytes === 0 ? left() : (holding.ended = true));
+    const holding = {
+      chunks: [] as Uint8Array[],
+      ended: false,
+      stop: () => {
+        socket.pause();
+        socket.off('data', onData);
+        socket.off('end', onEnd);
+        socket.off('close', left);
+      },
+    };
+    this.holding = holding;
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('close', left);
+    socket.resume();
+  }
+
+  /** Its turn: what the client sent while it waited (the socket is paused until the session reads it). */
+  takeHeld(): HeldInput {
+    const holding = this.holding;
+    if (holding === null) return NOTHING_HELD;
+    holding.stop();
+    this.holding = null;
+    return { chunks: holding.chunks, ended: holding.ended };
+  }
+
   /** The session starts: from the client's side, the greeting is on its way. */
   served(note = ''): void {
     this.servedAt = performance.now();
@@ -62,9 +124,11 @@ export class Connection {
   ended(result: SessionOutcome): void {
     if (this.done) return;
     this.done = true;
+    this.holding?.stop();
+    this.holding = null;
     const seconds = (performance.now() - (this.servedAt ?? this.acceptedAt)) / 1000;
     this.shell.log(
-      `closed ${this.label} after ${seconds.toFixed(3)} s: ${result.requests} requests, ` +
+      `closed ${this.label} after ${seconds.toFixed(3)} s: ${result.requests} ${result.requests === 1 ? 'request' : 'requests'}, ` +
         `${this.socket.bytesRead} B in, ${this.socket.bytesWritten} B out, ${result.outcome}`,
     );
     closeSocket(this.socket);

@@ -5,10 +5,9 @@
  * its file I/O is synchronous. Nothing else runs on this thread meanwhile:
  * that is the point of the model, and why it needs one thread per client.
  */
-import type { MessagePort } from 'node:worker_threads';
 import { workerData } from 'node:worker_threads';
 import { ServerSession } from '../protocol/index.js';
-import { BlockingPortIO } from '../transport/port-bridge.js';
+import { BlockingRelayIO } from '../transport/thread-relay.js';
 import { runSessionBlocking, sessionProgram, type SessionOutcome } from './session.js';
 import { SharedNameLock } from './storage/shared-lock.js';
 import { SyncStorage } from './storage/sync.js';
@@ -19,12 +18,15 @@ export interface WorkerSessionConfig {
   /** --max-root-size (absent or 0: no quota); every thread's storage enforces it, under the shared lock. */
   readonly maxRootSize: number | undefined;
   readonly idleTimeoutMs: number;
+  /** --min-upload-rate (session.ts SessionPolicy). */
+  readonly minUploadRate: number;
   /** The lock table every thread shares, so commits to one name never interleave. */
   readonly lockBuffer: SharedArrayBuffer;
 }
 
 export type WorkerSessionTask =
-  | { readonly port: MessagePort; readonly control: SharedArrayBuffer }
+  /** The connection's shared rings (transport/thread-relay.ts). */
+  | { readonly channel: SharedArrayBuffer }
   | { readonly warmUp: { readonly arrived: SharedArrayBuffer; readonly threads: number } };
 
 const config = workerData as WorkerSessionConfig;
@@ -32,12 +34,11 @@ const storage = SyncStorage.attach(config.root, { lock: new SharedNameLock(confi
 
 export default function serveConnection(task: WorkerSessionTask): SessionOutcome {
   if ('warmUp' in task) throw new Error('a warm-up task was sent to the session entry point');
-  const io = new BlockingPortIO(task.port, task.control, config.idleTimeoutMs);
+  const io = new BlockingRelayIO(task.channel, config.idleTimeoutMs);
   try {
     const session = new ServerSession({ model: 'workers', maxFileSize: config.maxFileSize });
-    return runSessionBlocking(sessionProgram(session), io, storage);
+    return runSessionBlocking(sessionProgram(session, config), io, storage);
   } finally {
-    // The port stays open: closing it here could drop replies still on their way to the socket.
     io.done();
   }
 }

@@ -9,10 +9,9 @@
  * Commits to one name are serialised across threads by a lock table in a
  * SharedArrayBuffer that every thread maps (storage/shared-lock.ts).
  */
-import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { Replies } from '../protocol/index.js';
-import { createControl, SocketPortBridge } from '../transport/port-bridge.js';
+import { createRelayChannel, SocketRelay } from '../transport/thread-relay.js';
 import type { SessionOutcome } from './session.js';
 import { startWith, type Connection, type RunningServer, type ServerOptions, type Shell } from './shell.js';
 import { SharedNameLock } from './storage/shared-lock.js';
@@ -26,6 +25,7 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
     maxFileSize: options.maxFileSize,
     maxRootSize: options.maxRootSize,
     idleTimeoutMs: options.idleTimeoutSeconds * 1000,
+    minUploadRate: options.minUploadRate,
     lockBuffer: new SharedNameLock().buffer,
   };
   const pool = new Piscina<WorkerSessionTask, SessionOutcome>({
@@ -39,71 +39,65 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
     workerData: config,
   });
   await warmUp(pool, options.threads);
+  /** Sessions running in a thread. */
   let busy = 0;
-  let waiting = 0;
+  /** Connections handed to the pool (at most one per thread), started or about to start. */
+  let running = 0;
   // Connections get threads in arrival order, so they wait here, oldest first,
   // and reach the pool only when a thread is free for them: piscina reorders
   // what it queues itself (an abortable task it cannot dispatch at once goes to
   // the back of its queue), which let later clients overtake a waiting one.
-  const queue: (() => void)[] = [];
-  let running = 0;
+  const queue: Connection[] = [];
   const dispatch = () => {
     while (running < options.threads) {
       const next = queue.shift();
       if (next === undefined) return;
+      if (next.isEnded) continue; // refused while it waited (shutdown)
       running++;
-      next();
+      runInThread(next);
     }
   };
 
   function serve(connection: Connection, shell: Shell): void {
-    if (busy + waiting >= options.threads + options.maxQueue) {
-      connection.refuse(Replies.tooManyConnections(), `refused: ${options.threads} threads busy and ${waiting} waiting (--max-queue ${options.maxQueue})`);
+    if (running + queue.length >= options.threads + options.maxQueue) {
+      connection.refuse(Replies.tooManyConnections(), `refused: ${options.threads} threads busy and ${queue.length} waiting (--max-queue ${options.maxQueue})`);
       return;
     }
-    const { port1, port2 } = new MessageChannel();
-    const control = createControl();
-    const cancel = new AbortController();
-    let started = false;
-    waiting++;
-    const bridge = new SocketPortBridge(connection.socket, port1, control, () => {
-      started = true;
-      waiting--;
-      busy++;
-      connection.served(`${busy} of ${options.threads} threads busy, ${waiting} waiting`);
-    });
-    connection.onSignal = (signal) => {
-      if (started) bridge.signal(signal);
-      else {
-        cancel.abort();
-        connection.refuse(Replies.shuttingDown(), 'shutdown before being served');
-      }
-    };
-    // A client that gives up while queued frees its place instead of holding a thread later.
-    connection.socket.once('close', () => {
-      if (!started) cancel.abort();
-    });
-    if (busy + waiting > options.threads) shell.log(`${connection.label} waits for a thread: ${waiting} waiting, ${busy} busy`);
-    // (A connection cancelled while it waits here is run anyway: the pool rejects its aborted task at once.)
-    queue.push(() => {
-      pool
-        .run({ port: port2, control }, { transferList: [port2], signal: cancel.signal })
-        .then(
-          async (outcome) => {
-            await bridge.finished;
-            connection.ended(outcome);
-          },
-          (error: unknown) => (cancel.signal.aborted && !started ? connection.ended({ outcome: 'left the queue', requests: 0 }) : connection.failed(error)),
-        )
-        .finally(() => {
-          if (started) busy--;
-          else waiting--;
-          bridge.close();
-          running--;
-          dispatch();
-        });
-    });
+    queue.push(connection);
+    if (running >= options.threads) {
+      shell.log(`${connection.label} waits for a thread: ${queue.length} waiting, ${busy} busy`);
+      // A client that gives up while queued frees its place at once.
+      connection.holdUntilServed(() => queue.splice(queue.indexOf(connection), 1));
+    }
     dispatch();
+  }
+
+  function runInThread(connection: Connection): void {
+    const channel = createRelayChannel();
+    let started = false;
+    const onStarted = () => {
+      started = true;
+      busy++;
+      connection.served(`${busy} of ${options.threads} threads busy, ${queue.length} waiting`);
+    };
+    const relay = new SocketRelay(connection.socket, channel, options.idleTimeoutSeconds * 1000, onStarted, connection.takeHeld());
+    // The thread is free: the session starts at once and hears the signal in its first read.
+    connection.onSignal = (signal) => relay.signal(signal);
+    pool
+      .run({ channel })
+      .then(
+        async (outcome) => {
+          await relay.finished;
+          connection.ended(outcome);
+        },
+        (error: unknown) => connection.failed(error),
+      )
+      .finally(() => {
+        if (started) busy--;
+        relay.close();
+        running--;
+        dispatch();
+      });
   }
 
   return startWith({ name: 'workers', accept: serve, dispose: () => pool.destroy() }, options);

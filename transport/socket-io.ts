@@ -1,15 +1,23 @@
 /**
- * A session's reads and writes over a net.Socket owned by this thread, as
- * promises (the sequential and async servers). Reading is pull-based: bytes
- * queue here until the session asks, and past a small bound the socket is
- * paused, so a session busy with storage makes the kernel, not this process,
- * hold a fast client's data (TCP flow control does the rest).
+ * A session's reads and writes over a net.Socket owned by this thread (the
+ * sequential and async servers).
+ *
+ * Reading is pull-based: bytes queue here until the session asks, and past a
+ * small bound the socket is paused, so a session busy with storage makes the
+ * kernel, not this process, hold a fast client's data (TCP flow control does
+ * the rest). Bytes already here are returned at once, without a promise.
+ *
+ * Writing is batched: replies queue until the session next waits (for its
+ * client, its disk, or a slow reader), then leave together in one write, as
+ * a bare server would send them.
  */
 import type { Socket } from 'node:net';
-import { ConnectionError, ErrorCodes } from '../protocol/index.js';
-import type { AsyncSessionIO, ReadSignal } from '../servers/session.js';
+import { clientGone, drained } from './drain.js';
+import { NOTHING_HELD, type AsyncSessionIO, type ClientInput, type HeldInput } from './session-io.js';
 
 const QUEUE_HIGH_WATER_BYTES = 512 * 1024;
+/** Past this many queued reply bytes (a GET's data), they go out without waiting for the session to pause. */
+const WRITE_BATCH_BYTES = 64 * 1024;
 
 export class SocketSessionIO implements AsyncSessionIO {
   private readonly queue: Uint8Array[] = [];
@@ -17,13 +25,30 @@ export class SocketSessionIO implements AsyncSessionIO {
   private ended: 'eof' | 'abort' | null = null;
   private shutdownPending = false;
   private idleTimedOut = false;
-  private waiter: ((input: Uint8Array | ReadSignal) => void) | null = null;
+  /** The idle timer went off while the server, not the client, was busy: it must count again from the next wait. */
+  private idleTimerSpent = false;
+  private waiter: ((input: ClientInput) => void) | null = null;
+  private readonly unsent: Uint8Array[] = [];
+  private unsentBytes = 0;
 
   constructor(
     private readonly socket: Socket,
-    idleTimeoutMs: number,
+    /** No byte from the client for this long while the session waits for one ends it (0: never); also the write stall bound. */
+    private readonly idleTimeoutMs: number,
+    held: HeldInput = NOTHING_HELD,
   ) {
+    for (const chunk of held.chunks) {
+      this.queue.push(chunk);
+      this.queuedBytes += chunk.length;
+    }
+    if (held.ended) this.ended = 'eof';
     socket.on('data', (chunk: Buffer) => {
+      const waiter = this.waiter;
+      if (waiter !== null && this.queue.length === 0) {
+        this.waiter = null;
+        waiter(chunk);
+        return;
+      }
       this.queue.push(chunk);
       this.queuedBytes += chunk.length;
       if (this.queuedBytes > QUEUE_HIGH_WATER_BYTES) socket.pause();
@@ -33,52 +58,63 @@ export class SocketSessionIO implements AsyncSessionIO {
     socket.on('close', () => this.finish('abort'));
     // A reset by the peer surfaces as 'close' right after; the error itself needs no handling.
     socket.on('error', () => {});
-    if (idleTimeoutMs > 0) {
-      socket.setTimeout(idleTimeoutMs, () => {
-        this.idleTimedOut = true;
-        this.wake();
-      });
-    }
-    socket.resume();
+    if (idleTimeoutMs > 0) socket.setTimeout(idleTimeoutMs, () => this.onIdleTimer());
+    if (this.queuedBytes <= QUEUE_HIGH_WATER_BYTES) socket.resume();
   }
 
-  read(): Promise<Uint8Array | ReadSignal> {
+  read(resume: (input: ClientInput) => void): ClientInput | null {
     const ready = this.take();
-    if (ready !== null) return Promise.resolve(ready);
-    return new Promise((resolve) => {
-      this.waiter = resolve;
-    });
+    if (ready !== null) return ready;
+    if (this.idleTimerSpent) {
+      // Socket activity re-arms Node's timer, but there may be none before the client's next byte.
+      this.idleTimerSpent = false;
+      this.socket.setTimeout(this.idleTimeoutMs);
+    }
+    this.waiter = resume;
+    return null;
   }
 
-  write(bytes: Uint8Array): Promise<void> | void {
-    if (this.socket.destroyed || this.socket.writableEnded) {
-      throw new ConnectionError(ErrorCodes.CONNECTION_CLOSED, 'the client is gone');
-    }
-    if (this.socket.write(bytes)) return;
-    return new Promise((resolve, reject) => {
-      const onDrain = () => {
-        this.socket.off('close', onClose);
-        resolve();
-      };
-      const onClose = () => {
-        this.socket.off('drain', onDrain);
-        reject(new ConnectionError(ErrorCodes.CONNECTION_CLOSED, 'the client is gone'));
-      };
-      this.socket.once('drain', onDrain);
-      this.socket.once('close', onClose);
-    });
+  write(bytes: Uint8Array): void | Promise<void> {
+    if (this.socket.destroyed || this.socket.writableEnded) throw clientGone();
+    this.unsent.push(bytes);
+    this.unsentBytes += bytes.length;
+    if (this.unsentBytes < WRITE_BATCH_BYTES) return;
+    this.flush();
+    if (this.socket.writableNeedDrain) return drained(this.socket, this.idleTimeoutMs);
+  }
+
+  flush(): void {
+    const count = this.unsent.length;
+    if (count === 0 || this.socket.destroyed) return;
+    const bytes = count === 1 ? this.unsent[0]! : Buffer.concat(this.unsent, this.unsentBytes);
+    this.unsent.length = 0;
+    this.unsentBytes = 0;
+    this.socket.write(bytes);
   }
 
   /** The shell's word to this session: finish up (`shutdown`) or stop now (`abort`). */
   signal(signal: 'shutdown' | 'abort'): void {
-    if (signal === 'abort') this.finish('abort');
-    else {
+    if (signal === 'abort') {
+      this.finish('abort');
+      // A session waiting for a slow reader learns it from the socket.
+      if (this.socket.writableNeedDrain) this.socket.destroy();
+    } else {
       this.shutdownPending = true;
       this.wake();
     }
   }
 
-  private take(): Uint8Array | ReadSignal | null {
+  private onIdleTimer(): void {
+    if (this.waiter === null) {
+      // The client is waiting for us, not idle (a long append, a busy disk).
+      this.idleTimerSpent = true;
+      return;
+    }
+    this.idleTimedOut = true;
+    this.wake();
+  }
+
+  private take(): ClientInput | null {
     if (this.ended === 'abort') return 'abort';
     if (this.shutdownPending) {
       this.shutdownPending = false;
@@ -90,7 +126,10 @@ export class SocketSessionIO implements AsyncSessionIO {
       if (this.queuedBytes <= QUEUE_HIGH_WATER_BYTES && this.socket.isPaused() && this.ended === null) this.socket.resume();
       return chunk;
     }
-    if (this.idleTimedOut) return 'idle-timeout';
+    if (this.idleTimedOut) {
+      this.idleTimedOut = false;
+      return 'idle-timeout';
+    }
     return this.ended;
   }
 

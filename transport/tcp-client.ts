@@ -4,7 +4,9 @@
  * messages say what happened and what to do, so every CLI can print them as is.
  */
 import net from 'node:net';
+import { socklabCommand } from '../bin/invocation.js';
 import { ConnectionError, ErrorCodes, type ByteChannel } from '../protocol/index.js';
+import type { ClientInput } from './session-io.js';
 import { SocketSessionIO } from './socket-io.js';
 
 export interface TcpChannel extends ByteChannel {
@@ -38,12 +40,17 @@ export async function connectTcp({ host, port, connectTimeoutMs = 10_000 }: Conn
   const io = new SocketSessionIO(socket, 0);
   return {
     socket,
-    async read() {
-      const input = await io.read();
-      return input instanceof Uint8Array ? input : null;
+    read() {
+      return new Promise<Uint8Array | null>((resolve) => {
+        const deliver = (input: ClientInput) => resolve(input instanceof Uint8Array ? input : null);
+        const ready = io.read(deliver);
+        if (ready !== null) deliver(ready);
+      });
     },
     async write(bytes) {
-      await io.write(bytes);
+      const wait = io.write(bytes);
+      io.flush();
+      await wait;
     },
     close() {
       socket.destroy();
@@ -56,7 +63,7 @@ function connectError(error: NodeJS.ErrnoException, host: string, port: number):
     case 'ECONNREFUSED':
       return new ConnectionError(
         ErrorCodes.CONNECTION_REFUSED,
-        `could not connect to ${host}:${port}: connection refused (is a server running there? start one with "socklab server async --port ${port}")`,
+        `could not connect to ${host}:${port}: connection refused (is a server running there? start one with "${socklabCommand()} server async --port ${port}")`,
         { cause: error },
       );
     case 'ENOTFOUND':

@@ -3,7 +3,7 @@
  * from the session events its load process sends as they happen (the same
  * SessionRecorder steps the load generator records), and the server's log.
  */
-import { errorLabel, type SessionEvent } from '../lib/timeline.js';
+import { errorLabel, type SessionEvent } from '../load/timeline.js';
 
 export type ClientState = 'starting' | 'connecting' | 'waiting' | 'served' | 'done' | 'failed';
 

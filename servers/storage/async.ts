@@ -8,35 +8,54 @@ import fsp, { type FileHandle } from 'node:fs/promises';
 import type { Stats, StatsFs } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import type { ListEntry } from '../../protocol/index.js';
+import { BatchedFileWriter } from './batched-writer.js';
+import { ErrorCodes, StorageError, type ListEntry } from '../../protocol/index.js';
 import {
+  APPEND_FLAGS,
   CHUNK_BYTES,
   FILE_MODE,
+  INTENT_POLL_MS,
+  INTENT_WAIT_MS,
   READ_FLAGS,
   TEMP_CREATE_FLAGS,
   ReadState,
   UploadState,
+  appendBusy,
   bytesNeededForUpload,
   checkPlan,
   commitLockKey,
   copyMismatch,
+  decodeIntent,
+  encodeIntent,
   fileExists,
+  fileIdentity,
+  hasErrnoCode,
+  intentFileName,
   isDirectorySyncUnsupported,
+  isIntentName,
   isListableName,
   isMissing,
   isTempName,
   listEntry,
-  newTempPath,
   noSpace,
   notFound,
+  notRegular,
   overQuota,
+  parseTempName,
   pathInRoot,
+  pendingUploads,
   quotaOf,
+  refuseIfFileWouldPassLimit,
+  regularSizeOrNull,
   sortedForListing,
+  tempFileName,
   toStorageError,
   visiblyLacksSpace,
   wouldExceedQuota,
+  type AppendIntent,
+  type PendingUpload,
 } from './common.js';
+import { isOwnerAlive, SELF_OWNER } from './owners.js';
 import type {
   AsyncNameLock,
   AsyncStorageOps,
@@ -47,14 +66,6 @@ import type {
   UploadPlan,
 } from './types.js';
 
-/** Upload bytes allowed in flight to the disk before writeUpload waits. */
-const WRITE_BEHIND_BYTES = 1024 * 1024;
-
-interface WritesBehind {
-  bytes: number;
-  readonly pending: Set<Promise<void>>;
-  failure: { readonly error: unknown } | null;
-}
 
 /**
  * The default lock: one promise chain per name, so commits to a name run one
@@ -95,12 +106,21 @@ interface OpenRegularFile {
  * session waits for a free slot before its `150`, instead of failing with EMFILE.
  */
 export const MAX_OPEN_FILES = 1024;
+/**
+ * How long a session waits for a slot before it is told `450 busy` (it may
+ * retry): never silently without bound, even when every slot is held by
+ * clients that trickle (they are cut off by the minimum upload rate).
+ */
+export const SLOT_WAIT_MS = 10_000;
 
 class FileSlots {
   private free: number;
-  private readonly waiting: Array<() => void> = [];
+  private readonly waiting = new Set<() => void>();
 
-  constructor(limit: number) {
+  constructor(
+    limit: number,
+    private readonly waitMs: number,
+  ) {
     this.free = limit;
   }
 
@@ -109,18 +129,31 @@ class FileSlots {
       this.free--;
       return;
     }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
+    await new Promise<void>((resolve, reject) => {
+      const granted = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiting.delete(granted);
+        reject(new StorageError(ErrorCodes.BUSY, `all ${MAX_OPEN_FILES} file slots stayed in use for ${this.waitMs / 1000} s`));
+      }, this.waitMs);
+      this.waiting.add(granted);
+    });
   }
 
   release(): void {
-    const next = this.waiting.shift();
-    if (next !== undefined) next();
-    else this.free++;
+    for (const next of this.waiting) {
+      this.waiting.delete(next);
+      next();
+      return;
+    }
+    this.free++;
   }
 }
 
 export class AsyncStorage implements AsyncStorageOps {
-  private readonly slots = new FileSlots(MAX_OPEN_FILES);
+  private readonly slots = new FileSlots(MAX_OPEN_FILES, SLOT_WAIT_MS);
   /** Read and upload handles that hold a slot, released exactly once. */
   private readonly slotHolders = new WeakSet<object>();
 
@@ -148,7 +181,7 @@ export class AsyncStorage implements AsyncStorageOps {
     if (this.slotHolders.delete(handle)) this.slots.release();
   }
 
-  /** Creates `root` if missing and deletes the temporary files a crashed server left in it. */
+  /** Creates `root` if missing, undoes the appends a crashed server left unfinished and deletes the temporary files no live server owns. */
   static async open(root: string, options: OpenStorageOptions<AsyncNameLock> = {}): Promise<AsyncStorage> {
     const storage = AsyncStorage.attach(root, options);
     try {
@@ -156,7 +189,7 @@ export class AsyncStorage implements AsyncStorageOps {
     } catch (error) {
       throw toStorageError(error, 'creating the storage root', 'failure');
     }
-    await storage.removeStaleTempFiles();
+    await storage.recoverFromCrashes();
     return storage;
   }
 
@@ -170,8 +203,8 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   /** LIST's entries in directory order (null: a name that is not a regular file, or vanished). */
-  private async listedEntries(): Promise<(ListEntry | null)[]> {
-    const names = await this.readRoot();
+  private async listedEntries(entries?: readonly string[]): Promise<(ListEntry | null)[]> {
+    const names = entries ?? (await this.readRoot());
     return Promise.all(
       names.filter(isListableName).map(async (name) => {
         const stats = await this.lstatOrNull(path.join(this.root, name));
@@ -181,43 +214,25 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   async probe(name: string): Promise<number | null> {
-    const stats = await this.lstatOrNull(pathInRoot(this.root, name));
-    return stats?.isFile() ? stats.size : null;
+    return regularSizeOrNull(name, await this.lstatOrNull(pathInRoot(this.root, name)));
   }
 
   async stat(name: string): Promise<FileDigest> {
-    await this.slots.acquire();
-    try {
-      return await this.digest(name);
-    } finally {
-      this.slots.release();
-    }
-  }
-
-  private async digest(name: string): Promise<FileDigest> {
-    const opened = await this.openRegularOrNull(pathInRoot(this.root, name));
-    if (opened === null) throw notFound();
+    const reading = await this.openRead(name);
     try {
       const hash = createHash('sha256');
-      const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-      let size = 0;
-      for (;;) {
-        const { bytesRead } = await opened.file.read(buffer, 0, buffer.length, size);
-        if (bytesRead === 0) break;
-        hash.update(buffer.subarray(0, bytesRead));
-        size += bytesRead;
-      }
-      return { size, sha256: hash.digest('hex') };
-    } catch (error) {
-      throw toStorageError(error, 'reading a file', 'failure');
+      for (let chunk = await this.readChunk(reading, CHUNK_BYTES); chunk !== null; chunk = await this.readChunk(reading, CHUNK_BYTES)) hash.update(chunk);
+      return { size: reading.size, sha256: hash.digest('hex') };
     } finally {
-      await closeQuietly(opened.file);
+      await this.closeRead(reading);
     }
   }
 
+  /** Opens under the name's lock, so that the size is a committed one, never an append's half. */
   async openRead(name: string): Promise<ReadHandle> {
+    const filePath = pathInRoot(this.root, name);
     return this.withSlot(async () => {
-      const opened = await this.openRegularOrNull(pathInRoot(this.root, name));
+      const opened = await this.lock.withLock(commitLockKey(name, this.quota), () => this.openRegularOrNull(filePath));
       if (opened === null) throw notFound();
       return new ReadState<FileHandle>(this, opened.file, opened.size);
     });
@@ -254,41 +269,51 @@ export class AsyncStorage implements AsyncStorageOps {
   private async createUpload(plan: UploadPlan): Promise<UploadState<FileHandle>> {
     checkPlan(plan);
     const target = pathInRoot(this.root, plan.name);
-    await this.refuseIfVisiblyFull(plan, target);
-    await this.refuseIfOverQuota(plan);
-    const tempPath = newTempPath(this.root);
-    let file: FileHandle;
-    try {
-      file = await fsp.open(tempPath, TEMP_CREATE_FLAGS, FILE_MODE);
-    } catch (error) {
-      throw toStorageError(error, 'creating a temporary file', 'failure');
-    }
-    return new UploadState<FileHandle>(this, plan, tempPath, file);
+    // Checking the limits and creating the temporary file that reserves room is one step for the others.
+    return this.lock.withLock(commitLockKey(plan.name, this.quota), async () => {
+      const currentSize = regularSizeOrNull(plan.name, await this.lstatOrNull(target));
+      if (plan.mode === 'new' && currentSize !== null) throw fileExists(plan.name);
+      await this.refuseIfVisiblyFull(plan, currentSize);
+      await this.refuseIfPastLimits(plan, currentSize, null);
+      const tempPath = path.join(this.root, tempFileName(SELF_OWNER, plan));
+      let file: FileHandle;
+      try {
+        file = await fsp.open(tempPath, TEMP_CREATE_FLAGS, FILE_MODE);
+      } catch (error) {
+        throw toStorageError(error, 'creating a temporary file', 'failure');
+      }
+      return new UploadState<FileHandle>(this, plan, tempPath, file);
+    });
   }
 
   /**
-   * Write-behind: the call returns before the bytes are on disk while less than
-   * WRITE_BEHIND_BYTES are in flight, so the session goes back to reading the
-   * socket while the disk works; past that it waits, which bounds memory per
-   * upload and pushes back on the client through TCP. Positional writes may
-   * complete in any order; the commit waits for all of them.
+   * Write-behind: bytes are gathered into large writes that run on libuv's
+   * thread pool while the session goes back to reading the socket
+   * (batched-writer.ts); past a bound in flight the call waits, which bounds
+   * memory per upload and pushes back on the client through TCP.
    */
-  async writeUpload(handle: UploadHandle, bytes: Uint8Array): Promise<void> {
-    const upload = UploadState.of<FileHandle>(handle, this);
-    const { file, position } = upload.reserveWrite(bytes);
-    const behind = this.writesBehind(upload);
-    behind.bytes += bytes.length;
-    const write = writeFully(file, bytes, position).then(
-      () => {
-        behind.bytes -= bytes.length;
-      },
-      (error: unknown) => {
-        behind.failure ??= { error };
-      },
-    );
-    behind.pending.add(write);
-    void write.then(() => behind.pending.delete(write));
-    if (behind.bytes > WRITE_BEHIND_BYTES || behind.failure !== null) await this.settleWrites(upload);
+  writeUpload(handle: UploadHandle, bytes: Uint8Array): void | Promise<void> {
+    let upload: UploadState<FileHandle>;
+    let file: FileHandle;
+    try {
+      upload = UploadState.of<FileHandle>(handle, this);
+      ({ file } = upload.reserveWrite(bytes));
+    } catch (error) {
+      return Promise.reject(error); // this flavour's failures are rejections, like every other call's
+    }
+    const writer = this.writerOf(upload, file);
+    let wait: void | Promise<void>;
+    try {
+      wait = writer.write(bytes);
+    } catch (error) {
+      return this.failWrite(upload, error);
+    }
+    if (wait !== undefined) return wait;
+  }
+
+  private async failWrite(upload: UploadState<FileHandle>, error: unknown): Promise<never> {
+    await this.writerOf(upload, null)?.discard();
+    throw await this.discard(upload, toStorageError(error, 'writing the upload', 'failure'));
   }
 
   async commitUpload(handle: UploadHandle): Promise<FileDigest> {
@@ -296,14 +321,16 @@ export class AsyncStorage implements AsyncStorageOps {
     await this.settleWrites(upload);
     const file = upload.startCommit();
     try {
+      let size: number;
       let uploadSha256: string;
       try {
         uploadSha256 = upload.verifiedSha256();
-        await file.sync();
+        // An append's data is fsync'd where it lands (see install); the rest is renamed as it is.
+        if (upload.mode !== 'append') await file.sync();
+        size = await this.lock.withLock(commitLockKey(upload.name, this.quota), () => this.install(upload, file));
       } finally {
         await closeQuietly(file);
       }
-      const size = await this.lock.withLock(commitLockKey(upload.name, this.quota), () => this.install(upload));
       upload.committed();
       this.releaseSlot(upload);
       return { size, sha256: uploadSha256 };
@@ -317,72 +344,186 @@ export class AsyncStorage implements AsyncStorageOps {
     if (!(handle instanceof UploadState) || handle.owner !== this) return;
     const upload = handle as UploadState<FileHandle>;
     // Closing the file under writes still in flight would fail them; let them land first.
-    await Promise.all(this.uploadWrites.get(upload)?.pending ?? []);
+    await this.uploadWriters.get(upload)?.discard();
+    this.uploadWriters.delete(upload);
     if (upload.claimForAbort()) await this.removeUploadFiles(upload);
   }
 
-  /** Under the name's lock: puts the fsync'd upload in place and returns the file's new size. */
-  private async install(upload: UploadState<FileHandle>): Promise<number> {
+  /** Under the name's lock: puts the upload in place, durably, and returns the file's new size. */
+  private async install(upload: UploadState<FileHandle>, file: FileHandle): Promise<number> {
     const target = path.join(this.root, upload.name);
-    if (upload.mode === 'new' && (await this.lstatOrNull(target)) !== null) throw fileExists(upload.name);
-    // Again at the commit: the root may have grown since beginUpload (the lock key makes this check and the rename one step).
-    await this.refuseIfOverQuota(upload.plan);
-    // Only a regular file has content to append to; a link or anything else is replaced like an absent name.
-    const existing = upload.mode === 'append' ? await this.openRegularOrNull(target) : null;
-    let size: number;
-    if (existing === null) {
-      await fsp.rename(upload.tempPath, target);
-      size = upload.received;
-    } else {
-      try {
-        size = await this.installCombined(existing, upload, target);
-      } finally {
-        await closeQuietly(existing.file);
-      }
-    }
+    const currentSize = regularSizeOrNull(upload.name, await this.lstatOrNull(target));
+    if (upload.mode === 'new' && currentSize !== null) throw fileExists(upload.name);
+    // Again at the commit: the root may have changed behind the server's back since beginUpload.
+    await this.refuseIfPastLimits(upload.plan, currentSize, path.basename(upload.tempPath));
+    if (upload.mode === 'append' && currentSize !== null) return this.appendInPlace(upload, target);
+    if (upload.mode === 'append') await file.sync();
+    await fsp.rename(upload.tempPath, target);
     await this.syncRoot();
-    return size;
+    return upload.received;
   }
 
   /**
-   * `append`: old content + received data in a second temporary file, renamed
-   * over the target, so that a crash at any instant leaves the old file or the
-   * whole new one, never a half-appended one.
+   * `append` to an existing file: the received bytes go at its end, so the cost
+   * is theirs, not the file's. Atomic across a crash thanks to the intent
+   * record, durable before the record goes: a start-up that finds the record
+   * truncates the file back to its old size.
    */
-  private async installCombined(
-    existing: OpenRegularFile,
-    upload: UploadState<FileHandle>,
-    target: string,
-  ): Promise<number> {
-    const combinedPath = newTempPath(this.root);
-    let combined: FileHandle | null = await fsp.open(combinedPath, TEMP_CREATE_FLAGS, FILE_MODE);
-    let renamed = false;
+  private async appendInPlace(upload: UploadState<FileHandle>, target: string): Promise<number> {
+    let file: FileHandle;
     try {
-      const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-      const oldBytes = await copyToEnd(existing.file, combined, buffer, 0);
-      const received = await fsp.open(upload.tempPath, READ_FLAGS);
-      let newBytes: number;
+      file = await fsp.open(target, APPEND_FLAGS);
+    } catch (error) {
+      if (isMissing(error)) throw notRegular(upload.name); // replaced by a link or socket since the lstat
+      throw error;
+    }
+    try {
+      const stats = await file.stat({ bigint: true });
+      if (!stats.isFile()) throw notRegular(upload.name);
+      const oldSize = Number(stats.size);
+      const intent = await this.takeIntent({ owner: SELF_OWNER, name: upload.name, file: fileIdentity(stats), size: oldSize });
       try {
-        newBytes = await copyToEnd(received, combined, buffer, oldBytes);
-      } finally {
-        await closeQuietly(received);
+        const received = await fsp.open(upload.tempPath, READ_FLAGS);
+        let newBytes: number;
+        try {
+          newBytes = await copyToEnd(received, file, Buffer.allocUnsafe(CHUNK_BYTES), oldSize);
+        } finally {
+          await closeQuietly(received);
+        }
+        if (newBytes !== upload.received) throw copyMismatch(newBytes, upload.received);
+        await file.sync();
+      } catch (error) {
+        // Undo now; if even that fails, the intent record stays and the next start-up undoes it.
+        await file.truncate(oldSize);
+        await file.sync();
+        await this.dropIntent(intent);
+        throw error;
       }
-      if (newBytes !== upload.received) throw copyMismatch(newBytes, upload.received);
-      await combined.sync();
-      await combined.close();
-      combined = null;
-      await fsp.rename(combinedPath, target);
-      renamed = true;
+      await this.dropIntent(intent);
       await removeQuietly(upload.tempPath);
-      return oldBytes + newBytes;
+      return oldSize + upload.received;
     } finally {
-      if (combined !== null) await closeQuietly(combined);
-      if (!renamed) await removeQuietly(combinedPath);
+      await closeQuietly(file);
     }
   }
 
-  /** Makes the rename durable: the new directory entry is on disk only once the directory is fsync'd. */
-  private async syncRoot(): Promise<void> {
+  /**
+   * Makes the intent record durable at its place, which is also the lock on
+   * appends to the name across server processes: written whole to a temporary
+   * file, fsync'd, then linked into place (link fails if another holds it, and
+   * a record is never seen half-written), the directory fsync'd.
+   */
+  private async takeIntent(intent: AppendIntent): Promise<string> {
+    const intentPath = path.join(this.root, intentFileName(intent.name));
+    const staging = path.join(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
+    const file = await fsp.open(staging, TEMP_CREATE_FLAGS, FILE_MODE);
+    try {
+      try {
+        await writeFully(file, Buffer.from(encodeIntent(intent)), 0);
+        await file.sync();
+      } finally {
+        await closeQuietly(file);
+      }
+      const deadline = performance.now() + INTENT_WAIT_MS;
+      for (;;) {
+        try {
+          await fsp.link(staging, intentPath);
+          break;
+        } catch (error) {
+          if (!hasErrnoCode(error, 'EEXIST')) throw error;
+        }
+        if (!(await this.recoverIntentIfOrphaned(path.basename(intentPath)))) {
+          if (performance.now() > deadline) throw appendBusy(intent.name);
+          await new Promise((resolve) => setTimeout(resolve, INTENT_POLL_MS));
+        }
+      }
+    } finally {
+      await removeQuietly(staging);
+    }
+    await this.syncRoot();
+    return intentPath;
+  }
+
+  private async dropIntent(intentPath: string): Promise<void> {
+    await fsp.unlink(intentPath);
+    await this.syncRoot();
+  }
+
+  /**
+   * An intent record whose server is gone: undoes its append (the file back to
+   * its old size, if it is still that file) and removes the record. Returns
+   * false, leaving it, while its server lives; true when it is gone.
+   */
+  private async recoverIntentIfOrphaned(intentName: string): Promise<boolean> {
+    const intentPath = path.join(this.root, intentName);
+    let intent: AppendIntent | null;
+    try {
+      const file = await fsp.open(intentPath, READ_FLAGS);
+      try {
+        intent = decodeIntent(await file.readFile('utf8'));
+      } finally {
+        await closeQuietly(file);
+      }
+    } catch (error) {
+      if (isMissing(error)) return true;
+      throw error;
+    }
+    if (intent !== null && isOwnerAlive(intent.owner)) return false;
+    if (intent !== null) await this.undoAppend(intent);
+    await removeQuietly(intentPath);
+    await this.syncRoot();
+    return true;
+  }
+
+  private async undoAppend(intent: AppendIntent): Promise<void> {
+    let file: FileHandle;
+    try {
+      file = await fsp.open(path.join(this.root, intent.name), APPEND_FLAGS);
+    } catch (error) {
+      if (isMissing(error)) return; // gone, or something else holds the name now: nothing of the append is left
+      throw error;
+    }
+    try {
+      const stats = await file.stat({ bigint: true });
+      if (stats.isFile() && fileIdentity(stats) === intent.file && stats.size > BigInt(intent.size)) {
+        await file.truncate(intent.size);
+        await file.sync();
+      }
+    } finally {
+      await closeQuietly(file);
+    }
+  }
+
+  /** The directory fsync under way, and the one queued behind it. */
+  private rootSync: { running: Promise<void> | null; queued: Promise<void> | null } = { running: null, queued: null };
+
+  /**
+   * Makes a rename durable: the new directory entry is on disk only once a
+   * directory fsync that *started after the rename* has completed. Commits
+   * arriving together share one (group commit): a rename made while an fsync
+   * runs joins the single fsync queued behind it, so a crowd of uploads costs
+   * a few directory fsyncs, not one each.
+   */
+  private syncRoot(): Promise<void> {
+    const { running } = this.rootSync;
+    if (running === null) return this.startRootSync();
+    const next = () => {
+      this.rootSync.queued = null;
+      return this.startRootSync();
+    };
+    this.rootSync.queued ??= running.then(next, next);
+    return this.rootSync.queued;
+  }
+
+  private startRootSync(): Promise<void> {
+    const run: Promise<void> = this.fsyncRoot().finally(() => {
+      if (this.rootSync.running === run) this.rootSync.running = null;
+    });
+    this.rootSync.running = run;
+    return run;
+  }
+
+  private async fsyncRoot(): Promise<void> {
     let directory: FileHandle | null = null;
     try {
       directory = await fsp.open(this.root, 'r');
@@ -394,23 +535,29 @@ export class AsyncStorage implements AsyncStorageOps {
     }
   }
 
-  private readonly uploadWrites = new WeakMap<UploadState<FileHandle>, WritesBehind>();
+  private readonly uploadWriters = new WeakMap<UploadState<FileHandle>, BatchedFileWriter>();
 
-  private writesBehind(upload: UploadState<FileHandle>): WritesBehind {
-    let behind = this.uploadWrites.get(upload);
-    if (behind === undefined) {
-      behind = { bytes: 0, pending: new Set(), failure: null };
-      this.uploadWrites.set(upload, behind);
+  private writerOf(upload: UploadState<FileHandle>, file: FileHandle): BatchedFileWriter;
+  private writerOf(upload: UploadState<FileHandle>, file: null): BatchedFileWriter | undefined;
+  private writerOf(upload: UploadState<FileHandle>, file: FileHandle | null): BatchedFileWriter | undefined {
+    let writer = this.uploadWriters.get(upload);
+    if (writer === undefined && file !== null) {
+      writer = new BatchedFileWriter(file);
+      this.uploadWriters.set(upload, writer);
     }
-    return behind;
+    return writer;
   }
 
   /** Waits for the upload's writes in flight; the first one that failed discards the upload. */
   private async settleWrites(upload: UploadState<FileHandle>): Promise<void> {
-    const behind = this.uploadWrites.get(upload);
-    if (behind === undefined) return;
-    await Promise.all(behind.pending);
-    if (behind.failure !== null) throw await this.discard(upload, toStorageError(behind.failure.error, 'writing the upload', 'failure'));
+    const writer = this.uploadWriters.get(upload);
+    if (writer === undefined) return;
+    try {
+      await writer.settle();
+    } catch (error) {
+      await writer.discard();
+      throw await this.discard(upload, toStorageError(error, 'writing the upload', 'failure'));
+    }
   }
 
   /** Removes an upload's temporary file and returns `error`, now recorded as why the upload is gone. */
@@ -427,26 +574,40 @@ export class AsyncStorage implements AsyncStorageOps {
     this.releaseSlot(upload);
   }
 
-  private async refuseIfVisiblyFull(plan: UploadPlan, target: string): Promise<void> {
+  private async refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null): Promise<void> {
     let space: StatsFs;
     try {
       space = await fsp.statfs(this.root);
     } catch {
       return; // Cannot tell: the writes will find out.
     }
-    const current = plan.mode === 'append' ? await this.lstatOrNull(target) : null;
-    const currentSize = current?.isFile() ? current.size : null;
     if (visiblyLacksSpace(space, bytesNeededForUpload(plan, currentSize))) throw noSpace();
   }
 
-  /** --max-root-size: the files LIST shows, with this upload committed, must fit in the quota. */
-  private async refuseIfOverQuota(plan: UploadPlan): Promise<void> {
-    if (this.quota !== null && wouldExceedQuota(this.quota, await this.listedEntries(), plan)) throw overQuota(this.quota);
+  /**
+   * --max-file-size for appends and --max-root-size, counting the uploads in
+   * progress (but `ownTemp`, a commit's own upload): the files LIST shows,
+   * with this upload committed, must fit in the quota.
+   */
+  private async refuseIfPastLimits(plan: UploadPlan, currentSize: number | null, ownTemp: string | null): Promise<void> {
+    const needsPending = this.quota !== null || (plan.mode === 'append' && plan.maxFileSize !== undefined);
+    if (!needsPending) return;
+    const entries = await this.readRoot();
+    const pending: PendingUpload[] = pendingUploads(entries, ownTemp);
+    refuseIfFileWouldPassLimit(plan, currentSize, pending);
+    if (this.quota !== null && wouldExceedQuota(this.quota, await this.listedEntries(entries), pending, plan)) throw overQuota(this.quota);
   }
 
-  private async removeStaleTempFiles(): Promise<void> {
-    const names = await this.readRoot();
-    await Promise.all(names.filter(isTempName).map((name) => removeQuietly(path.join(this.root, name))));
+  /** At open: undoes the appends of servers that are gone, then removes every temporary file no live server owns. */
+  private async recoverFromCrashes(): Promise<void> {
+    const entries = (await this.readRoot()).filter(isTempName);
+    for (const name of entries.filter(isIntentName)) await this.recoverIntentIfOrphaned(name);
+    const stale = entries.filter((name) => {
+      if (isIntentName(name)) return false;
+      const upload = parseTempName(name);
+      return upload === null || !isOwnerAlive(upload.owner);
+    });
+    await Promise.all(stale.map((name) => removeQuietly(path.join(this.root, name))));
   }
 
   private async readRoot(): Promise<string[]> {
@@ -467,8 +628,9 @@ export class AsyncStorage implements AsyncStorageOps {
     }
   }
 
-  /** Opens a regular file without following links; null if absent, a link, a directory or anything else. */
+  /** Opens a regular file without following links; null if absent, a link, a directory or anything else (decided by lstat before opening). */
   private async openRegularOrNull(filePath: string): Promise<OpenRegularFile | null> {
+    if (!(await this.lstatOrNull(filePath))?.isFile()) return null;
     let file: FileHandle;
     try {
       file = await fsp.open(filePath, READ_FLAGS);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ErrorCodes, InvalidStateError, SocklabError, StorageError } from '../../protocol/errors.js';
 import { isValidName } from '../../protocol/names.js';
 import type { CommitMode, ListEntry } from '../../protocol/index.js';
-import { TEMP_PREFIX, type ReadHandle, type UploadHandle, type UploadPlan } from './types.js';
+import { INTENT_PREFIX, TEMP_PREFIX, type ReadHandle, type UploadHandle, type UploadPlan } from './types.js';
 
 /** Unit of every streamed read and copy: large enough to be cheap, small enough to never hold a file in memory. */
 export const CHUNK_BYTES = 64 * 1024;
@@ -22,6 +22,13 @@ export const CHUNK_BYTES = 64 * 1024;
  */
 export const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
+/**
+ * Opening an existing file to append to it in place: O_NOFOLLOW and O_NONBLOCK
+ * for the same reasons as READ_FLAGS (a FIFO without a reader fails with
+ * ENXIO instead of hanging); the caller has checked it is a regular file.
+ */
+export const APPEND_FLAGS = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
 /** Creating a temporary file: O_EXCL also refuses to follow a symbolic link planted at the name. */
 export const TEMP_CREATE_FLAGS = 'wx';
 export const FILE_MODE = 0o644;
@@ -30,9 +37,112 @@ export function isTempName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX);
 }
 
-/** A fresh temporary file path in `root`; 64 random bits make a collision (EEXIST from 'wx') a non-event. */
-export function newTempPath(root: string): string {
-  return path.join(root, TEMP_PREFIX + randomBytes(8).toString('hex'));
+/** A short, stable key for a name, fit for a file name: the first 64 bits of its sha256. */
+export function nameKey(name: string): string {
+  return createHash('sha256').update(name, 'utf8').digest('hex').slice(0, 16);
+}
+
+const MODE_LETTERS: Readonly<Record<CommitMode, string>> = { new: 'n', overwrite: 'o', append: 'a' };
+const LETTER_MODES: Readonly<Record<string, CommitMode>> = { n: 'new', o: 'overwrite', a: 'append' };
+
+/**
+ * What an upload's temporary file name says about it, so that every thread and
+ * every server process over the same root can see it with a readdir alone:
+ * who owns it (see owners.ts), the bytes it reserves against the quota and the
+ * size limit, and which name it is for and how it will land.
+ */
+export interface PendingUpload {
+  readonly fileName: string;
+  readonly owner: string;
+  readonly mode: CommitMode;
+  readonly reserved: number;
+  readonly key: string;
+}
+
+const TEMP_NAME = /^\.socklab-tmp-(\d+\.\d+)-[0-9a-f]{16}-([noa])(\d{1,16})-([0-9a-f]{16})$/;
+
+/** `<TEMP_PREFIX><owner>-<64 random bits>-<mode letter><reserved bytes>-<name key>`; the random bits make a collision (EEXIST from 'wx') a non-event. */
+export function tempFileName(owner: string, plan: Pick<UploadPlan, 'name' | 'mode' | 'size'>): string {
+  return `${TEMP_PREFIX}${owner}-${randomBytes(8).toString('hex')}-${MODE_LETTERS[plan.mode]}${plan.size}-${nameKey(plan.name)}`;
+}
+
+/** The upload a temporary file name describes, or null for anything else (an intent record, a file of unknown origin). */
+export function parseTempName(fileName: string): PendingUpload | null {
+  const match = TEMP_NAME.exec(fileName);
+  if (match === null) return null;
+  const [, owner, letter, reserved, key] = match;
+  const mode = LETTER_MODES[letter ?? ''];
+  if (owner === undefined || mode === undefined || reserved === undefined || key === undefined) return null;
+  return { fileName, owner, mode, reserved: Number(reserved), key };
+}
+
+/** The uploads in progress (of every owner) among the root's entries, but `except` (a commit's own). */
+export function pendingUploads(entries: Iterable<string>, except: string | null = null): PendingUpload[] {
+  const pending: PendingUpload[] = [];
+  for (const entry of entries) {
+    if (entry === except) continue;
+    const upload = parseTempName(entry);
+    if (upload !== null) pending.push(upload);
+  }
+  return pending;
+}
+
+// ---------------------------------------------------------------------------
+// Append intents
+
+/**
+ * The intent record of an append in place: one per name (its key), so that
+ * creating it (by link(2), which fails if it exists) is also the lock on
+ * appends to that name across server processes. It holds what a start-up
+ * needs to undo an append its server did not finish: which file (device and
+ * inode, so a file replaced since is left alone) and its size before.
+ */
+export interface AppendIntent {
+  readonly owner: string;
+  readonly name: string;
+  /** `<dev>:<ino>` of the file being appended to. */
+  readonly file: string;
+  readonly size: number;
+}
+
+export function intentFileName(name: string): string {
+  return INTENT_PREFIX + nameKey(name);
+}
+
+export function isIntentName(fileName: string): boolean {
+  return fileName.startsWith(INTENT_PREFIX);
+}
+
+export function encodeIntent(intent: AppendIntent): string {
+  return `${JSON.stringify({ socklabAppendIntent: 1, ...intent })}\n`;
+}
+
+/** The record, or null for anything that is not a whole one (it is then nobody's: a record appears whole, by link, or not at all). */
+export function decodeIntent(text: string): AppendIntent | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  const { socklabAppendIntent, owner, name, file, size } = value as Record<string, unknown>;
+  if (socklabAppendIntent !== 1 || typeof owner !== 'string' || typeof name !== 'string' || typeof file !== 'string') return null;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || !isValidName(name)) return null;
+  return { owner, name, file, size };
+}
+
+/** `<dev>:<ino>` from a bigint fstat: inode numbers may pass 2^53. */
+export function fileIdentity(stats: { readonly dev: bigint; readonly ino: bigint }): string {
+  return `${stats.dev}:${stats.ino}`;
+}
+
+/** How long an append waits for another server process's append to the same name. */
+export const INTENT_WAIT_MS = 30_000;
+export const INTENT_POLL_MS = 20;
+
+export function appendBusy(name: string): StorageError {
+  return new StorageError(ErrorCodes.STORAGE_FAILED, `another server has been appending to ${name} for ${INTENT_WAIT_MS / 1000} s`);
 }
 
 /**
@@ -62,6 +172,8 @@ const MISSING_CODES: ReadonlySet<string> = new Set([
   // O_NOFOLLOW on a symbolic link: ELOOP on Linux and macOS, EMLINK on FreeBSD.
   'ELOOP',
   'EMLINK',
+  // O_NONBLOCK on a Unix socket (or a FIFO opened for writing with no reader): not a regular file either.
+  'ENXIO',
 ]);
 
 const NO_SPACE_MESSAGES: Readonly<Record<string, string>> = {
@@ -108,6 +220,31 @@ export function toStorageError(error: unknown, doing: string, missing: MissingMe
 
 export function notFound(): StorageError {
   return new StorageError(ErrorCodes.NOT_FOUND, 'no such file');
+}
+
+/**
+ * A valid name held by something that is not a regular file (a directory, a
+ * symbolic link, a socket, a FIFO, a device): the server never writes to,
+ * through or over it (PROTOCOL.md, "Names that are not regular files").
+ */
+export function notRegular(name: string): StorageError {
+  return new StorageError(ErrorCodes.EXISTS, `${name} exists and is not a regular file`);
+}
+
+/** The subset of fs.Stats the name decisions read. */
+export interface EntryKind {
+  isFile(): boolean;
+  readonly size: number;
+}
+
+/**
+ * What a name holds, from its lstat (null: nothing): the size of a regular
+ * file, null when absent; anything else is refused with notRegular.
+ */
+export function regularSizeOrNull(name: string, stats: EntryKind | null): number | null {
+  if (stats === null) return null;
+  if (!stats.isFile()) throw notRegular(name);
+  return stats.size;
 }
 
 /** The directory fsync after a rename: some platforms and file systems cannot, which is no failure. */
@@ -169,9 +306,9 @@ export function visiblyLacksSpace(stats: SpaceStats, needed: number): boolean {
   return stats.bavail * stats.bsize < needed;
 }
 
-/** Bytes an upload will occupy on disk before its commit: the data, plus for `append` the copy of the old file. */
+/** Bytes an upload will occupy on disk by its commit: the data, and for `append` to a file the same bytes again, written in place. */
 export function bytesNeededForUpload(plan: UploadPlan, currentSize: number | null): number {
-  return plan.mode === 'append' && currentSize !== null ? plan.size + currentSize : plan.size;
+  return plan.mode === 'append' && currentSize !== null ? 2 * plan.size : plan.size;
 }
 
 export function noSpace(): StorageError {
@@ -187,12 +324,18 @@ export function quotaOf(maxRootSize: number | undefined): number | null {
 }
 
 /**
- * Whether committing `plan` would take the root past `quota` bytes, given the
- * files LIST would show now (unsorted: only their sizes count). The target's
- * current size is among them if it is a regular file: an overwrite frees it,
- * an append keeps it.
+ * Whether `plan` would take the root past `quota` bytes, given the files LIST
+ * would show now (unsorted: only their sizes count) and the uploads in
+ * progress, each counted at its announced size until it commits or is
+ * discarded. The target's current size is among the files if it is a regular
+ * file: an overwrite frees it, an append keeps it.
  */
-export function wouldExceedQuota(quota: number, listed: Iterable<ListEntry | null>, plan: Pick<UploadPlan, 'name' | 'size' | 'mode'>): boolean {
+export function wouldExceedQuota(
+  quota: number,
+  listed: Iterable<ListEntry | null>,
+  pending: readonly PendingUpload[],
+  plan: Pick<UploadPlan, 'name' | 'size' | 'mode'>,
+): boolean {
   let used = 0;
   let currentSize = 0;
   for (const entry of listed) {
@@ -200,8 +343,25 @@ export function wouldExceedQuota(quota: number, listed: Iterable<ListEntry | nul
     used += entry.size;
     if (entry.name === plan.name) currentSize = entry.size;
   }
+  for (const upload of pending) used += upload.reserved;
   const after = plan.mode === 'append' ? used + plan.size : used - currentSize + plan.size;
   return after > quota;
+}
+
+/**
+ * `--max-file-size` limits the file, not one upload: refuses an append that
+ * would take `name` past `plan.maxFileSize`, counting the appends to it
+ * already in progress (of every thread and server process).
+ */
+export function refuseIfFileWouldPassLimit(plan: UploadPlan, currentSize: number | null, pending: readonly PendingUpload[]): void {
+  const limit = plan.maxFileSize;
+  if (limit === undefined || plan.mode !== 'append') return;
+  const key = nameKey(plan.name);
+  let after = (currentSize ?? 0) + plan.size;
+  for (const upload of pending) if (upload.mode === 'append' && upload.key === key) after += upload.reserved;
+  if (after > limit) {
+    throw new StorageError(ErrorCodes.TOO_LARGE, `too large: ${plan.name} would pass the size limit (${limit} bytes)`);
+  }
 }
 
 export function overQuota(quota: number): StorageError {
@@ -209,10 +369,12 @@ export function overQuota(quota: number): StorageError {
 }
 
 /**
- * The key commits lock. With a quota, checking it and renaming must not
- * interleave with another commit to *any* name (two uploads that each fit
- * could together overshoot), so every commit takes one root-wide key: the
- * empty string, which is never a valid name.
+ * The key that uploads lock at their start (check the limits, then reserve) and
+ * at their commit, and that reads lock to open a file at a committed size. With
+ * a quota, checking it and reserving or renaming must not interleave with
+ * another upload to *any* name (two uploads that each fit could together
+ * overshoot), so every one takes one root-wide key: the empty string, which is
+ * never a valid name.
  */
 export function commitLockKey(name: string, quota: number | null): string {
   return quota === null ? name : '';

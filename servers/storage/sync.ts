@@ -9,33 +9,51 @@ import { createHash } from 'node:crypto';
 import { InvalidStateError } from '../../protocol/errors.js';
 import type { ListEntry } from '../../protocol/index.js';
 import {
+  APPEND_FLAGS,
   CHUNK_BYTES,
   FILE_MODE,
+  INTENT_POLL_MS,
+  INTENT_WAIT_MS,
   READ_FLAGS,
   TEMP_CREATE_FLAGS,
   ReadState,
   UploadState,
+  appendBusy,
   bytesNeededForUpload,
   checkPlan,
   commitLockKey,
   copyMismatch,
+  decodeIntent,
+  encodeIntent,
   fileExists,
+  fileIdentity,
+  hasErrnoCode,
+  intentFileName,
   isDirectorySyncUnsupported,
+  isIntentName,
   isListableName,
   isMissing,
   isTempName,
   listEntry,
-  newTempPath,
   noSpace,
   notFound,
+  notRegular,
   overQuota,
+  parseTempName,
   pathInRoot,
+  pendingUploads,
   quotaOf,
+  refuseIfFileWouldPassLimit,
+  regularSizeOrNull,
   sortedForListing,
+  tempFileName,
   toStorageError,
   visiblyLacksSpace,
   wouldExceedQuota,
+  type AppendIntent,
+  type PendingUpload,
 } from './common.js';
+import { isOwnerAlive, SELF_OWNER } from './owners.js';
 import type {
   FileDigest,
   OpenStorageOptions,
@@ -79,7 +97,7 @@ export class SyncStorage implements StorageOps {
     private readonly quota: number | null,
   ) {}
 
-  /** Creates `root` if missing and deletes the temporary files a crashed server left in it. */
+  /** Creates `root` if missing, undoes the appends a crashed server left unfinished and deletes the temporary files no live server owns. */
   static open(root: string, options: OpenStorageOptions<SyncNameLock> = {}): SyncStorage {
     const storage = SyncStorage.attach(root, options);
     try {
@@ -87,7 +105,7 @@ export class SyncStorage implements StorageOps {
     } catch (error) {
       throw toStorageError(error, 'creating the storage root', 'failure');
     }
-    storage.removeStaleTempFiles();
+    storage.recoverFromCrashes();
     return storage;
   }
 
@@ -101,8 +119,8 @@ export class SyncStorage implements StorageOps {
   }
 
   /** LIST's entries in directory order (null: a name that is not a regular file, or vanished). */
-  private listedEntries(): (ListEntry | null)[] {
-    return this.readRoot()
+  private listedEntries(entries: readonly string[] = this.readRoot()): (ListEntry | null)[] {
+    return entries
       .filter(isListableName)
       .map((name) => {
         const stats = this.lstatOrNull(path.join(this.root, name));
@@ -111,33 +129,24 @@ export class SyncStorage implements StorageOps {
   }
 
   probe(name: string): number | null {
-    const stats = this.lstatOrNull(pathInRoot(this.root, name));
-    return stats?.isFile() ? stats.size : null;
+    return regularSizeOrNull(name, this.lstatOrNull(pathInRoot(this.root, name)));
   }
 
   stat(name: string): FileDigest {
-    const file = this.openRegularOrNull(pathInRoot(this.root, name));
-    if (file === null) throw notFound();
+    const reading = this.openRead(name);
     try {
       const hash = createHash('sha256');
-      const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-      let size = 0;
-      for (;;) {
-        const bytesRead = fs.readSync(file.fd, buffer, 0, buffer.length, size);
-        if (bytesRead === 0) break;
-        hash.update(buffer.subarray(0, bytesRead));
-        size += bytesRead;
-      }
-      return { size, sha256: hash.digest('hex') };
-    } catch (error) {
-      throw toStorageError(error, 'reading a file', 'failure');
+      for (let chunk = this.readChunk(reading, CHUNK_BYTES); chunk !== null; chunk = this.readChunk(reading, CHUNK_BYTES)) hash.update(chunk);
+      return { size: reading.size, sha256: hash.digest('hex') };
     } finally {
-      closeQuietly(file.fd);
+      this.closeRead(reading);
     }
   }
 
+  /** Opens under the name's lock, so that the size is a committed one, never an append's half. */
   openRead(name: string): ReadHandle {
-    const file = this.openRegularOrNull(pathInRoot(this.root, name));
+    const filePath = pathInRoot(this.root, name);
+    const file = this.lock.withLock(commitLockKey(name, this.quota), () => this.openRegularOrNull(filePath));
     if (file === null) throw notFound();
     return new ReadState<number>(this, file.fd, file.size);
   }
@@ -168,16 +177,21 @@ export class SyncStorage implements StorageOps {
   beginUpload(plan: UploadPlan): UploadHandle {
     checkPlan(plan);
     const target = pathInRoot(this.root, plan.name);
-    this.refuseIfVisiblyFull(plan, target);
-    this.refuseIfOverQuota(plan);
-    const tempPath = newTempPath(this.root);
-    let fd: number;
-    try {
-      fd = fs.openSync(tempPath, TEMP_CREATE_FLAGS, FILE_MODE);
-    } catch (error) {
-      throw toStorageError(error, 'creating a temporary file', 'failure');
-    }
-    return new UploadState<number>(this, plan, tempPath, fd);
+    // Checking the limits and creating the temporary file that reserves room is one step for the others.
+    return this.lock.withLock(commitLockKey(plan.name, this.quota), () => {
+      const currentSize = regularSizeOrNull(plan.name, this.lstatOrNull(target));
+      if (plan.mode === 'new' && currentSize !== null) throw fileExists(plan.name);
+      this.refuseIfVisiblyFull(plan, currentSize);
+      this.refuseIfPastLimits(plan, currentSize, null);
+      const tempPath = path.join(this.root, tempFileName(SELF_OWNER, plan));
+      let fd: number;
+      try {
+        fd = fs.openSync(tempPath, TEMP_CREATE_FLAGS, FILE_MODE);
+      } catch (error) {
+        throw toStorageError(error, 'creating a temporary file', 'failure');
+      }
+      return new UploadState<number>(this, plan, tempPath, fd);
+    });
   }
 
   writeUpload(handle: UploadHandle, bytes: Uint8Array): void {
@@ -194,14 +208,16 @@ export class SyncStorage implements StorageOps {
     const upload = UploadState.of<number>(handle, this);
     const fd = upload.startCommit();
     try {
+      let size: number;
       let uploadSha256: string;
       try {
         uploadSha256 = upload.verifiedSha256();
-        fs.fsyncSync(fd);
+        // An append's data is fsync'd where it lands (see install); the rest is renamed as it is.
+        if (upload.mode !== 'append') fs.fsyncSync(fd);
+        size = this.lock.withLock(commitLockKey(upload.name, this.quota), () => this.install(upload, fd));
       } finally {
         closeQuietly(fd);
       }
-      const size = this.lock.withLock(commitLockKey(upload.name, this.quota), () => this.install(upload));
       upload.committed();
       return { size, sha256: uploadSha256 };
     } catch (error) {
@@ -216,59 +232,148 @@ export class SyncStorage implements StorageOps {
     if (upload.claimForAbort()) this.removeUploadFiles(upload);
   }
 
-  /** Under the name's lock: puts the fsync'd upload in place and returns the file's new size. */
-  private install(upload: UploadState<number>): number {
+  /** Under the name's lock: puts the upload in place, durably, and returns the file's new size. */
+  private install(upload: UploadState<number>, fd: number): number {
     const target = path.join(this.root, upload.name);
-    if (upload.mode === 'new' && this.lstatOrNull(target) !== null) throw fileExists(upload.name);
-    // Again at the commit: the root may have grown since beginUpload (the lock key makes this check and the rename one step).
-    this.refuseIfOverQuota(upload.plan);
-    // Only a regular file has content to append to; a link or anything else is replaced like an absent name.
-    const existing = upload.mode === 'append' ? this.openRegularOrNull(target) : null;
-    let size: number;
-    if (existing === null) {
-      fs.renameSync(upload.tempPath, target);
-      size = upload.received;
-    } else {
-      try {
-        size = this.installCombined(existing, upload, target);
-      } finally {
-        closeQuietly(existing.fd);
-      }
-    }
+    const currentSize = regularSizeOrNull(upload.name, this.lstatOrNull(target));
+    if (upload.mode === 'new' && currentSize !== null) throw fileExists(upload.name);
+    // Again at the commit: the root may have changed behind the server's back since beginUpload.
+    this.refuseIfPastLimits(upload.plan, currentSize, path.basename(upload.tempPath));
+    if (upload.mode === 'append' && currentSize !== null) return this.appendInPlace(upload, target);
+    if (upload.mode === 'append') fs.fsyncSync(fd);
+    fs.renameSync(upload.tempPath, target);
     this.syncRoot();
-    return size;
+    return upload.received;
   }
 
   /**
-   * `append`: old content + received data in a second temporary file, renamed
-   * over the target, so that a crash at any instant leaves the old file or the
-   * whole new one, never a half-appended one.
+   * `append` to an existing file: the received bytes go at its end, so the cost
+   * is theirs, not the file's. Atomic across a crash thanks to the intent
+   * record, durable before the record goes: a start-up that finds the record
+   * truncates the file back to its old size.
    */
-  private installCombined(existing: OpenRegularFile, upload: UploadState<number>, target: string): number {
-    const combinedPath = newTempPath(this.root);
-    let combined: number | null = fs.openSync(combinedPath, TEMP_CREATE_FLAGS, FILE_MODE);
-    let renamed = false;
+  private appendInPlace(upload: UploadState<number>, target: string): number {
+    let file: number;
     try {
-      const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-      const oldBytes = copyToEnd(existing.fd, combined, buffer, 0);
-      const received = fs.openSync(upload.tempPath, READ_FLAGS);
-      let newBytes: number;
+      file = fs.openSync(target, APPEND_FLAGS);
+    } catch (error) {
+      if (isMissing(error)) throw notRegular(upload.name); // replaced by a link or socket since the lstat
+      throw error;
+    }
+    try {
+      const stats = fs.fstatSync(file, { bigint: true });
+      if (!stats.isFile()) throw notRegular(upload.name);
+      const oldSize = Number(stats.size);
+      const intent = this.takeIntent({ owner: SELF_OWNER, name: upload.name, file: fileIdentity(stats), size: oldSize });
       try {
-        newBytes = copyToEnd(received, combined, buffer, oldBytes);
-      } finally {
-        closeQuietly(received);
+        const received = fs.openSync(upload.tempPath, READ_FLAGS);
+        let newBytes: number;
+        try {
+          newBytes = copyToEnd(received, file, Buffer.allocUnsafe(CHUNK_BYTES), oldSize);
+        } finally {
+          closeQuietly(received);
+        }
+        if (newBytes !== upload.received) throw copyMismatch(newBytes, upload.received);
+        fs.fsyncSync(file);
+      } catch (error) {
+        // Undo now; if even that fails, the intent record stays and the next start-up undoes it.
+        fs.ftruncateSync(file, oldSize);
+        fs.fsyncSync(file);
+        this.dropIntent(intent);
+        throw error;
       }
-      if (newBytes !== upload.received) throw copyMismatch(newBytes, upload.received);
-      fs.fsyncSync(combined);
-      fs.closeSync(combined);
-      combined = null;
-      fs.renameSync(combinedPath, target);
-      renamed = true;
+      this.dropIntent(intent);
       removeQuietly(upload.tempPath);
-      return oldBytes + newBytes;
+      return oldSize + upload.received;
     } finally {
-      if (combined !== null) closeQuietly(combined);
-      if (!renamed) removeQuietly(combinedPath);
+      closeQuietly(file);
+    }
+  }
+
+  /**
+   * Makes the intent record durable at its place, which is also the lock on
+   * appends to the name across server processes: written whole to a temporary
+   * file, fsync'd, then linked into place (link fails if another holds it, and
+   * a record is never seen half-written), the directory fsync'd.
+   */
+  private takeIntent(intent: AppendIntent): string {
+    const intentPath = path.join(this.root, intentFileName(intent.name));
+    const staging = path.join(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
+    const fd = fs.openSync(staging, TEMP_CREATE_FLAGS, FILE_MODE);
+    try {
+      try {
+        writeFully(fd, Buffer.from(encodeIntent(intent)), 0);
+        fs.fsyncSync(fd);
+      } finally {
+        closeQuietly(fd);
+      }
+      const deadline = performance.now() + INTENT_WAIT_MS;
+      for (;;) {
+        try {
+          fs.linkSync(staging, intentPath);
+          break;
+        } catch (error) {
+          if (!hasErrnoCode(error, 'EEXIST')) throw error;
+        }
+        if (!this.recoverIntentIfOrphaned(path.basename(intentPath))) {
+          if (performance.now() > deadline) throw appendBusy(intent.name);
+          sleepBlocking(INTENT_POLL_MS);
+        }
+      }
+    } finally {
+      removeQuietly(staging);
+    }
+    this.syncRoot();
+    return intentPath;
+  }
+
+  private dropIntent(intentPath: string): void {
+    fs.unlinkSync(intentPath);
+    this.syncRoot();
+  }
+
+  /**
+   * An intent record whose server is gone: undoes its append (the file back to
+   * its old size, if it is still that file) and removes the record. Returns
+   * false, leaving it, while its server lives; true when it is gone.
+   */
+  private recoverIntentIfOrphaned(intentName: string): boolean {
+    const intentPath = path.join(this.root, intentName);
+    let intent: AppendIntent | null;
+    try {
+      const fd = fs.openSync(intentPath, READ_FLAGS);
+      try {
+        intent = decodeIntent(fs.readFileSync(fd, 'utf8'));
+      } finally {
+        closeQuietly(fd);
+      }
+    } catch (error) {
+      if (isMissing(error)) return true;
+      throw error;
+    }
+    if (intent !== null && isOwnerAlive(intent.owner)) return false;
+    if (intent !== null) this.undoAppend(intent);
+    removeQuietly(intentPath);
+    this.syncRoot();
+    return true;
+  }
+
+  private undoAppend(intent: AppendIntent): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(path.join(this.root, intent.name), APPEND_FLAGS);
+    } catch (error) {
+      if (isMissing(error)) return; // gone, or something else holds the name now: nothing of the append is left
+      throw error;
+    }
+    try {
+      const stats = fs.fstatSync(fd, { bigint: true });
+      if (stats.isFile() && fileIdentity(stats) === intent.file && stats.size > BigInt(intent.size)) {
+        fs.ftruncateSync(fd, intent.size);
+        fs.fsyncSync(fd);
+      }
+    } finally {
+      closeQuietly(fd);
     }
   }
 
@@ -298,26 +403,38 @@ export class SyncStorage implements StorageOps {
     removeQuietly(upload.tempPath);
   }
 
-  private refuseIfVisiblyFull(plan: UploadPlan, target: string): void {
+  private refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null): void {
     let space: fs.StatsFs;
     try {
       space = fs.statfsSync(this.root);
     } catch {
       return; // Cannot tell: the writes will find out.
     }
-    const current = plan.mode === 'append' ? this.lstatOrNull(target) : null;
-    const currentSize = current?.isFile() ? current.size : null;
     if (visiblyLacksSpace(space, bytesNeededForUpload(plan, currentSize))) throw noSpace();
   }
 
-  /** --max-root-size: the files LIST shows, with this upload committed, must fit in the quota. */
-  private refuseIfOverQuota(plan: UploadPlan): void {
-    if (this.quota !== null && wouldExceedQuota(this.quota, this.listedEntries(), plan)) throw overQuota(this.quota);
+  /**
+   * --max-file-size for appends and --max-root-size, counting the uploads in
+   * progress (but `ownTemp`, a commit's own upload): the files LIST shows,
+   * with this upload committed, must fit in the quota.
+   */
+  private refuseIfPastLimits(plan: UploadPlan, currentSize: number | null, ownTemp: string | null): void {
+    const needsPending = this.quota !== null || (plan.mode === 'append' && plan.maxFileSize !== undefined);
+    if (!needsPending) return;
+    const entries = this.readRoot();
+    const pending: PendingUpload[] = pendingUploads(entries, ownTemp);
+    refuseIfFileWouldPassLimit(plan, currentSize, pending);
+    if (this.quota !== null && wouldExceedQuota(this.quota, this.listedEntries(entries), pending, plan)) throw overQuota(this.quota);
   }
 
-  private removeStaleTempFiles(): void {
-    for (const name of this.readRoot()) {
-      if (isTempName(name)) removeQuietly(path.join(this.root, name));
+  /** At open: undoes the appends of servers that are gone, then removes every temporary file no live server owns. */
+  private recoverFromCrashes(): void {
+    const entries = this.readRoot().filter(isTempName);
+    for (const name of entries.filter(isIntentName)) this.recoverIntentIfOrphaned(name);
+    for (const name of entries) {
+      if (isIntentName(name)) continue;
+      const upload = parseTempName(name);
+      if (upload === null || !isOwnerAlive(upload.owner)) removeQuietly(path.join(this.root, name));
     }
   }
 
@@ -339,8 +456,9 @@ export class SyncStorage implements StorageOps {
     }
   }
 
-  /** Opens a regular file without following links; null if absent, a link, a directory or anything else. */
+  /** Opens a regular file without following links; null if absent, a link, a directory or anything else (decided by lstat before opening). */
   private openRegularOrNull(filePath: string): OpenRegularFile | null {
+    if (!this.lstatOrNull(filePath)?.isFile()) return null;
     let fd: number;
     try {
       fd = fs.openSync(filePath, READ_FLAGS);
@@ -358,6 +476,11 @@ export class SyncStorage implements StorageOps {
     closeQuietly(fd);
     return null;
   }
+}
+
+/** The blocking flavour's pause: this thread has nothing else to do meanwhile. */
+function sleepBlocking(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT)), 0, 0, ms);
 }
 
 function writeFully(fd: number, bytes: Uint8Array, position: number): void {

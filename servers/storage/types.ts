@@ -35,13 +35,19 @@ export interface UploadPlan {
   readonly mode: CommitMode;
   /** When given, the commit fails with CHECKSUM_MISMATCH unless the data matches. */
   readonly sha256: string | null;
+  /** `--max-file-size`: the most bytes the file may hold once this upload lands (an append counts the file's bytes too); absent: no limit. */
+  readonly maxFileSize?: number;
 }
 
 /** The operations, in their synchronous form. */
 export interface StorageOps {
   /** Valid names only (temporary files and anything else are hidden), regular files only, sorted bytewise. */
   list(): ListEntry[];
-  /** The current size of `name`, or null if there is no such regular file. */
+  /**
+   * The current size of `name`, or null if nothing is there. EXISTS if the
+   * name holds something that is not a regular file (decided from lstat):
+   * no upload may land there.
+   */
   probe(name: string): number | null;
   /** Size and sha256 of `name`; NOT_FOUND if absent. */
   stat(name: string): FileDigest;
@@ -50,14 +56,25 @@ export interface StorageOps {
   /** Up to `maxBytes` next bytes, or null at the end (the handle stays open). */
   readChunk(handle: ReadHandle, maxBytes: number): Uint8Array | null;
   closeRead(handle: ReadHandle): void;
-  /** Creates the temporary file the data goes to (checks quota / space it can check up front). */
+  /**
+   * Checks what can be checked before the data (the name holds a regular file
+   * or nothing, and not a file already for `new`: EXISTS; the file size limit:
+   * TOO_LARGE; the quota and visible free space: NO_SPACE), then creates the
+   * temporary file the data goes to, whose name reserves the upload's size
+   * against the quota and the limit until it commits or is discarded.
+   */
   beginUpload(plan: UploadPlan): UploadHandle;
   writeUpload(handle: UploadHandle, bytes: Uint8Array): void;
   /**
-   * fsyncs the data, then under the name's lock: for `append` builds old
-   * content + data in a new temporary file; for `new` fails with EXISTS if the
-   * name exists now; renames over the target; fsyncs the directory. The temporary
-   * file is gone afterwards whatever happens.
+   * Under the name's lock: for `new` fails with EXISTS if the name exists now
+   * (or anything holds it that is not a regular file, in any mode); checks the
+   * quota and the size limit again. Then `append` to an existing file writes
+   * the data in place, at the cost of the new bytes only, guarded by an intent
+   * record (written and fsync'd first, removed once the file is fsync'd) that
+   * lets a start-up undo an append cut short by a crash; otherwise the fsync'd
+   * temporary file is renamed onto the name. Either way the directory is
+   * fsync'd before this returns. The temporary file is gone afterwards
+   * whatever happens.
    *
    * Returns what the `226` reply carries: `size` is the file's new size (for
    * `append`, old size + bytes received) and `sha256` is the digest of the bytes
@@ -77,7 +94,10 @@ export interface StorageOps {
 
 /** The same operations, each returning a promise. */
 export type AsyncStorageOps = {
-  [K in keyof StorageOps]: (...args: Parameters<StorageOps[K]>) => Promise<ReturnType<StorageOps[K]>>;
+  [K in Exclude<keyof StorageOps, 'writeUpload'>]: (...args: Parameters<StorageOps[K]>) => Promise<ReturnType<StorageOps[K]>>;
+} & {
+  /** No promise while the write-behind has room: an upload's chunks then cost no microtask each. */
+  writeUpload(...args: Parameters<StorageOps['writeUpload']>): void | Promise<void>;
 };
 
 /** A per-name mutual exclusion that serialises commits to the same name. */
@@ -96,8 +116,10 @@ export interface StorageOptions {
 
 /**
  * What `SyncStorage.open` / `.attach` and `AsyncStorage.open` / `.attach` take
- * besides the root. `open` creates the root and deletes temporary files a
- * crashed server left; `attach` does neither, for a storage over a root that
+ * besides the root. `open` creates the root, undoes the appends a crashed
+ * server left unfinished and deletes the temporary files no live server owns
+ * (a server still finishing its uploads during a rolling restart keeps
+ * its own, see owners.ts); `attach` does neither, for a storage over a root that
  * another storage may be uploading into, e.g. in each worker thread after the
  * main thread opened the root once (a late-starting worker that cleaned up
  * would delete its siblings' uploads in progress).
@@ -109,10 +131,14 @@ export interface OpenStorageOptions<Lock> {
    * The quota of `--max-root-size`: the most bytes the files LIST shows may
    * hold together. An upload that would take them past it fails with NO_SPACE
    * (`452`), at beginUpload when it can be seen then, else at its commit.
-   * Temporary files of uploads in progress are not counted. Absent or 0: no quota.
+   * Uploads in progress count at their announced size (their temporary files'
+   * names say it, so every thread and server process on the root sees them).
+   * Absent or 0: no quota.
    */
   readonly maxRootSize?: number;
 }
 
 /** Prefix of the temporary files: starts with a dot, so never a valid name, never listed or served. */
 export const TEMP_PREFIX = '.socklab-tmp-';
+/** Prefix of the intent records of appends in progress (see commitUpload); temporary files too. */
+export const INTENT_PREFIX = `${TEMP_PREFIX}append-`;

@@ -1,7 +1,7 @@
 /** The start barrier: counting processes in, failing fast, and releasing at one instant. */
 import t from 'tap';
-import { BarrierError, chooseStartInstant, StartBarrier, startSkewMs, waitForStartInstant } from '../../bench/lib/barrier.js';
-import { sharedNow } from '../../bench/lib/shared-clock.js';
+import { BarrierError, chooseStartInstant, StartBarrier, startSkewMs, waitForStartInstant } from '../../bench/load/barrier.js';
+import { sharedNow } from '../../bench/load/shared-clock.js';
 
 t.test('the barrier opens once every participant has arrived, in any order', async (t) => {
   const barrier = new StartBarrier(3);

@@ -3,10 +3,10 @@
  * way an ideal server of each model would serve them, on round numbers, so
  * every expected figure can be worked out by hand.
  */
-import type { LoadRunResult } from '../../bench/lib/load-generator.js';
-import type { TargetMeasurement } from '../../bench/lib/report-model.js';
-import type { TargetSpec } from '../../bench/lib/targets.js';
-import type { ReplyEvent, SessionTimeline } from '../../bench/lib/timeline.js';
+import type { LoadRunResult } from '../../bench/load/load-generator.js';
+import type { TargetMeasurement } from '../../bench/report/report-model.js';
+import type { TargetSpec } from '../../bench/targets/targets.js';
+import type { ReplyEvent, SessionTimeline } from '../../bench/load/timeline.js';
 
 /** The start instant of every fixture run: an arbitrary shared-clock value. */
 export const T0 = 1_700_000_000_000;
@@ -42,6 +42,7 @@ export function chatRun(clients: number, scriptMs: number, atOnce: number): Load
     ];
     return session({ client, greeted, quitSent, done: quitSent + 1, replies });
   });
+  const makespan = Math.ceil(clients / atOnce) * scriptMs + 1;
   return {
     startAt: T0,
     processStarts: sessions.map((_, i) => T0 + i * 0.5),
@@ -49,6 +50,8 @@ export function chatRun(clients: number, scriptMs: number, atOnce: number): Load
     serverModel: null,
     planned: sessions.map((s) => ({ client: s.client, role: 'chat', offsetMs: 0 })),
     sessions,
+    // A quiet machine: a chat's clients and server need next to no CPU.
+    cpu: { windowMs: makespan + 2, loadCpuSeconds: 0.1, serverCpuSeconds: 0.25, machine: { cores: 2, busyShare: 0.2, coreBusyShares: [0.25, 0.15] } },
   };
 }
 

@@ -15,17 +15,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import t from 'tap';
-import type { MachineInfo } from '../../bench/lib/machine.js';
-import { htmlReport, SERVER_COLOURS, writeHtmlReport } from '../../bench/lib/report-html.js';
-import type { BenchReport } from '../../bench/lib/report-markdown.js';
-import { buildScenarioReport } from '../../bench/lib/report-model.js';
-import { scenarioParams, SCENARIOS } from '../../bench/lib/scenarios.js';
+import type { MachineInfo } from '../../bench/report/machine.js';
+import { htmlReport, SERVER_COLOURS, writeHtmlReport } from '../../bench/report/report-html.js';
+import type { BenchReport } from '../../bench/report/report-markdown.js';
+import { buildScenarioReport } from '../../bench/report/build-report.js';
+import { scenarioParams, SCENARIOS } from '../../bench/load/scenarios.js';
 import { chatMeasurements, chatRun, measurement } from './fixtures.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const SCREENSHOT = path.join(REPO, 'docs', 'report-screenshot.png');
-const REGENERATE = path.join(REPO, 'dist', 'bench', 'lib', 'report-html.js');
+const REGENERATE = path.join(REPO, 'dist', 'bench', 'report', 'report-html.js');
 const LAUNCH_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
@@ -275,6 +275,51 @@ t.test('headless Chromium draws every scenario: tables, pictures, legend, colour
     // The header, the legend and the first scenario: what the projector shows, at a size for the docs.
     await page.screenshot({ path: SCREENSHOT, fullPage: true, clip: { x: 0, y: 0, width: 1600, height: Math.ceil(view.firstSectionBottom) + 24 } });
     t.ok(fs.statSync(SCREENSHOT).size > 10_000, `screenshot saved: ${path.relative(REPO, SCREENSHOT)}`);
+  } finally {
+    await context.close();
+  }
+});
+
+t.test('on a 1024 px projector the reference run\'s tables fit: every column, errors included, without scrolling sideways', async (t) => {
+  if (!fs.existsSync(CHROMIUM)) {
+    t.fail(`Chromium is not installed at ${CHROMIUM}: install Debian's package (apt-get install -y chromium), as .ci/run does`);
+    return;
+  }
+  const { chromium } = await loadPlaywright();
+  const reference = JSON.parse(fs.readFileSync(path.join(REPO, 'results', 'latest.json'), 'utf8')) as BenchReport;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-html-'));
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-chromium-'));
+  t.teardown(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+  const pageUrl = pathToFileURL(writeHtmlReport(dir, reference)).href;
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: LAUNCH_ARGS, viewport: { width: 1024, height: 768 }, timeout: 30_000 });
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(pageUrl, { waitUntil: 'load' });
+    const tables = await page.evaluate(() => {
+      const doc = (globalThis as any).document;
+      const viewport: number = doc.documentElement.clientWidth;
+      return Array.from(doc.querySelectorAll('section.scenario')).map((section: any) => {
+        const wrap = section.querySelector('.table-wrap');
+        const lastHeader = Array.from(section.querySelectorAll('table.results th')).at(-1) as any;
+        return {
+          name: section.dataset.scenario as string,
+          viewport,
+          scrollWidth: wrap.scrollWidth as number,
+          clientWidth: wrap.clientWidth as number,
+          lastHeader: (lastHeader?.textContent ?? '') as string,
+          lastHeaderRight: (lastHeader?.getBoundingClientRect().right ?? Infinity) as number,
+        };
+      });
+    });
+    t.equal(tables.length, reference.scenarios.length, 'a table per scenario');
+    for (const table of tables) {
+      t.ok(table.scrollWidth <= table.clientWidth, `${table.name}: the table needs no sideways scrolling (${table.scrollWidth} px in ${table.clientWidth})`);
+      t.equal(table.lastHeader, 'errors', `${table.name}: its last column is errors`);
+      t.ok(table.lastHeaderRight <= table.viewport, `${table.name}: and it is on the screen (right edge ${Math.round(table.lastHeaderRight)} of ${table.viewport} px)`);
+    }
   } finally {
     await context.close();
   }

@@ -3,14 +3,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import type { MachineInfo } from '../../bench/lib/machine.js';
-import { markdownReport, type BenchReport } from '../../bench/lib/report-markdown.js';
-import { buildScenarioReport } from '../../bench/lib/report-model.js';
-import { timelineSvg, tickValues, niceCeiling } from '../../bench/lib/report-svg.js';
-import { markdownTable, textTable } from '../../bench/lib/report-table.js';
-import { textTimeline, timelineRows } from '../../bench/lib/report-timeline.js';
-import { benchJson, resultStamp, writeResults } from '../../bench/lib/results-files.js';
-import { scenarioParams, SCENARIOS } from '../../bench/lib/scenarios.js';
+import type { MachineInfo } from '../../bench/report/machine.js';
+import { markdownReport, type BenchReport } from '../../bench/report/report-markdown.js';
+import { buildScenarioReport } from '../../bench/report/build-report.js';
+import { timelineSvg, tickValues, niceCeiling } from '../../bench/report/report-svg.js';
+import { markdownTable, textTable } from '../../bench/report/report-table.js';
+import { textTimeline, timelineRows } from '../../bench/report/report-timeline.js';
+import { benchJson, resultStamp, writeResults } from '../../bench/report/results-files.js';
+import { scenarioParams, SCENARIOS } from '../../bench/load/scenarios.js';
 import { chatMeasurements, chatRun, measurement, session, T0 } from './fixtures.js';
 
 const chat = buildScenarioReport('chat', scenarioParams(SCENARIOS.chat), null, chatMeasurements());
@@ -79,6 +79,34 @@ t.test('the table has a row per server and a column per measure', async (t) => {
   const [header = '', , sequential = ''] = textTable(chat).split('\n');
   t.match(sequential, /^sequential +6\.40 s +6\.40 s/);
   t.equal(sequential.indexOf('6.40 s') + '6.40 s'.length, header.indexOf('makespan') + 'makespan'.length, 'text: numbers right-aligned under their header');
+});
+
+t.test('on the terminal the table fits 100 columns: cut into tables that each begin with the server, nothing left out', async (t) => {
+  const wide = textTable(chat);
+  t.ok(Math.max(...wide.split('\n').map((line) => line.length)) > 100, 'the one-line table is wider than 100 columns');
+  t.equal(textTable(chat, Number.POSITIVE_INFINITY), wide, 'unlimited (--wide): the one-line table');
+  for (const width of [100, 80]) {
+    const narrow = textTable(chat, width);
+    const lines = narrow.split('\n');
+    t.ok(Math.max(...lines.map((line) => line.length)) <= width, `every line fits ${width} columns`);
+    const tables = narrow.trimEnd().split('\n\n');
+    t.ok(tables.length >= 2, `${tables.length} tables`);
+    for (const table of tables) {
+      const rows = table.split('\n').slice(3);
+      t.same(
+        rows.map((row) => row.split(/ {2,}/)[0]),
+        ['sequential', 'workers --threads 4', 'async', 'ceiling'],
+        'each table has a row per server, named first',
+      );
+    }
+    for (const header of ['makespan', 'ideal', 'queue wait', 'p50 / p95 / p99 / max', 'most', 'at once', 'peak', 'RSS', 'errors']) t.ok(narrow.includes(header), `${width}: the ${header} column is there`);
+  }
+  t.match(
+    textTable(chat, 100),
+    /^sequential +2\.40 \/ 5\.60 \/ 5\.60 s +3\.20 \/ 6\.40 \/ 6\.40 \/ 6\.40 s +0\.25 +64\.0 MiB +0$/m,
+    'in 100 columns: the run in one table, what the clients waited and the server spent in the other',
+  );
+  t.equal(textTable(chat, 250), wide, 'where the whole table fits, it is one table');
 });
 
 t.test('the makespan cell shows mean ± rme and the sample count when there are several runs', async (t) => {

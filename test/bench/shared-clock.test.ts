@@ -5,7 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import t from 'tap';
-import { adoptClockAnchor, clockAnchor, sharedNow } from '../../bench/lib/shared-clock.js';
+import { adoptClockAnchor, clockAnchor, sharedNow } from '../../bench/load/shared-clock.js';
 
 function nextMessage<T>(child: ChildProcess): Promise<T> {
   return new Promise((resolve, reject) => {

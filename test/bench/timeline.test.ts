@@ -1,6 +1,6 @@
 /** Recording session timelines and aggregating them: the numbers the tables are made of, on known inputs. */
 import t from 'tap';
-import { assignSessions, defaultProcessCount } from '../../bench/lib/load-generator.js';
+import { assignSessions, defaultProcessCount } from '../../bench/load/load-generator.js';
 import {
   idealMakespanMs,
   LatencyHistogram,
@@ -11,9 +11,9 @@ import {
   representativeRun,
   simulateIdealMakespanMs,
   summarizeRuns,
-} from '../../bench/lib/metrics.js';
-import { planSessions, SCENARIOS, scenarioParams } from '../../bench/lib/scenarios.js';
-import { describeSessionError, errorLabel, SessionRecorder } from '../../bench/lib/timeline.js';
+} from '../../bench/load/metrics.js';
+import { planSessions, SCENARIOS, scenarioParams } from '../../bench/load/scenarios.js';
+import { describeSessionError, errorLabel, SessionRecorder } from '../../bench/load/timeline.js';
 import { ConnectionError, ErrorCodes, ReplyError } from '../../protocol/index.js';
 import { chatRun, session, T0 } from './fixtures.js';
 

@@ -134,12 +134,12 @@ t.test('what the test changes in a command, and only that', async (t) => {
   t.equal(rewriteCommand('npm run demo', ctx), `node /repo/dist/bin/socklab.js demo`, 'npm run X → its script');
   t.equal(
     rewriteCommand('npm run bench -- --quick --scenario chat', ctx),
-    'node /repo/dist/bench/run.js --quick --scenario chat --out /tmp/w/results',
+    'node /repo/dist/bench/run.js --quick --scenario chat --out /tmp/w/results/local',
     'the bench: no rebuild, and its results into the temporary directory',
   );
   t.equal(
     rewriteCommand('npm run bench -- --scenario chat', ctx, '--quick'),
-    'node /repo/dist/bench/run.js --scenario chat --out /tmp/w/results --quick',
+    'node /repo/dist/bench/run.js --scenario chat --out /tmp/w/results/local --quick',
     'test-args appended',
   );
   t.equal(rewriteCommand("pkill -9 -f 'client put big.txt'", ctx), "pkill -t pts/3,pts/7 -9 -f 'client put big.txt'", 'pkill only in our terminals');

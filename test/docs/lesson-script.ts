@@ -329,10 +329,10 @@ export class RewriteError extends Error {
  *    temporary directory, and `--root` is added when absent (the default
  *    ./storage is relative to the working directory, which is that temporary
  *    directory anyway). Tests never use the repository's ./storage.
- * 5. `npm run bench` gets `--out <workDir>/results`: the test never overwrites
- *    the committed reference run in the repository's results/. Relative paths
- *    like `results/latest.md` in later commands then find the run's files,
- *    since commands run in workDir.
+ * 5. `npm run bench` gets `--out <workDir>/results/local`, where it writes by
+ *    default relative to the repository: the test never writes into the
+ *    repository at all. Relative paths like `results/local/latest.md` in
+ *    later commands then find the run's files, since commands run in workDir.
  * 6. `pkill` and `pgrep` get `-t <this run's terminals>`: the English and the
  *    Russian guide run at the same time, and one must not signal the other's
  *    processes (nor anything else on the machine).
@@ -390,9 +390,9 @@ export function rewriteCommand(command: string, ctx: RewriteContext, testArgs: s
 
   // 5. bench output
   if (isBench) {
-    if (/--out\b/.test(text)) throw new RewriteError('the guide gives npm run bench an --out: the test cannot keep it away from results/');
+    if (/--out\b/.test(text)) throw new RewriteError('the guide gives npm run bench an --out: the test cannot keep it away from the repository');
     const at = text.indexOf(`${ctx.repo}/dist/bench`);
-    text = appendToSimpleCommand(text, Math.max(0, text.lastIndexOf('node', at)), `--out ${shellQuote(`${ctx.workDir}/results`)}`);
+    text = appendToSimpleCommand(text, Math.max(0, text.lastIndexOf('node', at)), `--out ${shellQuote(`${ctx.workDir}/results/local`)}`);
   }
 
   // 6. pkill / pgrep

@@ -20,7 +20,12 @@
  * killed, which counts as a failure.
  */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
+import type { BenchReport } from '../../bench/report/report-markdown.js';
+import { markdownTable, textTable } from '../../bench/report/report-table.js';
+import { OUTPUT_COLUMNS } from '../../bin/cli-support.js';
 import { LessonSyntaxError, placeholderIn, skeleton, type Step } from './lesson-script.js';
 import { FILE_LIMIT_MS, GUIDES, loadGuide, pkg, REPO, runGuideSections } from './lesson-suite.js';
 
@@ -62,6 +67,45 @@ t.test('the guides parse, hold only runnable commands, and run the same commands
     const b = skeleton(ru);
     t.same(b, a, 'LESSON.ru.md has the same commands, annotations and sections as LESSON.md, in the same order');
   }
+});
+
+// ---------------------------------------------------------------------------
+// Figures quoted in the guides and the README are the reference run's (results/latest.json).
+
+const MiB = 1024 * 1024;
+
+/** The memory sentence of each guide: workers with 8 threads, with 4, and async, in MiB. */
+const MEMORY_SENTENCE: Record<(typeof GUIDES)[number]['name'], RegExp> = {
+  'LESSON.md': /(\d+) MiB with 8 threads, (\d+) MiB with 4,\s+against (\d+) MiB for async/,
+  'LESSON.ru.md': /(\d+) MiB с 8 потоками,\s+(\d+) MiB с 4, против (\d+) MiB у async/,
+};
+
+t.test('the figures the guides and the README quote are those of the reference run in results/', async (t) => {
+  const reference = JSON.parse(fs.readFileSync(path.join(REPO, 'results', 'latest.json'), 'utf8')) as BenchReport;
+  const chat = reference.scenarios.find((scenario) => scenario.scenario === 'chat');
+  if (chat === undefined) {
+    t.fail('the reference run has a chat scenario');
+    return;
+  }
+  const rss = (label: string) => {
+    const bytes = chat.targets.find((target) => target.label === label)?.resources?.peakRssBytes;
+    return bytes === undefined ? 'none' : String(Math.round(bytes / MiB));
+  };
+  const table = textTable(chat, OUTPUT_COLUMNS);
+  const duration = `${Math.round(reference.run.durationSeconds)} s`;
+  for (const guide of GUIDES) {
+    const text = fs.readFileSync(guide.file, 'utf8');
+    t.ok(text.includes(table), `${guide.name}: the chat table it shows is the reference run's, as the bench prints it`);
+    const memory = MEMORY_SENTENCE[guide.name].exec(text);
+    t.same(memory?.slice(1), [rss('workers --threads 8'), rss('workers --threads 4'), rss('async')], `${guide.name}: peak memory of workers (8 and 4 threads) and async`);
+    t.ok(text.includes(duration), `${guide.name}: the full bench's duration (${duration})`);
+  }
+  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const markdownRows = markdownTable(chat).split('\n');
+  const quotedRows = readme.split('\n').filter((line) => /^\| (sequential|workers --threads \d+|async|ceiling) \|/.test(line));
+  t.ok(quotedRows.length >= 3, `the README quotes rows of the chat table (${quotedRows.length})`);
+  for (const row of quotedRows) t.ok(markdownRows.includes(row), `README: "${row.slice(0, 40)}…" is a row of the reference run's chat table`);
+  t.ok(readme.includes(duration), `README: the full bench's duration (${duration})`);
 });
 
 /** The programs the guides run besides socklab, with the Debian package of each (for .ci/run). */

@@ -30,6 +30,7 @@ export async function startTestServer(model: ServerModelName, overrides: Partial
     root,
     maxFileSize: 64 * 1024 * 1024,
     idleTimeoutSeconds: 30,
+    minUploadRate: 0,
     maxConnections: 1000,
     threads: 4,
     maxQueue: 1000,

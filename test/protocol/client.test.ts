@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ConnectionError, ErrorCodes, ReplyError, SocklabClient, SocklabError, type ExistsDecision } from '../../protocol/index.js';
+import { ConnectionError, ErrorCodes, parseReply, ProtocolError, ReplyError, SocklabClient, SocklabError, type ExistsDecision } from '../../protocol/index.js';
 import {
   bytes,
   concat,
@@ -10,6 +10,7 @@ import {
   MemoryStorage,
   rejection,
   sha256,
+  thrown,
   type Asserts,
 } from './fixtures.js';
 
@@ -47,6 +48,25 @@ function counted(chunks: readonly string[]): { source: Iterable<Uint8Array>; pul
     pulls: () => pulls,
   };
 }
+
+// ---------------------------------------------------------------------------
+// Reply lines
+
+t.test('parseReply', async (t) => {
+  t.same(parseReply('200'), { code: 200, text: '' });
+  t.same(parseReply('200 PONG'), { code: 200, text: 'PONG' });
+  t.same(parseReply('200 '), { code: 200, text: '' });
+  t.same(parseReply('200  two'), { code: 200, text: ' two' }, 'text after the first space, as is');
+  t.same(parseReply('226 a 5 ' + EMPTY_SHA256), { code: 226, text: `a 5 ${EMPTY_SHA256}` });
+  t.same(parseReply('000'), { code: 0, text: '' });
+  t.same(parseReply('999 x'), { code: 999, text: 'x' });
+  t.same(parseReply('200 заметки ✓'), { code: 200, text: 'заметки ✓' });
+  for (const bad of ['', '20', '2000', '20a', 'abc', '200x', ' 200', '200\tPONG', 'PONG', '-200', '２００']) {
+    const error = thrown(() => parseReply(bad));
+    t.ok(error instanceof ProtocolError, `${JSON.stringify(bad)} is not a reply line`);
+    if (error instanceof ProtocolError) t.equal(error.code, ErrorCodes.BAD_SYNTAX);
+  }
+});
 
 // ---------------------------------------------------------------------------
 // Greeting

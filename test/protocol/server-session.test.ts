@@ -184,7 +184,7 @@ t.test('PUT of an absent file: upload-start, whatever the mode', async (t) => {
     t.same(e, { kind: 'put', request: { command: 'PUT', name: 'f.txt', size: 3, mode, sha256: null } }, `${mode}: put event`);
     t.equal(s.isIdle, false);
     const answer = s.answerPut(null);
-    t.same(answer, { kind: 'upload-start', upload: { command: 'PUT', name: 'f.txt', size: 3, mode: expectedMode[mode], sha256: null } }, `${mode}: upload-start`);
+    t.same(answer, { kind: 'upload-start', upload: { name: 'f.txt', size: 3, mode: expectedMode[mode], sha256: null, maxFileSize: OPTIONS.maxFileSize } }, `${mode}: upload-start`);
     if (answer.kind !== 'upload-start') continue;
     t.equal(answer.upload.mode, expectedMode[mode], `${mode}: commits as ${expectedMode[mode]}`);
     expectInvalidState(t, () => s.nextEvent(), `${mode}: nextEvent before acceptUpload`);
@@ -215,7 +215,7 @@ t.test('PUT of a present file, mode=overwrite or append: upload-start', async (t
     const sha = sha256('abc');
     toPut(s, `PUT f.txt 3 sha256=${sha} mode=${mode}`);
     const answer = s.answerPut(10);
-    t.same(answer, { kind: 'upload-start', upload: { command: 'PUT', name: 'f.txt', size: 3, mode, sha256: sha } }, mode);
+    t.same(answer, { kind: 'upload-start', upload: { name: 'f.txt', size: 3, mode, sha256: sha, maxFileSize: OPTIONS.maxFileSize } }, mode);
   }
 });
 
@@ -284,7 +284,7 @@ t.test('350 <name> exists <current size>', async (t) => {
   t.equal(s.isIdle, true, 'waiting for the client: no reply owed, no upload under way');
   t.equal(s.isReceivingUpload, false);
   expectInvalidState(t, () => s.answerPut(7), 'answerPut twice');
-  expectInvalidState(t, () => s.acceptUpload({ name: 'f.txt', size: 4, mode: 'overwrite', sha256: null }), 'acceptUpload before a decision');
+  expectInvalidState(t, () => s.acceptUpload({ name: 'f.txt', size: 4, mode: 'overwrite', sha256: null, maxFileSize: 100 }), 'acceptUpload before a decision');
   t.same(s.nextEvent(), { kind: 'need-bytes' });
 });
 
@@ -299,7 +299,7 @@ t.test('350 → OVERWRITE / APPEND (any case) → upload-start with the PUT\'s s
   ] as const) {
     const s = toDecision(`PUT f.txt 4 sha256=${sha}`);
     const e = next(s, `${word}\r\n`);
-    t.same(e, { kind: 'upload-start', upload: { name: 'f.txt', size: 4, mode, sha256: sha } }, JSON.stringify(word));
+    t.same(e, { kind: 'upload-start', upload: { name: 'f.txt', size: 4, mode, sha256: sha, maxFileSize: OPTIONS.maxFileSize } }, JSON.stringify(word));
     if (e.kind !== 'upload-start') continue;
     t.equal(s.isIdle, false);
     t.equal(latin1(s.acceptUpload(e.upload)), '150 send 4 bytes\n');
@@ -481,7 +481,7 @@ t.test('closeReply ends the session from the server side', async (t) => {
 // Reply methods called out of turn
 
 t.test('InvalidStateError when a server calls a reply method out of turn', async (t) => {
-  const upload: Upload = { name: 'a', size: 1, mode: 'overwrite', sha256: null };
+  const upload: Upload = { name: 'a', size: 1, mode: 'overwrite', sha256: null, maxFileSize: 100 };
   const err = new StorageError(ErrorCodes.STORAGE_FAILED, 'x');
   const all: Array<[string, (s: ServerSession) => unknown]> = [
     ['listReply', (s) => s.listReply([])],
@@ -577,18 +577,19 @@ t.test('storageErrorReply maps each code by phase', async (t) => {
     ErrorCodes.NO_SPACE,
     ErrorCodes.STORAGE_FAILED,
     ErrorCodes.BAD_NAME,
+    ErrorCodes.TOO_LARGE,
   ] as const;
   // Before the 150 a lookup failure is a lookup reply; after the 150 only
   // 226/451/452 may follow the data (PROTOCOL.md, Upload).
   const expected: Record<Phase, Record<(typeof codes)[number], number>> = {
-    list: { SOCKLAB_NOT_FOUND: 550, SOCKLAB_EXISTS: 554, SOCKLAB_CHECKSUM_MISMATCH: 451, SOCKLAB_NO_SPACE: 451, SOCKLAB_STORAGE_FAILED: 451, SOCKLAB_BAD_NAME: 553 },
-    stat: { SOCKLAB_NOT_FOUND: 550, SOCKLAB_EXISTS: 554, SOCKLAB_CHECKSUM_MISMATCH: 451, SOCKLAB_NO_SPACE: 451, SOCKLAB_STORAGE_FAILED: 451, SOCKLAB_BAD_NAME: 553 },
-    get: { SOCKLAB_NOT_FOUND: 550, SOCKLAB_EXISTS: 554, SOCKLAB_CHECKSUM_MISMATCH: 451, SOCKLAB_NO_SPACE: 451, SOCKLAB_STORAGE_FAILED: 451, SOCKLAB_BAD_NAME: 553 },
-    put: { SOCKLAB_NOT_FOUND: 550, SOCKLAB_EXISTS: 554, SOCKLAB_CHECKSUM_MISMATCH: 451, SOCKLAB_NO_SPACE: 451, SOCKLAB_STORAGE_FAILED: 451, SOCKLAB_BAD_NAME: 553 },
+    list: { SOCKLAB_NOT_FOUND: 550, SOCKLAB_EXISTS: 554, SOCKLAB_CHECKSUM_MISMATCH: 451, SOCKLAB_NO_SPACE: 451, SOCKLAB_STORAGE_FAILED: 451, SOCKLAB_BAD_NAME: 553, SOCKLAB_TOO_LARGE: 552 },
+    stat: { SOCKLAB_NOT_FOUND: 550, SOCKLAB_EXISTS: 554, SOCKLAB_CHECKSUM_MISMATCH: 451, SOCKLAB_NO_SPACE: 451, SOCKLAB_STORAGE_FAILED: 451, SOCKLAB_BAD_NAME: 553, SOCKLAB_TOO_LARGE: 552 },
+    get: { SOCKLAB_NOT_FOUND: 550, SOCKLAB_EXISTS: 554, SOCKLAB_CHECKSUM_MISMATCH: 451, SOCKLAB_NO_SPACE: 451, SOCKLAB_STORAGE_FAILED: 451, SOCKLAB_BAD_NAME: 553, SOCKLAB_TOO_LARGE: 552 },
+    put: { SOCKLAB_NOT_FOUND: 550, SOCKLAB_EXISTS: 554, SOCKLAB_CHECKSUM_MISMATCH: 451, SOCKLAB_NO_SPACE: 451, SOCKLAB_STORAGE_FAILED: 451, SOCKLAB_BAD_NAME: 553, SOCKLAB_TOO_LARGE: 552 },
     // Still before the 150: a mode=new upload that finds the file present is the table's 554.
-    'upload-start': { SOCKLAB_NOT_FOUND: 451, SOCKLAB_EXISTS: 554, SOCKLAB_CHECKSUM_MISMATCH: 451, SOCKLAB_NO_SPACE: 452, SOCKLAB_STORAGE_FAILED: 451, SOCKLAB_BAD_NAME: 553 },
+    'upload-start': { SOCKLAB_NOT_FOUND: 451, SOCKLAB_EXISTS: 554, SOCKLAB_CHECKSUM_MISMATCH: 451, SOCKLAB_NO_SPACE: 452, SOCKLAB_STORAGE_FAILED: 451, SOCKLAB_BAD_NAME: 553, SOCKLAB_TOO_LARGE: 552 },
     // After the 150 and the data: 451 or 452, nothing else.
-    'upload-end': { SOCKLAB_NOT_FOUND: 451, SOCKLAB_EXISTS: 451, SOCKLAB_CHECKSUM_MISMATCH: 451, SOCKLAB_NO_SPACE: 452, SOCKLAB_STORAGE_FAILED: 451, SOCKLAB_BAD_NAME: 451 },
+    'upload-end': { SOCKLAB_NOT_FOUND: 451, SOCKLAB_EXISTS: 451, SOCKLAB_CHECKSUM_MISMATCH: 451, SOCKLAB_NO_SPACE: 452, SOCKLAB_STORAGE_FAILED: 451, SOCKLAB_BAD_NAME: 451, SOCKLAB_TOO_LARGE: 452 },
   };
   for (const phase of Object.keys(expected) as Phase[]) {
     for (const code of codes) {
@@ -603,11 +604,13 @@ t.test('storageErrorReply maps each code by phase', async (t) => {
   }
 });
 
-t.test('storageErrorReply names the file in 550 and 554', async (t) => {
+t.test('storageErrorReply names the file in 550; 554 and 552 carry the storage\'s reason', async (t) => {
   const s = inPhase('stat');
   t.match(utf8(s.storageErrorReply(new StorageError(ErrorCodes.NOT_FOUND, 'x'), 'notes.txt')), /^550 .*notes\.txt/);
   const p = inPhase('put');
-  t.match(utf8(p.storageErrorReply(new StorageError(ErrorCodes.EXISTS, 'x'), 'a')), /^554 a exists\n$/);
+  t.equal(utf8(p.storageErrorReply(new StorageError(ErrorCodes.EXISTS, 'a exists and is not a regular file'), 'a')), '554 a exists and is not a regular file\n');
+  const u = inPhase('upload-start');
+  t.equal(utf8(u.storageErrorReply(new StorageError(ErrorCodes.TOO_LARGE, 'too large: a would pass the size limit (9 bytes)'))), '552 too large: a would pass the size limit (9 bytes)\n');
 });
 
 // ---------------------------------------------------------------------------

@@ -19,8 +19,9 @@
  *   each is exactly its last acknowledged state, or that state with the one
  *   upload that was in flight applied whole; every upload that got `226` is
  *   there; the shared log is whole blocks, each once, every acknowledged one
- *   present, none lost from before; and no temporary file survives the
- *   restart (a planted one included).
+ *   present, none lost from before (it starts large, so its appends are
+ *   appends in place to a large file, undone at the restart when cut short);
+ *   and no temporary file survives the restart (a planted one included).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -123,6 +124,12 @@ export interface CampaignOptions {
   readonly seed: number;
   /** Largest upload in the workload (default 1 MiB). */
   readonly maxUploadBytes?: number;
+  /**
+   * Bytes of whole blocks the shared log starts with (default 4 MiB), so that
+   * every append to it is an append to a large file, written in place: a kill
+   * mid-commit must still leave whole blocks only.
+   */
+  readonly largeLogBytes?: number;
 }
 
 export class CrashCampaign {
@@ -150,6 +157,26 @@ export class CrashCampaign {
   async start(): Promise<void> {
     fs.mkdirSync(this.options.root, { recursive: true });
     this.server = await this.startServer();
+    await this.seedLargeLog(this.server.port);
+  }
+
+  /** The shared log's first blocks, in one upload, before any trial. */
+  private async seedLargeLog(port: number): Promise<void> {
+    const blocks = Math.ceil((this.options.largeLogBytes ?? 4 * 1024 * 1024) / BLOCK_BYTES);
+    const tags = Array.from({ length: blocks }, (_, i) => `seed${i}`);
+    const data = Buffer.concat(tags.map(blockFor));
+    const c = await this.connect(port);
+    try {
+      const first = await c.request(`PUT ${SHARED_LOG} ${data.length} mode=overwrite`, STEP_TIMEOUT_MS);
+      if (!first.startsWith('150')) throw new Error(`seeding ${SHARED_LOG}: ${first}`);
+      await c.send(data);
+      const done = await c.readLine(STEP_TIMEOUT_MS);
+      if (!done.startsWith('226')) throw new Error(`seeding ${SHARED_LOG}: ${done}`);
+      await c.request('QUIT', STEP_TIMEOUT_MS);
+    } finally {
+      c.destroy();
+    }
+    this.logTags = tags;
   }
 
   async stop(): Promise<void> {

@@ -7,7 +7,7 @@
  *
  * - `visible`: statfs reports no free block (the server can see it before `150`);
  * - `write`: writes to the server's temporary files fail with ENOSPC (a disk that
- *   fills while the data comes in);
+ *   fills while the data comes in), whichever call makes them (write, writev);
  * - `fsync`: fsync of the temporary files fails with ENOSPC (file systems that
  *   allocate late, or report the failure only there).
  *
@@ -78,8 +78,13 @@ if (mode === 'visible') {
   fs.promises.open = (async (file: fs.PathLike, ...rest: unknown[]) => {
     const handle = await (open as (...args: unknown[]) => Promise<fs.promises.FileHandle>)(file, ...rest);
     if (isTemp(file)) {
-      if (mode === 'write') handle.write = (async () => Promise.reject(enospc('write'))) as typeof handle.write;
-      else handle.sync = async () => Promise.reject(enospc('fsync'));
+      if (mode === 'write') {
+        handle.write = (async () => Promise.reject(enospc('write'))) as typeof handle.write;
+        handle.writev = (async () => Promise.reject(enospc('writev'))) as typeof handle.writev;
+      } else {
+        handle.sync = async () => Promise.reject(enospc('fsync'));
+        handle.datasync = async () => Promise.reject(enospc('fdatasync'));
+      }
     }
     return handle;
   }) as typeof fs.promises.open;

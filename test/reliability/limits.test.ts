@@ -7,9 +7,15 @@
  *   client sends anyway are parsed as commands;
  * - more bytes than announced: the surplus after the data block is parsed as
  *   requests (even another PUT), garbage gets 500, nothing crashes;
+ * - `--max-file-size` limits the file, not one upload: an append that would
+ *   take the file past it gets `552` before its `150`, counting the appends
+ *   to that file already in progress;
  * - the quota `--max-root-size`: `452` before the data when the upload cannot
- *   fit, at the commit when the root grew meanwhile; the file unchanged, no
- *   temporary file left; an overwrite that shrinks the root is allowed;
+ *   fit, counting the uploads in progress (each reserves its size at its
+ *   `150`, released when it is discarded; uploads starting at the same instant
+ *   cannot overshoot together), at the commit when the root grew behind the
+ *   server's back; the file unchanged, no temporary file left; an overwrite
+ *   that shrinks the root is allowed;
  * - a full disk: a server process whose file system is made to fail with
  *   ENOSPC (inject-full-disk.cts) visibly before the data, while writing, or at
  *   fsync, answers `452` with the file unchanged and no temporary file; where
@@ -118,21 +124,94 @@ for (const model of SERVER_MODELS) {
       t.same(f.tempFiles(), [], 'no temporary file left');
     });
 
+    t.test('--max-file-size limits the file: an append that would take it past the limit gets 552 before its 150', async (t) => {
+      const f = await start(t, { maxFileSize: 1024 });
+      f.writeFile('log.txt', Buffer.alloc(1000, 'l'));
+      const c = await f.open();
+      t.match(await c.request('PUT log.txt 25 mode=append'), /^552 /, '1000 + 25 > 1024: 552, no 150');
+      t.match(await c.request('PUT log.txt 25 mode=ask'), /^350 log\.txt exists 1000$/);
+      t.match(await c.request('APPEND'), /^552 /, 'ask, then APPEND past the limit: 552, no 150');
+      t.same(await put(c, 'PUT log.txt 24 mode=append', Buffer.alloc(24, 'm')), ['150 send 24 bytes', `226 log.txt 1024 ${sha256(Buffer.alloc(24, 'm'))}`], 'exactly the limit is allowed');
+      t.match(await c.request('PUT log.txt 1 mode=append'), /^552 /, 'full: even one byte more gets 552');
+      t.same(await put(c, 'PUT log.txt 1024 mode=overwrite', Buffer.alloc(1024, 'o')), ['150 send 1024 bytes', `226 log.txt 1024 ${sha256(Buffer.alloc(1024, 'o'))}`], 'an overwrite up to the limit is still allowed');
+      await f.quit(c);
+      t.equal(f.readFile('log.txt')?.length, 1024, 'the file never passed the limit');
+      t.same(f.tempFiles(), [], 'no temporary file left');
+    });
+
     if (model !== 'sequential') {
-      t.test('--max-root-size at the commit: two uploads that each fit, but not together', async (t) => {
+      t.test('--max-file-size counts appends in progress: the second of two appends that together pass the limit gets 552', async (t) => {
+        const f = await start(t, { maxFileSize: 1024 });
+        f.writeFile('log.txt', Buffer.alloc(400, 'l'));
+        const x = await f.open('x');
+        const y = await f.open('y');
+        t.equal(await x.request('PUT log.txt 600 mode=append'), '150 send 600 bytes', 'x: 400 + 600 fits');
+        t.match(await y.request('PUT log.txt 600 mode=append'), /^552 /, 'y: 400 + 600 in progress + 600 does not: 552 before its 150');
+        t.equal(await y.request('PUT log.txt 24 mode=append'), '150 send 24 bytes', 'y: 400 + 600 + 24 fits');
+        await x.send(Buffer.alloc(600, 'x'));
+        t.match(await x.readLine(), /^226 log\.txt 1000 /);
+        await y.send(Buffer.alloc(24, 'y'));
+        t.match(await y.readLine(), /^226 log\.txt 1024 /);
+        t.equal(f.readFile('log.txt')?.length, 1024);
+        x.destroy();
+        t.match(await y.request('PUT log.txt 0 mode=append'), /^150 /, 'an empty append always fits');
+        await y.send('');
+        t.match(await y.readLine(), /^226 log\.txt 1024 /);
+        await f.quit(y);
+        t.same(f.tempFiles(), [], 'no temporary file left');
+      });
+
+      t.test('--max-root-size counts uploads in progress: each reserves its size at its 150, released when it is discarded', async (t) => {
         const f = await start(t, { maxRootSize: 1000 });
         f.writeFile('a.txt', Buffer.alloc(400, 'a'));
-        f.writeFile('y.bin', 'old y');
         const x = await f.open('x');
         const y = await f.open('y');
         t.equal(await x.request('PUT x.bin 400 mode=new'), '150 send 400 bytes', 'x fits (400 + 400)');
-        t.equal(await y.request('PUT y.bin 400 mode=overwrite'), '150 send 400 bytes', 'y fits on its own (400 + 5 - 5 + 400)');
-        await x.send(Buffer.alloc(400, 'x'));
-        t.match(await x.readLine(), /^226 x\.bin 400 /, 'x commits first');
+        t.match(await y.request('PUT y.bin 201 mode=new'), /^452 /, 'y: 400 stored + 400 in progress + 201 > 1000: 452 before its 150');
+        t.match(await y.request('PUT a.txt 601 mode=overwrite'), /^452 /, 'an overwrite counts the uploads in progress too');
+        t.equal(f.tempFiles().length, 1, "only x's upload is on disk");
+        await x.send(Buffer.alloc(100, 'x'));
+        x.destroy(); // x leaves mid-upload: its reservation goes with it
+        await eventually(() => f.tempFiles().length === 0, "x's upload is discarded");
+        t.same(await put(y, 'PUT y.bin 600 mode=new', Buffer.alloc(600, 'y')), ['150 send 600 bytes', `226 y.bin 600 ${sha256(Buffer.alloc(600, 'y'))}`], 'the room x reserved is free again');
+        t.equal(await y.request('PUT z.bin 1 mode=new').then((r) => r.slice(0, 3)), '452', 'and now the root is full');
+        await f.quit(y);
+        t.equal(f.readFile('x.bin'), null);
+        t.same(f.tempFiles(), [], 'no temporary file left');
+      });
+
+      t.test('--max-root-size: uploads that start at the same instant cannot overshoot the quota together', async (t) => {
+        const f = await start(t, { maxRootSize: 1000, threads: 4 });
+        f.writeFile('a.txt', Buffer.alloc(400, 'a'));
+        const clients = [await f.open('x'), await f.open('y'), await f.open('z')];
+        for (let round = 0; round < 10; round++) {
+          // Each fits alone (400 + 400), no two together: the check and the reservation must be one step.
+          const firsts = await Promise.all(clients.map((c, i) => c.request(`PUT n${i}.bin 400 mode=new`)));
+          const accepted = clients.filter((_, i) => firsts[i]?.startsWith('150'));
+          t.equal(accepted.length, 1, `round ${round}: exactly one of three gets its 150 (${firsts.join(' | ')})`);
+          t.ok(firsts.every((r) => /^(150|452) /.test(r)), `round ${round}: the others get 452`);
+          for (const c of accepted) {
+            await c.send(Buffer.alloc(400, 'n'));
+            t.match(await c.readLine(), /^226 /);
+          }
+          const used = f.entries().filter((name) => !name.startsWith('.')).reduce((sum, name) => sum + fs.statSync(f.file(name)).size, 0);
+          t.ok(used <= 1000, `round ${round}: ${used} bytes stored, within the quota`);
+          for (let i = 0; i < clients.length; i++) fs.rmSync(f.file(`n${i}.bin`), { force: true });
+        }
+        for (const c of clients) await f.quit(c);
+        t.same(f.tempFiles(), [], 'no temporary file left');
+      });
+
+      t.test('--max-root-size at the commit: the root grew behind the server since the 150', async (t) => {
+        const f = await start(t, { maxRootSize: 1000 });
+        f.writeFile('a.txt', Buffer.alloc(400, 'a'));
+        f.writeFile('y.bin', 'old y');
+        const y = await f.open('y');
+        t.equal(await y.request('PUT y.bin 400 mode=overwrite'), '150 send 400 bytes', 'y fits (400 + 5 - 5 + 400)');
+        f.writeFile('other.bin', Buffer.alloc(400, 'o')); // put there by someone else, not through the server
         await y.send(Buffer.alloc(400, 'y'));
         t.match(await y.readLine(), /^452 /, 'y no longer fits at its commit: 452 after the data');
         t.equal(f.readFile('y.bin')?.toString(), 'old y', 'y.bin unchanged');
-        await f.quit(x);
         await f.quit(y);
         t.same(f.tempFiles(), [], 'no temporary file left');
       });
@@ -156,10 +235,12 @@ for (const model of SERVER_MODELS) {
 }
 
 t.test('--max-root-size on the command line: byte units, 0 = no quota', async (t) => {
-  const args = { host: '127.0.0.1', port: 0, root: '.', 'max-file-size': '1MiB', 'idle-timeout': 0, 'max-connections': 10, threads: 1, 'max-queue': 0, grace: 1 };
+  const args = { host: '127.0.0.1', port: 0, root: '.', 'max-file-size': '1MiB', 'idle-timeout': 0, 'min-upload-rate': '1KiB', 'max-connections': 10, threads: 1, 'max-queue': 0, grace: 1 };
   t.equal(serverOptionsFromArgs({ ...args, 'max-root-size': '2KiB' }, () => {}).maxRootSize, 2048);
   t.equal(serverOptionsFromArgs({ ...args, 'max-root-size': '0' }, () => {}).maxRootSize, 0);
   t.throws(() => serverOptionsFromArgs({ ...args, 'max-root-size': 'lots' }, () => {}), /--max-root-size/);
+  t.equal(serverOptionsFromArgs({ ...args, 'max-root-size': '0' }, () => {}).minUploadRate, 1024, '--min-upload-rate takes units too');
+  t.throws(() => serverOptionsFromArgs({ ...args, 'max-root-size': '0', 'min-upload-rate': 'slow' }, () => {}), /--min-upload-rate/);
 });
 
 // ---------------------------------------------------------------------------
@@ -221,7 +302,7 @@ t.test('a real full disk: a 256 KiB tmpfs in a private mount namespace (skipped 
     await c.readLine();
     t.match((await put(c, 'PUT keep.txt 150000 mode=new', Buffer.alloc(150_000, 'k')))[1], /^226 /, `${model}: 150 kB fit`);
     t.match((await c.request('PUT big.bin 200000 mode=new')), /^452 /, `${model}: 200 kB more cannot fit: 452 before the data`);
-    t.match((await put(c, 'PUT keep.txt 100000 mode=append', Buffer.alloc(100_000, 'a')))[0], /^452 /, `${model}: an append needing a 250 kB copy: 452`);
+    t.match((await put(c, 'PUT keep.txt 100000 mode=append', Buffer.alloc(100_000, 'a')))[0], /^452 /, `${model}: an append of 100 kB (received, then written in place: 200 kB): 452`);
     if (model !== 'sequential') {
       // Each fits when its 150 is given; the second finds the disk full while writing.
       const other = await WireClient.connect(server.port);

@@ -1,11 +1,13 @@
 /**
- * `npm run torture -- --trials N [--models sequential,workers,async] [--seed S] [--max-upload BYTES] [--keep]`
+ * `npm run torture -- --trials N [--models sequential,workers,async] [--seed S] [--max-upload BYTES] [--keep]
+ *   [--large-file BYTES] [--large-appends N]`
  *
  * The long crash campaign (see crash.ts): per model, N trials, each a client
  * SIGKILLed mid-upload and then the server SIGKILLed mid-upload or mid-commit
  * and restarted on the same root, every file checked against the recorded
- * history after each restart. Prints every failure, a summary per model, and
- * exits 1 if any trial failed.
+ * history after each restart. Then the attack of large-append-attack.ts: four
+ * clients appending small records at once to a large file. Prints every
+ * failure, a summary per model, and exits 1 if any trial failed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,6 +15,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { CrashCampaign, summarize, type TrialReport } from './crash.js';
+import { describeLargeAppends, largeAppendAttack } from './large-append-attack.js';
 import { makeTempRoot } from '../helpers/server.js';
 
 const args = await yargs(hideBin(process.argv))
@@ -22,6 +25,8 @@ const args = await yargs(hideBin(process.argv))
   .option('seed', { type: 'number', default: Date.now() % 1_000_000, describe: 'PRNG seed (printed, to replay a run)' })
   .option('max-upload', { type: 'number', default: 1024 * 1024, describe: 'largest upload in bytes' })
   .option('keep', { type: 'boolean', default: false, describe: 'keep the storage roots (for a post-mortem)' })
+  .option('large-file', { type: 'number', default: 256 * 1024 * 1024, describe: 'append attack: bytes of the large file appended to' })
+  .option('large-appends', { type: 'number', default: 100, describe: 'append attack: appends per client (4 clients)' })
   .strict()
   .parseAsync();
 
@@ -49,6 +54,13 @@ for (const [index, model] of models.entries()) {
   const failures = reports.filter((r) => r.failures.length > 0).length;
   failed += failures;
   process.stdout.write(`${model}: ${summarize(reports)} (${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
+
+  const attack = { model, root: path.join(base, `${model}-large-appends`), fileBytes: args['large-file'], clients: 4, appendsPerClient: args['large-appends'] };
+  const appended = await largeAppendAttack(attack);
+  for (const failure of appended.failures) process.stdout.write(`  FAIL ${model} append to a large file: ${failure}\n`);
+  if (appended.failures.length > 0) failed++;
+  process.stdout.write(`${model}: ${describeLargeAppends(attack, appended)}\n`);
+  fs.rmSync(attack.root, { recursive: true, force: true });
 }
 process.stdout.write(failed === 0 ? 'torture: no failures\n' : `torture: ${failed} failed trials\n`);
 process.exit(failed === 0 ? 0 : 1);

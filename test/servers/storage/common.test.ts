@@ -4,8 +4,15 @@ import { ErrorCodes, StorageError } from '../../../protocol/errors.js';
 import {
   compareNamesBytewise,
   isTempName,
-  newTempPath,
+  decodeIntent,
+  encodeIntent,
+  nameKey,
+  parseTempName,
   pathInRoot,
+  pendingUploads,
+  refuseIfFileWouldPassLimit,
+  tempFileName,
+  wouldExceedQuota,
   sortedForListing,
   toStorageError,
   visiblyLacksSpace,
@@ -52,10 +59,12 @@ t.test('names', async (t) => {
     sortedForListing([{ name: 'b', size: 1, mtime }, null, { name: 'a', size: 2, mtime }]).map((e) => e.name),
     ['a', 'b'],
   );
-  const temp = newTempPath('/root');
-  t.match(temp, new RegExp(`^/root/${TEMP_PREFIX.replace(/[.]/g, '\\.')}[0-9a-f]{16}$`));
-  t.ok(isTempName(temp.slice('/root/'.length)));
-  t.not(newTempPath('/root'), temp, 'random');
+  const temp = tempFileName('123.456', { name: 'notes.txt', mode: 'append', size: 4096 });
+  t.match(temp, new RegExp(`^${TEMP_PREFIX.replace(/[.]/g, '\\.')}123\\.456-[0-9a-f]{16}-a4096-${nameKey('notes.txt')}$`));
+  t.ok(isTempName(temp));
+  t.not(tempFileName('123.456', { name: 'notes.txt', mode: 'append', size: 4096 }), temp, 'random');
+  t.same(parseTempName(temp), { fileName: temp, owner: '123.456', mode: 'append', reserved: 4096, key: nameKey('notes.txt') });
+  t.equal(parseTempName(`${TEMP_PREFIX}planted`), null, 'a temporary file of unknown origin says nothing');
   t.equal(pathInRoot('/root', 'ok.txt'), '/root/ok.txt');
   t.throws(() => pathInRoot('/root', '../etc'), { code: ErrorCodes.BAD_NAME });
 });
@@ -112,4 +121,28 @@ t.test('SharedNameLock', async (t) => {
   t.same([...new Int32Array(lock.buffer)], new Array(8).fill(0), 'released after throws');
   t.throws(() => new SharedNameLock(new SharedArrayBuffer(6)), { code: ErrorCodes.INVALID_ARGUMENT });
   t.throws(() => new SharedNameLock(undefined, 0), { code: ErrorCodes.INVALID_ARGUMENT });
+});
+
+t.test('uploads in progress count against the quota and the file size limit', async (t) => {
+  const mtime = new Date(0);
+  const listed = [{ name: 'a.txt', size: 400, mtime }, null];
+  const pending = pendingUploads(['a.txt', tempFileName('1.1', { name: 'x', mode: 'new', size: 400 }), `${TEMP_PREFIX}junk`]);
+  t.equal(pending.length, 1);
+  t.notOk(wouldExceedQuota(1000, listed, pending, { name: 'y', size: 200, mode: 'new' }), '400 + 400 + 200 fits');
+  t.ok(wouldExceedQuota(1000, listed, pending, { name: 'y', size: 201, mode: 'new' }), '400 + 400 + 201 does not');
+  t.notOk(wouldExceedQuota(1000, listed, pending, { name: 'a.txt', size: 600, mode: 'overwrite' }), 'an overwrite frees the old size');
+  t.ok(wouldExceedQuota(1000, listed, pending, { name: 'a.txt', size: 201, mode: 'append' }), 'an append keeps it');
+  const appends = pendingUploads([tempFileName('1.1', { name: 'log', mode: 'append', size: 600 }), tempFileName('1.1', { name: 'other', mode: 'append', size: 900 })]);
+  const plan = { name: 'log', mode: 'append' as const, size: 24, sha256: null, maxFileSize: 1024 };
+  t.doesNotThrow(() => refuseIfFileWouldPassLimit(plan, 400, appends), '400 + 600 + 24: exactly the limit');
+  t.throws(() => refuseIfFileWouldPassLimit({ ...plan, size: 25 }, 400, appends), { code: ErrorCodes.TOO_LARGE });
+  t.doesNotThrow(() => refuseIfFileWouldPassLimit({ ...plan, mode: 'overwrite', size: 1024 }, 400, appends), 'an overwrite is limited by its own size (the protocol checks it)');
+});
+
+t.test('append intent records: whole or nothing', async (t) => {
+  const intent = { owner: '1.2', name: 'log.txt', file: '2049:123456789012345678', size: 42 };
+  const text = encodeIntent(intent);
+  t.same(decodeIntent(text), intent);
+  for (let cut = 0; cut < text.length - 1; cut++) t.equal(decodeIntent(text.slice(0, cut)), null, `cut at ${cut}`);
+  t.equal(decodeIntent(encodeIntent({ ...intent, name: '../etc/passwd' })), null, 'never a path');
 });

@@ -9,11 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import { spawn, spawnSync } from 'node:child_process';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import type { CommitMode } from '../../../protocol/index.js';
 import { AsyncStorage } from '../../../servers/storage/async.js';
 import { SyncStorage } from '../../../servers/storage/sync.js';
 import { SharedNameLock } from '../../../servers/storage/shared-lock.js';
+import { encodeIntent, fileIdentity, intentFileName, tempFileName } from '../../../servers/storage/common.js';
+import { ownerOf, SELF_OWNER } from '../../../servers/storage/owners.js';
 import { TEMP_PREFIX, type AsyncStorageOps, type StorageOps } from '../../../servers/storage/types.js';
 
 // ---------------------------------------------------------------------------
@@ -166,8 +169,12 @@ for (const flavour of flavours) {
     t.test('absent, directories and invalid names', async (t) => {
       const { root, storage } = await setup(t);
       fs.mkdirSync(path.join(root, 'subdir'));
+      t.equal(await storage.probe('nothing'), null, 'probe nothing');
+      await t.rejects(storage.probe('subdir'), { code: ErrorCodes.EXISTS, message: 'subdir exists and is not a regular file' }, 'probe subdir: no upload may land there');
+      for (const mode of ['new', 'overwrite', 'append'] as const) {
+        await t.rejects(storage.beginUpload({ name: 'subdir', size: 1, mode, sha256: null }), { code: ErrorCodes.EXISTS }, `beginUpload subdir ${mode}`);
+      }
       for (const name of ['nothing', 'subdir']) {
-        t.equal(await storage.probe(name), null, `probe ${name}`);
         await t.rejects(storage.stat(name), { code: ErrorCodes.NOT_FOUND }, `stat ${name}`);
         await t.rejects(storage.openRead(name), { code: ErrorCodes.NOT_FOUND }, `openRead ${name}`);
       }
@@ -227,7 +234,7 @@ for (const flavour of flavours) {
       };
 
       linkTo('link');
-      t.equal(await storage.probe('link'), null, 'probe sees no file');
+      await t.rejects(storage.probe('link'), { code: ErrorCodes.EXISTS }, 'probe: a link is not a regular file, no upload may land there');
       await t.rejects(storage.stat('link'), { code: ErrorCodes.NOT_FOUND }, 'stat');
       await t.rejects(storage.openRead('link'), { code: ErrorCodes.NOT_FOUND }, 'openRead');
       t.same(await storage.list(), [], 'list');
@@ -236,16 +243,19 @@ for (const flavour of flavours) {
       t.ok(fs.lstatSync(path.join(root, 'link')).isSymbolicLink(), "'new' left the link");
       outsideUnchanged("'new'");
 
-      t.same(await upload(storage, 'link', bytesOf('appended'), 'append'), { size: 8, sha256: sha256(bytesOf('appended')) });
-      t.ok(fs.lstatSync(path.join(root, 'link')).isFile(), "'append' replaced the link by a regular file");
-      t.equal(fs.readFileSync(path.join(root, 'link'), 'utf8'), 'appended', 'holding just the new data');
-      outsideUnchanged("'append'");
+      for (const mode of ['append', 'overwrite'] as const) {
+        await t.rejects(upload(storage, 'link', bytesOf('data'), mode), { code: ErrorCodes.EXISTS }, `'${mode}' onto a link`);
+        t.ok(fs.lstatSync(path.join(root, 'link')).isSymbolicLink(), `'${mode}' left the link`);
+        outsideUnchanged(`'${mode}'`);
+      }
 
-      linkTo('link2');
-      await upload(storage, 'link2', bytesOf('overwritten'), 'overwrite');
-      t.ok(fs.lstatSync(path.join(root, 'link2')).isFile(), "'overwrite' replaced the link itself");
-      t.equal(fs.readFileSync(path.join(root, 'link2'), 'utf8'), 'overwritten');
-      outsideUnchanged("'overwrite'");
+      // A link planted after the upload began (between its 150 and its commit) is not replaced either.
+      const late = await storage.beginUpload({ name: 'late', size: 4, mode: 'overwrite', sha256: null });
+      await storage.writeUpload(late, bytesOf('data'));
+      linkTo('late');
+      await t.rejects(storage.commitUpload(late), { code: ErrorCodes.EXISTS }, 'a link planted before the commit');
+      t.ok(fs.lstatSync(path.join(root, 'late')).isSymbolicLink(), 'the link stays');
+      outsideUnchanged('the late link');
       t.same(tempFilesIn(root), []);
     });
 
@@ -316,7 +326,7 @@ for (const flavour of flavours) {
       await storage.writeUpload(handle, bytesOf('12345'));
       await t.rejects(storage.commitUpload(handle), { code: ErrorCodes.STORAGE_FAILED }, 'fewer bytes than announced');
       await t.rejects(storage.commitUpload(handle), { code: ErrorCodes.STORAGE_FAILED }, 'the same error again');
-      await t.rejects(storage.writeUpload(handle, bytesOf('x')), { code: ErrorCodes.STORAGE_FAILED }, 'writes too');
+      await t.rejects(async () => storage.writeUpload(handle, bytesOf('x')), { code: ErrorCodes.STORAGE_FAILED }, 'writes too');
       await storage.abortUpload(handle); // a no-op, and does not throw
       t.equal(await storage.probe('short'), null);
       t.same(tempFilesIn(root), []);
@@ -343,6 +353,53 @@ for (const flavour of flavours) {
       await storage.commitUpload(committed);
       await storage.abortUpload(committed); // after a commit: a no-op
       t.equal(fs.readFileSync(path.join(root, 'target'), 'utf8'), 'x');
+    });
+
+    t.test('open() removes the temporary files no live process owns, and undoes the appends of the dead', async (t) => {
+      const dir = freshDir(t);
+      const dead = spawnSync(process.execPath, ['-e', '']).pid ?? 0;
+      const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+      t.teardown(() => live.kill('SIGKILL'));
+      const liveOwner = ownerOf(live.pid ?? 0);
+      const plan = { name: 'x', mode: 'new', size: 5 } as const;
+      const ofDead = tempFileName(`${dead}.1`, plan);
+      const ofLive = tempFileName(liveOwner, plan);
+      const ofSelf = tempFileName(SELF_OWNER, plan);
+      const reusedPid = tempFileName(`${live.pid ?? 0}.1`, plan); // the live pid, but another process's start time
+      for (const name of [ofDead, ofLive, ofSelf, reusedPid]) fs.writeFileSync(path.join(dir, name), 'data');
+
+      const identity = (name: string) => fileIdentity(fs.statSync(path.join(dir, name), { bigint: true }));
+      const intent = (name: string, owner: string, size: number, file = identity(name)) =>
+        fs.writeFileSync(path.join(dir, intentFileName(name)), encodeIntent({ owner, name, file, size }));
+      for (const name of ['cut', 'replaced', 'held']) fs.writeFileSync(path.join(dir, name), Buffer.alloc(100, 'x'));
+      intent('cut', `${dead}.1`, 60); // a dead server's append to cut: undone
+      intent('replaced', `${dead}.1`, 60, '1:1'); // the file at that name is another one now: left alone
+      intent('held', liveOwner, 60); // a live server is appending: left alone
+      fs.writeFileSync(path.join(dir, intentFileName('junk')), '{"socklabAppendIntent":1,"own'); // never a whole record: nobody's
+
+      await flavour.open(dir);
+      t.same(tempFilesIn(dir).sort(), [ofLive, ofSelf, intentFileName('held')].sort(), 'only what live processes own is left');
+      t.equal(fs.statSync(path.join(dir, 'cut')).size, 60, "the dead server's append is undone");
+      t.equal(fs.statSync(path.join(dir, 'replaced')).size, 100, 'a file replaced since is left alone');
+      t.equal(fs.statSync(path.join(dir, 'held')).size, 100, "a live server's append is left alone");
+    });
+
+    t.test("an append waits while another live process holds the name's intent record, then takes over from it once that process is gone", async (t) => {
+      const { root, storage } = await setup(t);
+      fs.writeFileSync(path.join(root, 'log'), 'old');
+      // Another server process, appending to log: it holds the record, then dies without finishing (its append wrote nothing yet).
+      const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 400)'], { stdio: 'ignore' });
+      const exited = new Promise((resolve) => other.once('exit', resolve));
+      const otherOwner = ownerOf(other.pid ?? 0);
+      const identity = fileIdentity(fs.statSync(path.join(root, 'log'), { bigint: true }));
+      fs.writeFileSync(path.join(root, intentFileName('log')), encodeIntent({ owner: otherOwner, name: 'log', file: identity, size: 3 }));
+      const began = performance.now();
+      t.same(await upload(storage, 'log', bytesOf('+new'), 'append'), { size: 7, sha256: sha256(bytesOf('+new')) });
+      const waited = performance.now() - began;
+      await exited;
+      t.ok(waited >= 200, `the append waited for the other process (${waited.toFixed(0)} ms)`);
+      t.equal(fs.readFileSync(path.join(root, 'log'), 'utf8'), 'old+new');
+      t.same(tempFilesIn(root), [], 'its record is gone, and ours');
     });
 
     t.test('open() removes stale temporary files, attach() leaves them', async (t) => {

@@ -1,0 +1,98 @@
+/**
+ * Runs what `socklab load` was asked (bench/load/load-command.ts checks the
+ * command line): the load processes, the server (and the ceiling first, with
+ * --ceiling), the runs; then prints the report.
+ */
+import { LoadGenerator } from './load-generator.js';
+import { describeMachine } from '../report/machine.js';
+import { measureTarget, type LoadRequest } from './measure.js';
+import { buildScenarioReport } from '../report/build-report.js';
+import type { ScenarioReport, TargetMeasurement } from '../report/report-model.js';
+import { wrapText } from '../report/format.js';
+import { textTable } from '../report/report-table.js';
+import { cpuUseText } from '../report/cpu-use.js';
+import { textTimeline } from '../report/report-timeline.js';
+import type { ScenarioName, ScenarioParams } from './scenarios.js';
+import { stoppingServersOnInterrupt } from '../targets/server-process.js';
+import { targetLabel, type TargetSpec } from '../targets/targets.js';
+import { ErrorCodes, SocklabError } from '../../protocol/index.js';
+import { socklabCommand } from '../../bin/invocation.js';
+
+/** Everything a load run needs, checked (load-command.ts checks it). */
+export interface LoadOptions {
+  readonly scenario: ScenarioName;
+  readonly params: ScenarioParams;
+  readonly target: TargetSpec;
+  readonly processes: number;
+  readonly arrivalsPerSecond: number | null;
+  readonly sessionTimeoutMs: number;
+  readonly warmupRuns: number;
+  readonly measuredRuns: number;
+  /** Measure the ceiling first, with the same load. */
+  readonly withCeiling: boolean;
+  readonly json: boolean;
+  /** Columns the text output may use (Infinity with --wide). */
+  readonly width: number;
+}
+
+export function runLoad(options: LoadOptions): Promise<void> {
+  return stoppingServersOnInterrupt('socklab load', 'nothing was measured', () => load(options));
+}
+
+async function load(options: LoadOptions): Promise<void> {
+  const { scenario, params, processes } = options;
+  const load: LoadRequest = { scenario, params, arrivalsPerSecond: options.arrivalsPerSecond, sessionTimeoutMs: options.sessionTimeoutMs };
+  const specs: TargetSpec[] = options.withCeiling && options.target.kind !== 'ceiling' ? [{ kind: 'ceiling' }, options.target] : [options.target];
+  if (!options.json) {
+    const starting = `${scenario}: ${params.clients ?? 0} clients over ${processes} load processes against ${specs.map((spec) => targetLabel(spec)).join(', then ')}...`;
+    process.stderr.write(`${wrapText(starting, options.width)}\n`);
+  }
+  const generator = LoadGenerator.start(processes);
+  const measurements: TargetMeasurement[] = [];
+  try {
+    for (const spec of specs) {
+      const plan = { warmupRuns: options.warmupRuns, measuredRuns: options.measuredRuns, comparePlainLoop: spec === options.target };
+      measurements.push(await measureTarget(generator, spec, load, plan));
+    }
+  } finally {
+    await generator.close();
+  }
+  const report = buildScenarioReport(scenario, params, load.arrivalsPerSecond, measurements);
+  process.stdout.write(options.json ? loadJson(report, processes) : loadText(report, processes, options.width));
+  const sessions = measurements.flatMap((m) => m.runs).flatMap((r) => r.sessions);
+  if (sessions.length > 0 && sessions.every((s) => s.error !== null)) {
+    // Errors are measurements, reported above; but a run in which nothing worked measured nothing.
+    throw new SocklabError(ErrorCodes.CONNECTION_FAILED, `every session failed; the first: ${sessions[0]?.error?.message ?? 'unknown'}`);
+  }
+}
+
+function loadText(report: ScenarioReport, processes: number, width: number): string {
+  const skews = report.targets.map((t) => `${t.label} ${t.summary.startSkewMs.max.toFixed(2)} ms`).join(', ');
+  const idealUnknown = report.targets.some((t) => t.summary.idealMs === null && t.spec.kind !== 'remote');
+  const plain = report.targets.flatMap((t) =>
+    t.plainLoop === null
+      ? []
+      : [
+          `Load generator check (${t.label}): the scripted clients drove ${Math.round(t.summary.pingsPerSecond ?? 0)} PING/s; ` +
+            `the plain loop doing the same job from one process (${t.plainLoop.connections} connections), ${Math.round(t.plainLoop.requestsPerSecond)} PING/s.`,
+        ],
+  );
+  const prose = [
+    `${socklabCommand()} load ${report.scenario} ${report.flags}: ${report.targets.map((t) => t.label).join(', then ')}`,
+    `${report.targets[0]?.summary.clients ?? 0} clients over ${processes} load processes, ${report.arrivalsPerSecond === null ? 'closed model (all start together)' : `open model (${report.arrivalsPerSecond} session starts/s)`}; start skew (largest of the runs): ${skews}`,
+    '',
+    report.sentences.join(' '),
+    `Ideal makespan: ${report.idealDefinition}${idealUnknown ? ' (add --ceiling to measure it)' : ''}.`,
+    ...plain,
+  ];
+  return [
+    ...prose.map((paragraph) => wrapText(paragraph, width)),
+    '',
+    textTable(report, width) + wrapText(cpuUseText(report), width),
+    wrapText(textTimeline(report), width),
+  ].join('\n');
+}
+
+function loadJson(report: ScenarioReport, processes: number): string {
+  return `${JSON.stringify({ schema: 'socklab-load/1', createdAt: new Date().toISOString(), machine: describeMachine(), processes, report }, null, 2)}\n`;
+}

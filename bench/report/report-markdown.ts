@@ -1,0 +1,78 @@
+/** The Markdown report of a bench run: the machine, then a section per scenario. */
+import type { MachineInfo } from './machine.js';
+import type { ScenarioReport } from './report-model.js';
+import { markdownTable } from './report-table.js';
+import { cpuUseMarkdown } from './cpu-use.js';
+
+export interface BenchRunInfo {
+  readonly createdAt: string;
+  readonly command: string;
+  readonly quick: boolean;
+  readonly warmupRuns: number;
+  readonly measuredRuns: number;
+  readonly durationSeconds: number;
+}
+
+/** When the run was made, for a heading: `2026-11-27 19:25:59 UTC`. */
+export function runDate(run: Pick<BenchRunInfo, 'createdAt'>): string {
+  return run.createdAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+}
+
+/** How much was measured and how long it took, after the command: the same words in every report. */
+export function runExtent(run: BenchRunInfo): string {
+  return `${run.measuredRuns} measured run(s) per server and scenario after ${run.warmupRuns} warm-up run(s); took ${Math.round(run.durationSeconds)} s`;
+}
+
+export interface BenchReport {
+  readonly schema: 'socklab-bench/1';
+  readonly run: BenchRunInfo;
+  readonly machine: MachineInfo;
+  readonly scenarios: readonly ScenarioReport[];
+}
+
+/** `svgFile(scenario)` names the timeline picture written beside the report. */
+export function markdownReport(report: BenchReport, svgFile: (scenario: string) => string): string {
+  const { run, machine } = report;
+  const skews = report.scenarios.map(startSkew);
+  const worst = skews.reduce((a, b) => (b.skewMs > a.skewMs ? b : a), { skewMs: 0, processes: 0 });
+  const out: string[] = [
+    `# socklab bench, ${runDate(run)}`,
+    '',
+    `- Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}`,
+    `- Node ${machine.node}, socklab commit ${machine.gitCommit}`,
+    `- Command: \`${run.command}\`: ${runExtent(run)}`,
+    `- Start skew (spread of the load processes' actual start instants): at most ${worst.skewMs.toFixed(2)} ms (${worst.processes} processes)`,
+    '',
+    'Each server ran as its own process, started afresh for each scenario; the clients were separate processes released together at a barrier. ' +
+      'The ceiling is bare Node doing the same work: a copy sink (it greets, answers every line, copies each upload into a file and fsyncs it) for the scripted scenarios, a line server for the PINGs of the ceiling scenario. ' +
+      'Makespan is from the common start instant to the last client done (mean ± relative margin of error at 95% over the measured runs, n = samples). ' +
+      'Queue wait is TCP connect to greeting; session time is from the scheduled start to done; percentiles pool every session of every measured run (HDR histogram). ' +
+      '"Most at once" counts clients between their greeting and their QUIT at the same instant. Server CPU is per run; peak RSS is over the whole scenario. ' +
+      "Under each table, the CPU of each run from the start instant to the last load process's report: the server's and the load processes' CPU seconds, the cores they amount to (CPU seconds ÷ the run's time), and the share of the machine's cores that was busy (/proc/stat, all processes).",
+    '',
+  ];
+  for (const [index, scenario] of report.scenarios.entries()) {
+    const skew = skews[index] ?? startSkew(scenario);
+    out.push(
+      `## ${scenario.scenario}`,
+      '',
+      scenario.sentences.join(' '),
+      '',
+      `\`socklab load ${scenario.scenario} ${scenario.flags}\` (start skew at most ${skew.skewMs.toFixed(2)} ms over ${skew.processes} load processes). Ideal makespan: ${scenario.idealDefinition}.`,
+      '',
+      markdownTable(scenario),
+      ...[cpuUseMarkdown(scenario)].filter((text) => text !== ''),
+      `![${scenario.scenario} timeline: one row per client, time across](${svgFile(scenario.scenario)})`,
+      '',
+    );
+  }
+  return out.join('\n');
+}
+
+/** The worst start skew of a scenario's runs, and over how many load processes. */
+function startSkew(scenario: ScenarioReport): { skewMs: number; processes: number } {
+  return {
+    skewMs: Math.max(0, ...scenario.targets.map((t) => t.summary.startSkewMs.max)),
+    processes: Math.max(0, ...scenario.targets.map((t) => new Set(t.timeline.sessions.map((s) => s.process)).size)),
+  };
+}

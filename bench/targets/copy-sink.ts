@@ -1,0 +1,139 @@
+/**
+ * The ceiling for bulk bytes: the barest Node server that copies what a client
+ * sends into a file and fsyncs it. It greets (`220 copy-sink ready`) and then
+ * reads lines: a line that is a byte count `<size>` is followed by that many
+ * bytes, copied into a file and fsynced, then answered `226`; any other line
+ * (LIST, ECHO, QUIT...) is answered `200 PONG`, like the line server does. So
+ * a whole scripted session (greeting, small requests, an upload) runs over one
+ * connection, as it does against a socklab server, with nothing parsed beyond
+ * "is this line a number". Prints "listening on HOST:PORT".
+ *
+ * The bytes go to the file the way the async server writes them, and the
+ * way a native copy does: gathered into large writes (1 MiB writev), several
+ * in flight on libuv's thread pool while the socket is read, flushed to disk
+ * in the background as they go, then one fsync (servers/storage/batched-writer.ts).
+ * So uploads from many clients reach the disk side by side, as they can with
+ * the async server: a ceiling must not be slower than what it bounds.
+ */
+import fs from 'node:fs';
+import fsp, { type FileHandle } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { BatchedFileWriter } from '../../servers/storage/batched-writer.js';
+
+const LF = 10;
+const PONG = Buffer.from('200 PONG\n');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-copy-sink-'));
+let uploads = 0;
+
+interface Upload {
+  readonly file: string;
+  /** Resolves once the file is open; until then the socket is paused. */
+  readonly opened: Promise<{ readonly handle: FileHandle; readonly writer: BatchedFileWriter }>;
+  writer: BatchedFileWriter | null;
+  remaining: number;
+}
+
+const server = net.createServer({ noDelay: true }, (socket) => {
+  socket.on('error', () => {});
+  socket.write('220 copy-sink ready\n');
+  /** Bytes of a line not yet complete (or read while an upload was being committed). */
+  let unread: Buffer = Buffer.alloc(0);
+  let upload: Upload | null = null;
+  /** Between the last byte of an upload and its 226, what arrives waits in `unread`. */
+  let committing = false;
+
+  const startUpload = (size: number): Upload => {
+    const file = path.join(dir, `upload-${++uploads}`);
+    socket.pause();
+    const opened = fsp.open(file, 'w').then((handle) => {
+      const writer = new BatchedFileWriter(handle);
+      started.writer = writer;
+      resumeUnlessCommitting();
+      return { handle, writer };
+    });
+    const started: Upload = { file, opened, writer: null, remaining: size };
+    return started;
+  };
+
+  /** Queues bytes for the file; the socket pauses while the disk is behind. */
+  const write = (upload: Upload, part: Buffer) => {
+    const wait = upload.writer === null ? upload.opened.then(({ writer }) => writer.write(part)) : upload.writer.write(part);
+    if (wait === undefined) return;
+    socket.pause();
+    void wait.then(resumeUnlessCommitting);
+  };
+
+  /** Once the bytes are on disk: 226, and back to reading lines (paused meanwhile, so replies keep their order). */
+  const commit = (done: Upload) => {
+    upload = null;
+    committing = true;
+    socket.pause();
+    void done.opened
+      .then(async ({ handle, writer }) => {
+        await writer.settle();
+        await handle.sync();
+        await handle.close();
+      })
+      .then(() => {
+        fs.rm(done.file, { force: true }, () => {});
+        socket.write('226\n');
+        committing = false;
+        socket.resume();
+        consume(Buffer.alloc(0));
+      });
+  };
+  const resumeUnlessCommitting = () => {
+    if (!committing && upload !== null) socket.resume();
+  };
+
+  const consume = (chunk: Buffer): void => {
+    if (committing) {
+      unread = Buffer.concat([unread, chunk]);
+      return;
+    }
+    let rest: Buffer = unread.length === 0 ? chunk : Buffer.concat([unread, chunk]);
+    unread = Buffer.alloc(0);
+    while (rest.length > 0 || (upload !== null && upload.remaining === 0)) {
+      if (upload !== null) {
+        const part = rest.subarray(0, upload.remaining);
+        upload.remaining -= part.length;
+        rest = rest.subarray(part.length);
+        if (part.length > 0) write(upload, part);
+        if (upload.remaining > 0) return;
+        unread = rest;
+        commit(upload);
+        return;
+      }
+      const lf = rest.indexOf(LF);
+      if (lf < 0) break;
+      const line = rest.subarray(0, lf).toString('latin1').trim();
+      rest = rest.subarray(lf + 1);
+      if (/^[0-9]+$/.test(line)) upload = startUpload(Number(line));
+      else if (line !== '') socket.write(PONG);
+    }
+    unread = rest;
+  };
+
+  socket.on('data', consume);
+  socket.on('close', () => {
+    if (upload === null) return;
+    const { file, opened } = upload;
+    void opened.then(async ({ handle, writer }) => {
+      await writer.discard();
+      await handle.close();
+      fs.rm(file, { force: true }, () => {});
+    });
+  });
+});
+server.listen({ host: '127.0.0.1', port: 0, backlog: 2048 }, () => {
+  const address = server.address() as net.AddressInfo;
+  process.stdout.write(`listening on ${address.address}:${address.port}\n`);
+});
+const stop = () => {
+  fs.rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

@@ -1,0 +1,196 @@
+/**
+ * transport/thread-relay.ts over a real TCP connection and a real worker
+ * thread (relay-worker.ts): bytes both ways, flow control both ways, a client
+ * that goes away waking a worker blocked in a read or a write, and a client
+ * that stops reading being cut off after the stall time.
+ */
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { Worker } from 'node:worker_threads';
+import t from 'tap';
+import { ErrorCodes } from '../../protocol/index.js';
+import { BlockingRelayIO, createRelayChannel, Flag, RING_BYTES, SocketRelay } from '../../transport/thread-relay.js';
+import { delay, eventually } from '../helpers/wire-fixture.js';
+import type { RelayWorkerReport, RelayWorkerScript } from './relay-worker.js';
+
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+type Script = Partial<Omit<RelayWorkerScript, 'channel'>>;
+
+const MiB = 1024 * 1024;
+/** The most a socket hands over in one 'data' event. */
+const SOCKET_READ_BYTES = 64 * 1024;
+
+function startWorker(channel: SharedArrayBuffer, script: Script): { report: Promise<RelayWorkerReport>; worker: Worker } {
+  const workerData: RelayWorkerScript = { idleTimeoutMs: 0, sleepBeforeReadingMs: 0, echo: false, writeFirstBytes: 0, ...script, channel };
+  const worker = new Worker(new URL('./relay-worker.js', import.meta.url), { workerData });
+  const report = new Promise<RelayWorkerReport>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the worker exited (${code}) without a report`)));
+  });
+  return { report, worker };
+}
+
+interface Bridged {
+  readonly client: net.Socket;
+  /** The server's end of the connection, the one the relay carries. */
+  readonly served: net.Socket;
+  readonly report: Promise<RelayWorkerReport>;
+  /** Ends the server's side once every write of the worker's is in the socket, as the workers server does. */
+  endWhenRelayed(): Promise<void>;
+  /** Bytes the relay has read from the socket so far. */
+  relayed(): number;
+}
+
+/** A loopback connection; its server end is accepted paused and half-open, as the servers' shell accepts. */
+async function acceptedPair(): Promise<{ client: net.Socket; served: net.Socket }> {
+  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  client.on('error', () => {});
+  const served = await accepted;
+  served.on('error', () => {});
+  server.close();
+  return { client, served };
+}
+
+/** A connection whose server end is relayed to a worker thread running `script`; everything is torn down with `t`. */
+async function bridged(t: Tap, script: Script, stallMs = 0): Promise<Bridged> {
+  const { client, served } = await acceptedPair();
+  let relayed = 0;
+  served.on('data', (chunk: Buffer) => (relayed += chunk.length));
+  const channel = createRelayChannel();
+  let announced = () => {};
+  const started = new Promise<void>((resolve) => (announced = resolve));
+  const relay = new SocketRelay(served, channel, stallMs, () => announced());
+  const { report, worker } = startWorker(channel, script);
+  t.teardown(async () => {
+    client.destroy();
+    served.destroy();
+    relay.close();
+    await worker.terminate();
+  });
+  await started; // from here on the relay reads the socket
+  const endWhenRelayed = async () => {
+    await relay.finished;
+    served.end();
+  };
+  return { client, served, report, endWhenRelayed, relayed: () => relayed };
+}
+
+function readAll(socket: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return new Promise((resolve) => socket.once('close', () => resolve(Buffer.concat(chunks))));
+}
+
+/** Resolves once `value()` has not changed for `quietMs`: the two sides have stopped moving bytes. */
+async function settled(value: () => number, quietMs = 150): Promise<number> {
+  for (let last = value(); ; ) {
+    await delay(quietMs);
+    const now = value();
+    if (now === last) return now;
+    last = now;
+  }
+}
+
+t.test('bytes go both ways unchanged and in order; the end of input reaches the worker as eof', async (t) => {
+  const { client, report, endWhenRelayed } = await bridged(t, { echo: true });
+  const sent = randomBytes(3 * MiB);
+  const echoed = readAll(client);
+  client.end(sent);
+  const seen = await report;
+  await endWhenRelayed();
+  t.same(seen, { received: sent.length, signals: ['eof'], written: sent.length, writeErrorCode: null });
+  t.ok((await echoed).equals(sent), 'the client got back exactly what it sent');
+});
+
+t.test('a worker that falls behind pauses the socket, and catching up resumes it, without losing a byte', async (t) => {
+  const size = 16 * MiB;
+  const data = randomBytes(size);
+  // The worker's nap is long enough that the check below sees the first pause, not a later one, even on a busy machine.
+  const { client, served, report, relayed } = await bridged(t, { sleepBeforeReadingMs: 1500 });
+  client.end(data);
+  await eventually(() => relayed() > 0 && served.isPaused(), 'the socket is paused while the worker sleeps');
+  t.ok(relayed() <= RING_BYTES.input + SOCKET_READ_BYTES, `at most the input window is held for the worker (${relayed()} bytes)`);
+  const seen = await report;
+  t.same(seen.signals, ['eof']);
+  t.equal(seen.received, size, 'every byte reached the worker');
+});
+
+t.test('a worker that empties the ring while the socket is paused rings the main thread, which resumes the socket', async (t) => {
+  // Staged: the main thread has paused the socket with bytes left over; the
+  // worker takes what the ring holds and must say so, or the socket stays paused for good.
+  const { client, served } = await acceptedPair();
+  const channel = createRelayChannel();
+  const relay = new SocketRelay(served, channel, 0, () => {});
+  t.teardown(() => {
+    client.destroy();
+    served.destroy();
+    relay.close();
+  });
+  const io = new BlockingRelayIO(channel, 0); // in this thread: it only takes what is there, so it never blocks here
+  await eventually(() => !served.isPaused(), 'the relay reads the socket once the session starts');
+  client.write(randomBytes(RING_BYTES.input + 4 * SOCKET_READ_BYTES));
+  await eventually(() => served.isPaused(), 'a full ring pauses the socket');
+  const header = new Int32Array(channel, 0, 16);
+  const flags = () => Atomics.load(header, 6);
+  /** Bytes in the input ring: read() is only called when it will not block this (the main) thread. */
+  const inRing = () => (Atomics.load(header, 0) - Atomics.load(header, 1)) | 0;
+  t.not(flags() & Flag.INPUT_PAUSED, 0, 'and says so in the flags');
+  let taken = 0;
+  while (taken < RING_BYTES.input + 4 * SOCKET_READ_BYTES) {
+    await eventually(() => inRing() > 0, 'the relay refills the ring once the worker took bytes');
+    const got = io.read();
+    if (got instanceof Uint8Array) taken += got.length;
+  }
+  t.equal(taken, RING_BYTES.input + 4 * SOCKET_READ_BYTES, 'every byte reached the worker');
+  await eventually(() => !served.isPaused() && (flags() & Flag.INPUT_PAUSED) === 0, 'the socket flows again');
+});
+
+t.test('a client that does not read holds the worker at a full output ring; the main thread never buffers the whole output', async (t) => {
+  const size = 32 * MiB;
+  const { client, served, report, endWhenRelayed } = await bridged(t, { writeFirstBytes: size });
+  client.pause();
+  await settled(() => served.bytesWritten);
+  t.ok(served.writableLength <= RING_BYTES.output + SOCKET_READ_BYTES, `at most the output window waits in the main thread (${served.writableLength} bytes)`);
+  t.ok(served.bytesWritten < size, 'the worker is held back, not done'); // bytesWritten counts what is buffered too
+  const received = readAll(client);
+  client.resume();
+  client.end();
+  const seen = await report;
+  await endWhenRelayed();
+  t.equal(seen.written, size);
+  t.equal((await received).length, size, 'every byte reached the client once it read');
+});
+
+t.test('a client that goes away wakes a worker blocked in a read', async (t) => {
+  const { client, report } = await bridged(t, { idleTimeoutMs: 0 });
+  await delay(100); // the worker is asleep in read(), with no timeout
+  client.resetAndDestroy();
+  t.same((await report).signals, ['abort']);
+});
+
+t.test('a client that goes away wakes a worker blocked on the output window, and its write fails as CONNECTION_CLOSED', async (t) => {
+  const size = 256 * MiB;
+  const { client, served, report } = await bridged(t, { writeFirstBytes: size });
+  client.pause();
+  await settled(() => served.bytesWritten);
+  client.resetAndDestroy();
+  const seen = await report;
+  t.equal(seen.writeErrorCode, ErrorCodes.CONNECTION_CLOSED);
+  t.ok(seen.written < size, 'the write stopped part-way');
+  t.same(seen.signals, ['abort'], 'and the next read says why');
+});
+
+t.test('a client that stays connected but stops reading is cut off after the stall time, and the worker write fails', async (t) => {
+  const size = 64 * MiB;
+  const { client, served, report } = await bridged(t, { writeFirstBytes: size }, 600);
+  client.pause();
+  const closed = new Promise<void>((resolve) => served.once('close', () => resolve()));
+  await closed;
+  const seen = await report;
+  t.equal(seen.writeErrorCode, ErrorCodes.CONNECTION_CLOSED, 'the worker learns the client is gone');
+  t.ok(seen.written < size, 'the write stopped part-way');
+});

@@ -1,0 +1,57 @@
+/**
+ * Waiting for a socket that is behind on our writes, with a bound: a client
+ * that stays connected but stops reading would otherwise hold the session,
+ * its thread or its open file for ever. Progress (any queued byte taken by the
+ * kernel) restarts the clock, so a slow reader is served; only a client that
+ * takes nothing for the whole stall time is cut off.
+ */
+import type { Socket } from 'node:net';
+import { ConnectionError, ErrorCodes } from '../protocol/index.js';
+
+export function clientGone(): ConnectionError {
+  return new ConnectionError(ErrorCodes.CONNECTION_CLOSED, 'the client is gone');
+}
+
+export function stalledWriteError(stallMs: number): ConnectionError {
+  return new ConnectionError(ErrorCodes.WRITE_STALLED, `the client stopped reading: no progress on a reply for ${stallMs / 1000} s`);
+}
+
+/**
+ * Resolves on 'drain'. Rejects when the socket closes, or when no queued byte
+ * moved for `stallMs` (0: never): then `onStall` is called and the socket is
+ * destroyed, since the client cannot read a 421 either.
+ */
+export function drained(socket: Socket, stallMs: number, onStall?: () => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let queued = socket.writableLength;
+    let lastProgress = performance.now();
+    const finish = (error: ConnectionError | null) => {
+      socket.off('drain', onDrain);
+      socket.off('close', onClose);
+      if (watch !== null) clearInterval(watch);
+      if (error === null) resolve();
+      else reject(error);
+    };
+    const onDrain = () => finish(null);
+    const onClose = () => finish(clientGone());
+    socket.on('drain', onDrain);
+    socket.on('close', onClose);
+    const watch =
+      stallMs > 0
+        ? setInterval(() => {
+            const now = performance.now();
+            const left = socket.writableLength;
+            if (left < queued) {
+              queued = left;
+              lastProgress = now;
+            } else if (now - lastProgress >= stallMs) {
+              const error = stalledWriteError(stallMs);
+              finish(error);
+              onStall?.();
+              socket.destroy(error);
+            }
+          }, Math.min(1000, Math.max(10, stallMs / 4)))
+        : null;
+    watch?.unref();
+  });
+}

@@ -1,0 +1,387 @@
+/**
+ * A socket owned by the main thread, read and written as *blocking* calls by a
+ * worker thread.
+ *
+ * On Node 20 a socket cannot move to another thread, so the main thread
+ * relays. The cheapest relay Node allows is shared memory: one
+ * SharedArrayBuffer per connection holds two byte rings, client → worker and
+ * worker → client, and a few counters. Nothing is posted or cloned:
+ *
+ * - The main thread copies socket bytes into the input ring and rings the
+ *   worker's bell (Atomics.notify). The worker sleeps in Atomics.wait, like
+ *   the seed's Python `recv()`, and takes *everything* the ring holds at once:
+ *   what arrived while it was busy comes as one batch.
+ * - The worker copies replies into the output ring (batched until it next
+ *   waits) and rings the main thread's bell. The main thread waits for that
+ *   bell with Atomics.waitAsync, so a sleeping event loop wakes only when there
+ *   is something to send.
+ *
+ * Flow control is the rings' size: a full input ring pauses the socket (TCP
+ * then pushes back on the client), a full output ring makes the worker wait.
+ * A client that stops reading is cut off after the stall time (drain.ts), which
+ * wakes the worker with the socket closed.
+ */
+import type { Socket } from 'node:net';
+import { clientGone, drained, stalledWriteError } from './drain.js';
+import { NOTHING_HELD, type BlockingSessionIO, type ClientInput, type HeldInput } from './session-io.js';
+
+/** Int32 slots at the start of the shared buffer. Counters are byte counts that wrap at 2^32. */
+const Slot = {
+  /** Bytes the main thread put into the input ring. */
+  IN_WRITTEN: 0,
+  /** Bytes the worker took from it. */
+  IN_READ: 1,
+  /** Bytes the worker put into the output ring. */
+  OUT_WRITTEN: 2,
+  /** Bytes the main thread took from it. */
+  OUT_READ: 3,
+  /** The main thread bumps and notifies this to wake the worker. */
+  WORKER_BELL: 4,
+  /** The worker bumps and notifies this to wake the main thread. */
+  MAIN_BELL: 5,
+  /** Bits of Flag, set with Atomics.or. */
+  FLAGS: 6,
+} as const;
+const HEADER_BYTES = 64;
+
+/** Bits of the FLAGS slot (exported for the tests, which stage races with them). */
+export const Flag = {
+  /** main → worker: the client closed its side. */
+  EOF: 1 << 0,
+  /** main → worker: stop now (socket gone, or the grace time is over). */
+  ABORT: 1 << 1,
+  /** main → worker: the server is stopping; finish what is under way. */
+  SHUTDOWN: 1 << 2,
+  /** main → worker: the socket is gone; writes fail at once. */
+  SOCKET_CLOSED: 1 << 3,
+  /** main: the socket is paused because the input ring is full; the worker rings after taking bytes. */
+  INPUT_PAUSED: 1 << 4,
+  /** worker: waiting for room in the output ring; the main thread rings after taking bytes. */
+  OUTPUT_WAITING: 1 << 5,
+  /** worker: the session started (the socket is read only from now on, like a backlog). */
+  STARTED: 1 << 6,
+  /** worker: the session is over; everything it wrote is in the output ring. */
+  DONE: 1 << 7,
+  /** main → worker: the socket was closed because the client took none of our bytes for the stall time. */
+  STALLED: 1 << 8,
+} as const;
+
+/** Ring sizes: powers of two, so a wrapping counter maps to a position with a mask. */
+export const RING_BYTES = { input: 256 * 1024, output: 256 * 1024 } as const;
+/** Replies queue in the worker until it waits, or until this many are queued (a GET's data). */
+const WRITE_BATCH_BYTES = 64 * 1024;
+
+/** One connection's shared memory: header, input ring, output ring. */
+export function createRelayChannel(): SharedArrayBuffer {
+  return new SharedArrayBuffer(HEADER_BYTES + RING_BYTES.input + RING_BYTES.output);
+}
+
+interface Views {
+  readonly header: Int32Array;
+  readonly input: Uint8Array;
+  readonly output: Uint8Array;
+}
+
+function viewsOf(channel: SharedArrayBuffer): Views {
+  return {
+    header: new Int32Array(channel, 0, HEADER_BYTES / 4),
+    input: new Uint8Array(channel, HEADER_BYTES, RING_BYTES.input),
+    output: new Uint8Array(channel, HEADER_BYTES + RING_BYTES.input, RING_BYTES.output),
+  };
+}
+
+function ring(header: Int32Array, slot: number): void {
+  Atomics.add(header, slot, 1);
+  Atomics.notify(header, slot);
+}
+
+/** Copies `count` bytes of `bytes` from `from` into the ring at counter `at`. */
+function copyIn(ringBytes: Uint8Array, at: number, bytes: Uint8Array, from: number, count: number): void {
+  const position = at & (ringBytes.length - 1);
+  const first = Math.min(count, ringBytes.length - position);
+  ringBytes.set(bytes.subarray(from, from + first), position);
+  if (count > first) ringBytes.set(bytes.subarray(from + first, from + count), 0);
+}
+
+/** Copies `count` bytes out of the ring at counter `at` into a new buffer. */
+function copyOut(ringBytes: Uint8Array, at: number, count: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(count);
+  const position = at & (ringBytes.length - 1);
+  const first = Math.min(count, ringBytes.length - position);
+  out.set(ringBytes.subarray(position, position + first), 0);
+  if (count > first) out.set(ringBytes.subarray(0, count - first), first);
+  return out;
+}
+
+/** Main-thread half: relays one socket to one worker through a channel. */
+export class SocketRelay {
+  private readonly header: Int32Array;
+  private readonly inputRing: Uint8Array;
+  private readonly outputRing: Uint8Array;
+  private inWritten = 0;
+  private outRead = 0;
+  /** Socket bytes that did not fit in the input ring; the socket is paused while there are any. */
+  private readonly overflow: Uint8Array[] = [];
+  private started = false;
+  private stopped = false;
+  private awaitingDrain = false;
+  private relayedAll: () => void = () => {};
+  /** Resolves once the worker is done and all it wrote is in the socket. */
+  readonly finished = new Promise<void>((resolve) => {
+    this.relayedAll = resolve;
+  });
+
+  constructor(
+    private readonly socket: Socket,
+    channel: SharedArrayBuffer,
+    /** A client that takes none of our bytes for this long is cut off (0: never). */
+    private readonly stallMs: number,
+    private readonly onStarted: () => void,
+    /** What the client sent while it waited for a thread: relayed first. */
+    private readonly held: HeldInput = NOTHING_HELD,
+  ) {
+    ({ header: this.header, input: this.inputRing, output: this.outputRing } = viewsOf(channel));
+    this.listen();
+  }
+
+  /** Tells the worker's session to finish up or stop (also wakes a blocked read). */
+  signal(signal: 'shutdown' | 'abort'): void {
+    this.raise(signal === 'shutdown' ? Flag.SHUTDOWN : Flag.ABORT);
+    if (signal === 'abort' && this.awaitingDrain) this.socket.destroy();
+  }
+
+  /** Stops relaying (the worker's task is over, whatever its outcome). */
+  close(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.relayedAll();
+    // Releases our own pending waitAsync, which would otherwise wait on this buffer for ever.
+    ring(this.header, Slot.MAIN_BELL);
+  }
+
+  private readonly listen = (): void => {
+    for (;;) {
+      if (this.stopped) return;
+      const seen = Atomics.load(this.header, Slot.MAIN_BELL);
+      this.service();
+      if (this.stopped) return;
+      const waiting = Atomics.waitAsync(this.header, Slot.MAIN_BELL, seen);
+      if (waiting.async) {
+        void waiting.value.then(this.listen);
+        return;
+      }
+      // The worker rang between our look and the wait: look again.
+    }
+  };
+
+  /** Everything the worker may have asked for since the last look. */
+  private service(): void {
+    const flags = Atomics.load(this.header, Slot.FLAGS);
+    if (!this.started && (flags & Flag.STARTED) !== 0) {
+      this.started = true;
+      this.relaySocket();
+      this.onStarted();
+    }
+    this.sendOutput();
+    if (this.overflow.length > 0) this.refillInput();
+    if ((flags & Flag.DONE) !== 0 && !this.awaitingDrain && Atomics.load(this.header, Slot.OUT_WRITTEN) === this.outRead) this.close();
+  }
+
+  private sendOutput(): void {
+    if (this.awaitingDrain) return;
+    const available = (Atomics.load(this.header, Slot.OUT_WRITTEN) - this.outRead) | 0;
+    if (available === 0) return;
+    const bytes = copyOut(this.outputRing, this.outRead, available);
+    this.outRead = (this.outRead + available) | 0;
+    Atomics.store(this.header, Slot.OUT_READ, this.outRead);
+    if ((Atomics.load(this.header, Slot.FLAGS) & Flag.OUTPUT_WAITING) !== 0) ring(this.header, Slot.WORKER_BELL);
+    // A socket already gone: the worker learns it from SOCKET_CLOSED; its bytes go nowhere.
+    if (!this.socket.writable || this.socket.write(bytes)) return;
+    this.awaitingDrain = true;
+    drained(this.socket, this.stallMs, () => this.raise(Flag.STALLED)).then(
+      () => {
+        this.awaitingDrain = false;
+        this.service();
+      },
+      () => {
+        // Stalled or closed: 'close' has told the worker; what is left goes nowhere.
+        this.awaitingDrain = false;
+        this.service();
+      },
+    );
+  }
+
+  private relaySocket(): void {
+    for (const chunk of this.held.chunks) this.relay(chunk);
+    if (this.held.ended) this.raise(Flag.EOF);
+    this.socket.on('data', (chunk: Buffer) => this.relay(chunk));
+    this.socket.on('end', () => this.raise(Flag.EOF));
+    this.socket.on('close', () => this.raise(Flag.ABORT | Flag.SOCKET_CLOSED));
+    if (this.overflow.length === 0) this.socket.resume();
+  }
+
+  private relay(chunk: Uint8Array): void {
+    if (this.overflow.length > 0) this.overflow.push(chunk);
+    else {
+      const taken = this.fillInput(chunk, 0);
+      if (taken < chunk.length) {
+        this.overflow.push(chunk.subarray(taken));
+        this.socket.pause();
+        // The worker may have emptied the ring meanwhile and gone to sleep: the bell makes it look at INPUT_PAUSED.
+        this.raise(Flag.INPUT_PAUSED);
+      }
+    }
+    ring(this.header, Slot.WORKER_BELL);
+  }
+
+  /** Copies as much of `bytes` from `from` as the input ring has room for; returns how much. */
+  private fillInput(bytes: Uint8Array, from: number): number {
+    const room = RING_BYTES.input - ((this.inWritten - Atomics.load(this.header, Slot.IN_READ)) | 0);
+    const count = Math.min(room, bytes.length - from);
+    if (count <= 0) return 0;
+    copyIn(this.inputRing, this.inWritten, bytes, from, count);
+    this.inWritten = (this.inWritten + count) | 0;
+    Atomics.store(this.header, Slot.IN_WRITTEN, this.inWritten);
+    return count;
+  }
+
+  private refillInput(): void {
+    let moved = false;
+    while (this.overflow.length > 0) {
+      const head = this.overflow[0]!;
+      const taken = this.fillInput(head, 0);
+      if (taken > 0) moved = true;
+      if (taken < head.length) {
+        this.overflow[0] = head.subarray(taken);
+        break;
+      }
+      this.overflow.shift();
+    }
+    if (moved) ring(this.header, Slot.WORKER_BELL);
+    if (this.overflow.length === 0) {
+      Atomics.and(this.header, Slot.FLAGS, ~Flag.INPUT_PAUSED);
+      if (!this.socket.destroyed) this.socket.resume();
+    }
+  }
+
+  private raise(flags: number): void {
+    Atomics.or(this.header, Slot.FLAGS, flags);
+    ring(this.header, Slot.WORKER_BELL);
+  }
+}
+
+/** Worker-thread half: the session's blocking reads and writes. */
+export class BlockingRelayIO implements BlockingSessionIO {
+  private readonly header: Int32Array;
+  private readonly inputRing: Uint8Array;
+  private readonly outputRing: Uint8Array;
+  private inRead = 0;
+  private outWritten = 0;
+  private shutdownSeen = false;
+  private readonly unsent: Uint8Array[] = [];
+  private unsentBytes = 0;
+
+  constructor(
+    channel: SharedArrayBuffer,
+    /** No byte from the client for this long while the session waits for one ends it (0: never). */
+    private readonly idleTimeoutMs: number,
+  ) {
+    ({ header: this.header, input: this.inputRing, output: this.outputRing } = viewsOf(channel));
+    Atomics.or(this.header, Slot.FLAGS, Flag.STARTED);
+    ring(this.header, Slot.MAIN_BELL);
+  }
+
+  read(): ClientInput {
+    let deadline = Number.NaN;
+    for (;;) {
+      // Load the bell *before* looking: a change after the look makes the wait return at once.
+      const seen = Atomics.load(this.header, Slot.WORKER_BELL);
+      const flags = Atomics.load(this.header, Slot.FLAGS);
+      if ((flags & Flag.ABORT) !== 0) return 'abort';
+      if ((flags & Flag.SHUTDOWN) !== 0 && !this.shutdownSeen) {
+        this.shutdownSeen = true;
+        return 'shutdown';
+      }
+      const available = (Atomics.load(this.header, Slot.IN_WRITTEN) - this.inRead) | 0;
+      if (available > 0) return this.take(available);
+      if ((flags & Flag.EOF) !== 0) return 'eof';
+      this.flush();
+      if (this.idleTimeoutMs <= 0) {
+        Atomics.wait(this.header, Slot.WORKER_BELL, seen);
+        continue;
+      }
+      // Idle time counts only while waiting for the client, from the first wait of this read.
+      if (Number.isNaN(deadline)) deadline = performance.now() + this.idleTimeoutMs;
+      const left = deadline - performance.now();
+      if (left <= 0) return 'idle-timeout';
+      Atomics.wait(this.header, Slot.WORKER_BELL, seen, left);
+    }
+  }
+
+  write(bytes: Uint8Array): void {
+    if ((Atomics.load(this.header, Slot.FLAGS) & Flag.SOCKET_CLOSED) !== 0) throw this.whyClosed();
+    this.unsent.push(bytes);
+    this.unsentBytes += bytes.length;
+    if (this.unsentBytes >= WRITE_BATCH_BYTES) this.flush();
+  }
+
+  flush(): void {
+    if (this.unsent.length === 0) return;
+    // Taken first: if the client is gone halfway, what is left goes nowhere, and a later flush must not resend.
+    const batch = this.unsent.splice(0);
+    this.unsentBytes = 0;
+    for (const bytes of batch) {
+      for (let from = 0; from < bytes.length; ) {
+        const room = RING_BYTES.output - ((this.outWritten - Atomics.load(this.header, Slot.OUT_READ)) | 0);
+        if (room === 0) {
+          this.awaitOutputRoom();
+          continue;
+        }
+        const count = Math.min(room, bytes.length - from);
+        copyIn(this.outputRing, this.outWritten, bytes, from, count);
+        from += count;
+        this.outWritten = (this.outWritten + count) | 0;
+        Atomics.store(this.header, Slot.OUT_WRITTEN, this.outWritten);
+      }
+    }
+    ring(this.header, Slot.MAIN_BELL);
+  }
+
+  /** Last call of a session: everything written is in the ring; the main thread may close the socket once it is sent. */
+  done(): void {
+    try {
+      this.flush();
+    } catch {
+      // The client is gone: nothing left to send.
+    }
+    Atomics.or(this.header, Slot.FLAGS, Flag.DONE);
+    ring(this.header, Slot.MAIN_BELL);
+  }
+
+  private take(available: number): Uint8Array {
+    const bytes = copyOut(this.inputRing, this.inRead, available);
+    this.inRead = (this.inRead + available) | 0;
+    Atomics.store(this.header, Slot.IN_READ, this.inRead);
+    if ((Atomics.load(this.header, Slot.FLAGS) & Flag.INPUT_PAUSED) !== 0) ring(this.header, Slot.MAIN_BELL);
+    return bytes;
+  }
+
+  private whyClosed(): Error {
+    return (Atomics.load(this.header, Slot.FLAGS) & Flag.STALLED) !== 0 ? stalledWriteError(this.idleTimeoutMs) : clientGone();
+  }
+
+  private awaitOutputRoom(): void {
+    ring(this.header, Slot.MAIN_BELL); // what is in the ring must go out before room can appear
+    Atomics.or(this.header, Slot.FLAGS, Flag.OUTPUT_WAITING);
+    try {
+      for (;;) {
+        const seen = Atomics.load(this.header, Slot.WORKER_BELL);
+        if ((Atomics.load(this.header, Slot.FLAGS) & Flag.SOCKET_CLOSED) !== 0) throw this.whyClosed();
+        if (((this.outWritten - Atomics.load(this.header, Slot.OUT_READ)) | 0) < RING_BYTES.output) return;
+        Atomics.wait(this.header, Slot.WORKER_BELL, seen);
+      }
+    } finally {
+      Atomics.and(this.header, Slot.FLAGS, ~Flag.OUTPUT_WAITING);
+    }
+  }
+}
