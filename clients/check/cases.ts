@@ -65,6 +65,14 @@ check('greeting', 'Greeting', 'the server speaks first: 220 socklab/1 <model> re
   await c.reply(220, { what: '220 socklab/1 <model> ready, before the client sends anything', text: /^socklab\/1 \S+/ });
 }, 'every other case starts by reading the greeting');
 
+check('greeting/requests-before-it', 'Limits and closing', 'requests sent before the greeting are answered in order once the client is served', async (t) => {
+  const c = await t.connect();
+  await c.sendRaw(utf8.encode('PING\nECHO early\n'), ['(the greeting)', 'PING', 'ECHO early']);
+  await c.reply(220, { what: '220 first, then the replies to what was sent before it' });
+  await c.reply(200, { what: '200 for PING' });
+  await c.reply(200, { text: 'early' });
+});
+
 // --- Transport and framing ---------------------------------------------------
 
 check('framing/crlf', 'Transport and framing', 'a CR right before the LF is dropped', async (t) => {

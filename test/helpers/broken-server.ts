@@ -18,6 +18,7 @@ export const BREAKAGES = {
   'no-greeting': 'sends nothing until the client speaks',
   'greeting-wrong-code': 'greets with 200 instead of 220',
   'greeting-without-version': 'greets with "220 hello", no socklab/1',
+  'drops-early-requests': 'greets after a moment and drops what the client sent before that',
   'keeps-cr': 'keeps the CR of a CRLF line end',
   'accepts-invalid-utf8': 'reads bytes that are not UTF-8 as if they were',
   'line-limit-1023': 'refuses a line of exactly 1024 bytes',
@@ -138,6 +139,7 @@ function serve(socket: net.Socket, on: ReadonlySet<Breakage>, files: Map<string,
     kind: 'command',
   };
   let closed = false;
+  let greeted = !on.has('drops-early-requests');
   const send = (line: string) => {
     if (!closed) socket.write(`${line}\n`);
   };
@@ -153,10 +155,18 @@ function serve(socket: net.Socket, on: ReadonlySet<Breakage>, files: Map<string,
   });
   if (on.has('greeting-wrong-code')) send('200 socklab/1 async ready');
   else if (on.has('greeting-without-version')) send('220 hello');
-  else if (!on.has('no-greeting')) send('220 socklab/1 async ready');
+  else if (on.has('drops-early-requests')) {
+    // Like a server that empties its buffer when a session starts.
+    setTimeout(() => {
+      buffer = Buffer.alloc(0);
+      greeted = true;
+      send('220 socklab/1 async ready');
+    }, 200);
+  } else if (!on.has('no-greeting')) send('220 socklab/1 async ready');
 
   socket.on('data', (chunk: Buffer) => {
     buffer = Buffer.concat([buffer, chunk]);
+    if (!greeted) return;
     let served = 0;
     while (!closed) {
       if (pending.kind === 'data') {
