@@ -35,6 +35,8 @@ import { wrapText } from './report/format.js';
 import { textTimeline } from './report/report-timeline.js';
 import { writeResults } from './report/results-files.js';
 import { stoppingServersOnInterrupt } from './targets/server-process.js';
+import { checkCopySinkCeiling } from './targets/native-copy.js';
+import { ceilingCheckSentence } from './report/report-markdown.js';
 import { SCENARIO_NAMES, SCENARIOS, scenarioParams, type ScenarioName } from './load/scenarios.js';
 import { LOCAL_SERVERS, localTargetSpec, targetLabel, type LocalServer, type TargetSpec } from './targets/targets.js';
 
@@ -43,6 +45,8 @@ const REPOSITORY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 const LOCAL_RESULTS_DIR = path.join(REPOSITORY, 'results', 'local');
 /** A session still running this long after its scheduled start is ended and counted as an error: a stall costs a minute, not the run. */
 const SESSION_TIMEOUT_MS = 60_000;
+/** The upload that compares the copy-sink with a native copy: large enough to reach full speed, short enough to cost a second. */
+const CEILING_CHECK_BYTES = 128 * 1024 * 1024;
 /**
  * --quick shortens the longest runs: the slow client trickles half as much
  * (2 s instead of 4), the ceiling's clients send 2,000 PINGs instead of
@@ -109,6 +113,11 @@ async function main(): Promise<void> {
   const onTTY = process.stderr.isTTY === true;
   if (onTTY) progress.start(totalRuns, 0, { task: 'starting' });
 
+  // How far the copy-sink ceiling is from the machine itself (a native copy), so that "% of ceiling" can be read against it.
+  const usesCopySink = servers.includes('ceiling') && scenarios.some((name) => name !== 'chat' && name !== 'ceiling');
+  if (usesCopySink && !onTTY) process.stderr.write('checking the copy-sink ceiling against a native copy\n');
+  const ceilingCheck = usesCopySink ? await checkCopySinkCeiling(CEILING_CHECK_BYTES, args.quick ? 1 : 3) : null;
+
   const reports: ScenarioReport[] = [];
   // Load processes are kept from scenario to scenario when as many are needed: starting them costs seconds.
   const generators = new Map<number, LoadGenerator>();
@@ -146,6 +155,7 @@ async function main(): Promise<void> {
       durationSeconds: (performance.now() - began) / 1000,
     },
     machine: describeMachine(),
+    ...(ceilingCheck === null ? {} : { ceilingCheck }),
     scenarios: reports,
   };
   const out = path.resolve(args.out);
@@ -155,6 +165,7 @@ async function main(): Promise<void> {
     process.stdout.write(written.jsonText);
   } else {
     const width = outputWidth(args.wide);
+    if (ceilingCheck !== null) process.stdout.write(`${wrapText(ceilingCheckSentence(ceilingCheck), width)}\n`);
     for (const scenario of reports) {
       process.stdout.write(`\n## ${scenario.scenario}  (${socklabCommand()} load ${scenario.scenario} ${scenario.flags})\n${wrapText(scenario.sentences.join(' '), width)}\n\n`);
       process.stdout.write(`${textTable(scenario, width)}${wrapText(cpuUseText(scenario), width)}\n${wrapText(textTimeline(scenario), width)}`);

@@ -234,7 +234,7 @@ export class SocklabClient {
     return r;
   }
 
-  /** The next line as text, whatever it holds (a conformance check wants to see a line that is not a reply). */
+  /** The next line as it came, without its line break: a LIST entry, or a plain line server's answer. */
   async readLine(): Promise<string> {
     for (;;) {
       const taken = this.buffer.takeLine(MAX_REPLY_LINE_BYTES);

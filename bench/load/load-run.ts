@@ -12,7 +12,7 @@ import { wrapText } from '../report/format.js';
 import { textTable } from '../report/report-table.js';
 import { cpuUseText } from '../report/cpu-use.js';
 import { textTimeline } from '../report/report-timeline.js';
-import type { ScenarioName, ScenarioParams } from './scenarios.js';
+import { scenarioIdealIsComputed, SCENARIOS, type ScenarioName, type ScenarioParams } from './scenarios.js';
 import { stoppingServersOnInterrupt } from '../targets/server-process.js';
 import { targetLabel, type TargetSpec } from '../targets/targets.js';
 import { ErrorCodes, SocklabError } from '../../protocol/index.js';
@@ -68,7 +68,7 @@ async function load(options: LoadOptions): Promise<void> {
 
 function loadText(report: ScenarioReport, processes: number, width: number): string {
   const skews = report.targets.map((t) => `${t.label} ${t.summary.startSkewMs.max.toFixed(2)} ms`).join(', ');
-  const idealUnknown = report.targets.some((t) => t.summary.idealMs === null && t.spec.kind !== 'remote');
+  const idealHint = idealUnknownHint(report);
   const plain = report.targets.flatMap((t) =>
     t.plainLoop === null
       ? []
@@ -82,7 +82,7 @@ function loadText(report: ScenarioReport, processes: number, width: number): str
     `${report.targets[0]?.summary.clients ?? 0} clients over ${processes} load processes, ${report.arrivalsPerSecond === null ? 'closed model (all start together)' : `open model (${report.arrivalsPerSecond} session starts/s)`}; start skew (largest of the runs): ${skews}`,
     '',
     report.sentences.join(' '),
-    `Ideal makespan: ${report.idealDefinition}${idealUnknown ? ' (add --ceiling to measure it)' : ''}.`,
+    `Ideal makespan: ${report.idealDefinition}${idealHint}.`,
     ...plain,
   ];
   return [
@@ -91,6 +91,16 @@ function loadText(report: ScenarioReport, processes: number, width: number): str
     textTable(report, width) + wrapText(cpuUseText(report), width),
     wrapText(textTimeline(report), width),
   ].join('\n');
+}
+
+/** What would give a target its missing ideal: the ceiling, or (for a server socklab did not start) --serves. */
+function idealUnknownHint(report: ScenarioReport): string {
+  const unknown = report.targets.filter((t) => t.summary.idealMs === null);
+  if (unknown.some((t) => t.spec.kind !== 'remote')) return ' (add --ceiling to measure it)';
+  if (unknown.length > 0 && scenarioIdealIsComputed(SCENARIOS[report.scenario], report.params)) {
+    return ' (add --serves to compute it: how many clients that server serves at once, 1 for a blocking server, all when nobody waits)';
+  }
+  return '';
 }
 
 function loadJson(report: ScenarioReport, processes: number): string {

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuUseLines } from './cpu-use.js';
 import { formatMs } from './format.js';
-import { runDate, runExtent, type BenchReport } from './report-markdown.js';
+import { ceilingCheckSentence, runDate, runExtent, type BenchReport } from './report-markdown.js';
 import type { ScenarioReport, TargetReport } from './report-model.js';
 import { COLOURS as TIMELINE_COLOURS, escapeMarkup, timelineSvg } from './report-svg.js';
 import { tableCells } from './report-table.js';
@@ -135,6 +135,7 @@ function header(report: BenchReport): string {
     `<p class="meta">${escapeMarkup(`${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; Node ${machine.node}; socklab commit ${machine.gitCommit}`)}</p>`,
     `<p class="meta"><code>${escapeMarkup(run.command)}</code>: ${runExtent(run)}. ` +
       `The same run as <a href="${escapeMarkup(stamp)}.md">Markdown</a> and <a href="${escapeMarkup(stamp)}.json">JSON</a>.</p>`,
+    ...(report.ceilingCheck === undefined ? [] : [`<p class="meta">${escapeMarkup(ceilingCheckSentence(report.ceilingCheck))}</p>`]),
     legend(report),
     `<nav>${report.scenarios.map((s) => `<a href="#scenario-${escapeMarkup(s.scenario)}">${escapeMarkup(s.scenario)}</a>`).join('')}</nav>`,
     '</header>',

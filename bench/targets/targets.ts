@@ -3,19 +3,32 @@
  * starts as its own process (so its CPU time and peak memory are its own), the
  * ceiling (the bare Node line server and raw copy sink, both started here), or
  * any server already running somewhere (--host/--port), which is measured from
- * the outside only.
+ * the outside only: a socklab one, or a plain line server (--protocol echo).
  */
 import dns from 'node:dns/promises';
 import { ConnectionError, ErrorCodes } from '../../protocol/index.js';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { DEFAULT_THREADS } from '../../servers/cli.js';
+import type { LoadProtocol } from '../load/scenarios.js';
 import { socklabEndpoints, type TargetEndpoints } from '../load/script-client.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
 
 export type TargetSpec =
   | { readonly kind: 'model'; readonly model: ServerModelName; readonly threads?: number }
   | { readonly kind: 'ceiling' }
-  | { readonly kind: 'remote'; readonly host: string; readonly port: number; readonly threads?: number };
+  | {
+      readonly kind: 'remote';
+      readonly host: string;
+      readonly port: number;
+      readonly threads?: number;
+      /** Absent: v1. */
+      readonly protocol?: LoadProtocol;
+      /** How many clients it serves at once, as the user says (--serves): what its greeting cannot tell. */
+      readonly serves?: ServesAtOnce;
+    };
+
+/** A number of clients, or `all` (a server that never makes a client wait for another). */
+export type ServesAtOnce = number | 'all';
 
 /** What `socklab load` and `npm run bench` can start themselves: a server model, or the ceiling's bare servers. */
 export const LOCAL_SERVERS = [...SERVER_MODELS, 'ceiling'] as const;
@@ -56,6 +69,7 @@ export function targetLabel(spec: TargetSpec, greetedModel: string | null = null
       return 'ceiling';
     case 'remote': {
       const address = `${spec.host}:${spec.port}`;
+      if (spec.protocol === 'echo') return `${address} (echo)`;
       return greetedModel === null ? address : `${modelLabel(greetedModel, spec.threads)} at ${address}`;
     }
   }
@@ -70,9 +84,11 @@ function modelLabel(model: string, threads: number | undefined): string {
  * How many clients the server serves at once, for the ideal makespan; null
  * when that cannot be known. A remote server names its model in its
  * greeting; its pool size cannot be seen from outside, so --threads says it.
+ * A plain line server does not greet: --serves says it.
  */
 export function clientsServedAtOnce(spec: TargetSpec, greetedModel: string | null): number | null {
   if (spec.kind === 'ceiling') return Number.POSITIVE_INFINITY;
+  if (spec.kind === 'remote' && spec.serves !== undefined) return spec.serves === 'all' ? Number.POSITIVE_INFINITY : spec.serves;
   const model = spec.kind === 'model' ? spec.model : greetedModel;
   switch (model) {
     case 'sequential':
@@ -94,7 +110,7 @@ export async function startTarget(spec: TargetSpec): Promise<RunningTarget> {
       return {
         spec,
         label,
-        endpoints: socklabEndpoints(spec.host, spec.port),
+        endpoints: spec.protocol === 'echo' ? { kind: 'echo', host: spec.host, port: spec.port, pingPort: spec.port } : socklabEndpoints(spec.host, spec.port),
         usage: () => null,
         stop: async () => {},
       };

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import type { MachineInfo } from '../../bench/report/machine.js';
-import { markdownReport, type BenchReport } from '../../bench/report/report-markdown.js';
+import { ceilingCheckSentence, markdownReport, type BenchReport } from '../../bench/report/report-markdown.js';
 import { buildScenarioReport } from '../../bench/report/build-report.js';
 import { timelineSvg, tickValues, niceCeiling } from '../../bench/report/report-svg.js';
 import { markdownTable, textTable } from '../../bench/report/report-table.js';
@@ -190,4 +190,13 @@ t.test('results/: report, JSON, an SVG per scenario, and latest.md / latest.json
   t.match(latest, /\[2025-01-02T03-04-05Z\]\(2025-01-02T03-04-05Z\.md\)/);
   t.match(latest, /\(2025-01-02T03-04-05Z-chat\.svg\)/);
   t.match(fs.readFileSync(written.markdown, 'utf8'), /\(2025-01-02T03-04-05Z-chat\.svg\)/, 'the report links its own SVG');
+});
+
+t.test('the report says what the copy-sink ceiling is and how far it is from a native copy', async (t) => {
+  const measured = ceilingCheckSentence({ bytes: 128 * 1024 * 1024, copySinkMiBps: 912.4, native: { tool: 'socat -u -b 262144 from loopback into a file, then fsync', MiBps: 1003.7, copySinkRatio: 0.91 } });
+  t.match(measured, /moved a 128 MiB upload at 912 MiB\/s, 0\.91× a native copy on this machine \(socat -u -b 262144 [^)]*: 1004 MiB\/s\)/);
+  t.match(measured, /"% of ceiling" on bytes is against the copy-sink, not the native copy/);
+  const unmeasured = ceilingCheckSentence({ bytes: 128 * 1024 * 1024, copySinkMiBps: 900, native: null });
+  t.match(unmeasured, /no native copy tool \(socat or nc\) is installed here/);
+  t.notMatch(unmeasured, /×/);
 });

@@ -337,9 +337,9 @@ export class RewriteError extends Error {
  *    Russian guide run at the same time, and one must not signal the other's
  *    processes (nor anything else on the machine).
  * 7. `<!-- test-args: ... -->` is appended (npm run bench --quick only).
- * 8. A path under `examples/` (the lecture's code, `python3 examples/python/
- *    file_server.py`) becomes that file in the repository: commands run in the
- *    temporary directory, which has no examples/ of its own.
+ * 8. A path under `examples/` (`python3 examples/python/blocking_server.py`)
+ *    becomes the repository's: commands run in the temporary directory, where
+ *    the student's command would find nothing.
  *
  * (What a guide says the student sees is rewritten the same way, by
  * rewritePhrase(): "listening on 127.0.0.1:8020" is looked for with the free port.)
@@ -385,9 +385,6 @@ export function rewriteCommand(command: string, ctx: RewriteContext, testArgs: s
   }
   text = text.replace(new RegExp(`\\b${GUIDE_PORT}\\b`, 'g'), String(ctx.port));
 
-  // 8. the lecture's code
-  text = text.replace(/(^|\s)(examples\/\S+)/g, (_, space: string, file: string) => `${space}${shellQuote(`${ctx.repo}/${file}`)}`);
-
   // 5. bench output
   if (isBench) {
     if (/--out\b/.test(text)) throw new RewriteError('the guide gives npm run bench an --out: the test cannot keep it away from the repository');
@@ -398,6 +395,9 @@ export function rewriteCommand(command: string, ctx: RewriteContext, testArgs: s
   // 6. pkill / pgrep
   const ttys = ctx.ttys.length > 0 ? ctx.ttys.join(',') : 'pts/999999';
   text = text.replace(/(^|[\s($`;|&])(pkill|pgrep)(?=\s)/g, (_, before: string, tool: string) => `${before}${tool} -t ${ttys}`);
+
+  // 8. the repository's examples
+  text = text.replace(/(^|\s)(examples\/\S+)/g, (_m, space: string, file: string) => `${space}${shellQuote(`${ctx.repo}/${file}`)}`);
 
   // 7. test-args
   if (testArgs !== null) {

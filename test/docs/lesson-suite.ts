@@ -227,7 +227,8 @@ async function runSection(run: SectionRun, root: string, index: number, allDeadl
               break;
             }
             if (existing !== undefined) await ended(existing, 'before the terminal was used again');
-            const term = new Terminal(step.terminal, command, workDir, where(i), /\bsocklab(\.js)? server\b/.test(command));
+            // A server (socklab's, or an example's such as blocking_server.py) must stop cleanly on Ctrl-C.
+            const term = new Terminal(step.terminal, command, workDir, where(i), /\bsocklab(\.js)? server\b|_server\.py\b/.test(command));
             terminals.set(step.terminal, term);
             try {
               await term.started();
