@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { demoCommand } from '../bench/demo/command.js';
 import { loadCommand } from '../bench/load/load-command.js';
+import { checkCommand } from '../clients/check/command.js';
 import { chatCommand, clientCommand } from '../clients/cli.js';
 import { serverCommand } from '../servers/cli.js';
 import { exitWithFailure, UsageError } from './cli-support.js';
@@ -20,7 +21,8 @@ await yargs(hideBin(process.argv))
   .command(chatCommand)
   .command(loadCommand)
   .command(demoCommand)
-  .demandCommand(1, 'name a command: server, client, chat, load or demo (see --help)')
+  .command(checkCommand)
+  .demandCommand(1, 'name a command: server, client, chat, load, demo or check (see --help)')
   .strict()
   .recommendCommands()
   .help()

@@ -244,6 +244,17 @@ export class SocklabClient {
     }
   }
 
+  /** Exactly `count` raw bytes (a data block the caller frames itself). */
+  async readExactly(count: number): Promise<Uint8Array> {
+    const bytes = new Uint8Array(count);
+    for (let received = 0; received < count; ) {
+      const chunk = await this.readBytes(count - received);
+      bytes.set(chunk, received);
+      received += chunk.length;
+    }
+    return bytes;
+  }
+
   private async readBytes(max: number): Promise<Uint8Array> {
     for (;;) {
       const bytes = this.buffer.takeBytes(max);

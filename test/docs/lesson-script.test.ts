@@ -133,6 +133,7 @@ t.test('what the test changes in a command, and only that', async (t) => {
   t.equal(rewriteCommand('npx socklab client list --port 8020', ctx), `${bin} client list --port 43210`, 'an explicit 8020 too');
   t.equal(rewriteCommand("ss -tn '( dport = :8020 )'", ctx), "ss -tn '( dport = :43210 )'", '8020 anywhere');
   t.equal(rewriteCommand('printf "PING\\n" | nc 127.0.0.1 8020', ctx), 'printf "PING\\n" | nc 127.0.0.1 43210');
+  t.equal(rewriteCommand('npx socklab check', ctx), `${bin} check --port 43210`, 'check connects to the free port, never to 8020');
   t.equal(rewriteCommand('npx socklab load chat sequential', ctx), `${bin} load chat sequential`, 'load and demo start their own servers: untouched');
   t.equal(rewriteCommand('npx socklab demo --server all', ctx), `${bin} demo --server all`);
   t.equal(rewriteCommand('npm run demo', ctx), `node /repo/dist/bin/socklab.js demo`, 'npm run X → its script');

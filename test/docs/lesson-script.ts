@@ -337,7 +337,7 @@ export class RewriteError extends Error {
  *    rebuilding it while other test files load it could hand them half-written
  *    files.
  * 3. Ports: every `8020` becomes this run's free port, and `socklab server`,
- *    `client` and `chat` get `--port` when they rely on the default 8020. Tests
+ *    `client`, `chat` and `check` get `--port` when they rely on the default 8020. Tests
  *    never bind 8020, where a student's or a developer's server may be running.
  * 4. Roots: `socklab server --root DIR` gets a directory inside this run's
  *    temporary directory, and `--root` is added when absent (the default
@@ -384,7 +384,7 @@ export function rewriteCommand(command: string, ctx: RewriteContext, testArgs: s
     const words = text.slice(start, end).split(/\s+/).slice(2);
     const sub = words[0];
     const own = text.slice(start, end);
-    if ((sub === 'server' || sub === 'client' || sub === 'chat') && !/--port\b/.test(own)) text = appendToSimpleCommand(text, start, `--port ${GUIDE_PORT}`);
+    if ((sub === 'server' || sub === 'client' || sub === 'chat' || sub === 'check') && !/--port\b/.test(own)) text = appendToSimpleCommand(text, start, `--port ${GUIDE_PORT}`);
     if (sub === 'server') {
       const seg = text.slice(start, simpleCommandEnd(text, start));
       const rootMatch = /--root[ =](\S+)/.exec(seg);

@@ -10,22 +10,17 @@
  * two shapes apart on a busy machine and still fails a server that is not
  * what it claims to be.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import tap, { type Test } from 'tap';
 import type { RelativeSession, ScenarioReport, TargetReport } from '../../bench/report/report-model.js';
 import { finished, runCli } from '../clients/run-cli.js';
-import { childEnv } from '../helpers/child-env.js';
 import { withLineServer } from '../helpers/line-server.js';
+import { EXAMPLES, PYTHON_ENV, withServer } from '../helpers/python-example.js';
 import { requireSystemTools } from '../helpers/system-tool.js';
 
 const t = tap;
-const EXAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/python');
-/** Among others, PYTHONDONTWRITEBYTECODE: Python must not write __pycache__ into the repository. */
-const PYTHON_ENV = childEnv();
-const START_LIMIT_MS = 15_000;
 
 // The socklab processes started here need not carry tap's process-tracking hooks (see load.test.ts).
 delete process.env.NODE_OPTIONS;
@@ -33,61 +28,6 @@ delete process.env.NODE_OPTIONS;
 const CHAT = { clients: 4, echoes: 3, thinkMs: 750 };
 const SCRIPT_MS = (CHAT.echoes - 1) * CHAT.thinkMs;
 const TOLERANCE = 0.1;
-
-interface RunningServer {
-  readonly port: number;
-  readonly child: ChildProcess;
-  output(): string;
-  /** Ctrl-C; resolves with its exit code. */
-  interrupt(): Promise<number | null>;
-}
-
-/** Starts an example server on a free port and waits for its "listening on" line. */
-function startServer(file: string): Promise<RunningServer> {
-  const child = spawn('python3', [path.join(EXAMPLES, file), '0'], { env: PYTHON_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${file} did not say where it listens within ${START_LIMIT_MS / 1000} s: ${output}`));
-    }, START_LIMIT_MS);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString('utf8');
-      const port = /listening on 127\.0\.0\.1:(\d+)/.exec(output)?.[1];
-      if (port === undefined) return;
-      clearTimeout(timer);
-      resolve({
-        port: Number(port),
-        child,
-        output: () => output,
-        interrupt: () => {
-          if (child.exitCode === null) child.kill('SIGINT');
-          return exited;
-        },
-      });
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`${file} exited with ${code} before listening: ${output}`));
-    });
-  });
-}
-
-/** Runs `fn` against a freshly started example server, and checks that Ctrl-C stops it cleanly. */
-async function withServer(t: Test, file: string, fn: (server: RunningServer) => Promise<void>): Promise<void> {
-  const server = await startServer(file);
-  t.teardown(() => void server.child.kill('SIGKILL'));
-  try {
-    await fn(server);
-  } finally {
-    const code = await server.interrupt();
-    t.equal(code, 0, `${file} stops cleanly on Ctrl-C (exit 0)`);
-    t.match(server.output(), /stopped/, 'and says so');
-  }
-}
 
 async function loadChat(t: Test, port: number, serves: string): Promise<TargetReport> {
   const args = ['load', 'chat', '--protocol', 'echo', '--port', String(port), '--serves', serves, '--json'];
