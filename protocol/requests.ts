@@ -35,10 +35,15 @@ export interface ParseOptions {
   readonly maxFileSize: number;
 }
 
+const SPACE = 0x20;
+const LOWER_A = 0x61;
+const LOWER_Z = 0x7a;
+
 /** Null for an empty (or all-space) line, which gets no reply at all. */
 export function parseRequest(line: string, options: ParseOptions): Request | null {
-  const trimmed = line.replace(/^ +/, '');
-  if (trimmed.replace(/ +$/, '') === '') return null;
+  // With the leading spaces gone, an all-space line is empty.
+  const trimmed = line.charCodeAt(0) === SPACE ? line.replace(/^ +/, '') : line;
+  if (trimmed === '') return null;
   const space = trimmed.indexOf(' ');
   const word = asciiUpper(space < 0 ? trimmed : trimmed.slice(0, space));
   if (word === 'ECHO') return { command: 'ECHO', text: space < 0 ? '' : trimmed.slice(space + 1) };
@@ -109,7 +114,12 @@ function parsePut(args: readonly string[], options: ParseOptions): PutRequest {
  * `pıng` (dotless i) into PING and `ſtat` (long s) into STAT.
  */
 function asciiUpper(text: string): string {
-  return text.replace(/[a-z]+/g, (letters) => letters.toUpperCase());
+  // Most command words arrive in capitals already: then there is nothing to replace.
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= LOWER_A && c <= LOWER_Z) return text.replace(/[a-z]+/g, (letters) => letters.toUpperCase());
+  }
+  return text;
 }
 
 function asciiLower(text: string): string {
