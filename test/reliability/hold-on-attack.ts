@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ServerModelName } from '../../servers/index.js';
 import { UPLOAD_RATE_GRACE_MS } from '../../servers/session.js';
-import { freshClientBoundMs, freshClientServed, HOSTILE_GET_BYTES, HOSTILE_GET_NAME, HOSTILE_KINDS, hostileEndings, launchCrowd, type HostileKind } from './hostile-clients.js';
+import { crowdBounds, freshClientServed, HOSTILE_GET_BYTES, HOSTILE_GET_NAME, HOSTILE_KINDS, hostileEndings, launchCrowd, type HostileKind } from './hostile-clients.js';
 import { ServerProcess, randomInt, rng } from './processes.js';
 
 export interface HoldOnOptions {
@@ -53,13 +53,13 @@ export async function holdOnAttack(options: HoldOnOptions): Promise<HoldOnReport
       hostileClients += crowd.length;
       const hostiles = await launchCrowd(crowd, server.port);
       try {
-        const boundMs = freshClientBoundMs(crowd, limits);
+        const bounds = crowdBounds(crowd, limits);
         try {
-          fresh.push({ tookMs: await freshClientServed(server.port, boundMs), boundMs });
+          fresh.push({ tookMs: await freshClientServed(server.port, bounds.freshMs), boundMs: bounds.freshMs });
         } catch (error) {
           failures.push(`trial ${trial} (${crowd.join(', ')}): ${(error as Error).message}`);
         }
-        for (const problem of await hostileEndings(hostiles, () => server.lines, boundMs)) failures.push(`trial ${trial}: ${problem}`);
+        for (const problem of await hostileEndings(hostiles, () => server.lines, bounds.endedMs)) failures.push(`trial ${trial}: ${problem}`);
       } finally {
         for (const h of hostiles) h.stop();
       }

@@ -104,20 +104,33 @@ function holdMs(kind: HostileKind, limits: HoldLimits): number {
   }
 }
 
+export interface CrowdBounds {
+  /** How long a fresh client, arriving after the crowd, may wait for its service. */
+  readonly freshMs: number;
+  /** How long, from then, until the server has ended every connection of the crowd. */
+  readonly endedMs: number;
+}
+
 /**
- * How long a fresh client, arriving after `crowd`, may wait for its service:
- * async serves it at once; workers after the crowd's holds, a thread-full at
- * a time; sequential after every hold in the crowd, one after the other.
+ * The model's own bounds for a crowd: async serves a fresh client at once,
+ * and cuts each hostile one after its own hold; workers get through the
+ * crowd's holds a thread-full at a time; sequential through every hold in
+ * the crowd, one after the other.
  */
-export function freshClientBoundMs(crowd: readonly HostileKind[], limits: HoldLimits): number {
+export function crowdBounds(crowd: readonly HostileKind[], limits: HoldLimits): CrowdBounds {
   const holds = crowd.map((kind) => holdMs(kind, limits));
+  const longest = Math.max(0, ...holds);
   switch (limits.model) {
     case 'async':
-      return SLACK_MS;
-    case 'workers':
-      return Math.ceil(holds.length / limits.threads) * Math.max(0, ...holds) + SLACK_MS;
-    case 'sequential':
-      return holds.reduce((a, b) => a + b, 0) + SLACK_MS;
+      return { freshMs: SLACK_MS, endedMs: longest + SLACK_MS };
+    case 'workers': {
+      const bound = Math.ceil(holds.length / limits.threads) * longest + SLACK_MS;
+      return { freshMs: bound, endedMs: bound };
+    }
+    case 'sequential': {
+      const bound = holds.reduce((a, b) => a + b, 0) + SLACK_MS;
+      return { freshMs: bound, endedMs: bound };
+    }
   }
 }
 
