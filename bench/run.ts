@@ -2,14 +2,17 @@
  * `npm run bench`: every server × every scenario, each server as its own
  * process, the clients as load processes released together; tinybench counts
  * warm-up and measured runs and gives mean ± rme of the makespan. Writes the
- * report, its JSON and a timeline SVG per scenario into results/, and prints
- * the tables and text timelines (or, with --json, the JSON) on stdout; a
- * progress bar goes to stderr.
+ * report, its JSON, a timeline SVG per scenario and index.html into
+ * results/local/ (git-ignored: the reference run committed in results/, which
+ * the guides point at, is never overwritten), and prints the tables and text
+ * timelines (or, with --json, the JSON) on stdout; a progress bar goes to
+ * stderr.
  *
- *   npm run bench                                   everything (about 7 minutes on 2 cores)
- *   npm run bench -- --quick                        one run each, under 2 minutes
+ *   npm run bench                                   everything (about 6½ minutes on 2 cores)
+ *   npm run bench -- --quick                        one run each, about a minute
  *   npm run bench -- --scenario chat --servers sequential,async
  *   npm run bench -- --json > bench.json
+ *   npm run bench -- --out results                  a new reference run (then commit it)
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +20,8 @@ import cliProgress from 'cli-progress';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_THREADS } from '../servers/cli.js';
-import { checkInteger, exitWithFailure, UsageError } from '../bin/cli-support.js';
+import { checkInteger, exitWithFailure, OUTPUT_COLUMNS, outputWidth, UsageError } from '../bin/cli-support.js';
+import { socklabCommand } from '../bin/invocation.js';
 import { defaultProcessCount, LoadGenerator } from './load/load-generator.js';
 import { describeMachine } from './report/machine.js';
 import { measureTarget } from './load/measure.js';
@@ -27,14 +31,22 @@ import { buildScenarioReport } from './report/build-report.js';
 import type { ScenarioReport, TargetMeasurement } from './report/report-model.js';
 import { textTable } from './report/report-table.js';
 import { cpuUseText } from './report/cpu-use.js';
+import { wrapText } from './report/format.js';
 import { textTimeline } from './report/report-timeline.js';
 import { writeResults } from './report/results-files.js';
+import { stoppingServersOnInterrupt } from './targets/server-process.js';
+import { checkCopySinkCeiling } from './targets/native-copy.js';
+import { ceilingCheckSentence } from './report/report-markdown.js';
 import { SCENARIO_NAMES, SCENARIOS, scenarioParams, type ScenarioName } from './load/scenarios.js';
 import { LOCAL_SERVERS, localTargetSpec, targetLabel, type LocalServer, type TargetSpec } from './targets/targets.js';
 
-const RESULTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../results');
+const REPOSITORY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** Where a run goes unless --out says otherwise: beside the committed reference run in results/, never over it. */
+const LOCAL_RESULTS_DIR = path.join(REPOSITORY, 'results', 'local');
 /** A session still running this long after its scheduled start is ended and counted as an error: a stall costs a minute, not the run. */
 const SESSION_TIMEOUT_MS = 60_000;
+/** The upload that compares the copy-sink with a native copy: large enough to reach full speed, short enough to cost a second. */
+const CEILING_CHECK_BYTES = 128 * 1024 * 1024;
 /**
  * --quick shortens the longest runs: the slow client trickles half as much
  * (2 s instead of 4), the ceiling's clients send 2,000 PINGs instead of
@@ -49,14 +61,19 @@ const QUICK_PARAMS: Partial<Record<ScenarioName, Record<string, number>>> = {
 const args = await yargs(hideBin(process.argv))
   .scriptName('npm run bench --')
   .usage('$0 [options]\n\nEvery socklab server against every load scenario; results into results/.')
-  .option('quick', { type: 'boolean', default: false, describe: 'one measured run per server and scenario, no warm-up (under 2 minutes on 2 cores)' })
+  .option('quick', { type: 'boolean', default: false, describe: 'one measured run per server and scenario, no warm-up (about a minute on 2 cores)' })
   .option('iterations', { type: 'number', describe: 'measured runs per server and scenario (default 5; 1 with --quick)' })
   .option('warmup', { type: 'number', describe: 'warm-up runs before them (default 1; 0 with --quick)' })
   .option('scenario', { type: 'string', default: SCENARIO_NAMES.join(','), describe: `scenarios, comma-separated: ${SCENARIO_NAMES.join(', ')}` })
   .option('servers', { type: 'string', default: LOCAL_SERVERS.join(','), describe: `servers, comma-separated: ${LOCAL_SERVERS.join(', ')}` })
   .option('few-threads', { type: 'number', default: 4, describe: 'workers also runs with this many threads (fewer than the clients, so the pool queue shows); 0: not' })
   .option('json', { type: 'boolean', default: false, describe: 'print the results as JSON on stdout (progress stays on stderr)' })
-  .option('out', { type: 'string', default: RESULTS_DIR, describe: 'directory for the report, JSON and SVG files' })
+  .option('out', {
+    type: 'string',
+    default: path.relative(process.cwd(), LOCAL_RESULTS_DIR) || '.',
+    describe: 'directory for the report, JSON, SVG and index.html (git-ignored; "--out results" replaces the committed reference run)',
+  })
+  .option('wide', { type: 'boolean', default: false, describe: `tables with every column on one line (about 190 columns); without it, the output fits ${OUTPUT_COLUMNS}` })
   .example('$0 --quick', 'all servers and scenarios, one run each')
   .example('$0 --scenario chat,slow-client --servers sequential,async', 'a subset')
   .strict()
@@ -96,6 +113,11 @@ async function main(): Promise<void> {
   const onTTY = process.stderr.isTTY === true;
   if (onTTY) progress.start(totalRuns, 0, { task: 'starting' });
 
+  // How far the copy-sink ceiling is from the machine itself (a native copy), so that "% of ceiling" can be read against it.
+  const usesCopySink = servers.includes('ceiling') && scenarios.some((name) => name !== 'chat' && name !== 'ceiling');
+  if (usesCopySink && !onTTY) process.stderr.write('checking the copy-sink ceiling against a native copy\n');
+  const ceilingCheck = usesCopySink ? await checkCopySinkCeiling(CEILING_CHECK_BYTES, args.quick ? 1 : 3) : null;
+
   const reports: ScenarioReport[] = [];
   // Load processes are kept from scenario to scenario when as many are needed: starting them costs seconds.
   const generators = new Map<number, LoadGenerator>();
@@ -133,22 +155,32 @@ async function main(): Promise<void> {
       durationSeconds: (performance.now() - began) / 1000,
     },
     machine: describeMachine(),
+    ...(ceilingCheck === null ? {} : { ceilingCheck }),
     scenarios: reports,
   };
-  const written = writeResults(path.resolve(args.out), report);
-  writeHtmlReport(path.resolve(args.out), report);
+  const out = path.resolve(args.out);
+  const written = writeResults(out, report);
+  const html = writeHtmlReport(out, report);
   if (args.json) {
     process.stdout.write(written.jsonText);
   } else {
+    const width = outputWidth(args.wide);
+    if (ceilingCheck !== null) process.stdout.write(`${wrapText(ceilingCheckSentence(ceilingCheck), width)}\n`);
     for (const scenario of reports) {
-      process.stdout.write(`\n## ${scenario.scenario}  (socklab load ${scenario.scenario} ${scenario.flags})\n${scenario.sentences.join(' ')}\n\n`);
-      process.stdout.write(`${textTable(scenario)}${cpuUseText(scenario)}\n${textTimeline(scenario)}`);
+      process.stdout.write(`\n## ${scenario.scenario}  (${socklabCommand()} load ${scenario.scenario} ${scenario.flags})\n${wrapText(scenario.sentences.join(' '), width)}\n\n`);
+      process.stdout.write(`${textTable(scenario, width)}${wrapText(cpuUseText(scenario), width)}\n${wrapText(textTimeline(scenario), width)}`);
     }
     process.stdout.write(`\n`);
   }
+  const shown = (file: string) => {
+    const relative = path.relative(process.cwd(), file);
+    return relative === '' || relative.startsWith('..') ? file : relative;
+  };
+  const timelines = `${written.svgs.length} SVG timeline${written.svgs.length === 1 ? '' : 's'}`;
   process.stderr.write(
-    `bench took ${Math.round(report.run.durationSeconds)} s; wrote ${path.relative(process.cwd(), written.markdown)}, ${path.relative(process.cwd(), written.json)} and ${written.svgs.length} SVG timelines (latest.md points at them)\n`,
+    `bench took ${Math.round(report.run.durationSeconds)} s. This run's report: ${shown(html)} (open it in a browser);\n` +
+      `beside it ${path.basename(written.markdown)}, ${path.basename(written.json)} and ${timelines}; ${shown(path.join(out, 'latest.md'))} points at the newest run there.\n`,
   );
 }
 
-main().catch(exitWithFailure);
+stoppingServersOnInterrupt('npm run bench', 'no results were written', main).catch(exitWithFailure);

@@ -37,11 +37,33 @@ export function parseByteSize(text: string | number, option: string): number {
   return bytes;
 }
 
+/** The inverse of parseByteSize for a default shown in --help: 67108864 → `64MiB`, 1000 → `1000`. */
+export function byteSizeText(bytes: number): string {
+  for (const [suffix, size] of [
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${suffix}`;
+  }
+  return String(bytes);
+}
+
 export function checkInteger(value: number, option: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new UsageError(`${option} must be a whole number from ${min} to ${max}, not ${value}`);
   }
   return value;
+}
+
+/** Text for people fits this many columns unless --wide says otherwise: a projector, an 80×24 terminal. */
+export const OUTPUT_COLUMNS = 100;
+
+/** How wide a command's tables and sentences may be: its terminal when narrower than OUTPUT_COLUMNS; with --wide, unlimited. */
+export function outputWidth(wide: boolean): number {
+  if (wide) return Number.POSITIVE_INFINITY;
+  const columns = process.stdout.isTTY === true ? process.stdout.columns || OUTPUT_COLUMNS : OUTPUT_COLUMNS;
+  return Math.min(OUTPUT_COLUMNS, columns);
 }
 
 export function withConnectionOptions<T>(yargs: Argv<T>) {

@@ -17,12 +17,12 @@ import type { Argv, CommandModule } from 'yargs';
 import { ErrorCodes, PUT_MODES, type ExistsDecision, type PutMode } from '../protocol/index.js';
 import { checkInteger, UsageError, withConnectionOptions } from '../bin/cli-support.js';
 import { chat } from './chat.js';
-import { askWhatToDoWithExisting, interactiveUpload } from './file-transfer.js';
+import { askWhatToDoWithExisting, DEFAULT_RECONNECTS, interactiveUpload, type InteractiveArgs } from './file-transfer.js';
 import { filesAsJson, formatDigest, formatFileTable } from './format.js';
 import { LocalFile } from './local-file.js';
 import { ClientFailure, exitWith, explainFailure, nameRule, quote, suggestName } from './messages.js';
 import { Prompter } from './prompt.js';
-import { uploadWithRetry } from './retry.js';
+import { Reconnecting, uploadWithRetry } from './retry.js';
 import { openSession, quit, type ConnectionArgs } from './session.js';
 import { download, upload, type UploadOptions } from './transfer.js';
 
@@ -218,10 +218,7 @@ const putCommand: CommandModule<object, PutArgs> = {
           }
         };
         const options: UploadOptions = { mode: args.mode, onExists };
-        const result =
-          retries > 0
-            ? await uploadWithRetry(args, file, name, options, { retries, say: (line) => process.stderr.write(`${line}\n`) })
-            : await uploadOnce(args, file, name, options);
+        const result = retries > 0 ? await uploadRetrying(args, file, name, options, retries) : await uploadOnce(args, file, name, options);
         if (existing !== null) {
           throw new ClientFailure(
             ErrorCodes.EXISTS,
@@ -239,6 +236,14 @@ const putCommand: CommandModule<object, PutArgs> = {
     }),
 };
 
+async function uploadRetrying(args: ConnectionArgs, file: LocalFile, name: string, options: UploadOptions, retries: number) {
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const connection = new Reconnecting(args, { retries, say, verb: 'retrying' });
+  const result = await uploadWithRetry(connection, file, name, options, say);
+  await connection.quit();
+  return result;
+}
+
 /** One connection, one attempt: without --retry a lost connection is the end. */
 async function uploadOnce(args: ConnectionArgs, file: LocalFile, name: string, options: UploadOptions) {
   const session = await openSession(args);
@@ -249,18 +254,23 @@ async function uploadOnce(args: ConnectionArgs, file: LocalFile, name: string, o
 
 // --- socklab client / socklab chat -------------------------------------------
 
-export const clientCommand: CommandModule<object, ConnectionArgs> = {
+export const clientCommand: CommandModule<object, InteractiveArgs> = {
   command: 'client',
   describe: 'upload a file interactively (homework 3), or list/stat/get/put in scripts',
   builder: (yargs: Argv) =>
     withConnectionOptions(yargs)
+      .option('retry', {
+        type: 'number',
+        default: DEFAULT_RECONNECTS,
+        describe: 'if the connection is lost, reconnect (with backoff) up to N times in all and go on; an append is never applied twice',
+      })
       .command(listCommand)
       .command(statCommand)
       .command(getCommand)
       .command(putCommand)
       .example('$0 client', 'connect to 127.0.0.1:8020 and upload a file, answering questions')
-      .example('$0 client list --port 9000', "the files of the server on port 9000") as unknown as Argv<ConnectionArgs>,
-  handler: (args) => run(() => interactiveUpload(args)),
+      .example('$0 client list --port 9000', "the files of the server on port 9000") as unknown as Argv<InteractiveArgs>,
+  handler: (args) => run(() => interactiveUpload({ ...args, retry: checkInteger(args.retry, '--retry', 0, 1000) })),
 };
 
 export const chatCommand: CommandModule<object, ConnectionArgs> = {

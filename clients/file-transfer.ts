@@ -8,15 +8,23 @@
  *
  * Every question works from a terminal and from piped stdin; EOF at a
  * question means the user gave up: QUIT, a message, exit code 1.
+ *
+ * A lost connection (the server killed, restarted, timing us out while the
+ * user thinks) is not the end: the client says what was under way, reconnects
+ * with the backoff of `put --retry` (retry.ts) and goes on with the answers
+ * already given. What the server may have changed meanwhile is looked at
+ * again: the list (shown again if it changed), the name (the server asks again
+ * if it is taken now), and an upload whose confirmation was lost (never sent
+ * twice: see uploadWithRetry).
  */
-import type { ExistsDecision } from '../protocol/index.js';
+import type { ExistsDecision, RemoteFile } from '../protocol/index.js';
 import { formatFileTable } from './format.js';
 import { INTERRUPTED_EXIT_CODE, withInterruptHandler } from './interrupt.js';
 import { expandPath, LocalFile, localFileProblem } from './local-file.js';
 import { exitWith, explainFailure, GaveUp, nameRule, quote, suggestName } from './messages.js';
-import { EndOfInput, Prompter, type Choice } from './prompt.js';
-import { openSession, quit, type ConnectionArgs, type Session } from './session.js';
-import { upload } from './transfer.js';
+import { EndOfInput, Prompter, shellWord, type Choice } from './prompt.js';
+import { Reconnecting, uploadWithRetry } from './retry.js';
+import { openSession, type ConnectionArgs, type Session } from './session.js';
 
 export const EXISTS_CHOICES: readonly Choice<ExistsDecision>[] = [
   { key: 'o', word: 'overwrite', value: 'overwrite' },
@@ -29,56 +37,88 @@ export function askWhatToDoWithExisting(prompter: Prompter, name: string, curren
   return prompter.choose(`${name} exists on the server (${currentSize} bytes). Overwrite or append?`, EXISTS_CHOICES);
 }
 
-export async function interactiveUpload(args: ConnectionArgs): Promise<void> {
-  const session = await openSession(args);
+export interface InteractiveArgs extends ConnectionArgs {
+  /** How many times to reconnect in all when the connection is lost. */
+  readonly retry: number;
+}
+
+/** Reconnections the interactive client allows by default: with the backoff of retry.ts, about 20 s for a server to come back. */
+export const DEFAULT_RECONNECTS = 8;
+
+export async function interactiveUpload(args: InteractiveArgs): Promise<void> {
   const prompter = new Prompter({ transcript: true });
-  prompter.say(`connected to ${session.host}:${session.port}: ${session.greeting.reply.text}`);
+  const status = prompter.statusDisplay();
+  let first: Session;
+  try {
+    // Not retried: a server that is not there at all is better said at once.
+    first = await openSession(args, status);
+  } catch (error) {
+    prompter.close();
+    throw error;
+  }
+  prompter.say(`connected to ${first.host}:${first.port}: ${first.greeting.reply.text}`);
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const connection = new Reconnecting(args, {
+    retries: args.retry,
+    say,
+    verb: 'reconnecting',
+    status,
+    onReconnected: (session) => prompter.say(`reconnected to ${session.host}:${session.port}: ${session.greeting.reply.text}`),
+  }, first);
   const interrupted = () => {
     prompter.close();
-    session.client.close();
+    connection.close();
     exitWith(new GaveUp('cancelled; nothing was uploaded', INTERRUPTED_EXIT_CODE));
   };
   try {
-    await withInterruptHandler(interrupted, () => converse(session, prompter));
+    await withInterruptHandler(interrupted, () => converse(connection, prompter, say));
   } catch (error) {
     prompter.close();
     if (error instanceof EndOfInput) {
-      await quit(session);
+      await connection.quit();
       throw new GaveUp('no answer (the input ended); nothing was uploaded');
     }
-    session.client.close();
+    connection.close();
     throw explainFailure(error);
   }
   prompter.close();
-  await quit(session);
+  await connection.quit();
 }
 
-async function converse(session: Session, prompter: Prompter): Promise<void> {
-  const { client } = session;
+async function converse(connection: Reconnecting, prompter: Prompter, say: (line: string) => void): Promise<void> {
   const file = await askLocalFile(prompter);
   try {
-    let files;
-    try {
-      files = await client.list();
-    } catch (error) {
-      throw explainFailure(error, { kind: 'list' });
-    }
-    prompter.say('files on the server:');
-    prompter.say(formatFileTable(files).trimEnd().replace(/^/gm, '  '));
+    let files = await connection.run((session) => session.client.list(), { kind: 'list' });
+    showFiles(prompter, 'files on the server:', files);
+    const listedOn = connection.generation;
     const name = await askRemoteName(prompter, file.baseName);
+    // The name was chosen from that list: after a reconnection it may be out of date (another server, other files).
+    await connection.run(async (session) => {
+      if (connection.generation === listedOn) return;
+      const now = await session.client.list();
+      if (!sameFiles(files, now)) showFiles(prompter, "the server's files changed while we were reconnecting; now:", now);
+      files = now;
+    }, { kind: 'list' });
     let gaveUp = false;
-    const result = await upload(client, file, name, {
-      mode: 'ask',
-      onExists: async (currentSize) => {
-        try {
-          return await askWhatToDoWithExisting(prompter, name, currentSize);
-        } catch (error) {
-          if (!(error instanceof EndOfInput)) throw error;
-          gaveUp = true; // answer the server properly, then stop
-          return 'cancel';
-        }
+    const result = await uploadWithRetry(
+      connection,
+      file,
+      name,
+      {
+        mode: 'ask',
+        askAgainIfChanged: true,
+        onExists: async (currentSize) => {
+          try {
+            return await askWhatToDoWithExisting(prompter, name, currentSize);
+          } catch (error) {
+            if (!(error instanceof EndOfInput)) throw error;
+            gaveUp = true; // answer the server properly, then stop
+            return 'cancel';
+          }
+        },
       },
-    });
+      say,
+    );
     if (gaveUp) throw new EndOfInput();
     if (result.outcome === 'cancelled') {
       prompter.say(`cancelled: ${name} on the server is unchanged`);
@@ -89,6 +129,16 @@ async function converse(session: Session, prompter: Prompter): Promise<void> {
   } finally {
     await file.close();
   }
+}
+
+function showFiles(prompter: Prompter, title: string, files: readonly RemoteFile[]): void {
+  prompter.say(title);
+  prompter.say(formatFileTable(files).trimEnd().replace(/^/gm, '  '));
+}
+
+function sameFiles(a: readonly RemoteFile[], b: readonly RemoteFile[]): boolean {
+  const key = (files: readonly RemoteFile[]) => files.map((f) => `${f.name} ${f.size} ${f.mtime.getTime()}`).sort().join('\n');
+  return key(a) === key(b);
 }
 
 /** Asks until the answer is a readable regular file (and, if it looks binary, the user means it). */
@@ -125,9 +175,15 @@ async function askRemoteName(prompter: Prompter, baseName: string): Promise<stri
     prompter.say(`${quote(baseName)} cannot be a name on the server (${nameRule(baseName)}); suggesting ${suggestion}`);
   }
   for (;;) {
-    const name = (await prompter.ask('name on the server:', suggestion ?? undefined)).normalize('NFC');
+    const typed = await prompter.ask('name on the server:', suggestion ?? undefined);
+    // `my\ notes.txt` or "my notes.txt" mean the name my notes.txt, as in a shell.
+    const name = shellWord(typed).normalize('NFC');
     const rule = nameRule(name);
-    if (rule === null) return name;
-    prompter.say(`${quote(name)} is not a valid name: ${rule}; please try again`);
+    if (rule === null) {
+      if (name !== typed) prompter.say(`the name on the server will be ${name}`);
+      return name;
+    }
+    const valid = suggestName(name);
+    prompter.say(`${quote(name)} is not a valid name: ${rule}; please try again${valid === null ? '' : ` (${valid} would do)`}`);
   }
 }

@@ -11,15 +11,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { ErrorCodes } from '../protocol/index.js';
 import { ClientFailure } from './messages.js';
+import { shellWord } from './prompt.js';
 
 const CHUNK_BYTES = 64 * 1024;
 /** How much of a file the binary check looks at, like git and grep do. */
 const SNIFF_BYTES = 8 * 1024;
 
-/** `~/x` → the home directory's x; surrounding quotes (from a drag and drop) dropped. */
+/** `~/x` → the home directory's x; quotes and backslashes (from a drag and drop, or habit) read as a shell would. */
 export function expandPath(typed: string): string {
-  let text = typed.trim();
-  if (text.length >= 2 && (text[0] === "'" || text[0] === '"') && text.at(-1) === text[0]) text = text.slice(1, -1);
+  let text = shellWord(typed.trim());
   if (text === '~' || text.startsWith('~/')) text = path.join(os.homedir(), text.slice(1));
   return text;
 }

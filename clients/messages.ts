@@ -27,10 +27,12 @@ export type Operation =
   | { readonly kind: 'list' }
   | { readonly kind: 'stat'; readonly name: string }
   | { readonly kind: 'get'; readonly name: string }
-  /** `sent`: data bytes handed to the connection so far, when known. */
-  | { readonly kind: 'put'; readonly name: string; readonly size: number; readonly sent?: number }
+  /** `sent`: data bytes handed to the connection so far, when known; `asked`: the server's 350 was put to the user. */
+  | { readonly kind: 'put'; readonly name: string; readonly size: number; readonly sent?: number; readonly asked?: boolean }
   | { readonly kind: 'echo' }
-  | { readonly kind: 'quit' };
+  | { readonly kind: 'quit' }
+  /** Nothing was asked of the server: the client waited for its user. */
+  | { readonly kind: 'idle' };
 
 /** A failure already worded for the user. `exitCode` is what the process exits with. */
 export class ClientFailure extends SocklabError {
@@ -96,10 +98,11 @@ export function replySentence(code: number, text: string, operation?: Operation)
 }
 
 function closedBy421(text: string): string {
-  if (/too many/i.test(text)) return 'the server turned us away: it has too many connections (try again later)';
-  if (/shutting down/i.test(text)) return 'the server is shutting down and closed the connection';
-  if (/idle/i.test(text)) return 'the server closed the connection after an idle timeout (we sent nothing for too long)';
-  return `the server closed the connection (421${text ? ` ${text}` : ''})`;
+  const reply = `"421${text ? ` ${text}` : ''}"`;
+  if (/too many/i.test(text)) return `the server turned us away: it has too many connections (${reply}; try again later)`;
+  if (/shutting down/i.test(text)) return `the server is shutting down and closed the connection (${reply})`;
+  if (/idle/i.test(text)) return `the server closed the connection after an idle timeout: we sent nothing for too long (${reply})`;
+  return `the server closed the connection (${reply})`;
 }
 
 function connectionSentence(error: ConnectionError, operation?: Operation): string {
@@ -111,13 +114,21 @@ function connectionSentence(error: ConnectionError, operation?: Operation): stri
           if (operation.sent === operation.size) {
             return `the server closed the connection after all of ${quote(operation.name)} was sent but before confirming it, so it may or may not have been committed (check with "socklab client stat ${operation.name}", or upload with --retry, which finds out by itself)`;
           }
+          if (operation.sent === 0 && operation.asked === true) {
+            return `the server closed the connection while you were deciding whether to overwrite or append ${quote(operation.name)}; the file on the server is as it was`;
+          }
+          if (operation.sent === 0) {
+            return `the server closed the connection before the upload of ${quote(operation.name)} got under way; the file on the server is as it was`;
+          }
           return `the server closed the connection in the middle of the upload of ${quote(operation.name)}; the server discards partial uploads, so the file on the server is as it was`;
         case 'get':
           return `the server closed the connection in the middle of the download of ${quote(operation.name)}; nothing was saved`;
         case 'greeting':
-          return 'the server closed the connection before greeting us (is it a socklab server?)';
+          return 'the server closed the connection before greeting us (was it stopped? is it a socklab server?)';
         case 'quit':
           return 'the server closed the connection before saying goodbye';
+        case 'idle':
+          return 'the server closed the connection without a word while we waited for your input (was it stopped or killed?)';
         default:
           return operation === undefined ? 'the server closed the connection unexpectedly' : `the server closed the connection while we waited for its answer${what(operation)}`;
       }
@@ -156,7 +167,10 @@ function localSentence(error: unknown): string {
 /** "the server rejects X: rule" locally, before sending anything. Null when the name is fine. */
 export function nameRule(name: string): string | null {
   const problem = nameProblem(name);
-  return problem === null ? null : describeNameProblem(problem);
+  if (problem === null) return null;
+  // The commonest case, said plainly: the protocol separates words with spaces.
+  if (problem === 'bad-character' && /\s/.test(name)) return 'a name cannot contain spaces; use _ or - instead';
+  return describeNameProblem(problem);
 }
 
 /** A name the server accepts that is close to `name` (for a suggestion), or null. */
@@ -186,6 +200,8 @@ function what(operation?: Operation): string {
       return ' to ECHO';
     case 'quit':
       return ' to QUIT';
+    case 'idle':
+      return ' while we waited for your input (we had asked nothing)';
   }
 }
 

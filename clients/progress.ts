@@ -13,8 +13,16 @@ const REDRAW_MS = 100;
 /** The queue wait is shown once it lasts longer than this, and redrawn this often. */
 export const WAIT_TICK_MS = 500;
 
+/** Where a status (the queue wait, progress) is drawn. */
+export interface StatusDisplay {
+  /** False when there is no terminal to redraw a line on. */
+  readonly enabled: boolean;
+  draw(text: string): void;
+  clear(): void;
+}
+
 /** One line at the bottom of a terminal, redrawn in place; does nothing on anything else. */
-export class StatusLine {
+export class StatusLine implements StatusDisplay {
   private shown = false;
 
   constructor(private readonly stream: Output = process.stderr) {}
@@ -44,18 +52,21 @@ export interface WaitIndicator {
 }
 
 /**
- * From TCP connect to the greeting, a sequential server may keep us queued
- * behind another client. After half a second, say so: on a terminal a line
- * counting the seconds, otherwise one line when the wait starts and one when it ends.
+ * From TCP connect to the greeting, a server may keep us queued: a sequential
+ * one while it serves someone else, a pool while all its threads are taken.
+ * Which it is (and how many are ahead) the client cannot know, so the line
+ * says only what it knows. After half a second, say so: on a terminal a line
+ * counting the seconds (on `display`, stderr's status line by default),
+ * otherwise one line when the wait starts and one when it ends.
  */
-export function showWaiting(stream: Output = process.stderr): WaitIndicator {
+export function showWaiting(stream: Output = process.stderr, display?: StatusDisplay): WaitIndicator {
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
-  const status = new StatusLine(stream);
+  const status = display ?? new StatusLine(stream);
   let announced = false;
   const tick = () => {
     announced = true;
-    if (status.enabled) status.draw(`waiting for the server to serve us (another client is being served)... ${seconds().toFixed(1)} s`);
+    if (status.enabled) status.draw(`waiting for the server to serve us (it is busy with other clients)... ${seconds().toFixed(1)} s`);
     else stream.write('waiting for the server...\n');
   };
   const first = setTimeout(() => {

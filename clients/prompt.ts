@@ -13,6 +13,41 @@
  * on as a real SIGINT and the program handles Ctrl-C in one place.
  */
 import readline from 'node:readline';
+import type { StatusDisplay } from './progress.js';
+
+/**
+ * What a shell would make of one typed word: `my\ notes.txt`, `'my notes.txt'`
+ * and `"my notes.txt"` are all `my notes.txt` (terminals paste a dropped file
+ * in one of these forms, and people type them out of habit). Unquoted spaces
+ * stay: a prompt takes one answer, not a list of words. With an unbalanced
+ * quote or a trailing backslash the text is taken as typed.
+ */
+export function shellWord(typed: string): string {
+  let word = '';
+  let quote: "'" | '"' | null = null;
+  for (let i = 0; i < typed.length; i++) {
+    const c = typed.charAt(i);
+    if (quote === "'") {
+      if (c === "'") quote = null;
+      else word += c;
+    } else if (c === '\\') {
+      const next = typed.charAt(i + 1);
+      if (next === '') return typed;
+      // Inside double quotes a backslash only escapes what is special there.
+      if (quote === '"' && !'"\\$`'.includes(next)) word += c;
+      word += next;
+      i++;
+    } else if (quote === '"') {
+      if (c === '"') quote = null;
+      else word += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+    } else {
+      word += c;
+    }
+  }
+  return quote === null ? word : typed;
+}
 
 /** stdin ended (Ctrl-D on a terminal, the end of a pipe) while a question was open. */
 export class EndOfInput extends Error {
@@ -49,12 +84,16 @@ export class Prompter {
   readonly terminal: boolean;
   private readonly rl: readline.Interface;
   private readonly lines: AsyncIterator<string>;
+  private readonly input: Input;
   private readonly output: Output;
   private readonly transcript: boolean;
   private open = true;
   private asking = false;
+  /** Lines a person typed (and readline took) before any question asked for them. */
+  private linesTypedAhead = 0;
 
   constructor({ input = process.stdin, output, transcript = false }: PrompterOptions = {}) {
+    this.input = input;
     this.interactive = input.isTTY === true;
     // A person typing while stdout goes to a pipe would not see the questions there.
     this.output = output ?? (this.interactive && !process.stdout.isTTY && process.stderr.isTTY ? process.stderr : process.stdout);
@@ -69,6 +108,9 @@ export class Prompter {
     });
     this.lines = this.rl[Symbol.asyncIterator]();
     this.rl.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
+    this.rl.on('line', () => {
+      if (!this.asking) this.linesTypedAhead++;
+    });
     // readline closes as soon as a pipe ends, while lines read before still wait
     // in the iterator: only the iterator says when the input is really over.
   }
@@ -94,12 +136,17 @@ export class Prompter {
       } else if (this.transcript && question !== '') {
         this.output.write(question);
       }
+      const typedAhead = this.linesTypedAhead > 0;
+      if (typedAhead) this.linesTypedAhead--;
       const next = await this.lines.next();
       if (next.done === true) {
-        if (this.terminal || (this.transcript && question !== '')) this.output.write('\n');
+        // (Unless close() ended it: that said what it had to.)
+        if (this.open && (this.terminal || (this.transcript && question !== ''))) this.output.write('\n');
         this.open = false;
         throw new EndOfInput();
       }
+      // Typed while no question was on the screen: show it as the answer to this one.
+      if (this.terminal && typedAhead) this.output.write(`${next.value}\n`);
       // A pipe does not echo: show the answer so the transcript reads right.
       if (!this.terminal && this.transcript && question !== '' && !this.interactive) this.output.write(`${next.value}\n`);
       return next.value;
@@ -139,8 +186,53 @@ export class Prompter {
     }
   }
 
+  /**
+   * A status line (the queue wait) sharing the terminal with what the user
+   * types meanwhile: it is drawn as readline's prompt, so the text typed ahead
+   * is redrawn after it instead of garbling it (and is kept for the first
+   * question). Undefined without a terminal: the caller uses its own. One
+   * display serves any number of waits (each reconnection's).
+   */
+  statusDisplay(): StatusDisplay | undefined {
+    if (!this.terminal) return undefined;
+    let text: string | null = null;
+    let showsTyping = false;
+    const render = () => {
+      if (text === null || this.asking) return;
+      showsTyping = this.rl.line !== '';
+      this.rl.setPrompt(showsTyping ? `${text}; typed ahead: ` : text);
+      this.rl.prompt(true);
+    };
+    // readline handled the key first (it listened first): redraw when typing starts or a line is done.
+    const onKey = () => {
+      if ((this.rl.line !== '') !== showsTyping) render();
+    };
+    return {
+      enabled: true,
+      draw: (status) => {
+        if (text === null) this.input.on('keypress', onKey);
+        text = status;
+        render();
+      },
+      clear: () => {
+        if (text === null) return;
+        this.input.off('keypress', onKey);
+        text = null;
+        if (this.asking) return;
+        // Down to the typed text alone (readline keeps track of its rows), then off the screen too:
+        // it is still in readline's line, and the next question shows it again.
+        this.rl.setPrompt('');
+        this.rl.prompt(true);
+        readline.cursorTo(this.output, 0);
+        readline.clearScreenDown(this.output);
+      },
+    };
+  }
+
   /** Stops reading stdin (and gives the terminal back its normal mode). */
   close(): void {
+    // A question left open on the terminal: what is said next goes below it.
+    if (this.open && this.asking && this.terminal) this.output.write('\n');
     this.open = false;
     this.rl.close();
   }

@@ -1,6 +1,6 @@
 /**
- * `socklab client put --retry N`: an upload that survives the server going
- * away (killed, restarted, shutting down). When the connection is lost, the
+ * `socklab client put --retry N` and the interactive `socklab client`: work
+ * that survives the server going away (killed, restarted, shutting down). When the connection is lost, the
  * client waits (exponential backoff), reconnects, and before sending anything
  * again finds out with STAT whether the lost attempt had committed after all:
  * the server may have committed the upload and died before its `226` reached
@@ -23,8 +23,10 @@
 import { createHash } from 'node:crypto';
 import { ErrorCodes, ReplyError, type ExistsDecision, type FileDigest, type PutMode, type SocklabClient } from '../protocol/index.js';
 import type { LocalFile } from './local-file.js';
-import { ClientFailure, explainFailure, quote } from './messages.js';
-import { openSession, quit, type ConnectionArgs } from './session.js';
+import { INTERRUPTED_EXIT_CODE, withInterruptHandler } from './interrupt.js';
+import { ClientFailure, exitWith, explainFailure, GaveUp, quote, type Operation } from './messages.js';
+import type { StatusDisplay } from './progress.js';
+import { isLost, openSession, quit, whyLost, type ConnectionArgs, type Session } from './session.js';
 import { upload, type UploadOptions, type UploadOutcome } from './transfer.js';
 
 /** Failures worth a new connection: the connection broke, or the server said 421 (shutting down, idle, full). */
@@ -50,75 +52,162 @@ export function backoffMs(retry: number, random: () => number = Math.random): nu
 }
 
 export interface RetryOptions {
-  /** How many times to reconnect after the first attempt. */
+  /** How many times to reconnect in all, after the first connection. */
   readonly retries: number;
   /** Where "retrying in ..." lines go (stderr in the CLI). */
   readonly say: (line: string) => void;
+  /** What the lines say the client is about to do: `retrying` (put --retry) or `reconnecting` (the interactive client). */
+  readonly verb?: string;
+  /** Told of every new session after the first (the interactive client shows the greeting). */
+  readonly onReconnected?: (session: Session) => void;
+  /** Where the queue wait of a new session is drawn (see openSession). */
+  readonly status?: StatusDisplay;
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
-type Judgement = 'committed' | 'not-committed' | { readonly conflict: string };
+/**
+ * The connection to a server, opened again (with backoff) whenever it is lost.
+ * run() does one step of the work on the live session; when the connection
+ * breaks (or broke while the client was idle: see isLost) it says so, waits,
+ * reconnects and runs the step again, from the start, on the new session. The
+ * step must be safe to run again: an upload finds out first whether the lost
+ * attempt committed (uploadWithRetry). At most `retries` reconnections in all,
+ * so that a server that keeps failing ends the program.
+ */
+export class Reconnecting {
+  private session: Session | null;
+  private retried = 0;
+  /** Counts the sessions opened: a step can tell it runs on a new one (whatever it knew about the server may be stale). */
+  generation = 0;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(
+    private readonly args: ConnectionArgs,
+    private readonly options: RetryOptions,
+    first: Session | null = null,
+  ) {
+    this.session = first;
+    if (first !== null) {
+      this.generation = 1;
+      void first.channel.watch(); // idle until the first step
+    }
+    this.sleep = options.sleep ?? ((ms) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  }
+
+  /** Runs `step` on a live session (see the class comment); `operation` words a failure it did not word itself. */
+  async run<T>(step: (session: Session) => Promise<T>, operation?: Operation): Promise<T> {
+    for (;;) {
+      try {
+        if (this.session === null) {
+          this.session = await openSession(this.args, this.options.status);
+          this.generation++;
+          if (this.generation > 1) this.options.onReconnected?.(this.session);
+        }
+        if (isLost(this.session)) throw await whyLost(this.session);
+        const result = await step(this.session);
+        // Idle from here until the next step: watch, so that a drop meanwhile is known (and why).
+        void this.session.channel.watch();
+        return result;
+      } catch (error) {
+        this.close();
+        const failure = explainFailure(error, operation);
+        if (!isRetriable(failure) || this.options.retries === 0) throw failure;
+        if (this.retried >= this.options.retries) {
+          const retries = this.options.retries;
+          throw new ClientFailure(failure.code, `${failure.message} (gave up after ${retries} ${retries === 1 ? 'retry' : 'retries'})`, { cause: failure });
+        }
+        this.retried++;
+        const wait = backoffMs(this.retried);
+        this.options.say(`socklab: ${failure.message}; ${this.options.verb ?? 'retrying'} in ${(wait / 1000).toFixed(1)} s (retry ${this.retried} of ${this.options.retries})`);
+        const gaveUp = () => exitWith(new GaveUp(`gave up reconnecting; the last attempt failed: ${failure.message}`, INTERRUPTED_EXIT_CODE));
+        await withInterruptHandler(gaveUp, () => this.sleep(wait));
+      }
+    }
+  }
+
+  /** QUIT on the live session, if any (a server gone by then does not matter: the work is done). */
+  async quit(): Promise<void> {
+    const session = this.session;
+    this.session = null;
+    if (session !== null) await quit(session);
+  }
+
+  close(): void {
+    this.session?.client.close();
+    this.session = null;
+  }
+}
+
+export interface RetriedUploadOptions extends UploadOptions {
+  /**
+   * The user answered the server's `350` and can be asked again (the
+   * interactive client): if the file changed on the server before the answer
+   * could be carried out, the question is asked again rather than the answer
+   * applied to a file the user has not seen.
+   */
+  readonly askAgainIfChanged?: boolean;
+}
 
 /**
- * Uploads `file` as `name`, reconnecting up to `retries` times. Each session
- * is opened and closed here. Failures that are not about the connection
- * (552, 553, 554, a sha256 mismatch...) end it at once, as without --retry.
+ * Uploads `file` as `name` over `connection`, which reconnects as it allows.
+ * Failures that are not about the connection (552, 553, 554, a sha256
+ * mismatch...) end it at once, as without --retry.
  */
-export async function uploadWithRetry(args: ConnectionArgs, file: LocalFile, name: string, options: UploadOptions, retry: RetryOptions): Promise<UploadOutcome> {
-  const sleep = retry.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+export async function uploadWithRetry(connection: Reconnecting, file: LocalFile, name: string, options: RetriedUploadOptions, say: (line: string) => void): Promise<UploadOutcome> {
   const sha256 = await file.sha256();
   const ours: FileDigest = { size: file.size, sha256 };
   // The mode actually in force: after a 350 answered with overwrite or append, later attempts say so themselves.
   let mode: PutMode = options.mode;
+  let answered = false;
   /**
    * The file before our first attempt could have changed it (null: absent);
    * undefined until known. Known only once an attempt went on to upload, so
    * from then on an attempt may have reached the server's commit.
    */
   let base: FileDigest | null | undefined;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const session = await openSession(args);
-      try {
-        if (base !== undefined) {
-          const judgement = await judge(session.client, name, mode, base, ours);
-          if (judgement === 'committed') {
-            await quit(session);
-            const size = mode === 'append' && base !== null ? base.size + ours.size : ours.size;
-            return { outcome: 'committed', name, size, sha256, summary: 'committed by the attempt whose confirmation was lost' };
-          }
-          if (judgement !== 'not-committed') {
-            throw new ClientFailure(ErrorCodes.EXISTS, judgement.conflict);
-          }
+  return connection.run(
+    async (session) => {
+      if (base !== undefined) {
+        const judgement = await judge(session.client, name, mode, base, ours);
+        if (judgement === 'committed') {
+          const size = mode === 'append' && base !== null ? base.size + ours.size : ours.size;
+          return { outcome: 'committed', name, size, sha256, summary: 'committed by the attempt whose confirmation was lost' };
         }
-        if (base === undefined) base = await statOrFail(session.client, name);
-        const result = await upload(session.client, file, name, {
-          ...options,
-          mode,
-          sha256,
-          onExists: async (currentSize) => {
-            const decision: ExistsDecision = await options.onExists(currentSize);
-            if (decision !== 'cancel') mode = decision;
-            return decision;
-          },
-        });
-        await quit(session);
-        return result;
-      } catch (error) {
-        session.client.close();
-        throw error;
+        const askAgain = answered && options.askAgainIfChanged === true;
+        if (judgement !== 'not-committed' && !askAgain) throw new ClientFailure(ErrorCodes.EXISTS, judgement.conflict);
+        if (askAgain && (judgement !== 'not-committed' || !(await unchanged(session.client, name, base)))) {
+          // What the user decided about is not there any more: the server asks again (350) if the name is taken.
+          say(`socklab: ${quote(name)} changed on the server while we were reconnecting; your answer was about the file as it was, so it is not applied`);
+          mode = options.mode;
+          answered = false;
+          base = undefined;
+        }
       }
-    } catch (error) {
-      const failure = explainFailure(error, { kind: 'put', name, size: file.size });
-      if (!isRetriable(failure)) throw failure;
-      if (attempt >= retry.retries) {
-        throw new ClientFailure(failure.code, `${failure.message} (gave up after ${retry.retries} ${retry.retries === 1 ? 'retry' : 'retries'})`, { cause: failure });
-      }
-      const wait = backoffMs(attempt + 1);
-      retry.say(`socklab: ${failure.message}; retrying in ${(wait / 1000).toFixed(1)} s (retry ${attempt + 1} of ${retry.retries})`);
-      await sleep(wait);
-    }
-  }
+      if (base === undefined) base = await statOrFail(session.client, name);
+      return upload(session.client, file, name, {
+        ...options,
+        mode,
+        sha256,
+        onExists: async (currentSize) => {
+          const decision: ExistsDecision = await options.onExists(currentSize);
+          if (decision !== 'cancel') {
+            mode = decision;
+            answered = true;
+          }
+          return decision;
+        },
+      });
+    },
+    { kind: 'put', name, size: file.size },
+  );
+}
+
+type Judgement = 'committed' | 'not-committed' | { readonly conflict: string };
+
+/** True when `name` on the server is still `base` (size and sha256; null: still absent). */
+async function unchanged(client: SocklabClient, name: string, base: FileDigest | null): Promise<boolean> {
+  const now = await statOrFail(client, name);
+  return now === null || base === null ? now === base : now.size === base.size && now.sha256 === base.sha256;
 }
 
 async function statOrFail(client: SocklabClient, name: string): Promise<FileDigest | null> {

@@ -36,7 +36,7 @@ export interface UploadOptions {
  */
 export async function upload(client: SocklabClient, file: LocalFile, name: string, options: UploadOptions): Promise<UploadOutcome> {
   // `sent` lets a broken connection be worded right: before all the data, nothing was committed.
-  const operation = { kind: 'put' as const, name, size: file.size, sent: 0 };
+  const operation = { kind: 'put' as const, name, size: file.size, sent: 0, asked: false };
   const hashing = new StatusLine();
   if (options.sha256 === undefined) hashing.draw(`computing the sha256 of ${file.path}...`);
   const sha256 = options.sha256 ?? (await file.sha256().finally(() => hashing.clear()));
@@ -53,6 +53,7 @@ export async function upload(client: SocklabClient, file: LocalFile, name: strin
         mode: options.mode,
         sha256,
         onExists: async (currentSize) => {
+          operation.asked = true;
           const decision = await options.onExists(currentSize);
           progress.restart(); // the time spent answering is not transfer time
           return decision;

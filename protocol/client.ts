@@ -234,13 +234,25 @@ export class SocklabClient {
     return r;
   }
 
-  private async readLine(): Promise<string> {
+  /** The next line as it came, without its line break: a LIST entry, or a plain line server's answer. */
+  async readLine(): Promise<string> {
     for (;;) {
       const taken = this.buffer.takeLine(MAX_REPLY_LINE_BYTES);
       if (taken.kind === 'line') return utf8Decoder.decode(taken.bytes);
       if (taken.kind === 'too-long') throw malformed(`a reply line is longer than ${MAX_REPLY_LINE_BYTES} bytes`);
       await this.fill();
     }
+  }
+
+  /** Exactly `count` raw bytes (a data block the caller frames itself). */
+  async readExactly(count: number): Promise<Uint8Array> {
+    const bytes = new Uint8Array(count);
+    for (let received = 0; received < count; ) {
+      const chunk = await this.readBytes(count - received);
+      bytes.set(chunk, received);
+      received += chunk.length;
+    }
+    return bytes;
   }
 
   private async readBytes(max: number): Promise<Uint8Array> {

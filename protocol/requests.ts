@@ -73,7 +73,11 @@ function parsePut(args: readonly string[], options: ParseOptions): PutRequest {
   if (name === undefined || sizeText === undefined) {
     throw syntaxError('usage: PUT <name> <size> [mode=ask|new|overwrite|append] [sha256=<hex>]');
   }
-  if (!/^[0-9]+$/.test(sizeText)) throw syntaxError('size must be a decimal byte count');
+  if (!/^[0-9]+$/.test(sizeText)) {
+    // `PUT my file.txt 5`, `PUT "my file.txt" 5`: the size is there, later; the name ran into it.
+    if (optionArgs.some((arg) => /^[0-9]+$/.test(arg))) throw syntaxError('a name cannot contain spaces (use _ or -); usage: PUT <name> <size> ...');
+    throw syntaxError('size must be a decimal byte count');
+  }
   let mode: PutMode | null = null;
   let sha256: string | null = null;
   for (const option of optionArgs) {

@@ -1,8 +1,9 @@
 /** `socklab server <model>`: run one of the three servers until SIGINT/SIGTERM. */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_FILE_SIZE, DEFAULT_PORT } from '../protocol/index.js';
-import { checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../bin/cli-support.js';
+import { byteSizeText, checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../bin/cli-support.js';
 import { SERVER_MODELS, startServer, type ServerModelName, type ServerOptions } from './index.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 16_384;
@@ -68,7 +69,7 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
       .option('host', { type: 'string', default: DEFAULT_HOST, describe: 'address to listen on' })
       .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'port to listen on (0 = any free port)' })
       .option('root', { type: 'string', default: './storage', describe: 'directory holding the files' })
-      .option('max-file-size', { type: 'string', default: String(DEFAULT_MAX_FILE_SIZE), describe: 'largest upload in bytes (units like 64MiB work)' })
+      .option('max-file-size', { type: 'string', default: byteSizeText(DEFAULT_MAX_FILE_SIZE), describe: 'largest upload in bytes (units like 64MiB work)' })
       .option('max-root-size', { type: 'string', default: '0', describe: 'quota: most bytes all files together may hold; an upload past it gets 452 (0 = none)' })
       .option('idle-timeout', { type: 'number', default: DEFAULT_IDLE_TIMEOUT_SECONDS, describe: 'seconds without a byte from a client before 421 (0 = never)' })
       .option('min-upload-rate', {
@@ -87,17 +88,23 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
   handler: async (args) => {
     try {
       const log = args.quiet ? () => {} : (line: string) => process.stdout.write(`${line}\n`);
+      // Stamped like the log lines around them, so that a reader of the log (socklab demo) orders them by one clock.
+      const say = (line: string) => process.stdout.write(args.quiet ? `${line}\n` : `${new Date().toISOString()} ${line}\n`);
       const options = serverOptionsFromArgs(args, log);
+      checkRootIsDirectory(args.root, options.root);
       const running = await startServer(args.model as ServerModelName, options);
-      process.stdout.write(`listening on ${running.host}:${running.port}\n`);
+      // The log's own line says it (with the model and the root); without the log, this is the line that does.
+      if (args.quiet) process.stdout.write(`listening on ${running.host}:${running.port}\n`);
       let signals = 0;
       const stop = (signal: string) => {
         signals++;
         if (signals === 1) {
-          process.stdout.write(`${signal}: stopping (uploads in progress get ${options.graceSeconds} s; press Ctrl-C again to abort them)\n`);
+          // Ctrl-C is a hint only for a person at the terminal; a SIGTERM came from a program (kill, a supervisor, socklab demo).
+          const again = signal === 'SIGINT' ? 'press Ctrl-C again' : `send ${signal} again`;
+          say(`${signal}: stopping (uploads in progress get ${options.graceSeconds} s; ${again} to abort them)`);
           running.close().then(() => process.exit(0), exitWithFailure);
         } else {
-          process.stdout.write(`${signal} again: aborting uploads in progress (files stay as they were)\n`);
+          say(`${signal} again: aborting uploads in progress (files stay as they were)`);
           running.abort().then(() => process.exit(0), exitWithFailure);
         }
       };
@@ -108,6 +115,19 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
     }
   },
 };
+
+/** A --root that names a file (or lies under one) cannot be created: say so, instead of mkdir's EEXIST. */
+function checkRootIsDirectory(given: string, root: string): void {
+  let stats: fs.Stats;
+  try {
+    stats = fs.statSync(root);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new UsageError(`--root ${given}: part of that path is a file, not a directory; name a directory (it is created if missing), such as --root ./storage`);
+    return; // missing: the storage creates it, and reports any other failure itself
+  }
+  if (!stats.isDirectory()) throw new UsageError(`--root ${given} is a file, not a directory; name a directory for the server's files (it is created if missing), such as --root ./storage`);
+}
 
 function listenFailure(error: unknown, args: ServerArgs): unknown {
   const code = (error as NodeJS.ErrnoException | null)?.code;

@@ -133,7 +133,7 @@ export class Connection {
     this.holding = null;
     const seconds = (performance.now() - (this.servedAt ?? this.acceptedAt)) / 1000;
     this.shell.log(
-      `closed ${this.label} after ${seconds.toFixed(3)} s: ${result.requests} requests, ` +
+      `closed ${this.label} after ${seconds.toFixed(3)} s: ${result.requests} ${result.requests === 1 ? 'request' : 'requests'}, ` +
         `${this.socket.bytesRead} B in, ${this.socket.bytesWritten} B out, ${result.outcome}`,
     );
     closeSocket(this.socket);

@@ -4,6 +4,7 @@
  * messages say what happened and what to do, so every CLI can print them as is.
  */
 import net from 'node:net';
+import { socklabCommand } from '../bin/invocation.js';
 import { ConnectionError, ErrorCodes, type ByteChannel } from '../protocol/index.js';
 import type { ClientInput } from './session-io.js';
 import { SocketSessionIO } from './socket-io.js';
@@ -62,7 +63,7 @@ function connectError(error: NodeJS.ErrnoException, host: string, port: number):
     case 'ECONNREFUSED':
       return new ConnectionError(
         ErrorCodes.CONNECTION_REFUSED,
-        `could not connect to ${host}:${port}: connection refused (is a server running there? start one with "socklab server async --port ${port}")`,
+        `could not connect to ${host}:${port}: connection refused (is a server running there? start one with "${socklabCommand()} server async --port ${port}")`,
         { cause: error },
       );
     case 'ENOTFOUND':

@@ -122,6 +122,13 @@ export class SocketRelay {
   private outRead = 0;
   /** Socket bytes that did not fit in the input ring; the socket is paused while there are any. */
   private readonly overflow: Uint8Array[] = [];
+  /**
+   * The client's end of input came while bytes still waited in `overflow`: a
+   * socket emits 'end' right after its last 'data' even when that handler paused
+   * it, so EOF is raised only once those bytes are in the ring, or the worker
+   * would see EOF first and lose them.
+   */
+  private endAfterOverflow = false;
   private started = false;
   private stopped = false;
   private awaitingDrain = false;
@@ -213,11 +220,17 @@ export class SocketRelay {
 
   private relaySocket(): void {
     for (const chunk of this.held.chunks) this.relay(chunk);
-    if (this.held.ended) this.raise(Flag.EOF);
+    if (this.held.ended) this.endOfInput();
     this.socket.on('data', (chunk: Buffer) => this.relay(chunk));
-    this.socket.on('end', () => this.raise(Flag.EOF));
+    this.socket.on('end', () => this.endOfInput());
     this.socket.on('close', () => this.raise(Flag.ABORT | Flag.SOCKET_CLOSED));
     if (this.overflow.length === 0) this.socket.resume();
+  }
+
+  /** The client will send nothing more: EOF for the worker once every byte before it is in the ring. */
+  private endOfInput(): void {
+    if (this.overflow.length > 0) this.endAfterOverflow = true;
+    else this.raise(Flag.EOF);
   }
 
   private relay(chunk: Uint8Array): void {
@@ -260,7 +273,10 @@ export class SocketRelay {
     if (moved) ring(this.header, Slot.WORKER_BELL);
     if (this.overflow.length === 0) {
       Atomics.and(this.header, Slot.FLAGS, ~Flag.INPUT_PAUSED);
-      if (!this.socket.destroyed) this.socket.resume();
+      if (this.endAfterOverflow) {
+        this.endAfterOverflow = false;
+        this.raise(Flag.EOF);
+      } else if (!this.socket.destroyed) this.socket.resume();
     }
   }
 
@@ -305,6 +321,9 @@ export class BlockingRelayIO implements BlockingSessionIO {
       const available = (Atomics.load(this.header, Slot.IN_WRITTEN) - this.inRead) | 0;
       if (available > 0) return this.take(available);
       if ((flags & Flag.EOF) !== 0) return 'eof';
+      // An empty ring while the main thread holds bytes back: it paused after our last take() looked
+      // at INPUT_PAUSED, so nobody has told it there is room. Without this bell both sides wait for ever.
+      if ((flags & Flag.INPUT_PAUSED) !== 0) ring(this.header, Slot.MAIN_BELL);
       this.flush();
       if (this.idleTimeoutMs <= 0) {
         Atomics.wait(this.header, Slot.WORKER_BELL, seen);

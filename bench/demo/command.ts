@@ -8,7 +8,7 @@
  * timeline and who waited how long, and why.
  *
  *   socklab demo                              sequential server, 4 clients
- *   socklab demo --server all                 sequential, workers, async one after the other
+ *   socklab demo --server all                 sequential, workers (2 threads), async one after the other
  *   socklab demo --server workers --threads 2 --clients 6
  *   socklab demo | cat                        plain timestamped lines (also without a terminal)
  *
@@ -18,11 +18,13 @@
 import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_THREADS } from '../../servers/cli.js';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
-import { checkInteger, exitWithFailure, UsageError } from '../../bin/cli-support.js';
+import { checkInteger, exitWithFailure, outputWidth, UsageError } from '../../bin/cli-support.js';
+import { socklabCommand } from '../../bin/invocation.js';
 import { defaultProcessCount, LoadGenerator, type LoadRunResult } from '../load/load-generator.js';
 import { idealMakespanMs, makespanMs } from '../load/metrics.js';
 import { buildScenarioReport } from '../report/build-report.js';
 import type { TargetMeasurement } from '../report/report-model.js';
+import { counted, wrapText } from '../report/format.js';
 import { textTimeline } from '../report/report-timeline.js';
 import { describeParams, planSessions, SCENARIOS, scenarioParams, type ScenarioParams } from '../load/scenarios.js';
 import { socklabEndpoints } from '../load/script-client.js';
@@ -56,7 +58,7 @@ interface DemoArgs {
   clients: number;
   messages: number;
   'think-ms': number;
-  threads: number;
+  threads?: number;
   plain: boolean;
 }
 
@@ -69,10 +71,10 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       .option('clients', { type: 'number', default: 4, describe: `client processes, started together (1 to ${MAX_DEMO_CLIENTS})` })
       .option('messages', { type: 'number', default: 3, describe: 'ECHO lines each client sends' })
       .option('think-ms', { type: 'number', default: 1000, describe: 'think time between two lines of a client (ms)' })
-      .option('threads', { type: 'number', default: DEFAULT_THREADS, describe: 'workers: threads in the pool (fewer than --clients and the pool queue shows)' })
+      .option('threads', { type: 'number', describe: 'workers: threads in the pool (default: half the clients, so that the pool\'s queue shows)' })
       .option('plain', { type: 'boolean', default: false, describe: 'timestamped lines instead of the live screen (the default when stdout is not a terminal)' })
       .example('$0 demo', 'a sequential server and 4 clients: the queue, live')
-      .example('$0 demo --server all', 'sequential, workers and async one after the other, then side by side')
+      .example('$0 demo --server all', 'sequential, workers (2 threads for 4 clients) and async one after the other')
       .example('$0 demo --server workers --threads 2 --clients 6', 'a pool of 2 threads: 4 clients wait for a free one')
       .example('$0 demo --clients 8 --think-ms 300', 'more clients, quicker chats')
       .epilogue('The server gets a free port and a temporary root, removed at the end; Ctrl-C stops everything at any moment.') as unknown as Argv<DemoArgs>,
@@ -85,14 +87,24 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
   },
 };
 
+/**
+ * The demo's pool: half the clients, so that a pool with fewer threads than
+ * clients shows its queue (with as many threads as clients, workers would
+ * look exactly like async).
+ */
+export function demoThreads(clients: number): number {
+  return Math.max(1, Math.floor(clients / 2));
+}
+
 function demoOptions(args: DemoArgs): DemoOptions {
   const terminal = process.stdout.isTTY === true && process.env.TERM !== 'dumb';
+  const clients = checkInteger(args.clients, '--clients', 1, MAX_DEMO_CLIENTS);
   return {
     servers: args.server === 'all' ? [...SERVER_MODELS] : [args.server],
-    clients: checkInteger(args.clients, '--clients', 1, MAX_DEMO_CLIENTS),
+    clients,
     messages: checkInteger(args.messages, '--messages', 1, 1000),
     thinkMs: checkInteger(args['think-ms'], '--think-ms', 0, 600_000),
-    threads: checkInteger(args.threads, '--threads', 1, 1024),
+    threads: args.threads === undefined ? demoThreads(clients) : checkInteger(args.threads, '--threads', 1, 1024),
     live: terminal && !args.plain,
     colour: terminal && process.env.NO_COLOR === undefined,
   };
@@ -102,11 +114,16 @@ function specFor(model: ServerModelName, threads: number): TargetSpec {
   return model === 'workers' ? { kind: 'model', model, threads } : { kind: 'model', model };
 }
 
-/** `socklab load chat sequential --clients 4 ...`: the bench's way to measure what the demo showed. */
-function loadCommandFor(options: DemoOptions, params: ScenarioParams): string {
-  const server = options.servers.length === 1 ? (options.servers[0] ?? 'sequential') : `<${options.servers.join('|')}>`;
-  const threads = options.servers.includes('workers') && options.threads !== DEFAULT_THREADS ? ` --threads ${options.threads}` : '';
-  return `socklab load chat ${server}${threads} ${describeParams(SCENARIOS.chat, params)}`;
+/**
+ * `npx socklab load chat sequential --clients 4 ...`: the bench's way to
+ * measure what the demo showed, one command per server, each ready to paste
+ * where the user is (bin/invocation.ts).
+ */
+function loadCommandsFor(options: DemoOptions, params: ScenarioParams): string[] {
+  return options.servers.map((server) => {
+    const threads = server === 'workers' ? ` --threads ${options.threads}` : '';
+    return `${socklabCommand()} load chat ${server}${threads} ${describeParams(SCENARIOS.chat, params)}`;
+  });
 }
 
 /** What to watch for, said before the run. */
@@ -119,7 +136,7 @@ function expectation(spec: TargetSpec, clients: number): string {
       const threads = clientsServedAtOnce(spec, spec.model) ?? DEFAULT_THREADS;
       return threads >= clients
         ? `workers: a thread per client (${threads} threads, ${clients} clients): all served at once.`
-        : `workers: ${threads} threads, ${clients} clients: ${threads} served at once, the rest wait for a thread.`;
+        : `workers: ${counted(threads, 'thread')}, ${clients} clients: ${threads} served at once, the rest wait for a thread.`;
     }
     case 'async':
       return 'async serves every client at once from one event loop: nobody waits.';
@@ -230,19 +247,23 @@ export async function runDemo(options: DemoOptions): Promise<void> {
   }
 
   const report = measurements.length === 0 ? null : buildScenarioReport('chat', params, null, measurements);
+  // Prose is broken to fit the terminal (80 columns too); commands are not, so that they can be pasted.
+  const width = outputWidth(false);
+  const prose = (...paragraphs: string[]) => paragraphs.map((paragraph) => wrapText(paragraph, width));
   const out: string[] = [''];
   if (report !== null) {
     out.push(
       measurements.length > 1 ? 'Final timelines, one under the other on the same time scale:' : 'Final timeline:',
-      textTimeline(report),
+      ...prose(textTimeline(report)),
       'Who waited, and why:',
-      ...demoSummary(report),
+      ...prose(...demoSummary(report)),
       '',
-      `The same load, measured (a table, repeatable): ${loadCommandFor(options, params)}`,
+      'The same load, measured (a table, repeatable):',
+      ...loadCommandsFor(options, params).map((command) => `  ${command}`),
     );
   }
   if (stop.signal !== null) {
-    out.push('', `Stopped (${stop.signal}): the server and the ${options.clients} client processes have ended, the temporary root is removed.`);
+    out.push('', ...prose(`Stopped (${stop.signal}): the server and the ${options.clients} client processes have ended, the temporary root is removed.`));
   }
   view.print(`${out.join('\n')}\n`);
   const sessions = measurements.flatMap((m) => m.runs).flatMap((r) => r.sessions);

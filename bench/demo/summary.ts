@@ -5,7 +5,7 @@
  * says what happened in this run, in the order the server served them.
  */
 import { DEFAULT_THREADS } from '../../servers/cli.js';
-import { formatMs } from '../report/format.js';
+import { counted, formatMs } from '../report/format.js';
 import type { RelativeSession, ScenarioReport, TargetReport } from '../report/report-model.js';
 import { servedInterval } from '../load/timeline.js';
 import { clientsServedAtOnce } from '../targets/targets.js';
@@ -47,7 +47,7 @@ export function modelExplanation(target: TargetReport): string {
       const threads = clientsServedAtOnce(spec, model) ?? DEFAULT_THREADS;
       return threads >= clients
         ? `gives each client a thread of its own (${threads} threads for ${clients} clients): a blocked thread stops only its own client, so nobody waits for another (${waits}).`
-        : `has ${threads} threads, one per client served: at most ${threads} clients at once (here ${maxServedAtOnce}); the others waited in the queue for a thread to be freed (${waits}).`;
+        : `has ${counted(threads, 'thread')}, one per client served: at most ${counted(threads, 'client')} at once (here ${maxServedAtOnce}); the others waited in the queue for a thread to be freed (${waits}).`;
     }
     case 'async':
       return `serves every client at once from one event loop: it never blocks on any one client's socket, so nobody waits (${maxServedAtOnce} of ${clients} served at once, ${waits}).`;

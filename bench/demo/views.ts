@@ -63,6 +63,34 @@ export class StyledLine {
     return this.parts.map((p) => p.text).join('');
   }
 
+  /**
+   * The line broken at spaces into lines of at most `width` characters (a
+   * word longer than that is cut when rendered); continuation lines begin
+   * with `indent`. Styles stay with their text.
+   */
+  wrap(width: number, indent = ''): StyledLine[] {
+    const lines = [new StyledLine()];
+    let used = 0;
+    for (const part of this.parts) {
+      for (const token of part.text.split(/(?<= )(?=[^ ])/)) {
+        const length = Array.from(token.trimEnd()).length;
+        if (used > 0 && used + length > width) {
+          lines[lines.length - 1]?.trimEnd();
+          lines.push(new StyledLine().add(indent));
+          used = indent.length;
+        }
+        lines[lines.length - 1]?.add(token, part.style);
+        used += Array.from(token).length;
+      }
+    }
+    return lines;
+  }
+
+  private trimEnd(): void {
+    const last = this.parts.at(-1);
+    if (last !== undefined) last.text = last.text.trimEnd();
+  }
+
   /** At most `width` characters shown; colours as SGR sequences when `colour`. */
   render(width: number, colour: boolean): string {
     let room = width;
@@ -91,15 +119,18 @@ export interface FrameOptions {
 }
 
 const NAME_WIDTH = 9;
-const STATE_WIDTH = Math.max(...Object.values(STATE_LABEL).map((label) => label.length));
+/** On a narrow terminal, `waiting` says what `waiting in the queue` says (the legend names the queue). */
+const SHORT_STATE_LABEL: { readonly [S in ClientState]: string } = { ...STATE_LABEL, waiting: 'waiting' };
 const LINES_WIDTH = 5;
-const TIME_WIDTH = 8;
+const TIME_WIDTH = 7;
 const GAP = '  ';
-/** Narrower terminals (80 columns) leave out the lines column, for a longer bar. */
+/** Narrower terminals (80 columns) leave out the lines column and use the short state labels, for a longer bar. */
 const WIDE_ENOUGH_FOR_LINES = 100;
-/** Rows the frame needs besides the clients and the log. */
-const FIXED_ROWS = 9;
+/** Rows under the client rows besides the log: the legend, a blank line, the log's heading. */
+const ROWS_UNDER_CLIENTS = 3;
 const MIN_LOG_ROWS = 3;
+/** Continuation lines of a wrapped line begin here: under the text, past a log line's time. */
+const LOG_INDENT = ' '.repeat(14);
 
 function seconds(ms: number | null): string {
   return ms === null ? '-' : `${(ms / 1000).toFixed(2)} s`;
@@ -118,38 +149,43 @@ export function renderFrame(run: DemoRun, options: FrameOptions): StyledLine[] {
   const start = run.startedAt ?? options.fallbackStart;
   const elapsed = Math.max(0, (run.endedAt ?? now) - start);
   const spanMs = niceCeiling(Math.max(run.idealMs * 1.1 + 200, elapsed, 1000));
+  const width = columns - 1;
   const lines: StyledLine[] = [];
+  // The program's name only where there is room for it: on 80 columns the title must fit on one line.
   const title = new StyledLine()
-    .add('socklab demo', 'bold')
-    .add(` · ${run.label} server`, 'bold')
+    .add(columns >= WIDE_ENOUGH_FOR_LINES ? 'socklab demo · ' : '', 'bold')
+    .add(`${run.label} server`, 'bold')
     .add(run.port > 0 ? ` on ${run.host}:${run.port}` : '')
     .add(intro.counter === '' ? '' : ` · ${intro.counter}`)
     .add(run.startedAt === null ? ` · starting the server and ${run.clientCount} client processes...` : ` · ${(elapsed / 1000).toFixed(1)} s`);
-  lines.push(title, new StyledLine().add(intro.script), new StyledLine().add(intro.expectation, 'dim'), new StyledLine());
+  lines.push(...title.wrap(width, '  '), ...new StyledLine().add(intro.script).wrap(width, '  '), ...new StyledLine().add(intro.expectation, 'dim').wrap(width, '  '), new StyledLine());
 
-  // On a narrow terminal the lines column gives its room to the bar.
-  const showLines = columns >= WIDE_ENOUGH_FOR_LINES;
-  const linesColumn = (text: string) => (showLines ? `${text.padStart(LINES_WIDTH)}${GAP}` : '');
-  const prefixWidth = NAME_WIDTH + GAP.length + STATE_WIDTH + GAP.length + linesColumn('').length + TIME_WIDTH + GAP.length + TIME_WIDTH + GAP.length;
+  // On a narrow terminal the lines column and the long state labels give their room to the bar.
+  const wide = columns >= WIDE_ENOUGH_FOR_LINES;
+  const labels = wide ? STATE_LABEL : SHORT_STATE_LABEL;
+  const stateWidth = Math.max(...Object.values(labels).map((label) => label.length));
+  const linesColumn = (text: string) => (wide ? `${text.padStart(LINES_WIDTH)}${GAP}` : '');
+  const prefixWidth = NAME_WIDTH + GAP.length + stateWidth + GAP.length + linesColumn('').length + TIME_WIDTH + GAP.length + TIME_WIDTH + GAP.length;
   const barWidth = Math.max(10, columns - prefixWidth - 3);
   const axis = `timeline: 0 → ${formatMs(spanMs)}`;
   lines.push(
     new StyledLine().add(
-      `${'client'.padEnd(NAME_WIDTH)}${GAP}${'state'.padEnd(STATE_WIDTH)}${GAP}${linesColumn('lines')}${'waited'.padStart(TIME_WIDTH)}${GAP}${'served'.padStart(TIME_WIDTH)}${GAP} ${axis}`,
+      `${'client'.padEnd(NAME_WIDTH)}${GAP}${'state'.padEnd(stateWidth)}${GAP}${linesColumn('lines')}${'waited'.padStart(TIME_WIDTH)}${GAP}${'served'.padStart(TIME_WIDTH)}${GAP} ${axis}`,
       'heading',
     ),
   );
 
-  const logRoom = Math.max(0, rows - 1 - FIXED_ROWS - run.clients.length);
-  const clientRoom = logRoom >= MIN_LOG_ROWS ? run.clients.length : Math.max(1, rows - 1 - FIXED_ROWS - MIN_LOG_ROWS - 1);
+  const fixedRows = lines.length + ROWS_UNDER_CLIENTS;
+  const logRoom = Math.max(0, rows - 1 - fixedRows - run.clients.length);
+  const clientRoom = logRoom >= MIN_LOG_ROWS ? run.clients.length : Math.max(1, rows - 1 - fixedRows - MIN_LOG_ROWS - 1);
   const shown = run.clients.slice(0, clientRoom);
   for (const client of shown) {
     const style = STATE_STYLE[client.state];
-    const state = client.state === 'failed' && client.error !== null ? `failed: ${client.error}` : STATE_LABEL[client.state];
+    const state = client.state === 'failed' && client.error !== null ? `failed: ${client.error}` : labels[client.state];
     const bar = clientBar(client, start, spanMs, barWidth, run.endedAt ?? now);
     const line = new StyledLine()
       .add(`client ${client.client + 1}`.padEnd(NAME_WIDTH) + GAP)
-      .add(state.padEnd(STATE_WIDTH).slice(0, STATE_WIDTH), style)
+      .add(state.padEnd(stateWidth).slice(0, stateWidth), style)
       .add(`${GAP}${linesColumn(`${client.lines}/${run.messages}`)}`)
       .add(seconds(waitedMs(client, now)).padStart(TIME_WIDTH), client.state === 'waiting' ? 'waiting' : undefined)
       .add(GAP)
@@ -170,8 +206,16 @@ export function renderFrame(run: DemoRun, options: FrameOptions): StyledLine[] {
     new StyledLine(),
     new StyledLine().add('server log', 'heading'),
   );
-  const logRows = Math.max(MIN_LOG_ROWS, rows - 1 - lines.length);
-  for (const entry of run.log.slice(-logRows)) lines.push(new StyledLine().add(`  ${relative(entry.at - start).padStart(9)}  `, 'dim').add(run.annotate(entry.text)));
+  // The newest log lines that fit, each wrapped under its text rather than cut at the terminal's edge.
+  let logRows = Math.max(MIN_LOG_ROWS, rows - 1 - lines.length);
+  const log: StyledLine[][] = [];
+  for (const entry of [...run.log].reverse()) {
+    const wrapped = new StyledLine().add(`  ${relative(entry.at - start).padStart(9)}  `, 'dim').add(run.annotate(entry.text)).wrap(width, LOG_INDENT);
+    if (wrapped.length > logRows) break;
+    log.unshift(wrapped);
+    logRows -= wrapped.length;
+  }
+  lines.push(...log.flat());
   return lines.slice(0, Math.max(1, rows - 1));
 }
 
@@ -302,8 +346,18 @@ export function describeChange(change: StateChange): string {
   }
 }
 
+/**
+ * Lines from the clients (their events) and from the server (its log, read
+ * from a pipe) arrive out of step by a few ms; held this long, they are
+ * printed in time order, so that the `+s` column never runs backwards.
+ */
+const REORDER_MS = 250;
+
 /** One timestamped line per event: `17:05:12.345 +1.204 s  client 2: being served (...)`. */
 export class PlainView implements DemoView {
+  private pending: Array<{ at: number; text: string }> = [];
+  private timer: NodeJS.Timeout | null = null;
+
   constructor(
     private readonly write: (text: string) => void,
     /** The demo's start: the `+s` of every line counts from here. */
@@ -312,10 +366,23 @@ export class PlainView implements DemoView {
   ) {}
 
   private line(at: number, text: string): void {
-    this.write(`${clockTime(at)} ${relative(at - this.origin).padStart(9)}  ${text}\n`);
+    this.pending.push({ at, text });
+    this.timer ??= setInterval(() => this.flush(this.now() - REORDER_MS), REORDER_MS / 2).unref();
+  }
+
+  /** Prints, in time order, the lines held from before `until`. */
+  private flush(until = Number.POSITIVE_INFINITY): void {
+    const due = this.pending.filter((entry) => entry.at <= until).sort((a, b) => a.at - b.at);
+    this.pending = this.pending.filter((entry) => entry.at > until);
+    for (const { at, text } of due) this.write(`${clockTime(at)} ${relative(at - this.origin).padStart(9)}  ${text}\n`);
+    if (this.pending.length === 0 && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
   }
 
   begin(run: DemoRun, intro: RunIntro): void {
+    this.flush();
     this.line(this.now(), `demo: ${run.label} server${intro.counter === '' ? '' : ` (${intro.counter})`}; ${intro.script}`);
     this.line(this.now(), `demo: ${intro.expectation}`);
   }
@@ -331,8 +398,11 @@ export class PlainView implements DemoView {
   end(): void {}
 
   print(text: string): void {
+    this.flush();
     this.write(text.endsWith('\n') ? text : `${text}\n`);
   }
 
-  close(): void {}
+  close(): void {
+    this.flush();
+  }
 }

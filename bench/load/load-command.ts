@@ -7,22 +7,40 @@
  *   socklab load chat workers --threads 4        the pool's queue shows
  *   socklab load crowd async --clients 2000      many connections per load process
  *   socklab load chat --host 10.0.0.7 --port 8020 --threads 4   a server already running elsewhere
+ *   socklab load chat --protocol echo --port 9000 --serves 1    a student's plain line server on this machine
  */
 import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_PORT } from '../../protocol/index.js';
-import { checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../../bin/cli-support.js';
+import { checkedPort, checkInteger, exitWithFailure, OUTPUT_COLUMNS, outputWidth, parseByteSize, UsageError } from '../../bin/cli-support.js';
 import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './load-generator.js';
-import { formatParam, isByteUnit, SCENARIO_NAMES, SCENARIOS, scenarioParams, type Scenario, type ScenarioName, type ScenarioParams } from './scenarios.js';
-import { LOCAL_SERVERS, localTargetSpec, type LocalServer, type TargetSpec } from '../targets/targets.js';
+import {
+  formatParam,
+  isByteUnit,
+  LOAD_PROTOCOLS,
+  SCENARIO_NAMES,
+  SCENARIOS,
+  scenarioParams,
+  scenarioProtocols,
+  type LoadProtocol,
+  type Scenario,
+  type ScenarioName,
+  type ScenarioParams,
+} from './scenarios.js';
+import { LOCAL_SERVERS, localTargetSpec, type LocalServer, type ServesAtOnce, type TargetSpec } from '../targets/targets.js';
 import type { LoadOptions } from './load-run.js';
 
 /** A session still running this long after its start is ended and counted as an error. */
 const DEFAULT_SESSION_TIMEOUT_SECONDS = 120;
 
+/** Where --protocol echo looks for the server without --host: the student's homework server runs on this machine. */
+const ECHO_DEFAULT_HOST = '127.0.0.1';
+
 interface LoadArgs {
   server?: LocalServer;
   host?: string;
   port: number;
+  protocol: LoadProtocol;
+  serves?: string;
   threads?: number;
   procs?: number;
   rate?: number;
@@ -31,6 +49,7 @@ interface LoadArgs {
   iterations: number;
   ceiling: boolean;
   json: boolean;
+  wide: boolean;
   [param: string]: unknown;
 }
 
@@ -41,7 +60,7 @@ function withScenarioOptions(yargs: Argv, scenario: Scenario): Argv {
     yargs.option(spec.flag, {
       type: isBytes ? 'string' : 'number',
       default: isBytes ? formatParam(spec.unit, spec.default) : spec.default,
-      describe: `${spec.describe}${spec.unit === 'ms' ? ' (ms)' : spec.unit === 'bytes/s' ? ' (per second; units like 256KiB work)' : isBytes ? ' (units like 16MiB work)' : ''}`,
+      describe: `${spec.describe}${spec.unit === 'ms' ? ' (ms)' : spec.unit === 'bytes/s' ? ' (bytes per second; units like 256KiB work)' : isBytes ? ' (units like 16MiB work)' : ''}`,
       group: `${scenario.name} options:`,
     });
   }
@@ -55,7 +74,16 @@ function withLoadOptions(yargs: Argv): Argv {
       describe: 'server to start as its own process (ceiling: the bare Node line server and raw copy sink); leave out with --host',
     })
     .option('host', { type: 'string', describe: 'load a server already running there instead of starting one' })
-    .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'its port (with --host)' })
+    .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'its port (with --host or --protocol echo)' })
+    .option('protocol', {
+      choices: LOAD_PROTOCOLS,
+      default: 'v1' as LoadProtocol,
+      describe: `v1: socklab's protocol; echo: a plain line server already running (--host, default ${ECHO_DEFAULT_HOST}) that answers each line with one line, such as your homework server (chat only)`,
+    })
+    .option('serves', {
+      type: 'string',
+      describe: 'with --host or --protocol echo: how many clients that server serves at once, for the ideal makespan (1 for a blocking server, all when nobody waits)',
+    })
     .option('threads', {
       type: 'number',
       describe: "workers: the pool size to start it with; with --host, the running server's pool size (for the ideal makespan)",
@@ -66,8 +94,39 @@ function withLoadOptions(yargs: Argv): Argv {
     .option('warmup', { type: 'number', default: 0, describe: 'runs before the measured ones, not counted (warm JIT, warm caches)' })
     .option('iterations', { type: 'number', default: 1, describe: 'measured runs: makespan as mean ± rme, percentiles over all of them' })
     .option('ceiling', { type: 'boolean', default: false, describe: 'first run the same load against the ceiling servers (ideal makespan, % of ceiling)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the report and every session timeline as JSON' });
+    .option('json', { type: 'boolean', default: false, describe: 'print the report and every session timeline as JSON' })
+    .option('wide', { type: 'boolean', default: false, describe: `one table with every column on one line (about 190 columns); without it, the output fits ${OUTPUT_COLUMNS}` });
 }
+
+/** What each scenario is for, in examples of its own (the ceiling has no use for --rate, the crowd does). */
+const SCENARIO_EXAMPLES: Record<ScenarioName, ReadonlyArray<readonly [string, string]>> = {
+  chat: [
+    ['sequential', 'homework 2: 8 clients × 5 ECHO 200 ms apart; each waits for the ones before it'],
+    ['workers --threads 4', 'a pool of 4 threads: the other 4 clients wait for a free one'],
+    ['async --clients 32 --think-ms 100', 'more clients, quicker chats'],
+    ['--host 192.168.1.20 --port 8020 --threads 4', 'a workers server already running on another machine'],
+  ],
+  upload: [
+    ['async', '8 clients upload 16 MiB each at once'],
+    ['sequential --ceiling', 'the same one at a time, after the bare Node copy sink (% of ceiling)'],
+    ['workers --threads 2 --size 64MiB', 'bigger files through a pool of 2 threads'],
+  ],
+  'slow-client': [
+    ['sequential', 'head-of-line blocking: everyone waits behind the slow upload'],
+    ['async', 'the quick clients are served while the slow one trickles'],
+    ['workers --threads 2 --slow-rate 64KiB', 'a slower trickle holding one of 2 threads'],
+  ],
+  crowd: [
+    ['async --clients 2000', '2000 connections over 32 load processes'],
+    ['workers --rate 500', 'open model: 500 new sessions a second instead of all at once'],
+    ['sequential --json > crowd.json', 'every session\'s timeline as JSON'],
+  ],
+  ceiling: [
+    ['', 'the bare Node line server alone: what this machine can do at best'],
+    ['async', 'PINGs back to back against async (with the load generator check)'],
+    ['workers --procs 8', 'a load process per client: what waking 8 processes per reply costs'],
+  ],
+};
 
 function scenarioCommand(scenario: Scenario): CommandModule<object, LoadArgs> {
   const name = scenario.name;
@@ -76,10 +135,10 @@ function scenarioCommand(scenario: Scenario): CommandModule<object, LoadArgs> {
     describe: scenario.summary,
     builder: (yargs: Argv) =>
       withScenarioOptions(withLoadOptions(yargs), scenario)
-        .example(`$0 load ${name} sequential`, 'start a sequential server and load it')
-        .example(`$0 load ${name} workers --threads 4 --clients 16`, 'a pool of 4 threads, 16 clients')
-        .example(`$0 load ${name} async --rate 20 --json`, 'open model: 20 session starts a second; JSON out')
-        .example(`$0 load ${name} --host 10.0.0.7 --port 8020`, 'a server already running on another host')
+        .example(SCENARIO_EXAMPLES[name].map(([command, what]) => [`$0 load ${name} ${command}`.trimEnd(), what]))
+        .example(
+          scenarioProtocols(scenario).includes('echo') ? [[`$0 load ${name} --protocol echo --port 9000 --serves 1`, 'your own blocking line server (homework 2)']] : [],
+        )
         .epilogue(`Ideal makespan: ${scenario.idealDefinition(scenarioParams(scenario))}.`) as unknown as Argv<LoadArgs>,
     handler: async (args) => {
       try {
@@ -103,20 +162,47 @@ export const loadCommand: CommandModule = {
       .example('$0 load slow-client async --ceiling', 'head-of-line blocking, with the bare Node ceiling measured first')
       .example('$0 load crowd async --clients 2000 --json > crowd.json', '2000 connections over 32 load processes, JSON out')
       .example('$0 load chat --host 192.168.1.20 --port 8020 --threads 8', 'a server already running on another machine')
-      .epilogue('Every session records connect, greeting, each reply and its end on a clock shared by all load processes; see "socklab load <scenario> --help".');
+      .example('$0 load chat --protocol echo --port 9000 --serves 1', 'homework 2 on your own blocking line server (no greeting, one answer per line)')
+      .epilogue('Every session records connect, greeting, each reply and its end on a clock shared by all load processes; see "$0 load <scenario> --help".');
   },
   handler: () => {},
 };
 
+function parseServes(text: string): ServesAtOnce {
+  if (text.trim().toLowerCase() === 'all') return 'all';
+  if (!/^\s*[0-9]+\s*$/.test(text)) throw new UsageError(`--serves takes a number of clients (1 for a blocking server) or "all", not "${text}"`);
+  return checkInteger(Number(text), '--serves', 1);
+}
+
 function targetFrom(name: ScenarioName, args: LoadArgs): TargetSpec {
   const threads = args.threads === undefined ? undefined : checkInteger(args.threads, '--threads', 1, 1024);
+  const serves = args.serves === undefined ? {} : { serves: parseServes(args.serves) };
+  if (args.protocol === 'echo') return plainLineTarget(name, args, threads, serves);
   if (args.host !== undefined) {
     if (args.server !== undefined) throw new UsageError(`give a server to start ("${args.server}") or --host of a running one, not both`);
-    return { kind: 'remote', host: args.host, port: checkedPort(args.port), ...(threads === undefined ? {} : { threads }) };
+    return { kind: 'remote', host: args.host, port: checkedPort(args.port), ...(threads === undefined ? {} : { threads }), ...serves };
+  }
+  if (args.serves !== undefined) {
+    throw new UsageError('--serves is for a server socklab did not start (--host or --protocol echo): socklab knows how many clients its own servers serve at once');
   }
   const server = args.server ?? (name === 'ceiling' ? 'ceiling' : undefined);
   if (server === undefined) throw new UsageError(`name a server to start (${LOCAL_SERVERS.join(', ')}) or give --host and --port of a running one`);
   return localTargetSpec(server, threads);
+}
+
+/** A plain line server already running (--protocol echo): only scenarios made of lines can run there. */
+function plainLineTarget(name: ScenarioName, args: LoadArgs, threads: number | undefined, serves: { serves?: ServesAtOnce }): TargetSpec {
+  if (!scenarioProtocols(SCENARIOS[name]).includes('echo')) {
+    const runnable = SCENARIO_NAMES.filter((scenario) => scenarioProtocols(SCENARIOS[scenario]).includes('echo')).join(', ');
+    throw new UsageError(`the ${name} scenario uses socklab's commands, so it needs a protocol-v1 server: leave out --protocol echo (a plain line server can run ${runnable})`);
+  }
+  if (args.server !== undefined) {
+    throw new UsageError(`socklab's ${args.server} server speaks protocol v1, not plain lines: leave out --protocol echo, or give the --port of your own line server`);
+  }
+  if (threads !== undefined) {
+    throw new UsageError("--threads is the pool size of socklab's workers server: for your own server, say how many clients it serves at once with --serves");
+  }
+  return { kind: 'remote', protocol: 'echo', host: args.host ?? ECHO_DEFAULT_HOST, port: checkedPort(args.port), ...serves };
 }
 
 function paramsFrom(scenario: Scenario, args: LoadArgs): ScenarioParams {
@@ -138,6 +224,9 @@ function optionsFrom(name: ScenarioName, args: LoadArgs): LoadOptions {
   if (args.ceiling && args.host !== undefined) {
     throw new UsageError('--ceiling starts the bare servers on this machine, which says nothing about a server on another one: leave it out with --host');
   }
+  if (args.ceiling && args.protocol === 'echo') {
+    throw new UsageError("--ceiling is for socklab's own servers; the chat scenario's ideal needs no ceiling: leave it out with --protocol echo (add --serves for the ideal)");
+  }
   return {
     scenario: name,
     params,
@@ -149,6 +238,7 @@ function optionsFrom(name: ScenarioName, args: LoadArgs): LoadOptions {
     measuredRuns: checkInteger(args.iterations, '--iterations', 1, 1000),
     withCeiling: args.ceiling,
     json: args.json,
+    width: outputWidth(args.wide),
   };
 }
 

@@ -15,8 +15,8 @@ import { cpuSecondsSince } from './cpu-time.js';
 import type { ParentMessage, WorkerAssignment, WorkerMessage } from './load-messages.js';
 import { checkGreeting } from '../../protocol/index.js';
 import { countLineFeeds, PingConnection } from './ping-load.js';
-import { SCENARIOS, type Payloads, type PlannedSession, type ScenarioParams } from './scenarios.js';
-import { connectScriptClient, makePayload, type Payload, type ScriptClient, type TargetEndpoints } from './script-client.js';
+import { SCENARIOS, type Payloads, type PlannedSession, type ScenarioParams, type SessionScript } from './scenarios.js';
+import { connectEchoClient, connectScriptClient, makePayload, type Payload, type ScriptClient, type TargetEndpoints } from './script-client.js';
 import { adoptClockAnchor, sharedNow, sleepUntil } from './shared-clock.js';
 import { describeSessionError, SessionRecorder, type SessionTimeline } from './timeline.js';
 
@@ -103,12 +103,16 @@ async function runSession(run: PreparedRun, planned: PlannedSession, startAt: nu
   };
   try {
     const script = SCENARIOS[assignment.scenario].script;
-    if (script.kind === 'protocol') await protocolSession(run, planned, recorder, onConnected, sawModel, script.run);
-    else await pingBurstSession(run, recorder, onConnected, sawModel, script.requests(assignment.params));
+    if (run.target.kind === 'echo') await plainLineSession(run, planned, recorder, onConnected, script);
+    else if (script.kind === 'ping-burst') await pingBurstSession(run, recorder, onConnected, sawModel, script.requests(assignment.params));
+    else await protocolSession(run, planned, recorder, onConnected, sawModel, script.run);
     return recorder.finish(null);
   } catch (error) {
     connection.close?.();
-    return recorder.finish(describeSessionError(error, timedOut));
+    const failure = describeSessionError(error, timedOut);
+    // A plain line server loaded as a socklab one never greets: every session waits out its timeout.
+    const neverGreeted = timedOut && run.target.kind === 'socklab' && !recorder.served;
+    return recorder.finish(neverGreeted ? { ...failure, message: `${failure.message}; no greeting came: if the server does not greet (a plain line server), add --protocol echo` } : failure);
   } finally {
     clearTimeout(deadline);
   }
@@ -130,6 +134,22 @@ async function protocolSession(
   sawModel(await client.greet());
   await script(client, planned, run.assignment.params, run.payloads);
   await client.quit();
+}
+
+/** Connect, the scenario's lines (the first answer is when the server started serving), close. */
+async function plainLineSession(
+  run: PreparedRun,
+  planned: PlannedSession,
+  recorder: SessionRecorder,
+  onConnected: OnConnected,
+  script: SessionScript<ScenarioParams>,
+): Promise<void> {
+  // The load command refuses other scenarios with --protocol echo: reaching here is a bug.
+  if (script.kind !== 'lines') throw new Error(`a ${script.kind} script needs a protocol-v1 server, not a plain line server`);
+  const client = await connectEchoClient({ target: run.target, recorder, connectTimeoutMs: run.assignment.connectTimeoutMs });
+  onConnected(() => client.close());
+  await script.run(client, planned, run.assignment.params);
+  client.quit();
 }
 
 /** Connect, greeting, `requests` PINGs in the plain loop of ping-load.ts (raw speed, one event on the timeline), QUIT. */

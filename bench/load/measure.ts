@@ -12,7 +12,7 @@ import { makespanMs, mean } from './metrics.js';
 import { pingJob } from './ping-load.js';
 import { SCENARIOS } from './scenarios.js';
 import type { IterationStats, TargetMeasurement } from '../report/report-model.js';
-import { startTarget, type TargetSpec } from '../targets/targets.js';
+import { startTarget, targetLabel, type TargetSpec } from '../targets/targets.js';
 
 export interface MeasurePlan {
   readonly warmupRuns: number;
@@ -83,7 +83,8 @@ export async function measureTarget(generator: LoadGenerator, spec: TargetSpec, 
           };
     return {
       spec,
-      label: target.label,
+      // A server elsewhere is known by its address until its greeting names its model.
+      label: spec.kind === 'remote' ? targetLabel(spec, runs.find((run) => run.serverModel !== null)?.serverModel ?? null) : target.label,
       runs,
       stats,
       resources: usage === null ? null : { cpuSecondsPerRun: mean(runs.map((run) => run.cpu.serverCpuSeconds ?? 0)), peakRssBytes: usage.peakRssBytes },

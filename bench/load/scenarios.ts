@@ -9,8 +9,9 @@
  * move, the makespan of the ceiling (bare Node servers) doing the same load in
  * the same run.
  */
+import { byteSizeText } from '../../bin/cli-support.js';
 import { formatBytes, formatMs } from '../report/format.js';
-import type { Payload, ScriptClient } from './script-client.js';
+import type { LineScriptClient, Payload, ScriptClient } from './script-client.js';
 import { sharedNow, sleepUntil } from './shared-clock.js';
 
 export type ParamUnit = 'count' | 'ms' | 'bytes' | 'bytes/s';
@@ -41,11 +42,19 @@ export type Payloads = ReadonlyMap<number, Payload>;
 export type ScenarioStory = 'queue' | 'bytes' | 'head-of-line' | 'scale' | 'rate';
 
 /**
- * What a session does between connecting and closing. Most scenarios script
- * it through the protocol client; the ceiling scenario measures raw request
- * rate, so its sessions run the plain PING loop of bench/load/ping-load.ts.
+ * What a session does between connecting and closing. A `lines` script only
+ * sends lines and waits for their answers, so it runs against socklab's
+ * servers (as ECHO) and against any plain line server (`--protocol echo`).
+ * Most scenarios script it through the protocol client; the ceiling scenario
+ * measures raw request rate, so its sessions run the plain PING loop of
+ * bench/load/ping-load.ts. Both of those need a protocol-v1 server.
  */
 export type SessionScript<P extends ScenarioParams> =
+  | {
+      readonly kind: 'lines';
+      /** The session between the greeting and QUIT, on a socklab server; between connecting and closing, on a plain one. */
+      run(client: LineScriptClient, session: PlannedSession, params: P): Promise<void>;
+    }
   | {
       readonly kind: 'protocol';
       /** The session between the greeting and QUIT (the runner does both). */
@@ -83,6 +92,14 @@ export interface Scenario<P extends ScenarioParams = ScenarioParams> {
 export const SCENARIO_NAMES = ['chat', 'upload', 'slow-client', 'crowd', 'ceiling'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
+/**
+ * What the load speaks to the server: socklab's protocol v1 (a greeting,
+ * commands), or plain lines, each answered with one line (`echo`: the
+ * lecture's server as the homeworks complete it, in any language).
+ */
+export const LOAD_PROTOCOLS = ['v1', 'echo'] as const;
+export type LoadProtocol = (typeof LOAD_PROTOCOLS)[number];
+
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
@@ -114,7 +131,7 @@ const chat: Scenario<ChatParams> = {
   summary: 'homework 2: each client sends ECHO lines a think time apart, then QUIT',
   idealDefinition: (p) =>
     `a client's script lasts (echoes − 1) × think (${p.echoes} ECHO ${formatMs(p.thinkMs)} apart = ${p.echoes - 1} gaps = ${formatMs(chatScriptMs(p))}); ` +
-    'a server serving k clients at once needs ⌈clients ÷ k⌉ scripts: sequential k = 1, workers k = --threads, async k = clients',
+    'a server serving k clients at once needs ⌈clients ÷ k⌉ scripts: sequential k = 1, workers k = --threads, async k = clients, a server of your own k = --serves',
   story: 'queue',
   params: {
     clients: clientsParam(8),
@@ -125,16 +142,20 @@ const chat: Scenario<ChatParams> = {
   serviceTimeMs: (_session, p) => chatScriptMs(p),
   payloadSizes: () => [],
   script: {
-    kind: 'protocol',
+    kind: 'lines',
     /**
      * Lines 200 ms apart means sent 200 ms apart: line k goes (k − 1) think times after the first
-     * (or as soon as the previous echo is back, if that is later), so round trips do not add up.
+     * was answered (or as soon as the previous answer is back, if that is later), so round trips do
+     * not add up. The clock starts at the first answer, not at the first line sent: a plain line
+     * server does not greet, and the first answer is when it starts serving this client.
      */
     async run(client, session, p) {
-      const firstSentAt = sharedNow();
-      for (let line = 1; line <= p.echoes; line++) {
-        await sleepUntil(firstSentAt + (line - 1) * p.thinkMs);
-        await client.echo(`client ${session.client + 1} line ${line}`);
+      const line = (n: number) => `client ${session.client + 1} line ${n}`;
+      await client.echo(line(1));
+      const firstAnsweredAt = sharedNow();
+      for (let n = 2; n <= p.echoes; n++) {
+        await sleepUntil(firstAnsweredAt + (n - 1) * p.thinkMs);
+        await client.echo(line(n));
       }
     },
   },
@@ -205,7 +226,7 @@ const slowClient: Scenario<SlowClientParams> = {
   params: {
     clients: clientsParam(8),
     slowSize: { flag: 'slow-size', unit: 'bytes', default: 1 * MiB, min: 1, describe: 'bytes the slow client uploads' },
-    slowRate: { flag: 'slow-rate', unit: 'bytes/s', default: 256 * KiB, min: 1, describe: 'bytes per second the slow client sends' },
+    slowRate: { flag: 'slow-rate', unit: 'bytes/s', default: 256 * KiB, min: 1, describe: 'how fast the slow client sends' },
     quickSize: { flag: 'quick-size', unit: 'bytes', default: 4 * KiB, min: 0, describe: 'bytes each quick client uploads after its LIST' },
     quickDelayMs: {
       flag: 'quick-delay-ms',
@@ -278,6 +299,16 @@ export const SCENARIOS: { readonly [N in ScenarioName]: Scenario } = {
   ceiling,
 };
 
+/** The protocols a scenario's sessions can speak: plain lines only for a `lines` script. */
+export function scenarioProtocols(scenario: Scenario): readonly LoadProtocol[] {
+  return scenario.script.kind === 'lines' ? LOAD_PROTOCOLS : ['v1'];
+}
+
+/** Whether the ideal comes from the script alone (given how many clients the server serves at once), not from the ceiling. */
+export function scenarioIdealIsComputed(scenario: Scenario, params: ScenarioParams): boolean {
+  return scenario.plan(params).every((session) => scenario.serviceTimeMs(session, params) !== null);
+}
+
 /** The scenario's defaults, overridden by whatever is given. */
 export function scenarioParams(scenario: Scenario, overrides: Readonly<Record<string, number | undefined>> = {}): ScenarioParams {
   const params: Record<string, number> = {};
@@ -305,13 +336,5 @@ export function isByteUnit(unit: ParamUnit): boolean {
 }
 
 export function formatParam(unit: ParamUnit, value: number): string {
-  if (!isByteUnit(unit)) return String(value);
-  for (const [suffix, size] of [
-    ['GiB', 1024 * MiB],
-    ['MiB', MiB],
-    ['KiB', KiB],
-  ] as const) {
-    if (value >= size && value % size === 0) return `${value / size}${suffix}`;
-  }
-  return String(value);
+  return isByteUnit(unit) ? byteSizeText(value) : String(value);
 }

@@ -5,16 +5,19 @@
  * bare Node servers that stand for the machine's limits: small requests to the
  * line server (which greets and answers every line with `200 PONG`), uploads to
  * the raw copy sink (`<size>` line, the bytes, `226` once fsync'd), so the very
- * same script measures what socklab costs on top.
+ * same script measures what socklab costs on top. Against a plain line server
+ * (a student's homework server, `--protocol echo`) only lines go: each is sent
+ * and its one answering line awaited.
  */
 import { createHash } from 'node:crypto';
-import { ReplyError, SocklabClient, type ByteChannel } from '../../protocol/index.js';
-import { connectTcp } from '../../transport/tcp-client.js';
+import { ConnectionError, ErrorCodes, ReplyError, SocklabClient, type ByteChannel } from '../../protocol/index.js';
+import { connectTcp, type TcpChannel } from '../../transport/tcp-client.js';
 import { sleepUntil, sharedNow } from './shared-clock.js';
 import type { SessionRecorder } from './timeline.js';
 
 export interface TargetEndpoints {
-  readonly kind: 'socklab' | 'ceiling';
+  /** echo: a plain line server, with no greeting and no commands (only `lines` scripts run there). */
+  readonly kind: 'socklab' | 'ceiling' | 'echo';
   readonly host: string;
   /** Where scripted sessions connect: the socklab server, or the ceiling's copy sink (greets, answers lines, copies uploads). */
   readonly port: number;
@@ -40,10 +43,15 @@ export function makePayload(size: number): Payload {
   return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
-export interface ScriptClient {
+/** What a script can do on any line server, socklab's or a plain one: send a line, wait for its answer. */
+export interface LineScriptClient {
+  /** ECHO on a socklab server; on a plain line server, the line itself. */
+  echo(text: string): Promise<void>;
+}
+
+export interface ScriptClient extends LineScriptClient {
   /** Waits for the greeting; returns the model the server names (`line-server` for the ceiling). */
   greet(): Promise<string>;
-  echo(text: string): Promise<void>;
   list(): Promise<void>;
   /** Uploads the payload as `name`; paced at `bytesPerSecond` when given (a slow client). */
   put(name: string, payload: Payload, bytesPerSecond?: number): Promise<void>;
@@ -60,10 +68,80 @@ export interface ConnectOptions {
 
 /** TCP-connects to the target's main port (recording when) and returns the script's client. */
 export async function connectScriptClient({ target, recorder, connectTimeoutMs }: ConnectOptions): Promise<ScriptClient> {
+  // The load command lets only `lines` scripts run against a plain line server: reaching here is a bug.
+  if (target.kind === 'echo') throw new Error('a plain line server has no greeting and no commands: connect to it with connectEchoClient');
+  const channel = await connectRecorded(target, recorder, connectTimeoutMs);
+  return target.kind === 'socklab' ? new SocklabScriptClient(channel, recorder) : new CeilingScriptClient(channel, recorder);
+}
+
+/** TCP-connects to a plain line server (recording when). */
+export async function connectEchoClient({ target, recorder, connectTimeoutMs }: ConnectOptions): Promise<EchoScriptClient> {
+  try {
+    return new EchoScriptClient(await connectRecorded(target, recorder, connectTimeoutMs), recorder);
+  } catch (error) {
+    // The transport's advice ("start one with socklab server") is wrong here: the server is the student's own.
+    if (error instanceof ConnectionError && error.code === ErrorCodes.CONNECTION_REFUSED) {
+      throw new ConnectionError(error.code, `could not connect to ${target.host}:${target.port}: connection refused (is your server running, on that port?)`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+async function connectRecorded(target: TargetEndpoints, recorder: SessionRecorder, connectTimeoutMs: number): Promise<TcpChannel> {
   recorder.markConnectStart();
   const channel = await connectTcp({ host: target.host, port: target.port, connectTimeoutMs });
   recorder.markConnected(channel.socket.localPort);
-  return target.kind === 'socklab' ? new SocklabScriptClient(channel, recorder) : new CeilingScriptClient(channel, recorder);
+  return channel;
+}
+
+/** The request name a line sent to a plain line server is recorded under. */
+export const PLAIN_LINE_REQUEST = 'line';
+
+/** How a socklab server's greeting starts: a sign that `--protocol echo` was given by mistake. */
+const SOCKLAB_GREETING = /^220 socklab\/1 /;
+
+/**
+ * A plain line server (homework 1 and 2: the lecture's server, answering each
+ * line with one line): no greeting, no commands, no codes. It is serving this
+ * client once the first line is answered, so that answer marks the end of the
+ * queue wait, where a socklab server's greeting would.
+ */
+export class EchoScriptClient implements LineScriptClient {
+  private readonly line: SocklabClient;
+  private served = false;
+
+  constructor(
+    channel: ByteChannel,
+    private readonly recorder: SessionRecorder,
+  ) {
+    this.line = new SocklabClient(channel);
+  }
+
+  async echo(text: string): Promise<void> {
+    await this.recorder.exchange(PLAIN_LINE_REQUEST, null, async () => {
+      await this.line.sendLine(text);
+      const answer = await this.line.readLine();
+      if (this.served) return;
+      if (SOCKLAB_GREETING.test(answer)) {
+        throw new ConnectionError(
+          ErrorCodes.MALFORMED_REPLY,
+          `the server greeted with "${answer.slice(0, 60)}": it speaks socklab's protocol v1, not plain lines (leave out --protocol echo)`,
+        );
+      }
+      this.served = true;
+      this.recorder.markGreeted();
+    });
+  }
+
+  /** A plain line server knows no QUIT: saying goodbye is closing. */
+  quit(): void {
+    this.recorder.markQuitSent();
+    this.close();
+  }
+
+  close(): void {
+    this.line.close();
+  }
 }
 
 /** Large writes are split so a paced upload can be paced and a fast one still moves big blocks. */

@@ -8,12 +8,13 @@ import { ErrorCodes, ReplyError, SocklabError } from '../../protocol/index.js';
 import { sharedNow } from './shared-clock.js';
 
 export interface ReplyEvent {
-  /** The request word (`ECHO`, `PUT`...), or `PING×n` for a burst recorded as one event. */
+  /** The request word (`ECHO`, `PUT`...), `PING×n` for a burst recorded as one event, or `line` for a line sent to a plain line server. */
   readonly request: string;
   readonly sentAt: number;
   /** When its reply was read. */
   readonly at: number;
-  readonly code: number;
+  /** The reply's code; null for a plain line server's answer, which carries none (--protocol echo). */
+  readonly code: number | null;
   /** Requests this event stands for: 1, or the length of a burst. */
   readonly count: number;
 }
@@ -37,7 +38,10 @@ export interface SessionTimeline {
   readonly scheduledStart: number;
   readonly connectStart: number | null;
   readonly connected: number | null;
-  /** The `220`: until then the client waited in the server's queue. */
+  /**
+   * The `220` (on a plain line server, which does not greet: the answer to the
+   * first line): until then the client waited in the server's queue.
+   */
   readonly greeted: number | null;
   readonly replies: readonly ReplyEvent[];
   /**
@@ -94,6 +98,11 @@ export class SessionRecorder {
     this.greeted = this.step('greeted');
   }
 
+  /** Whether the server has started serving this session (greeted it, or answered its first line). */
+  get served(): boolean {
+    return this.greeted !== null;
+  }
+
   markQuitSent(): number {
     this.quitSent = this.step('quit-sent');
     return this.quitSent;
@@ -110,7 +119,7 @@ export class SessionRecorder {
     this.uploadedBytes += bytes;
   }
 
-  reply(request: string, sentAt: number, code: number, count = 1): void {
+  reply(request: string, sentAt: number, code: number | null, count = 1): void {
     const reply = { request, sentAt, at: this.now(), code, count };
     this.replies.push(reply);
     this.watcher?.({ client: this.client, kind: 'reply', at: reply.at, reply });
@@ -118,11 +127,12 @@ export class SessionRecorder {
 
   /**
    * Runs one request/reply exchange and records it: the reply code is
-   * `expectedCode` when `exchange` succeeds, the server's code when it throws
-   * a ReplyError (which is rethrown). `sentAt` says when the request counts
-   * as sent if not when the exchange began (an upload's data, once it flows).
+   * `expectedCode` when `exchange` succeeds (null: a plain line server's
+   * answer), the server's code when it throws a ReplyError (which is
+   * rethrown). `sentAt` says when the request counts as sent if not when the
+   * exchange began (an upload's data, once it flows).
    */
-  async exchange<T>(request: string, expectedCode: number, exchange: () => Promise<T>, sentAt?: () => number): Promise<T> {
+  async exchange<T>(request: string, expectedCode: number | null, exchange: () => Promise<T>, sentAt?: () => number): Promise<T> {
     const began = this.now();
     const sent = () => sentAt?.() ?? began;
     try {

@@ -51,3 +51,36 @@ export function formatPercent(fraction: number): string {
 export function capitalize(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
+
+/**
+ * Prose broken into lines of at most `width` characters at spaces (a word
+ * longer than that keeps its own line). A line's own indentation is kept, and
+ * its continuation lines get the same; Infinity leaves the text as it is.
+ */
+export function wrapText(text: string, width: number): string {
+  if (!Number.isFinite(width)) return text;
+  return text
+    .split('\n')
+    .map((paragraph) => {
+      const indent = /^ */.exec(paragraph)?.[0] ?? '';
+      const lines: string[] = [];
+      let line = '';
+      for (const word of paragraph.slice(indent.length).split(' ')) {
+        const candidate = line === '' ? `${indent}${word}` : `${line} ${word}`;
+        if (line !== '' && candidate.length > width) {
+          lines.push(line);
+          line = `${indent}${word}`;
+        } else {
+          line = candidate;
+        }
+      }
+      lines.push(line);
+      return lines.join('\n');
+    })
+    .join('\n');
+}
+
+/** `1 thread`, `2 threads`: a count with its noun. */
+export function counted(count: number, noun: string): string {
+  return `${count} ${count === 1 ? noun : `${noun}s`}`;
+}

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuUseLines } from './cpu-use.js';
 import { formatMs } from './format.js';
-import { runDate, runExtent, type BenchReport } from './report-markdown.js';
+import { ceilingCheckSentence, runDate, runExtent, type BenchReport } from './report-markdown.js';
 import type { ScenarioReport, TargetReport } from './report-model.js';
 import { COLOURS as TIMELINE_COLOURS, escapeMarkup, timelineSvg } from './report-svg.js';
 import { tableCells } from './report-table.js';
@@ -72,11 +72,17 @@ section.scenario + section.scenario { margin-top: 2.4rem; border-top: 1px solid 
 .table-wrap { overflow-x: auto; margin: 1rem 0; }
 table.results { border-collapse: collapse; font-size: .92rem; width: 100%; }
 table.results th, table.results td { padding: .35rem .45rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-table.results td { white-space: nowrap; }
+/* A 1024 px projector: the cells break where breakCells() lets them, so that every column fits without scrolling. */
+table.results .nw { white-space: nowrap; }
+@media (max-width: 1280px) {
+  html { font-size: 18px; }
+  table.results { font-size: .85rem; }
+  table.results th, table.results td { padding: .3rem .3rem; }
+}
 table.results th { text-align: left; font-size: .85rem; color: var(--muted); border-bottom: 2px solid var(--text); }
 table.results td.num, table.results th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.results tbody tr:nth-child(even) { background: var(--zebra); }
-table.results td.server { font-weight: bold; white-space: nowrap; border-left: .6rem solid var(--server); }
+table.results td.server { font-weight: bold; border-left: .6rem solid var(--server); }
 ul.cpu { margin: .2rem 0 1rem; padding-left: 1.2rem; }
 figure.timeline { margin: 1rem 0 0; }
 figure.timeline svg { display: block; width: 100%; height: auto; max-width: 100%; }
@@ -129,6 +135,7 @@ function header(report: BenchReport): string {
     `<p class="meta">${escapeMarkup(`${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; Node ${machine.node}; socklab commit ${machine.gitCommit}`)}</p>`,
     `<p class="meta"><code>${escapeMarkup(run.command)}</code>: ${runExtent(run)}. ` +
       `The same run as <a href="${escapeMarkup(stamp)}.md">Markdown</a> and <a href="${escapeMarkup(stamp)}.json">JSON</a>.</p>`,
+    ...(report.ceilingCheck === undefined ? [] : [`<p class="meta">${escapeMarkup(ceilingCheckSentence(report.ceilingCheck))}</p>`]),
     legend(report),
     `<nav>${report.scenarios.map((s) => `<a href="#scenario-${escapeMarkup(s.scenario)}">${escapeMarkup(s.scenario)}</a>`).join('')}</nav>`,
     '</header>',
@@ -152,15 +159,37 @@ function makespanBars(scenario: ScenarioReport): string {
   return `<div class="makespan" role="img" aria-label="makespan per server">\n${rows.join('\n')}\n</div>`;
 }
 
+/** A word that belongs to the number before it: `6.44 s`, `73.1 MiB`, `12.6 %`. */
+const UNIT = /^(s|ms|B|KiB|MiB|GiB|%)$/;
+
+/**
+ * A table cell as HTML that breaks only between its parts: after each ` / `
+ * of a series, before `±` and `(n=…)`, between words; never inside `6.44 s`,
+ * `73.1 MiB` or `--threads 4`. A narrow screen (a 1024 px projector) then gets
+ * cells of two or three lines instead of a table to scroll sideways. The
+ * text itself is unchanged (copied, it reads as in the Markdown report).
+ */
+export function breakableCell(cell: string): string {
+  const pieces: string[] = [];
+  for (const word of cell.split(' ')) {
+    const previous = pieces.at(-1);
+    const joinsPrevious = previous !== undefined && (word === '/' || (UNIT.test(word) && /\d$/.test(previous)) || /^--\S+$/.test(previous));
+    if (joinsPrevious) pieces[pieces.length - 1] = `${previous} ${word}`;
+    else pieces.push(word);
+  }
+  return pieces.map((piece) => `<span class="nw">${escapeMarkup(piece)}</span>`).join(' ');
+}
+
 function table(scenario: ScenarioReport): string {
   const { columns, rows } = tableCells(scenario);
-  const head = columns.map((c) => `<th${c.align === 'right' ? ' class="num"' : ''}>${escapeMarkup(c.header)}</th>`).join('');
+  // Headers in their two-line form (`sessions per s`), which can break, so that a narrow value column stays narrow.
+  const head = columns.map((c) => `<th${c.align === 'right' ? ' class="num"' : ''}>${escapeMarkup(c.split?.join(' ').trim() ?? c.header)}</th>`).join('');
   const body = rows.map((cells, index) => {
     const target = scenario.targets[index];
     const colour = target === undefined ? SERVER_COLOURS.remote : serverColour(target.spec);
     const tds = cells.map((cell, i) => {
-      if (i === 0) return `<td class="server">${escapeMarkup(cell)}</td>`;
-      return `<td${columns[i]?.align === 'right' ? ' class="num"' : ''}>${escapeMarkup(cell)}</td>`;
+      if (i === 0) return `<td class="server">${breakableCell(cell)}</td>`;
+      return `<td${columns[i]?.align === 'right' ? ' class="num"' : ''}>${breakableCell(cell)}</td>`;
     });
     return `<tr style="--server:${colour}">${tds.join('')}</tr>`;
   });

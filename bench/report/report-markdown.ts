@@ -3,6 +3,7 @@ import type { MachineInfo } from './machine.js';
 import type { ScenarioReport } from './report-model.js';
 import { markdownTable } from './report-table.js';
 import { cpuUseMarkdown } from './cpu-use.js';
+import type { CeilingCheck } from '../targets/native-copy.js';
 
 export interface BenchRunInfo {
   readonly createdAt: string;
@@ -27,7 +28,16 @@ export interface BenchReport {
   readonly schema: 'socklab-bench/1';
   readonly run: BenchRunInfo;
   readonly machine: MachineInfo;
+  /** The copy-sink ceiling against a native copy (absent in older reports, and when no copy-sink ran). */
+  readonly ceilingCheck?: CeilingCheck;
   readonly scenarios: readonly ScenarioReport[];
+}
+
+/** What the copy-sink ceiling is, and how far it is from what the machine itself does. */
+export function ceilingCheckSentence(check: CeilingCheck): string {
+  const sink = `The copy-sink ceiling (bare Node: 1 MiB writes in flight on libuv's thread pool, then fsync) moved a ${check.bytes / 1024 / 1024} MiB upload at ${Math.round(check.copySinkMiBps)} MiB/s`;
+  if (check.native === null) return `${sink}; no native copy tool (socat or nc) is installed here, so how far that is from the machine itself was not measured.`;
+  return `${sink}, ${check.native.copySinkRatio.toFixed(2)}× a native copy on this machine (${check.native.tool}: ${Math.round(check.native.MiBps)} MiB/s). "% of ceiling" on bytes is against the copy-sink, not the native copy.`;
 }
 
 /** `svgFile(scenario)` names the timeline picture written beside the report. */
@@ -42,6 +52,7 @@ export function markdownReport(report: BenchReport, svgFile: (scenario: string) 
     `- Node ${machine.node}, socklab commit ${machine.gitCommit}`,
     `- Command: \`${run.command}\`: ${runExtent(run)}`,
     `- Start skew (spread of the load processes' actual start instants): at most ${worst.skewMs.toFixed(2)} ms (${worst.processes} processes)`,
+    ...(report.ceilingCheck === undefined ? [] : [`- Ceilings: ${ceilingCheckSentence(report.ceilingCheck)}`]),
     '',
     'Each server ran as its own process, started afresh for each scenario; the clients were separate processes released together at a barrier. ' +
       'The ceiling is bare Node doing the same work: a copy sink (it greets, answers every line, copies each upload into a file and fsyncs it) for the scripted scenarios, a line server for the PINGs of the ceiling scenario. ' +

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
+import { INTERRUPTED_EXIT_CODE, withInterruptHandler } from '../../clients/interrupt.js';
 import type { ServerModelName } from '../../servers/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -48,15 +49,50 @@ export interface ServerProcessOptions {
   readonly onOutputLine?: (line: string) => void;
 }
 
+/** Every server process started and not yet stopped, with its temporary root: what an interrupted run must clean up. */
+const running = new Map<ChildProcess, string>();
+
+/** Kills every server process still running and removes its root, at once (the run was interrupted). */
+export function abandonServerProcesses(): void {
+  for (const [child, root] of running) {
+    child.kill('SIGKILL');
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  running.clear();
+}
+
+/**
+ * Runs `work` (a load or a bench) so that Ctrl-C ends it cleanly: the servers
+ * it started are killed, their temporary roots removed, and one line says so,
+ * instead of a bare `^C` and directories left in /tmp. The load processes get
+ * the terminal's Ctrl-C themselves, and end when their parent does.
+ */
+export function stoppingServersOnInterrupt<T>(what: string, lost: string, work: () => Promise<T>): Promise<T> {
+  const interrupted = (): never => {
+    abandonServerProcesses();
+    process.stderr.write(`${what}: interrupted (Ctrl-C); ${lost}.\nThe servers it started are stopped and their temporary roots removed.\n`);
+    process.exit(INTERRUPTED_EXIT_CODE);
+  };
+  return withInterruptHandler(interrupted, () =>
+    work().catch((error: unknown) => {
+      // A load process may die of the same Ctrl-C before this process's handler has run.
+      if (/killed by SIGINT/.test(error instanceof Error ? error.message : String(error))) interrupted();
+      throw error;
+    }),
+  );
+}
+
 export async function startServerProcess(target: BenchTarget, options: ServerProcessOptions = {}): Promise<ServerProcess> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `socklab-bench-${target}-`));
   const { command, args } = commandLine(target, root, options);
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  running.set(child, root);
   if (options.onOutputLine !== undefined) forwardLines(child, options.onOutputLine);
   let port: number;
   try {
     port = await listeningPort(target, child);
   } catch (error) {
+    running.delete(child);
     fs.rmSync(root, { recursive: true, force: true });
     throw error;
   }
@@ -75,6 +111,7 @@ export async function startServerProcess(target: BenchTarget, options: ServerPro
       const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
       await exited;
       clearTimeout(killer);
+      running.delete(child);
       fs.rmSync(root, { recursive: true, force: true });
     },
   };

@@ -16,6 +16,7 @@ import { DemoRun } from '../../bench/demo/state.js';
 import { clientBar, renderFrame } from '../../bench/demo/views.js';
 import { BIN, finished, runCli } from '../clients/run-cli.js';
 import { descendantsOf, killAll, plain, processTable, type ProcEntry } from '../docs/lesson-runner.js';
+import { requireSystemTools } from '../helpers/system-tool.js';
 import { eventually } from '../helpers/wire-fixture.js';
 import { chatMeasurements, chatRun, measurement, T0 } from './fixtures.js';
 
@@ -90,16 +91,26 @@ tap.test('the live screen: a row per client with its state, times and bar, the l
     log,
     [
       '   +0.002 s  serving 127.0.0.1:51000 (#1, client 1) after 0.001 s waiting; 0 still waiting',
-      '   +0.003 s  127.0.0.1:51001 (#2, client 2) waits: 1 in the queue, serving 127.0.0.1:51000 (#1, client 1)',
+      '   +0.003 s  127.0.0.1:51001 (#2, client 2) waits: 1 in the queue, serving 127.0.0.1:51000 (#1,',
+      '              client 1)',
       '   +0.007 s  listening on 127.0.0.1:40000',
     ],
-    'the log under the rows, on the run\'s clock (its own timestamps), naming the clients',
+    'the log under the rows, on the run\'s clock (its own timestamps), naming the clients; a line too long for the screen wraps under its text',
   );
   for (const line of frame) t.ok(Array.from(plain(line.render(99, true))).length <= 99, 'fits the width');
   t.ok(renderFrame(run, { now, columns: 100, rows: 12, intro: { counter: '', script: '', expectation: '' }, fallbackStart: start }).length <= 11, 'and the height');
   t.equal(clientBar(run.clients[1]!, start, 1000, 10, now), '..........', 'queued all along');
-  const narrow = renderFrame(run, { now, columns: 80, rows: 24, intro: { counter: '', script: '', expectation: '' }, fallbackStart: start }).map((line) => line.text);
+  const script = '4 clients (processes) start at once: 3 ECHO lines each, 1000 ms apart, then QUIT';
+  const narrowFrame = renderFrame(run, { now, columns: 80, rows: 24, intro: { counter: 'run 2 of 3', script, expectation: '' }, fallbackStart: start });
+  const narrow = narrowFrame.map((line) => line.text);
   t.match(narrow.find((line) => line.startsWith('client 1')), /^client 1 +being served +0\.00 s +1\.00 s +\|=+ +\|$/, 'on 80 columns the lines column gives way to the bar');
+  t.match(narrow.find((line) => line.startsWith('client 2')), /^client 2 +waiting +1\.00 s/, 'and the state says "waiting" (the legend names the queue)');
+  t.ok((/\|([ .=x]+)\|$/.exec(narrow.find((line) => line.startsWith('client 1')) ?? '')?.[1]?.length ?? 0) >= 30, 'the bar keeps at least 30 columns');
+  t.match(narrow[0], /^sequential server on 127\.0\.0\.1:40000 · run 2 of 3 · 1\.0 s$/, 'the title on one line');
+  for (const line of narrowFrame) t.ok(Array.from(line.text).length <= 79, `fits 80 columns: ${line.text}`);
+  const shown = narrow.join('\n').replace(/\n +/g, ' ');
+  t.ok(shown.includes(`${script}`), 'the script line is wrapped, not cut');
+  t.ok(shown.includes('waits: 1 in the queue, serving 127.0.0.1:51000 (#1, client 1)'), 'and so is a long log line');
 });
 
 // ---------------------------------------------------------------------------
@@ -134,7 +145,11 @@ tap.test('plain lines through a pipe: each state change and server line, then th
   t.notMatch(first, / for client/, 'the first served waited for nobody');
   t.match(second, /^ {2}client \d waited .* for client \d;/, 'the second waited for the first');
   t.match(third, /^ {2}client \d waited .* for clients \d and \d;/, 'the third for both');
-  t.match(out, /The same load, measured \(a table, repeatable\): socklab load chat sequential --clients 3 --echoes 2 --think-ms 300\n$/);
+  t.match(
+    out,
+    /The same load, measured \(a table, repeatable\):\n {2}(socklab|npx socklab|node \S+\/dist\/bin\/socklab\.js) load chat sequential --clients 3 --echoes 2 --think-ms 300\n$/,
+    'a command that runs where the user is',
+  );
   const root = rootOf(out);
   t.ok(root !== undefined && !fs.existsSync(root), `the temporary root ${root} is removed`);
 });
@@ -143,14 +158,19 @@ tap.test('--server all: the three models one after the other, then their timelin
   const r = await runCli(['demo', '--server', 'all', '--clients', '2', '--messages', '2', '--think-ms', '100']);
   finished(t, r);
   t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, /demo: sequential server \(run 1 of 3\)[^]*demo: workers --threads 8 server \(run 2 of 3\)[^]*demo: async server \(run 3 of 3\)/);
-  t.match(r.stdout, /Final timelines, one under the other on the same time scale:\nsequential: [^]*\nworkers --threads 8: [^]*\nasync: /);
+  t.match(r.stdout, /demo: sequential server \(run 1 of 3\)[^]*demo: workers --threads 1 server \(run 2 of 3\)[^]*demo: async server \(run 3 of 3\)/, 'fewer threads than clients, so the pool queues');
+  t.match(r.stdout, /Final timelines, one under the other on the same time scale:\nsequential: [^]*\nworkers --threads 1: [^]*\nasync: /);
   t.match(r.stdout, /^sequential serves one client at a time/m);
-  t.match(r.stdout, /^workers --threads 8 gives each client a thread of its own/m);
+  t.match(r.stdout, /^workers --threads 1 has 1 thread, one per client served: at most 1 client at once/m);
   t.match(r.stdout, /^async serves every client at once/m);
+  for (const server of ['sequential', 'workers --threads 1', 'async']) t.match(r.stdout, new RegExp(`^ {2}\\S.* load chat ${server} --clients 2 --echoes 2 --think-ms 100$`, 'm'), `the command that measures ${server}`);
+  const times = [...r.stdout.matchAll(/^\d\d:\d\d:\d\d\.\d{3} +\+(\d+\.\d{3}) s/gm)].map((m) => Number(m[1]));
+  t.ok(times.length > 20 && times.every((time, i) => i === 0 || time >= times[i - 1]!), 'the clients\' and the server\'s lines in time order: the clock never runs backwards');
+  t.notMatch(r.stdout, /Ctrl-C again/, 'the server stopped by the demo is not told to press Ctrl-C');
 });
 
 tap.test('on a terminal: the live screen, then the same ending', async (t) => {
+  if (!requireSystemTools(t, 'script')) return; // script(1) gives the demo a terminal
   const script = spawnSync('script', ['-qec', `stty cols 120 rows 35; ${process.execPath} ${BIN} demo --clients 2 --messages 2 --think-ms 300`, '/dev/null'], {
     encoding: 'utf8',
     timeout: 30_000,

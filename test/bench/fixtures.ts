@@ -4,9 +4,13 @@
  * every expected figure can be worked out by hand.
  */
 import type { LoadRunResult } from '../../bench/load/load-generator.js';
+import { scenarioParams, SCENARIOS } from '../../bench/load/scenarios.js';
+import type { ReplyEvent, SessionTimeline } from '../../bench/load/timeline.js';
+import { buildScenarioReport } from '../../bench/report/build-report.js';
+import type { MachineInfo } from '../../bench/report/machine.js';
+import type { BenchReport } from '../../bench/report/report-markdown.js';
 import type { TargetMeasurement } from '../../bench/report/report-model.js';
 import type { TargetSpec } from '../../bench/targets/targets.js';
-import type { ReplyEvent, SessionTimeline } from '../../bench/load/timeline.js';
 
 /** The start instant of every fixture run: an arbitrary shared-clock value. */
 export const T0 = 1_700_000_000_000;
@@ -74,4 +78,30 @@ export function chatMeasurements(): TargetMeasurement[] {
     measurement({ kind: 'model', model: 'async' }, 'async', [chatRun(8, 800, 8)]),
     measurement({ kind: 'ceiling' }, 'ceiling', [chatRun(8, 800, 8)]),
   ];
+}
+
+/**
+ * A whole bench report of three scenarios against every server, on round
+ * numbers: what the HTML report's browser test opens, and what the docs'
+ * screenshot shows (`npm run screenshot`). Synthetic, not a measured run.
+ */
+export function fixtureReport(): BenchReport {
+  const machine: MachineInfo = { cpuModel: 'Classroom CPU', cores: 2, memoryGiB: 24, os: 'Linux 6.1', node: 'v20.19.0', gitCommit: 'abc1234' };
+  const servers = (scriptMs: number) => [
+    measurement({ kind: 'model', model: 'sequential' }, 'sequential', [chatRun(8, scriptMs, 1)]),
+    measurement({ kind: 'model', model: 'workers', threads: 8 }, 'workers --threads 8', [chatRun(8, scriptMs, 8)]),
+    measurement({ kind: 'model', model: 'workers', threads: 4 }, 'workers --threads 4', [chatRun(8, scriptMs, 4)]),
+    measurement({ kind: 'model', model: 'async' }, 'async', [chatRun(8, scriptMs, 8)]),
+    measurement({ kind: 'ceiling' }, 'ceiling', [chatRun(8, scriptMs * 0.9, 8)]),
+  ];
+  return {
+    schema: 'socklab-bench/1',
+    run: { createdAt: '2025-03-04T09:15:00.000Z', command: 'npm run bench -- --quick', quick: true, warmupRuns: 0, measuredRuns: 1, durationSeconds: 95 },
+    machine,
+    scenarios: [
+      buildScenarioReport('chat', scenarioParams(SCENARIOS.chat), null, chatMeasurements()),
+      buildScenarioReport('upload', scenarioParams(SCENARIOS.upload), null, servers(1200)),
+      buildScenarioReport('slow-client', scenarioParams(SCENARIOS['slow-client']), null, servers(500)),
+    ],
+  };
 }

@@ -5,15 +5,20 @@
  * thresholds: a loaded machine may stretch every time, but not change who was
  * greeted before whom.
  */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import tap from 'tap';
 import { LoadGenerator } from '../../bench/load/load-generator.js';
 import { measureTarget } from '../../bench/load/measure.js';
 import { buildScenarioReport } from '../../bench/report/build-report.js';
 import type { RelativeSession, ScenarioReport, TargetReport } from '../../bench/report/report-model.js';
 import type { ScenarioName, ScenarioParams } from '../../bench/load/scenarios.js';
+import { startServerProcess } from '../../bench/targets/server-process.js';
 import type { TargetSpec } from '../../bench/targets/targets.js';
-import { finished, runCli } from '../clients/run-cli.js';
+import { BIN, finished, runCli } from '../clients/run-cli.js';
+import { eventually } from '../helpers/wire-fixture.js';
 
 type Assert = Pick<typeof tap, 'equal' | 'same'>;
 const t = tap;
@@ -166,4 +171,40 @@ t.test('a server is named, or reached with --host; neither is a usage error', as
   finished(t, r);
   t.equal(r.code, 2);
   t.match(r.stderr, /name a server to start \(sequential, workers, async, ceiling\) or give --host and --port/);
+});
+
+t.test('a server reached with --host is named by the model its greeting gives, and its address', async (t) => {
+  const server = await startServerProcess('async');
+  t.teardown(() => server.stop());
+  const target = await chatAgainst({ kind: 'remote', host: '127.0.0.1', port: server.port });
+  t.equal(target.label, `async at 127.0.0.1:${server.port}`);
+  checkCompleteChats(t, target);
+});
+
+t.test('Ctrl-C on socklab load: one message, exit 130, the server stopped and its temporary root removed', async (t) => {
+  // A temporary directory of the run's own: other programs' socklab-bench-* directories in /tmp are not this test's business.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-load-interrupt-'));
+  t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const child = spawn(process.execPath, [BIN, 'load', 'chat', 'sequential', '--clients', '2', '--echoes', '30', '--think-ms', '200'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own process group, which gets the SIGINT as a terminal's Ctrl-C would send it
+    env: { ...process.env, TMPDIR: tmp },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const roots = () => fs.readdirSync(tmp).filter((name) => name.startsWith('socklab-bench-'));
+  try {
+    await eventually(() => roots().length > 0, 'the server has its temporary root', 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // the clients are under way
+    process.kill(-(child.pid ?? 0), 'SIGINT');
+    t.equal(await exited, 130, 'exit code 130, as for any program Ctrl-C ended');
+    t.match(stderr, /^socklab load: interrupted \(Ctrl-C\); nothing was measured\.\nThe servers it started are stopped and their temporary roots removed\.\n$/m);
+    t.equal(stdout, '', 'no table: nothing was measured');
+    t.same(roots(), [], 'no temporary root left behind');
+  } finally {
+    if (child.exitCode === null) process.kill(-(child.pid ?? 0), 'SIGKILL');
+  }
 });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import type { MachineInfo } from '../../bench/report/machine.js';
-import { markdownReport, type BenchReport } from '../../bench/report/report-markdown.js';
+import { ceilingCheckSentence, markdownReport, type BenchReport } from '../../bench/report/report-markdown.js';
 import { buildScenarioReport } from '../../bench/report/build-report.js';
 import { timelineSvg, tickValues, niceCeiling } from '../../bench/report/report-svg.js';
 import { markdownTable, textTable } from '../../bench/report/report-table.js';
@@ -79,6 +79,34 @@ t.test('the table has a row per server and a column per measure', async (t) => {
   const [header = '', , sequential = ''] = textTable(chat).split('\n');
   t.match(sequential, /^sequential +6\.40 s +6\.40 s/);
   t.equal(sequential.indexOf('6.40 s') + '6.40 s'.length, header.indexOf('makespan') + 'makespan'.length, 'text: numbers right-aligned under their header');
+});
+
+t.test('on the terminal the table fits 100 columns: cut into tables that each begin with the server, nothing left out', async (t) => {
+  const wide = textTable(chat);
+  t.ok(Math.max(...wide.split('\n').map((line) => line.length)) > 100, 'the one-line table is wider than 100 columns');
+  t.equal(textTable(chat, Number.POSITIVE_INFINITY), wide, 'unlimited (--wide): the one-line table');
+  for (const width of [100, 80]) {
+    const narrow = textTable(chat, width);
+    const lines = narrow.split('\n');
+    t.ok(Math.max(...lines.map((line) => line.length)) <= width, `every line fits ${width} columns`);
+    const tables = narrow.trimEnd().split('\n\n');
+    t.ok(tables.length >= 2, `${tables.length} tables`);
+    for (const table of tables) {
+      const rows = table.split('\n').slice(3);
+      t.same(
+        rows.map((row) => row.split(/ {2,}/)[0]),
+        ['sequential', 'workers --threads 4', 'async', 'ceiling'],
+        'each table has a row per server, named first',
+      );
+    }
+    for (const header of ['makespan', 'ideal', 'queue wait', 'p50 / p95 / p99 / max', 'most', 'at once', 'peak', 'RSS', 'errors']) t.ok(narrow.includes(header), `${width}: the ${header} column is there`);
+  }
+  t.match(
+    textTable(chat, 100),
+    /^sequential +2\.40 \/ 5\.60 \/ 5\.60 s +3\.20 \/ 6\.40 \/ 6\.40 \/ 6\.40 s +0\.25 +64\.0 MiB +0$/m,
+    'in 100 columns: the run in one table, what the clients waited and the server spent in the other',
+  );
+  t.equal(textTable(chat, 250), wide, 'where the whole table fits, it is one table');
 });
 
 t.test('the makespan cell shows mean ± rme and the sample count when there are several runs', async (t) => {
@@ -162,4 +190,13 @@ t.test('results/: report, JSON, an SVG per scenario, and latest.md / latest.json
   t.match(latest, /\[2025-01-02T03-04-05Z\]\(2025-01-02T03-04-05Z\.md\)/);
   t.match(latest, /\(2025-01-02T03-04-05Z-chat\.svg\)/);
   t.match(fs.readFileSync(written.markdown, 'utf8'), /\(2025-01-02T03-04-05Z-chat\.svg\)/, 'the report links its own SVG');
+});
+
+t.test('the report says what the copy-sink ceiling is and how far it is from a native copy', async (t) => {
+  const measured = ceilingCheckSentence({ bytes: 128 * 1024 * 1024, copySinkMiBps: 912.4, native: { tool: 'socat -u -b 262144 from loopback into a file, then fsync', MiBps: 1003.7, copySinkRatio: 0.91 } });
+  t.match(measured, /moved a 128 MiB upload at 912 MiB\/s, 0\.91× a native copy on this machine \(socat -u -b 262144 [^)]*: 1004 MiB\/s\)/);
+  t.match(measured, /"% of ceiling" on bytes is against the copy-sink, not the native copy/);
+  const unmeasured = ceilingCheckSentence({ bytes: 128 * 1024 * 1024, copySinkMiBps: 900, native: null });
+  t.match(unmeasured, /no native copy tool \(socat or nc\) is installed here/);
+  t.notMatch(unmeasured, /×/);
 });

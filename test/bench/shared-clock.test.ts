@@ -9,8 +9,17 @@ import { adoptClockAnchor, clockAnchor, sharedNow } from '../../bench/load/share
 
 function nextMessage<T>(child: ChildProcess): Promise<T> {
   return new Promise((resolve, reject) => {
-    child.once('message', (message) => resolve(message as T));
-    child.once('exit', (code) => reject(new Error(`the clock child exited (${code})`)));
+    // Each round adds its listeners: take both off when either fires, or they pile up on the child.
+    const onExit = (code: number | null) => {
+      child.off('message', onMessage);
+      reject(new Error(`the clock child exited (${code})`));
+    };
+    const onMessage = (message: unknown) => {
+      child.off('exit', onExit);
+      resolve(message as T);
+    };
+    child.once('message', onMessage);
+    child.once('exit', onExit);
   });
 }
 

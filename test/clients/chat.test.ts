@@ -27,11 +27,13 @@ t.test('the text goes byte for byte: spaces, an empty line, non-ASCII', async (t
   t.equal(r.stdout, 'socklab/1 async ready\n  two leading, two trailing  \n\nпривет, 世界\n', 'STOP with spaces around it still stops');
 });
 
-t.test('STOP is case-sensitive and must be alone on its line', async (t) => {
-  const r = await chat('stop\nSTOP now\nSTOP\n');
+t.test('STOP ends the chat in any case, but only alone on its line', async (t) => {
+  const r = await chat('STOP now\nstopping\n  Stop \nnot sent\n');
   finished(t, r);
   t.equal(r.code, 0, r.stderr);
-  t.equal(r.stdout, 'socklab/1 async ready\nstop\nSTOP now\n');
+  t.equal(r.stdout, 'socklab/1 async ready\nSTOP now\nstopping\n', '"Stop" ended it; the lines before were echoed');
+  const lower = await chat('stop\nnot sent\n');
+  t.equal(lower.stdout, 'socklab/1 async ready\n', 'lowercase stop is not sent as a message');
 });
 
 t.test('the end of stdin ends the chat like STOP', async (t) => {

@@ -32,6 +32,7 @@ async function fakeSocklab(t: Pick<typeof tapRoot, 'teardown'>, onLine: (line: s
       socket,
       (line) => {
         if (line === 'LIST') socket.write('211 0\n');
+        else if (line.startsWith('STAT ')) socket.write(`550 ${line.slice(5)}: no such file\n`);
         else if (line === 'QUIT') socket.end('221 bye\n');
         else return onLine(line, socket);
         return undefined;
@@ -92,12 +93,22 @@ t.test('the server dies in the middle of an upload (interactive client)', async 
     },
     (_chunk, socket) => socket.destroy(),
   );
-  const r = await runCli(['client', '--port', String(fake.port)], { stdin: `${bigFile}\ny\n\n` });
+  const r = await runCli(['client', '--retry', '0', '--port', String(fake.port)], { stdin: `${bigFile}\ny\n\n` });
   finished(t, r);
   t.equal(r.code, 1);
   t.ok(isOneSentence(r.stderr), r.stderr);
   t.match(r.stderr, /in the middle of the upload of big\.bin/);
   t.match(r.stdout, /looks like a binary file/, 'the conversation got as far as the upload');
+
+  // Reconnecting does not help against a server that dies every time: it gives up after --retry reconnections.
+  const retried = await runCli(['client', '--retry', '2', '--port', String(fake.port)], { stdin: `${bigFile}\ny\n\n` });
+  finished(t, retried);
+  t.equal(retried.code, 1);
+  const lines = retried.stderr.trim().split('\n');
+  t.equal(lines.length, 3, `two "reconnecting" lines and the final sentence: ${retried.stderr}`);
+  t.match(lines[0] ?? '', /^socklab: the server closed the connection in the middle of the upload of big\.bin; .*; reconnecting in \d\.\d s \(retry 1 of 2\)$/);
+  t.match(lines[2] ?? '', /in the middle of the upload of big\.bin; .* \(gave up after 2 retries\)$/);
+  t.equal((retried.stdout.match(/reconnected to 127\.0\.0\.1:\d+: socklab\/1 fake ready/g) ?? []).length, 2, 'it said so each time it was back');
 });
 
 t.test('Ctrl-C during an upload: the client says the server discards it, exit 130', async (t) => {

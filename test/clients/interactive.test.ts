@@ -114,6 +114,20 @@ t.test('a local name that is not a valid name gets a valid default', async (t) =
   t.equal(fs.readFileSync(onServer('my_report.txt'), 'utf8'), 'report\n');
 });
 
+t.test('a name typed shell-style is read as a shell would, and the client says what the name will be', async (t) => {
+  const file = localFile('typed.txt', 'typed\n');
+  const r = await interactive([file, 'my\\ notes.txt', '"my notes.txt"', "'quoted.txt'"]);
+  finished(t, r);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(
+    (r.stdout.match(/"my notes\.txt" is not a valid name: a name cannot contain spaces; use _ or - instead; please try again \(my_notes\.txt would do\)/g) ?? []).length,
+    2,
+    'the name as meant (not "my\\\\ notes.txt"), the rule, and a name that would do; twice',
+  );
+  t.match(r.stdout, /the name on the server will be quoted\.txt\n/);
+  t.equal(fs.readFileSync(onServer('quoted.txt'), 'utf8'), 'typed\n');
+});
+
 t.test('stdin ends at a prompt: the user gave up, exit 1, nothing uploaded', async (t) => {
   const file = localFile('unsent.txt', 'unsent\n');
   const atName = await interactive([file]);

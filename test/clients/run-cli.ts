@@ -32,6 +32,8 @@ export interface RunOptions {
   readonly onSpawn?: (child: ChildProcess) => void;
   /** Kill the process after this long (default RUN_LIMIT_MS): for runs that wait on purpose, such as retries. */
   readonly limitMs?: number;
+  /** Leave stdin open after `stdin`: the test writes the rest (or ends it) through the child from onSpawn. */
+  readonly keepStdinOpen?: boolean;
 }
 
 export function runCli(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
@@ -60,7 +62,28 @@ export function runCli(args: readonly string[], options: RunOptions = {}): Promi
       resolve({ code, signal, stdout: out.toString('utf8'), stdoutBytes: out, stderr: Buffer.concat(stderr).toString('utf8'), timedOut, limitMs });
     });
     options.onSpawn?.(child);
-    child.stdin.end(options.stdin ?? '');
+    if (options.keepStdinOpen === true) child.stdin.write(options.stdin ?? '');
+    else child.stdin.end(options.stdin ?? '');
+  });
+}
+
+/** Resolves once everything `stream` printed so far (from when this is called) matches `pattern`; rejects after `timeoutMs`. */
+export function printed(stream: NodeJS.ReadableStream | null, pattern: RegExp, timeoutMs = RUN_LIMIT_MS): Promise<string> {
+  return new Promise((resolve, reject) => {
+    if (stream === null) return reject(new Error('no such stream'));
+    let text = '';
+    const timer = setTimeout(() => {
+      stream.off('data', onData);
+      reject(new Error(`nothing matching ${pattern} was printed within ${timeoutMs} ms; printed: ${JSON.stringify(text)}`));
+    }, timeoutMs);
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      if (!pattern.test(text)) return;
+      clearTimeout(timer);
+      stream.off('data', onData);
+      resolve(text);
+    };
+    stream.on('data', onData);
   });
 }
 

@@ -14,6 +14,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { childEnv } from '../helpers/child-env.js';
 
+/**
+ * The guides say `npx socklab`, which the test runs as `node …/socklab.js`
+ * (lesson-script.ts); socklab's own hints must still read as the student
+ * sees them, so it is told what the student typed (bin/invocation.ts).
+ */
+const GUIDE_ENV = { SOCKLAB_COMMAND: 'npx socklab' };
+
 export const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[=>78]/g;
 /** One whole escape sequence at the start of a string (ANSI's alternatives, anchored). */
 const ANSI_AT_START = new RegExp(`^(?:${ANSI.source})`);
@@ -143,7 +150,7 @@ export interface CommandResult {
 
 export async function runForeground(command: string, options: { cwd: string; stdin: string | null; limitMs: number }): Promise<CommandResult> {
   const began = performance.now();
-  const child = spawn('/bin/bash', ['-c', command], { cwd: options.cwd, env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawn('/bin/bash', ['-c', command], { cwd: options.cwd, env: childEnv(GUIDE_ENV), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   const session = child.pid ?? -1;
   const chunks: Buffer[] = [];
   child.stdout.on('data', (c: Buffer) => chunks.push(c));
@@ -217,7 +224,7 @@ export class Terminal {
       `eval "$LESSON_COMMAND"; echo $? > ${this.statusFile}`;
     this.child = spawn('script', ['-qfec', wrapper, '/dev/null'], {
       cwd: workDir,
-      env: childEnv({ LESSON_COMMAND: command, SHELL: '/bin/bash', TERM: 'xterm-256color' }),
+      env: childEnv({ ...GUIDE_ENV, LESSON_COMMAND: command, SHELL: '/bin/bash', TERM: 'xterm-256color' }),
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });

@@ -3,7 +3,7 @@
  * exactly what the test changes in a command before running it.
  */
 import t from 'tap';
-import { normalizeCommand, parseLesson, placeholderIn, rewriteCommand, rewritePhrase, skeleton, type Step } from './lesson-script.js';
+import { normalizeCommand, parseLesson, placeholderIn, programsIn, rewriteCommand, rewritePhrase, skeleton, type Step } from './lesson-script.js';
 
 const fence = '```';
 
@@ -86,6 +86,16 @@ t.test('placeholders are found', async (t) => {
   t.equal(placeholderIn('UV_THREADPOOL_SIZE=1 npx socklab server async'), null);
 });
 
+t.test('the programs a command runs are found', async (t) => {
+  t.same(programsIn('npx socklab server async'), ['npx']);
+  t.same(programsIn('printf "PING\\n" | nc 127.0.0.1 8020'), ['printf', 'nc'], 'each stage of a pipe');
+  t.same(programsIn('seq 1 5 && sha256sum a.txt; ls'), ['seq', 'sha256sum', 'ls'], 'each member of a list');
+  t.same(programsIn(`ps -o nlwp= -p "$(pgrep -n -f 'server async')"`), ['ps', 'pgrep'], 'a command substitution, even inside double quotes');
+  t.same(programsIn('UV_THREADPOOL_SIZE=1 npx socklab server workers'), ['npx'], 'after an assignment');
+  t.same(programsIn("printf 'a | b; c && d\\n' | npx socklab chat"), ['printf', 'npx'], 'not words inside quotes');
+  t.same(programsIn('(cd /tmp && cat x) | wc -l'), ['cd', 'cat', 'wc'], 'in a subshell');
+});
+
 t.test('the two guides are compared language-neutrally', async (t) => {
   t.equal(normalizeCommand("printf 'привет\\nSTOP\\n'  |  npx socklab chat"), "printf <text> | npx socklab chat");
   t.equal(normalizeCommand("printf 'hello\\nSTOP\\n' | npx socklab chat"), "printf 'hello\\nSTOP\\n' | npx socklab chat");
@@ -123,17 +133,18 @@ t.test('what the test changes in a command, and only that', async (t) => {
   t.equal(rewriteCommand('npx socklab client list --port 8020', ctx), `${bin} client list --port 43210`, 'an explicit 8020 too');
   t.equal(rewriteCommand("ss -tn '( dport = :8020 )'", ctx), "ss -tn '( dport = :43210 )'", '8020 anywhere');
   t.equal(rewriteCommand('printf "PING\\n" | nc 127.0.0.1 8020', ctx), 'printf "PING\\n" | nc 127.0.0.1 43210');
+  t.equal(rewriteCommand('npx socklab check', ctx), `${bin} check --port 43210`, 'check connects to the free port, never to 8020');
   t.equal(rewriteCommand('npx socklab load chat sequential', ctx), `${bin} load chat sequential`, 'load and demo start their own servers: untouched');
   t.equal(rewriteCommand('npx socklab demo --server all', ctx), `${bin} demo --server all`);
   t.equal(rewriteCommand('npm run demo', ctx), `node /repo/dist/bin/socklab.js demo`, 'npm run X → its script');
   t.equal(
     rewriteCommand('npm run bench -- --quick --scenario chat', ctx),
-    'node /repo/dist/bench/run.js --quick --scenario chat --out /tmp/w/results',
+    'node /repo/dist/bench/run.js --quick --scenario chat --out /tmp/w/results/local',
     'the bench: no rebuild, and its results into the temporary directory',
   );
   t.equal(
     rewriteCommand('npm run bench -- --scenario chat', ctx, '--quick'),
-    'node /repo/dist/bench/run.js --scenario chat --out /tmp/w/results --quick',
+    'node /repo/dist/bench/run.js --scenario chat --out /tmp/w/results/local --quick',
     'test-args appended',
   );
   t.equal(rewriteCommand("pkill -9 -f 'client put big.txt'", ctx), "pkill -t pts/3,pts/7 -9 -f 'client put big.txt'", 'pkill only in our terminals');
@@ -143,6 +154,11 @@ t.test('what the test changes in a command, and only that', async (t) => {
     'pgrep too',
   );
   t.equal(rewriteCommand('pgrep -f x', { ...ctx, ttys: [] }), 'pgrep -t pts/999999 -f x', 'no terminal: matches nothing');
+  t.equal(
+    rewriteCommand('python3 examples/python/blocking_server.py 8020', ctx),
+    'python3 /repo/examples/python/blocking_server.py 43210',
+    "the repository's examples, run from the temporary directory",
+  );
   t.equal(rewritePhrase('listening on 127.0.0.1:8020', 43210), 'listening on 127.0.0.1:43210');
 });
 

@@ -216,6 +216,20 @@ export function placeholderIn(command: string): string | null {
 }
 
 /**
+ * The programs a command line runs: the first word of each pipeline stage,
+ * list member and command substitution, after any `NAME=value` assignments.
+ * Quoted text is left out first, so a `|` or `;` inside quotes starts nothing.
+ */
+export function programsIn(command: string): string[] {
+  const unquoted = command.replace(/'[^']*'|"(?:[^"\\$]|\\.)*"/g, "''");
+  const programs = unquoted
+    .split(/\|\|?|&&|;|\$\(|\n|`/)
+    .map((stage) => stage.replace(/^[\s({]*/, '').split(/\s+/).find((word) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(word)) ?? '')
+    .filter((word) => word !== '' && !/^[)}]/.test(word));
+  return [...new Set(programs)];
+}
+
+/**
  * Language-neutral form of a command, to compare the two guides: whitespace
  * collapsed, and quoted text that is written in a language other than English
  * (data typed into a chat, say) reduced to a marker. Everything else must match.
@@ -323,20 +337,23 @@ export class RewriteError extends Error {
  *    rebuilding it while other test files load it could hand them half-written
  *    files.
  * 3. Ports: every `8020` becomes this run's free port, and `socklab server`,
- *    `client` and `chat` get `--port` when they rely on the default 8020. Tests
+ *    `client`, `chat` and `check` get `--port` when they rely on the default 8020. Tests
  *    never bind 8020, where a student's or a developer's server may be running.
  * 4. Roots: `socklab server --root DIR` gets a directory inside this run's
  *    temporary directory, and `--root` is added when absent (the default
  *    ./storage is relative to the working directory, which is that temporary
  *    directory anyway). Tests never use the repository's ./storage.
- * 5. `npm run bench` gets `--out <workDir>/results`: the test never overwrites
- *    the committed reference run in the repository's results/. Relative paths
- *    like `results/latest.md` in later commands then find the run's files,
- *    since commands run in workDir.
+ * 5. `npm run bench` gets `--out <workDir>/results/local`, where it writes by
+ *    default relative to the repository: the test never writes into the
+ *    repository at all. Relative paths like `results/local/latest.md` in
+ *    later commands then find the run's files, since commands run in workDir.
  * 6. `pkill` and `pgrep` get `-t <this run's terminals>`: the English and the
  *    Russian guide run at the same time, and one must not signal the other's
  *    processes (nor anything else on the machine).
  * 7. `<!-- test-args: ... -->` is appended (npm run bench --quick only).
+ * 8. A path under `examples/` (`python3 examples/python/blocking_server.py`)
+ *    becomes the repository's: commands run in the temporary directory, where
+ *    the student's command would find nothing.
  *
  * (What a guide says the student sees is rewritten the same way, by
  * rewritePhrase(): "listening on 127.0.0.1:8020" is looked for with the free port.)
@@ -367,7 +384,7 @@ export function rewriteCommand(command: string, ctx: RewriteContext, testArgs: s
     const words = text.slice(start, end).split(/\s+/).slice(2);
     const sub = words[0];
     const own = text.slice(start, end);
-    if ((sub === 'server' || sub === 'client' || sub === 'chat') && !/--port\b/.test(own)) text = appendToSimpleCommand(text, start, `--port ${GUIDE_PORT}`);
+    if ((sub === 'server' || sub === 'client' || sub === 'chat' || sub === 'check') && !/--port\b/.test(own)) text = appendToSimpleCommand(text, start, `--port ${GUIDE_PORT}`);
     if (sub === 'server') {
       const seg = text.slice(start, simpleCommandEnd(text, start));
       const rootMatch = /--root[ =](\S+)/.exec(seg);
@@ -384,14 +401,17 @@ export function rewriteCommand(command: string, ctx: RewriteContext, testArgs: s
 
   // 5. bench output
   if (isBench) {
-    if (/--out\b/.test(text)) throw new RewriteError('the guide gives npm run bench an --out: the test cannot keep it away from results/');
+    if (/--out\b/.test(text)) throw new RewriteError('the guide gives npm run bench an --out: the test cannot keep it away from the repository');
     const at = text.indexOf(`${ctx.repo}/dist/bench`);
-    text = appendToSimpleCommand(text, Math.max(0, text.lastIndexOf('node', at)), `--out ${shellQuote(`${ctx.workDir}/results`)}`);
+    text = appendToSimpleCommand(text, Math.max(0, text.lastIndexOf('node', at)), `--out ${shellQuote(`${ctx.workDir}/results/local`)}`);
   }
 
   // 6. pkill / pgrep
   const ttys = ctx.ttys.length > 0 ? ctx.ttys.join(',') : 'pts/999999';
   text = text.replace(/(^|[\s($`;|&])(pkill|pgrep)(?=\s)/g, (_, before: string, tool: string) => `${before}${tool} -t ${ttys}`);
+
+  // 8. the repository's examples
+  text = text.replace(/(^|\s)(examples\/\S+)/g, (_m, space: string, file: string) => `${space}${shellQuote(`${ctx.repo}/${file}`)}`);
 
   // 7. test-args
   if (testArgs !== null) {

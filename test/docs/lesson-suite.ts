@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import { GUIDE_PORT, parseLesson, rewriteCommand, RewriteError, rewritePhrase, type Step } from './lesson-script.js';
 import { closedPort } from '../clients/run-cli.js';
+import { requireSystemTools, type SystemTool } from '../helpers/system-tool.js';
 import { killAndDescribe, matcher, runForeground, sleep, Terminal, workingIn } from './lesson-runner.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -18,6 +19,18 @@ export const GUIDES = [
   { name: 'LESSON.md', file: path.join(REPO, 'docs/LESSON.md') },
   { name: 'LESSON.ru.md', file: path.join(REPO, 'docs/LESSON.ru.md') },
 ] as const;
+
+/**
+ * The programs npm cannot bring that running the guides needs: `script` gives
+ * each of a section's terminals its tty, and the rest are what the guides'
+ * commands run besides npm, npx and the shell's own (lessons.test.ts checks
+ * the guides run nothing else). Where one is missing the guides' sections skip,
+ * naming it, and fail in CI (test/helpers/system-tool.ts).
+ */
+export const GUIDE_TOOLS: readonly SystemTool[] = ['script', 'nc', 'ss', 'pkill', 'pgrep', 'ps', 'seq', 'sha256sum', 'python3'];
+
+/** What every machine with Node has: the shell's builtins the guides use, and npm itself. */
+export const ALWAYS_THERE: readonly string[] = ['npx', 'npm', 'printf', 'echo', 'cd', 'ls', 'cat', 'rm'];
 
 export interface Package {
   version: string;
@@ -227,7 +240,8 @@ async function runSection(run: SectionRun, root: string, index: number, allDeadl
               break;
             }
             if (existing !== undefined) await ended(existing, 'before the terminal was used again');
-            const term = new Terminal(step.terminal, command, workDir, where(i), /\bsocklab(\.js)? server\b/.test(command));
+            // A server (socklab's, or an example's such as blocking_server.py) must stop cleanly on Ctrl-C.
+            const term = new Terminal(step.terminal, command, workDir, where(i), /\bsocklab(\.js)? server\b|_server\.py\b/.test(command));
             terminals.set(step.terminal, term);
             try {
               await term.started();
@@ -310,6 +324,7 @@ function shardOf(runs: readonly SectionRun[], shard: number, shards: number): Se
 
 /** Runs this file's share of the sections: part `shard` (0-based) of `shards`. */
 export async function runGuideSections(t: Test, shard: number, shards: number): Promise<void> {
+  if (!requireSystemTools(t, ...GUIDE_TOOLS)) return;
   const began = performance.now();
   // LESSON_SECTION=TEXT runs only the sections whose title holds TEXT (while editing one).
   const only = process.env.LESSON_SECTION;

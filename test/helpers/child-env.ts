@@ -5,5 +5,7 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   delete env.NODE_OPTIONS;
   delete env.TAP;
   delete env.SOCKLAB_DEBUG;
+  // The Python examples import each other: without this, running them would leave __pycache__ in the repository.
+  env.PYTHONDONTWRITEBYTECODE = '1';
   return { ...env, ...extra };
 }

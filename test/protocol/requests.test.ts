@@ -202,6 +202,16 @@ t.test('PUT: syntax errors get 501 BAD_SYNTAX', async (t) => {
   }
 });
 
+t.test('PUT: a name with a space in it gets a 501 that says so, not one about the size', async (t) => {
+  for (const line of ['PUT "my file.txt" 5', 'PUT my file.txt 5', 'PUT my big file.txt 5 mode=new']) {
+    refuses(t, line, ErrorCodes.BAD_SYNTAX, 501);
+    const error = thrown(() => parse(line));
+    t.match(error instanceof ProtocolError ? error.reply.text : '', /^a name cannot contain spaces/, line);
+  }
+  const error = thrown(() => parse('PUT a ten'));
+  t.match(error instanceof ProtocolError ? error.reply.text : '', /^size must be a decimal byte count/, 'a size that is no number is still called that');
+});
+
 t.test('PUT: checks come in the order 501, 553, 552', async (t) => {
   // 501 before 553: a bad name with a bad size, or a bad option.
   refuses(t, 'PUT ../x ten', ErrorCodes.BAD_SYNTAX, 501);

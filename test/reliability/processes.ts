@@ -69,8 +69,8 @@ export class ServerProcess {
     const child = spawn(command ?? process.execPath, [...prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(options.env) });
     const server = new ServerProcess(model, options.root, child);
     try {
-      const line = await server.waitForLine(/^listening on /, START_TIMEOUT_MS);
-      server.port = Number(/:(\d+)$/.exec(line)?.[1]);
+      const line = await server.waitForLine(/listening on \S+:\d+/, START_TIMEOUT_MS);
+      server.port = Number(/listening on \S+:(\d+)/.exec(line)?.[1]);
     } catch (error) {
       child.kill('SIGKILL');
       throw new Error(`${model} server did not start: ${(error as Error).message}\n${server.lines.join('\n')}`);

@@ -1,0 +1,108 @@
+/**
+ * The chat in a real terminal (a pseudo-terminal from `script`), as a student
+ * runs it: the "> " prompt, readline's line editing, keys typed while queued.
+ * - typing while queued behind another client shows what was typed after the
+ *   waiting line, which keeps counting (no `... 11.5 styp`), and the line typed
+ *   ahead is sent once served;
+ * - a server SIGKILLed while the prompt waits: the reason on a line of its own
+ *   at once, exit 1.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import t from 'tap';
+import { makeTempRoot } from '../helpers/server.js';
+import { requireSystemTools } from '../helpers/system-tool.js';
+import { Terminal } from '../docs/lesson-runner.js';
+import { ServerProcess } from '../reliability/processes.js';
+import { BIN } from './run-cli.js';
+
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+
+const SEE_MS = 20_000;
+
+let workDir: string;
+t.before(() => {
+  workDir = makeTempRoot('socklab-terminal-');
+});
+t.teardown(() => fs.rmSync(workDir, { recursive: true, force: true }));
+
+async function server(t: Tap, model: 'sequential' | 'async'): Promise<ServerProcess> {
+  const root = makeTempRoot(`socklab-terminal-${model}-`);
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const started = await ServerProcess.start(model, { root, args: ['--quiet', '--idle-timeout', '0'] });
+  t.teardown(() => started.crash());
+  return started;
+}
+
+function chatInTerminal(t: Tap, port: number): Terminal {
+  const terminal = new Terminal(1, `${process.execPath} ${BIN} chat --port ${port}`, workDir, 'terminal.test', false);
+  t.teardown(() => void terminal.kill());
+  return terminal;
+}
+
+/** `script` brings the pseudo-terminal: without it, a skip that names it (a failure in CI). */
+function needsScript(t: Tap): boolean {
+  return requireSystemTools(t, 'script');
+}
+
+/** Keys pressed without Enter (Terminal.type() presses Enter after them). */
+function keys(terminal: Terminal, text: string): void {
+  terminal['child'].stdin?.write(text);
+}
+
+/** A client that the sequential server serves (greeted) until `release`. */
+async function occupy(port: number): Promise<{ release: () => void }> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  socket.on('error', () => {});
+  await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+  return { release: () => socket.end('QUIT\n') };
+}
+
+t.test('typing while queued: the waiting line keeps counting, the text typed shows after it, and is sent once served', async (t) => {
+  if (!needsScript(t)) return;
+  const sequential = await server(t, 'sequential');
+  const first = await occupy(sequential.port);
+  const terminal = chatInTerminal(t, sequential.port);
+  await terminal.started();
+  t.ok(await terminal.see('waiting for the server to serve us (it is busy with other clients)... ', SEE_MS), 'it waits, and says so truthfully');
+  keys(terminal, 'typ');
+  t.ok(await terminal.see('; typed ahead: typ', SEE_MS), 'what is typed shows after the waiting line');
+  t.ok(await waitForRedraw(terminal, terminal.text.length), 'the counter goes on, redrawn with the typed text after it');
+  keys(terminal, 'ed ahead\r');
+  first.release();
+  t.ok(await terminal.see('served after', SEE_MS), 'served once the first client left');
+  t.ok(await terminal.see('> typed ahead\ntyped ahead\n', SEE_MS), 'the line typed ahead was sent, shown after the prompt, and echoed');
+  t.notMatch(terminal.text, /\d s(typ|ed ahead)/, 'never the typed text glued to the counter');
+  await terminal.type('stop');
+  const exit = await terminal.waitEnd(SEE_MS);
+  t.equal(exit?.code, 0, 'lowercase stop ended the chat');
+});
+
+/** True once the waiting line was drawn again (with a later count) after `from`. */
+async function waitForRedraw(terminal: Terminal, from: number): Promise<boolean> {
+  const until = performance.now() + SEE_MS;
+  while (performance.now() < until) {
+    if (/\.\.\. \d+\.\d s; typed ahead: typ/.test(terminal.text.slice(from))) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
+}
+
+t.test('the server SIGKILLed while the prompt waits: the reason at once, on its own line, exit 1', async (t) => {
+  if (!needsScript(t)) return;
+  const async = await server(t, 'async');
+  const terminal = chatInTerminal(t, async.port);
+  await terminal.started();
+  t.ok(await terminal.see('socklab/1 async ready', SEE_MS));
+  await terminal.type('hello');
+  t.ok(await terminal.see('hello\n> ', SEE_MS), 'echoed; the prompt waits');
+  keys(terminal, 'half a li');
+  t.ok(await terminal.see('half a li', SEE_MS));
+  await async.crash();
+  t.ok(
+    await terminal.see('\nsocklab: the server closed the connection without a word while we waited for your input (was it stopped or killed?)\n', SEE_MS),
+    'said at once, below the prompt',
+  );
+  const exit = await terminal.waitEnd(SEE_MS);
+  t.equal(exit?.code, 1, 'exit 1');
+});
