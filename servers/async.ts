@@ -11,7 +11,7 @@ import { SocketSessionIO } from '../transport/socket-io.js';
 import { AsyncStorage } from './storage/async.js';
 
 export async function startAsyncServer(options: ServerOptions): Promise<RunningServer> {
-  const storage = await AsyncStorage.open(options.root, { maxRootSize: options.maxRootSize });
+  const storage = await AsyncStorage.open(options.root, { maxRootSize: options.maxRootSize, fileSlots: options.fileSlots });
 
   async function serve(connection: Connection): Promise<void> {
     const io = new SocketSessionIO(connection.socket, options.idleTimeoutSeconds * 1000);

@@ -72,6 +72,8 @@ export interface SessionPolicy {
    * the idle timeout) could hold every open-file slot.
    */
   readonly minUploadRate: number;
+  /** Waiting forgiven before the minimum rate applies; absent: UPLOAD_RATE_GRACE_MS (tests shorten it). */
+  readonly uploadRateGraceMs?: number;
 }
 
 export const NO_POLICY: SessionPolicy = { minUploadRate: 0 };
@@ -212,6 +214,7 @@ function* receiveUpload(
     /** Time spent waiting for the client's data, and the bytes it brought. */
     let waitedMs = 0;
     let receivedBytes = 0;
+    const graceMs = policy.uploadRateGraceMs ?? UPLOAD_RATE_GRACE_MS;
     for (;;) {
       const event = session.nextEvent();
       if (event.kind === 'upload-end') break;
@@ -228,7 +231,7 @@ function* receiveUpload(
       if (input instanceof Uint8Array) {
         session.receive(input);
         receivedBytes += input.length;
-        if (policy.minUploadRate > 0 && waitedMs > UPLOAD_RATE_GRACE_MS && receivedBytes < (policy.minUploadRate * waitedMs) / 1000) {
+        if (policy.minUploadRate > 0 && waitedMs > graceMs && receivedBytes < (policy.minUploadRate * waitedMs) / 1000) {
           yield write(session.closeReply(Replies.uploadTooSlow(policy.minUploadRate)));
           return `upload too slow: ${receivedBytes} B in ${(waitedMs / 1000).toFixed(1)} s of waiting (discarded)`;
         }

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { encodeReply, Replies, type Reply } from '../protocol/index.js';
 import { NOTHING_HELD, type HeldInput } from '../transport/session-io.js';
 import type { SessionOutcome } from './session.js';
+import type { FileSlotLimits } from './storage/types.js';
 
 export const SERVER_MODELS = ['sequential', 'workers', 'async'] as const;
 export type ServerModelName = (typeof SERVER_MODELS)[number];
@@ -24,6 +25,10 @@ export interface ServerOptions {
   readonly idleTimeoutSeconds: number;
   /** Bytes per second an upload must keep up after a grace time (session.ts); 0: no minimum. */
   readonly minUploadRate: number;
+  /** Waiting an upload is forgiven before the minimum rate applies; absent: 10 s (session.ts). No flag: tests shorten it. */
+  readonly uploadRateGraceMs?: number;
+  /** async: files held open at once, and how long a session waits for one (storage/async.ts); absent: the defaults there. */
+  readonly fileSlots?: FileSlotLimits;
   /** Served plus waiting; beyond it, `421 too many connections`. */
   readonly maxConnections: number;
   /** workers: the pool size. */

@@ -20,6 +20,7 @@ export interface WorkerSessionConfig {
   readonly idleTimeoutMs: number;
   /** --min-upload-rate (session.ts SessionPolicy). */
   readonly minUploadRate: number;
+  readonly uploadRateGraceMs: number | undefined;
   /** The lock table every thread shares, so commits to one name never interleave. */
   readonly lockBuffer: SharedArrayBuffer;
 }

@@ -26,6 +26,7 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
     maxRootSize: options.maxRootSize,
     idleTimeoutMs: options.idleTimeoutSeconds * 1000,
     minUploadRate: options.minUploadRate,
+    uploadRateGraceMs: options.uploadRateGraceMs,
     lockBuffer: new SharedNameLock().buffer,
   };
   const pool = new Piscina<WorkerSessionTask, SessionOutcome>({

@@ -58,7 +58,12 @@ export class SocketSessionIO implements AsyncSessionIO {
     socket.on('close', () => this.finish('abort'));
     // A reset by the peer surfaces as 'close' right after; the error itself needs no handling.
     socket.on('error', () => {});
-    if (idleTimeoutMs > 0) socket.setTimeout(idleTimeoutMs, () => this.onIdleTimer());
+    if (idleTimeoutMs > 0) {
+      // A listener for every 'timeout', not setTimeout's callback: that one is a once-listener, and the
+      // timer can go off more than once here (first while the server was busy, then for a real idle wait).
+      socket.on('timeout', () => this.onIdleTimer());
+      socket.setTimeout(idleTimeoutMs);
+    }
     if (this.queuedBytes <= QUEUE_HIGH_WATER_BYTES) socket.resume();
   }
 

@@ -60,6 +60,7 @@ import type {
   AsyncNameLock,
   AsyncStorageOps,
   FileDigest,
+  FileSlotLimits,
   OpenStorageOptions,
   ReadHandle,
   UploadHandle,
@@ -112,16 +113,19 @@ export const MAX_OPEN_FILES = 1024;
  * clients that trickle (they are cut off by the minimum upload rate).
  */
 export const SLOT_WAIT_MS = 10_000;
+const DEFAULT_FILE_SLOTS: FileSlotLimits = { count: MAX_OPEN_FILES, waitMs: SLOT_WAIT_MS };
 
 class FileSlots {
   private free: number;
   private readonly waiting = new Set<() => void>();
 
-  constructor(
-    limit: number,
-    private readonly waitMs: number,
-  ) {
-    this.free = limit;
+  private readonly count: number;
+  private readonly waitMs: number;
+
+  constructor({ count, waitMs }: FileSlotLimits) {
+    this.count = count;
+    this.waitMs = waitMs;
+    this.free = count;
   }
 
   async acquire(): Promise<void> {
@@ -136,7 +140,7 @@ class FileSlots {
       };
       const timer = setTimeout(() => {
         this.waiting.delete(granted);
-        reject(new StorageError(ErrorCodes.BUSY, `all ${MAX_OPEN_FILES} file slots stayed in use for ${this.waitMs / 1000} s`));
+        reject(new StorageError(ErrorCodes.BUSY, `all ${this.count} file slots stayed in use for ${this.waitMs / 1000} s`));
       }, this.waitMs);
       this.waiting.add(granted);
     });
@@ -153,7 +157,7 @@ class FileSlots {
 }
 
 export class AsyncStorage implements AsyncStorageOps {
-  private readonly slots = new FileSlots(MAX_OPEN_FILES, SLOT_WAIT_MS);
+  private readonly slots: FileSlots;
   /** Read and upload handles that hold a slot, released exactly once. */
   private readonly slotHolders = new WeakSet<object>();
 
@@ -163,7 +167,10 @@ export class AsyncStorage implements AsyncStorageOps {
     private readonly lock: AsyncNameLock,
     /** --max-root-size in bytes, or null for no quota. */
     private readonly quota: number | null,
-  ) {}
+    slotLimits: FileSlotLimits,
+  ) {
+    this.slots = new FileSlots(slotLimits);
+  }
 
   private async withSlot<T extends object>(open: () => Promise<T>): Promise<T> {
     await this.slots.acquire();
@@ -195,7 +202,7 @@ export class AsyncStorage implements AsyncStorageOps {
 
   /** A storage over a root that is already open elsewhere: no clean-up, no I/O (see OpenStorageOptions). */
   static attach(root: string, options: OpenStorageOptions<AsyncNameLock> = {}): AsyncStorage {
-    return new AsyncStorage(path.resolve(root), options.lock ?? new PromiseChainNameLock(), quotaOf(options.maxRootSize));
+    return new AsyncStorage(path.resolve(root), options.lock ?? new PromiseChainNameLock(), quotaOf(options.maxRootSize), options.fileSlots ?? DEFAULT_FILE_SLOTS);
   }
 
   async list(): Promise<ListEntry[]> {

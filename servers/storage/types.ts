@@ -136,6 +136,14 @@ export interface OpenStorageOptions<Lock> {
    * Absent or 0: no quota.
    */
   readonly maxRootSize?: number;
+  /** AsyncStorage only: how many files it holds open at once and how long a call waits for one (absent: the defaults in async.ts). */
+  readonly fileSlots?: FileSlotLimits;
+}
+
+export interface FileSlotLimits {
+  readonly count: number;
+  /** Past this wait for a free slot, the call fails with BUSY (`450`). */
+  readonly waitMs: number;
 }
 
 /** Prefix of the temporary files: starts with a dot, so never a valid name, never listed or served. */

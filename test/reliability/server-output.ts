@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { isValidName, MAX_LINE_BYTES, ReceiveBuffer } from '../../protocol/index.js';
 
 /** Every code PROTOCOL.md gives a server. */
-export const REPLY_CODES: ReadonlySet<number> = new Set([150, 200, 211, 213, 214, 220, 221, 226, 350, 421, 451, 452, 500, 501, 503, 550, 552, 553, 554]);
+export const REPLY_CODES: ReadonlySet<number> = new Set([150, 200, 211, 213, 214, 220, 221, 226, 350, 421, 450, 451, 452, 500, 501, 503, 550, 552, 553, 554]);
 const REPLY_LINE = /^([0-9]{3})(?: (.*))?$/s;
 const LIST_ENTRY = /^(\S+) ([0-9]+) (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)$/;
 /** A reply line's longest: `200 ` and an ECHO of the longest text a request line can carry is under this. */

@@ -6,7 +6,8 @@
  *   its grace time;
  * - a second SIGTERM aborts what is left at once: the upload is discarded
  *   (the file unchanged, no temporary file), and the process exits 0;
- * - the end of the grace time does the same for an upload that stalls.
+ * - the end of the grace time does the same for an upload that stalls, and
+ *   says so first: `421 shutting down`, then the close.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -107,7 +108,7 @@ for (const model of SERVER_MODELS) {
       t.same(tempFilesIn(server.root), [], 'no temporary file left');
     });
 
-    t.test('the end of the grace time aborts a stalled upload: the file unchanged, no temporary file, exit 0', async (t) => {
+    t.test('the end of the grace time aborts a stalled upload with 421 shutting down: the file unchanged, no temporary file, exit 0', async (t) => {
       const grace = 1;
       const server = await serverWith(t, model, grace);
       const uploader = await open(t, server);
@@ -115,6 +116,8 @@ for (const model of SERVER_MODELS) {
       const signalled = Date.now();
       server.kill('SIGTERM');
       await server.waitForLine(/grace time over: aborting 1 sessions/, 5000);
+      t.equal(await uploader.readLine(), '421 shutting down', 'the uploader is told why, before the close');
+      await uploader.expectClose();
       const exit = await server.waitExit(10_000);
       t.same(exit, { code: 0, signal: null }, `exit 0 after ${((Date.now() - signalled) / 1000).toFixed(1)} s (grace ${grace} s)`);
       t.equal(readOrNull(server.root, 'keep.txt')?.toString(), 'original', 'keep.txt unchanged');

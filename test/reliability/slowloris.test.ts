@@ -15,11 +15,19 @@
  * - sequential: one slow client starves everyone, and the log shows it (who
  *   waits behind whom, and for how long); a dribbler holds the server for as
  *   long as it dribbles, and the idle timeout ends it once it stops.
+ * - every model, clients that hold on (hostile-clients.ts): two each of
+ *   clients that never read (a GET of 16 MiB, a flood of ECHO), that trickle
+ *   an upload, and that queue and leave. A fresh client is served within the
+ *   model's bound (async at once; workers and sequential once the write stall,
+ *   the minimum upload rate and the leaving have freed a thread or the
+ *   server), and each of them is ended for the reason its kind calls for.
  */
 import t from 'tap';
 import type { ServerModelName } from '../../servers/index.js';
 import type { WireClient } from '../helpers/wire.js';
 import { delay, eventually, WireFixture } from '../helpers/wire-fixture.js';
+import { SERVER_MODELS } from '../../servers/index.js';
+import { crowdBounds, freshClientServed, HOSTILE_GET_BYTES, HOSTILE_GET_NAME, HOSTILE_KINDS, hostileEndings, launchCrowd } from './hostile-clients.js';
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 const HELD = 300;
@@ -148,3 +156,26 @@ t.test('sequential: a slow client starves the rest, and the log makes it visible
   t.equal(await next.readLine(5000), f.greeting, 'and the next client is served');
   await f.quit(next);
 });
+
+const HOLD_LIMITS = { idleTimeoutMs: 1000, uploadRateGraceMs: 1000, threads: 4 };
+
+for (const model of SERVER_MODELS) {
+  t.test(`${model}: clients that never read, trickle uploads, or queue and leave do not hold the server`, async (t) => {
+    const f = await WireFixture.start(t, model, {
+      idleTimeoutSeconds: HOLD_LIMITS.idleTimeoutMs / 1000,
+      minUploadRate: 1024,
+      uploadRateGraceMs: HOLD_LIMITS.uploadRateGraceMs,
+      threads: HOLD_LIMITS.threads,
+      maxConnections: 2000,
+      maxQueue: 2000,
+    });
+    f.writeFile(HOSTILE_GET_NAME, Buffer.alloc(HOSTILE_GET_BYTES, 0x68));
+    const crowd = HOSTILE_KINDS.flatMap((kind) => [kind, kind]);
+    const hostiles = await launchCrowd(crowd, f.port);
+    t.teardown(() => hostiles.forEach((h) => h.stop()));
+    const bounds = crowdBounds(crowd, { model, ...HOLD_LIMITS });
+    const took = await freshClientServed(f.port, bounds.freshMs);
+    t.pass(`a fresh client is served in ${took.toFixed(0)} ms (bound ${bounds.freshMs} ms) behind ${crowd.length} hostile clients`);
+    t.same(await hostileEndings(hostiles, () => f.server.logs, bounds.endedMs), [], 'each hostile connection was ended for its reason');
+  });
+}

@@ -1,13 +1,15 @@
 /**
  * `npm run torture -- --trials N [--models sequential,workers,async] [--seed S] [--max-upload BYTES] [--keep]
- *   [--large-file BYTES] [--large-appends N]`
+ *   [--large-file BYTES] [--large-appends N] [--hold-trials N] [--hold-crowd N]`
  *
  * The long crash campaign (see crash.ts): per model, N trials, each a client
  * SIGKILLed mid-upload and then the server SIGKILLed mid-upload or mid-commit
  * and restarted on the same root, every file checked against the recorded
  * history after each restart. Then the attack of large-append-attack.ts: four
- * clients appending small records at once to a large file. Prints every
- * failure, a summary per model, and exits 1 if any trial failed.
+ * clients appending small records at once to a large file. Then the attack of
+ * hold-on-attack.ts: crowds of clients that never read, trickle uploads, or
+ * queue and leave, with a fresh client that must still be served. Prints
+ * every failure, a summary per model, and exits 1 if any trial failed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,6 +18,7 @@ import { hideBin } from 'yargs/helpers';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { CrashCampaign, summarize, type TrialReport } from './crash.js';
 import { describeLargeAppends, largeAppendAttack } from './large-append-attack.js';
+import { describeHoldOn, holdOnAttack } from './hold-on-attack.js';
 import { makeTempRoot } from '../helpers/server.js';
 
 const args = await yargs(hideBin(process.argv))
@@ -27,6 +30,8 @@ const args = await yargs(hideBin(process.argv))
   .option('keep', { type: 'boolean', default: false, describe: 'keep the storage roots (for a post-mortem)' })
   .option('large-file', { type: 'number', default: 256 * 1024 * 1024, describe: 'append attack: bytes of the large file appended to' })
   .option('large-appends', { type: 'number', default: 100, describe: 'append attack: appends per client (4 clients)' })
+  .option('hold-trials', { type: 'number', default: 5, describe: 'hold-on attack: trials per model (each a crowd of hostile clients, then a fresh one)' })
+  .option('hold-crowd', { type: 'number', default: 2, describe: 'hold-on attack: most clients of each hostile kind per trial' })
   .strict()
   .parseAsync();
 
@@ -61,6 +66,13 @@ for (const [index, model] of models.entries()) {
   if (appended.failures.length > 0) failed++;
   process.stdout.write(`${model}: ${describeLargeAppends(attack, appended)}\n`);
   fs.rmSync(attack.root, { recursive: true, force: true });
+
+  const holdRoot = path.join(base, `${model}-hold-on`);
+  const held = await holdOnAttack({ model, root: holdRoot, trials: args['hold-trials'], seed: args.seed + index, maxPerKind: args['hold-crowd'] });
+  for (const failure of held.failures) process.stdout.write(`  FAIL ${model} hold-on: ${failure}\n`);
+  failed += held.failures.length;
+  process.stdout.write(`${model}: ${describeHoldOn(held)}\n`);
+  fs.rmSync(holdRoot, { recursive: true, force: true });
 }
 process.stdout.write(failed === 0 ? 'torture: no failures\n' : `torture: ${failed} failed trials\n`);
 process.exit(failed === 0 ? 0 : 1);
