@@ -44,6 +44,14 @@ async function fakeSocklab(t: Pick<typeof tapRoot, 'teardown'>, onLine: (line: s
 }
 const tapRoot = t;
 
+/** A fake's answer to a PUT line: `150`, then what follows is the upload's data. */
+function acceptPut(line: string, socket: net.Socket): 'stop' | undefined {
+  const size = /^PUT \S+ (\d+) /.exec(line)?.[1];
+  if (size === undefined) return undefined;
+  socket.write(`150 send ${size} bytes\n`);
+  return 'stop';
+}
+
 t.test('a refused connection: one sentence, exit 1, for every client', async (t) => {
   const port = String(await closedPort());
   const file = path.join(local, 'small.txt');
@@ -62,12 +70,7 @@ t.test('the server dies in the middle of an upload (put)', async (t) => {
   let received = 0;
   const fake = await fakeSocklab(
     t,
-    (line, socket) => {
-      const size = /^PUT \S+ (\d+) /.exec(line)?.[1];
-      if (size === undefined) return undefined;
-      socket.write(`150 send ${size} bytes\n`);
-      return 'stop';
-    },
+    acceptPut,
     (chunk, socket) => {
       received += chunk.length;
       if (received >= 100_000) socket.destroy();
@@ -84,12 +87,7 @@ t.test('the server dies in the middle of an upload (put)', async (t) => {
 t.test('the server dies in the middle of an upload (interactive client)', async (t) => {
   const fake = await fakeSocklab(
     t,
-    (line, socket) => {
-      const size = /^PUT \S+ (\d+) /.exec(line)?.[1];
-      if (size === undefined) return undefined;
-      socket.write(`150 send ${size} bytes\n`);
-      return 'stop';
-    },
+    acceptPut,
     (_chunk, socket) => socket.destroy(),
   );
   const r = await runCli(['client', '--port', String(fake.port)], { stdin: `${bigFile}\ny\n\n` });
@@ -105,12 +103,7 @@ t.test('Ctrl-C during an upload: the client says the server discards it, exit 13
   let interrupted = false;
   const fake = await fakeSocklab(
     t,
-    (line, socket) => {
-      const size = /^PUT \S+ (\d+) /.exec(line)?.[1];
-      if (size === undefined) return undefined;
-      socket.write(`150 send ${size} bytes\n`);
-      return 'stop';
-    },
+    acceptPut,
     (_chunk, socket) => {
       // Data is flowing: stop reading (the client blocks on a full socket) and press Ctrl-C.
       socket.pause();
@@ -166,12 +159,7 @@ t.test("an upload whose 226 reports another sha256 than the file's is not called
   // (and says bye to a QUIT after it, so a client that believed it ends at once).
   const fake = await fakeSocklab(
     t,
-    (line, socket) => {
-      const size = /^PUT \S+ (\d+) /.exec(line)?.[1];
-      if (size === undefined) return undefined;
-      socket.write(`150 send ${size} bytes\n`);
-      return 'stop';
-    },
+    acceptPut,
     (chunk, socket) => {
       const before = received.length;
       received = Buffer.concat([received, chunk]);
