@@ -61,6 +61,8 @@ t.test('greeting: the model from 220 socklab/1 <model> ready', async (t) => {
   }
   const { c } = client('220 hello there\n');
   t.equal((await c.greeting()).model, 'unknown', 'a 220 of another form still greets');
+  const quoting = client('220 welcome, this is not socklab/1 fake\n');
+  t.equal((await quoting.c.greeting()).model, 'unknown', 'a model is read only from a greeting that starts with socklab/1');
 });
 
 t.test('greeting: a refusal is a ReplyError carrying the reply', async (t) => {
@@ -68,6 +70,7 @@ t.test('greeting: a refusal is a ReplyError carrying the reply', async (t) => {
   const error = await rejection(c.greeting());
   isReplyError(t, error, 421, 'greeting');
   if (error instanceof ReplyError) t.equal(error.reply.text, 'too many connections');
+  t.equal((error as Error).message, 'the server did not greet: the server answered 421 too many connections', 'the message says what happened, for people');
 });
 
 t.test('greeting: the server closes before greeting', async (t) => {
@@ -97,6 +100,11 @@ t.test('an error code is a ReplyError carrying the reply', async (t) => {
   isReplyError(t, e1, 500, 'ping');
   if (e1 instanceof ReplyError) t.same(e1.reply, { code: 500, text: 'unknown command' });
   isReplyError(t, await rejection(c.echo('x')), 421, 'echo');
+  const bare = client(`${GREETING}502\n`);
+  await bare.c.greeting();
+  const e3 = await rejection(bare.c.ping());
+  isReplyError(t, e3, 502, 'a reply with a code alone');
+  t.equal((e3 as Error).message, 'PING: the server answered 502', 'no trailing text when the reply has none');
 });
 
 t.test('malformed replies: MALFORMED_REPLY', async (t) => {
@@ -154,17 +162,33 @@ t.test('list parses "<name> <size> <mtime>" lines and ignores further fields', a
   t.equal(ch.written, 'LIST\nLIST\n');
 });
 
+t.test('list: a count of several digits', async (t) => {
+  const names = Array.from({ length: 12 }, (_, i) => `file-${i}.txt`);
+  const { c } = client(`${GREETING}211 12\n${names.map((name, i) => `${name} ${i} 2024-01-02T03:04:05.000Z\n`).join('')}200 PONG\n`);
+  await c.greeting();
+  t.same((await c.list()).map((f) => f.name), names, 'all twelve files');
+  t.same(await c.ping(), { code: 200, text: 'PONG' }, 'and the next reply is read as the next reply');
+});
+
 t.test('list: malformed header or line', async (t) => {
   for (const [script, what] of [
     ['211 x\n', 'count not a number'],
     ['211 -1\n', 'negative count'],
     ['211 1\na.txt five 2024-01-02T03:04:05.000Z\n', 'size not a number'],
     ['211 1\na.txt 5\n', 'mtime missing'],
+    ['211 1\na.txt 5x 2024-01-02T03:04:05.000Z\n', 'size with a suffix'],
+    ['211 1\na.txt x5 2024-01-02T03:04:05.000Z\n', 'size with a prefix'],
+    ['211 1\na.txt\n', 'a name alone'],
   ]) {
     const { c } = client(`${GREETING}${script}`);
     await c.greeting();
-    isCode(t, await rejection(c.list()), ErrorCodes.MALFORMED_REPLY, what ?? '');
+    const error = await rejection(c.list());
+    isCode(t, error, ErrorCodes.MALFORMED_REPLY, what ?? '');
+    t.match((error as Error).message, /^the server sent something that is not socklab protocol \(.+\)$/, `${what}: the message says what was wrong`);
   }
+  const badCount = client(`${GREETING}211 lots\n`);
+  await badCount.c.greeting();
+  t.match((await rejection(badCount.c.list())) as Error, { message: /LIST count "lots"/ }, 'the bad count is quoted');
   const { c } = client(`${GREETING}211 2\na 1 2024-01-02T03:04:05.000Z\n`);
   await c.greeting();
   isCode(t, await rejection(c.list()), ErrorCodes.CONNECTION_CLOSED, 'fewer lines than announced, then EOF');
@@ -179,7 +203,9 @@ t.test('stat: digest, null on 550, ReplyError otherwise', async (t) => {
   await c.greeting();
   t.same(await c.stat('notes.txt'), { size: 6, sha256: sha });
   t.equal(await c.stat('nope.txt'), null);
-  isReplyError(t, await rejection(c.stat('.x')), 553, 'bad name');
+  const refused = await rejection(c.stat('.x'));
+  isReplyError(t, refused, 553, 'bad name');
+  t.equal((refused as Error).message, 'STAT .x: the server answered 553 bad name', 'the message names the request and the reply');
   isCode(t, await rejection(c.stat('notes.txt')), ErrorCodes.MALFORMED_REPLY, 'bad sha256 in 213');
   t.equal(ch.written, 'STAT notes.txt\nSTAT nope.txt\nSTAT .x\nSTAT notes.txt\n');
 });
@@ -355,6 +381,17 @@ t.test('put: a failure after the data is a ReplyError (451, 452)', async (t) => 
     const { c } = client(`${GREETING}150 send 2 bytes\n${code} nope\n`);
     await c.greeting();
     isReplyError(t, await rejection(c.put('a', 2, [bytes('ab')])), code, String(code));
+  }
+});
+
+t.test('put: a 226 that is not "<name> <size> <sha256>" is MALFORMED_REPLY, not a commit', async (t) => {
+  const sha = sha256('ab');
+  for (const bad of ['226', '226 a', '226 a 2', `226 a 2 ${sha.toUpperCase()}`, '226 a 2 nothex']) {
+    const { c } = client(`${GREETING}150 send 2 bytes\n${bad}\n`);
+    await c.greeting();
+    const error = await rejection(c.put('a', 2, [bytes('ab')]));
+    isCode(t, error, ErrorCodes.MALFORMED_REPLY, JSON.stringify(bad));
+    t.match((error as Error).message, `PUT reply ${JSON.stringify(bad.slice(4))}`, `${JSON.stringify(bad)}: quoted in the message`);
   }
 });
 
