@@ -210,6 +210,18 @@ t.test('stat: digest, null on 550, ReplyError otherwise', async (t) => {
   t.equal(ch.written, 'STAT notes.txt\nSTAT nope.txt\nSTAT .x\nSTAT notes.txt\n');
 });
 
+t.test('stat: a size of several digits; a 213 that is not "<size> <sha256>" is MALFORMED_REPLY', async (t) => {
+  const sha = sha256('hello\n');
+  const big = client(`${GREETING}213 1234567 ${sha}\n`);
+  await big.c.greeting();
+  t.same(await big.c.stat('big.bin'), { size: 1234567, sha256: sha });
+  for (const bad of [`213 6x ${sha}`, `213 x6 ${sha}`, `213 -6 ${sha}`, '213 6', '213', `213 ${sha}`]) {
+    const { c } = client(`${GREETING}${bad}\n`);
+    await c.greeting();
+    isCode(t, await rejection(c.stat('a')), ErrorCodes.MALFORMED_REPLY, JSON.stringify(bad));
+  }
+});
+
 // ---------------------------------------------------------------------------
 // GET
 
