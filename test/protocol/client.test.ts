@@ -115,7 +115,14 @@ t.test('malformed replies: MALFORMED_REPLY', async (t) => {
   }
   const { c } = client(`${GREETING}200 ${'x'.repeat(10_000)}\n`);
   await c.greeting();
-  isCode(t, await rejection(c.ping()), ErrorCodes.MALFORMED_REPLY, 'a reply line over 8192 bytes');
+  const tooLong = await rejection(c.ping());
+  isCode(t, tooLong, ErrorCodes.MALFORMED_REPLY, 'a reply line over 8192 bytes');
+  // The CLI prints these messages as they are: they say what came, within one line.
+  t.equal((tooLong as Error).message, 'the server sent something that is not socklab protocol (a reply line is longer than 8192 bytes)');
+  const web = client(`HTTP/1.1 400 Bad Request\r\n`);
+  t.equal(((await rejection(web.c.greeting())) as Error).message, 'the server sent something that is not socklab protocol (not a reply line: "HTTP/1.1 400 Bad Request")');
+  const noise = client(`${'z'.repeat(200)}\n`);
+  t.equal(((await rejection(noise.c.greeting())) as Error).message, `the server sent something that is not socklab protocol (not a reply line: "${'z'.repeat(80)}")`, 'a long line is quoted up to 80 characters');
 });
 
 t.test('the server closes mid-reply: CONNECTION_CLOSED, and it stays closed', async (t) => {
@@ -272,6 +279,8 @@ t.test('get: a sha256 that does not match the bytes is MALFORMED_REPLY', async (
   const error = await rejection(c.get('a', () => undefined));
   isCode(t, error, ErrorCodes.MALFORMED_REPLY, 'mismatch');
   t.ok(error instanceof ConnectionError);
+  // The CLI prints a MALFORMED_REPLY's message as it is.
+  t.equal((error as Error).message, "GET a: the bytes received do not match the server's sha256");
 });
 
 t.test('get: refusals and broken streams', async (t) => {
@@ -465,7 +474,25 @@ t.test('an argument with a LF is refused before anything is written', async (t) 
     await c.greeting();
     const error = await rejection(attempt(c));
     isCode(t, error, ErrorCodes.INVALID_ARGUMENT, what);
+    t.equal((error as Error).message, 'a request cannot contain a line break', `${what}: the message says why`);
     t.equal(ch.written, '', `${what}: nothing written`);
+  }
+});
+
+t.test('each failure names the request it happened to', async (t) => {
+  // A program using the client (the load generator, a student's script) logs these messages.
+  const cases: Array<[string, (c: SocklabClient) => Promise<unknown>, string]> = [
+    ['150 5\nhello451 read failed\n', (c) => c.get('a.txt', () => undefined), 'GET a.txt: the server answered 451 read failed'],
+    ['550 a.txt: no such file\n', (c) => c.put('a.txt', 1, [bytes('x')]), 'PUT a.txt: the server answered 550 a.txt: no such file'],
+    ['150 send 1 bytes\n452 quota\n', (c) => c.put('a.txt', 1, [bytes('x')]), 'PUT a.txt: the server answered 452 quota'],
+    ['350 a.txt exists 3\n500 unknown command\n', (c) => c.put('a.txt', 1, [bytes('x')]), 'CANCEL a.txt: the server answered 500 unknown command'],
+    ['150 send 2 bytes\n', (c) => c.put('a.txt', 2, [bytes('x')]), 'PUT a.txt: the source ended after 1 of 2 bytes'],
+    ['', (c) => c.ping(), 'the server closed the connection'],
+  ];
+  for (const [script, attempt, message] of cases) {
+    const { c } = client(`${GREETING}${script}`);
+    await c.greeting();
+    t.equal(((await rejection(attempt(c))) as Error).message, message, message);
   }
 });
 
