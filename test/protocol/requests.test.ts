@@ -22,6 +22,7 @@ function refuses(t: Asserts, line: string, code: ErrorCode, replyCode: number, o
   if (!(error instanceof ProtocolError)) return;
   t.equal(error.code, code, `${JSON.stringify(line)}: error.code ${code}`);
   t.equal(error.reply.code, replyCode, `${JSON.stringify(line)}: reply ${replyCode}`);
+  t.equal(error.message, `${error.reply.code} ${error.reply.text}`, `${JSON.stringify(line)}: the message is the reply line`);
   t.equal(error.closesConnection, false, `${JSON.stringify(line)}: the connection stays usable`);
 }
 
