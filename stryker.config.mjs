@@ -30,6 +30,11 @@ function foldersToMutate(argv) {
 
 const folders = foldersToMutate(process.argv);
 
+// Every mutant that reaches the protocol core runs its property tests: 50 random
+// cases per property (not the 400 of `npm test`) keep a run within the hour on two
+// cores and still find what a change breaks. The test processes inherit this.
+process.env.SOCKLAB_PROPERTY_RUNS ??= '50';
+
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   // The sans-I/O protocol, the storage shared by every server, the socket plumbing.
@@ -47,11 +52,13 @@ export default {
   ignorePatterns: ['dist', 'results', 'reports', '.tap', '.stryker-tmp'],
   coverageAnalysis: 'perTest',
   // Under load (a shared machine, a busy laptop) a slow test must not count as a kill.
-  timeoutMS: 10_000,
+  timeoutMS: 5_000,
   timeoutFactor: 2,
   reporters: ['clear-text', 'progress', 'html', 'json'],
   htmlReporter: { fileName: 'reports/mutation/index.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  // With --reporters ...,event-recorder: each result as it comes (to follow a long run).
+  eventReporter: { baseDir: 'reports/mutation/events' },
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
 };
