@@ -225,7 +225,9 @@ t.test('stat: a size of several digits; a 213 that is not "<size> <sha256>" is M
   for (const bad of [`213 6x ${sha}`, `213 x6 ${sha}`, `213 -6 ${sha}`, '213 6', '213', `213 ${sha}`]) {
     const { c } = client(`${GREETING}${bad}\n`);
     await c.greeting();
-    isCode(t, await rejection(c.stat('a')), ErrorCodes.MALFORMED_REPLY, JSON.stringify(bad));
+    const error = await rejection(c.stat('a'));
+    isCode(t, error, ErrorCodes.MALFORMED_REPLY, JSON.stringify(bad));
+    t.equal((error as Error).message, `the server sent something that is not socklab protocol (STAT reply ${JSON.stringify(bad.slice(4))})`);
   }
 });
 
@@ -303,6 +305,12 @@ t.test('get: refusals and broken streams', async (t) => {
   const badSize = client(`${GREETING}150 lots\n`);
   await badSize.c.greeting();
   isCode(t, await rejection(badSize.c.get('a', () => undefined)), ErrorCodes.MALFORMED_REPLY, '150 without a size');
+
+  const negative = client(`${GREETING}150 -5\n226 ${EMPTY_SHA256}\n`);
+  await negative.c.greeting();
+  const error = await rejection(negative.c.get('a', () => undefined));
+  isCode(t, error, ErrorCodes.MALFORMED_REPLY, 'a negative size is not an empty file');
+  t.equal((error as Error).message, 'the server sent something that is not socklab protocol (GET size "-5")');
 });
 
 // ---------------------------------------------------------------------------
