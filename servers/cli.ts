@@ -86,6 +86,10 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
       .example('$0 server workers --threads 4', 'four clients at a time, the rest wait')
       .example('$0 server async --port 9000 --root /tmp/files', 'everyone at once') as unknown as Argv<ServerArgs>,
   handler: async (args) => {
+    // Whoever reads the log may go away first (a demo that stops, `| head`): the server goes on serving, unlogged.
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+    });
     try {
       const log = args.quiet ? () => {} : (line: string) => process.stdout.write(`${line}\n`);
       // Stamped like the log lines around them, so that a reader of the log (socklab demo) orders them by one clock.

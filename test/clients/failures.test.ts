@@ -45,6 +45,14 @@ async function fakeSocklab(t: Pick<typeof tapRoot, 'teardown'>, onLine: (line: s
 }
 const tapRoot = t;
 
+/** A fake's answer to a PUT line: `150`, then what follows is the upload's data. */
+function acceptPut(line: string, socket: net.Socket): 'stop' | undefined {
+  const size = /^PUT \S+ (\d+) /.exec(line)?.[1];
+  if (size === undefined) return undefined;
+  socket.write(`150 send ${size} bytes\n`);
+  return 'stop';
+}
+
 t.test('a refused connection: one sentence, exit 1, for every client', async (t) => {
   const port = String(await closedPort());
   const file = path.join(local, 'small.txt');
@@ -63,12 +71,7 @@ t.test('the server dies in the middle of an upload (put)', async (t) => {
   let received = 0;
   const fake = await fakeSocklab(
     t,
-    (line, socket) => {
-      const size = /^PUT \S+ (\d+) /.exec(line)?.[1];
-      if (size === undefined) return undefined;
-      socket.write(`150 send ${size} bytes\n`);
-      return 'stop';
-    },
+    acceptPut,
     (chunk, socket) => {
       received += chunk.length;
       if (received >= 100_000) socket.destroy();
@@ -85,12 +88,7 @@ t.test('the server dies in the middle of an upload (put)', async (t) => {
 t.test('the server dies in the middle of an upload (interactive client)', async (t) => {
   const fake = await fakeSocklab(
     t,
-    (line, socket) => {
-      const size = /^PUT \S+ (\d+) /.exec(line)?.[1];
-      if (size === undefined) return undefined;
-      socket.write(`150 send ${size} bytes\n`);
-      return 'stop';
-    },
+    acceptPut,
     (_chunk, socket) => socket.destroy(),
   );
   const r = await runCli(['client', '--retry', '0', '--port', String(fake.port)], { stdin: `${bigFile}\ny\n\n` });
@@ -116,12 +114,7 @@ t.test('Ctrl-C during an upload: the client says the server discards it, exit 13
   let interrupted = false;
   const fake = await fakeSocklab(
     t,
-    (line, socket) => {
-      const size = /^PUT \S+ (\d+) /.exec(line)?.[1];
-      if (size === undefined) return undefined;
-      socket.write(`150 send ${size} bytes\n`);
-      return 'stop';
-    },
+    acceptPut,
     (_chunk, socket) => {
       // Data is flowing: stop reading (the client blocks on a full socket) and press Ctrl-C.
       socket.pause();
@@ -165,6 +158,40 @@ t.test('a download whose sha256 does not match is not saved', async (t) => {
   t.ok(isOneSentence(r.stderr), r.stderr);
   t.match(r.stderr, /do not match the server's sha256/);
   t.same(fs.readdirSync(dir), []);
+});
+
+t.test("an upload whose 226 reports another sha256 than the file's is not called verified", async (t) => {
+  const content = 'the bytes on the client\n';
+  const file = path.join(local, 'checked.txt');
+  fs.writeFileSync(file, content);
+  const wrong = sha256('the bytes some other file has\n');
+  let received = Buffer.alloc(0);
+  // Takes the whole upload, as a real server would, then commits it with a sha256 of other bytes
+  // (and says bye to a QUIT after it, so a client that believed it ends at once).
+  const fake = await fakeSocklab(
+    t,
+    acceptPut,
+    (chunk, socket) => {
+      const before = received.length;
+      received = Buffer.concat([received, chunk]);
+      if (before < content.length && received.length >= content.length) socket.write(`226 checked.txt ${content.length} ${wrong}\n`);
+      if (received.subarray(content.length).includes('QUIT\n')) socket.end('221 bye\n');
+    },
+  );
+  const clients: [string, string[], string][] = [
+    ['client put', ['client', 'put', file], ''],
+    ['the interactive client', ['client'], `${file}\n\n`],
+  ];
+  for (const [which, args, stdin] of clients) {
+    received = Buffer.alloc(0);
+    const r = await runCli([...args, '--port', String(fake.port)], { stdin });
+    finished(t, r);
+    t.equal(received.subarray(0, content.length).toString('utf8'), content, `${which}: the fake received the whole file`);
+    t.equal(r.code, 1, `${which}: exit 1`);
+    t.ok(isOneSentence(r.stderr), r.stderr);
+    t.match(r.stderr, `socklab: the server committed checked.txt but reports sha256 ${wrong} for the bytes it received, while ${file} has ${sha256(content)}`);
+    t.notMatch(r.stdout, /verified/, `${which}: nothing is called verified`);
+  }
 });
 
 t.test('error replies become sentences', async (t) => {

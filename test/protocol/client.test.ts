@@ -81,6 +81,8 @@ t.test('greeting: the model from 220 socklab/1 <model> ready', async (t) => {
   }
   const { c } = client('220 hello there\n');
   t.equal((await c.greeting()).model, 'unknown', 'a 220 of another form still greets');
+  const quoting = client('220 welcome, this is not socklab/1 fake\n');
+  t.equal((await quoting.c.greeting()).model, 'unknown', 'a model is read only from a greeting that starts with socklab/1');
 });
 
 t.test('greeting: a refusal is a ReplyError carrying the reply', async (t) => {
@@ -88,6 +90,7 @@ t.test('greeting: a refusal is a ReplyError carrying the reply', async (t) => {
   const error = await rejection(c.greeting());
   isReplyError(t, error, 421, 'greeting');
   if (error instanceof ReplyError) t.equal(error.reply.text, 'too many connections');
+  t.equal((error as Error).message, 'the server did not greet: the server answered 421 too many connections', 'the message says what happened, for people');
 });
 
 t.test('greeting: the server closes before greeting', async (t) => {
@@ -117,6 +120,11 @@ t.test('an error code is a ReplyError carrying the reply', async (t) => {
   isReplyError(t, e1, 500, 'ping');
   if (e1 instanceof ReplyError) t.same(e1.reply, { code: 500, text: 'unknown command' });
   isReplyError(t, await rejection(c.echo('x')), 421, 'echo');
+  const bare = client(`${GREETING}502\n`);
+  await bare.c.greeting();
+  const e3 = await rejection(bare.c.ping());
+  isReplyError(t, e3, 502, 'a reply with a code alone');
+  t.equal((e3 as Error).message, 'PING: the server answered 502', 'no trailing text when the reply has none');
 });
 
 t.test('malformed replies: MALFORMED_REPLY', async (t) => {
@@ -127,7 +135,14 @@ t.test('malformed replies: MALFORMED_REPLY', async (t) => {
   }
   const { c } = client(`${GREETING}200 ${'x'.repeat(10_000)}\n`);
   await c.greeting();
-  isCode(t, await rejection(c.ping()), ErrorCodes.MALFORMED_REPLY, 'a reply line over 8192 bytes');
+  const tooLong = await rejection(c.ping());
+  isCode(t, tooLong, ErrorCodes.MALFORMED_REPLY, 'a reply line over 8192 bytes');
+  // The CLI prints these messages as they are: they say what came, within one line.
+  t.equal((tooLong as Error).message, 'the server sent something that is not socklab protocol (a reply line is longer than 8192 bytes)');
+  const web = client(`HTTP/1.1 400 Bad Request\r\n`);
+  t.equal(((await rejection(web.c.greeting())) as Error).message, 'the server sent something that is not socklab protocol (not a reply line: "HTTP/1.1 400 Bad Request")');
+  const noise = client(`${'z'.repeat(200)}\n`);
+  t.equal(((await rejection(noise.c.greeting())) as Error).message, `the server sent something that is not socklab protocol (not a reply line: "${'z'.repeat(80)}")`, 'a long line is quoted up to 80 characters');
 });
 
 t.test('the server closes mid-reply: CONNECTION_CLOSED, and it stays closed', async (t) => {
@@ -174,17 +189,33 @@ t.test('list parses "<name> <size> <mtime>" lines and ignores further fields', a
   t.equal(ch.written, 'LIST\nLIST\n');
 });
 
+t.test('list: a count of several digits', async (t) => {
+  const names = Array.from({ length: 12 }, (_, i) => `file-${i}.txt`);
+  const { c } = client(`${GREETING}211 12\n${names.map((name, i) => `${name} ${i} 2024-01-02T03:04:05.000Z\n`).join('')}200 PONG\n`);
+  await c.greeting();
+  t.same((await c.list()).map((f) => f.name), names, 'all twelve files');
+  t.same(await c.ping(), { code: 200, text: 'PONG' }, 'and the next reply is read as the next reply');
+});
+
 t.test('list: malformed header or line', async (t) => {
   for (const [script, what] of [
     ['211 x\n', 'count not a number'],
     ['211 -1\n', 'negative count'],
     ['211 1\na.txt five 2024-01-02T03:04:05.000Z\n', 'size not a number'],
     ['211 1\na.txt 5\n', 'mtime missing'],
+    ['211 1\na.txt 5x 2024-01-02T03:04:05.000Z\n', 'size with a suffix'],
+    ['211 1\na.txt x5 2024-01-02T03:04:05.000Z\n', 'size with a prefix'],
+    ['211 1\na.txt\n', 'a name alone'],
   ]) {
     const { c } = client(`${GREETING}${script}`);
     await c.greeting();
-    isCode(t, await rejection(c.list()), ErrorCodes.MALFORMED_REPLY, what ?? '');
+    const error = await rejection(c.list());
+    isCode(t, error, ErrorCodes.MALFORMED_REPLY, what ?? '');
+    t.match((error as Error).message, /^the server sent something that is not socklab protocol \(.+\)$/, `${what}: the message says what was wrong`);
   }
+  const badCount = client(`${GREETING}211 lots\n`);
+  await badCount.c.greeting();
+  t.match((await rejection(badCount.c.list())) as Error, { message: /LIST count "lots"/ }, 'the bad count is quoted');
   const { c } = client(`${GREETING}211 2\na 1 2024-01-02T03:04:05.000Z\n`);
   await c.greeting();
   isCode(t, await rejection(c.list()), ErrorCodes.CONNECTION_CLOSED, 'fewer lines than announced, then EOF');
@@ -199,9 +230,25 @@ t.test('stat: digest, null on 550, ReplyError otherwise', async (t) => {
   await c.greeting();
   t.same(await c.stat('notes.txt'), { size: 6, sha256: sha });
   t.equal(await c.stat('nope.txt'), null);
-  isReplyError(t, await rejection(c.stat('.x')), 553, 'bad name');
+  const refused = await rejection(c.stat('.x'));
+  isReplyError(t, refused, 553, 'bad name');
+  t.equal((refused as Error).message, 'STAT .x: the server answered 553 bad name', 'the message names the request and the reply');
   isCode(t, await rejection(c.stat('notes.txt')), ErrorCodes.MALFORMED_REPLY, 'bad sha256 in 213');
   t.equal(ch.written, 'STAT notes.txt\nSTAT nope.txt\nSTAT .x\nSTAT notes.txt\n');
+});
+
+t.test('stat: a size of several digits; a 213 that is not "<size> <sha256>" is MALFORMED_REPLY', async (t) => {
+  const sha = sha256('hello\n');
+  const big = client(`${GREETING}213 1234567 ${sha}\n`);
+  await big.c.greeting();
+  t.same(await big.c.stat('big.bin'), { size: 1234567, sha256: sha });
+  for (const bad of [`213 6x ${sha}`, `213 x6 ${sha}`, `213 -6 ${sha}`, '213 6', '213', `213 ${sha}`]) {
+    const { c } = client(`${GREETING}${bad}\n`);
+    await c.greeting();
+    const error = await rejection(c.stat('a'));
+    isCode(t, error, ErrorCodes.MALFORMED_REPLY, JSON.stringify(bad));
+    t.equal((error as Error).message, `the server sent something that is not socklab protocol (STAT reply ${JSON.stringify(bad.slice(4))})`);
+  }
 });
 
 // ---------------------------------------------------------------------------
@@ -254,6 +301,8 @@ t.test('get: a sha256 that does not match the bytes is MALFORMED_REPLY', async (
   const error = await rejection(c.get('a', () => undefined));
   isCode(t, error, ErrorCodes.MALFORMED_REPLY, 'mismatch');
   t.ok(error instanceof ConnectionError);
+  // The CLI prints a MALFORMED_REPLY's message as it is.
+  t.equal((error as Error).message, "GET a: the bytes received do not match the server's sha256");
 });
 
 t.test('get: refusals and broken streams', async (t) => {
@@ -276,6 +325,12 @@ t.test('get: refusals and broken streams', async (t) => {
   const badSize = client(`${GREETING}150 lots\n`);
   await badSize.c.greeting();
   isCode(t, await rejection(badSize.c.get('a', () => undefined)), ErrorCodes.MALFORMED_REPLY, '150 without a size');
+
+  const negative = client(`${GREETING}150 -5\n226 ${EMPTY_SHA256}\n`);
+  await negative.c.greeting();
+  const error = await rejection(negative.c.get('a', () => undefined));
+  isCode(t, error, ErrorCodes.MALFORMED_REPLY, 'a negative size is not an empty file');
+  t.equal((error as Error).message, 'the server sent something that is not socklab protocol (GET size "-5")');
 });
 
 // ---------------------------------------------------------------------------
@@ -378,6 +433,17 @@ t.test('put: a failure after the data is a ReplyError (451, 452)', async (t) => 
   }
 });
 
+t.test('put: a 226 that is not "<name> <size> <sha256>" is MALFORMED_REPLY, not a commit', async (t) => {
+  const sha = sha256('ab');
+  for (const bad of ['226', '226 a', '226 a 2', `226 a 2 ${sha.toUpperCase()}`, '226 a 2 nothex']) {
+    const { c } = client(`${GREETING}150 send 2 bytes\n${bad}\n`);
+    await c.greeting();
+    const error = await rejection(c.put('a', 2, [bytes('ab')]));
+    isCode(t, error, ErrorCodes.MALFORMED_REPLY, JSON.stringify(bad));
+    t.match((error as Error).message, `PUT reply ${JSON.stringify(bad.slice(4))}`, `${JSON.stringify(bad)}: quoted in the message`);
+  }
+});
+
 t.test('put: a source shorter than size drops the connection', async (t) => {
   const { c, ch } = client(`${GREETING}150 send 5 bytes\n`);
   await c.greeting();
@@ -436,7 +502,25 @@ t.test('an argument with a LF is refused before anything is written', async (t) 
     await c.greeting();
     const error = await rejection(attempt(c));
     isCode(t, error, ErrorCodes.INVALID_ARGUMENT, what);
+    t.equal((error as Error).message, 'a request cannot contain a line break', `${what}: the message says why`);
     t.equal(ch.written, '', `${what}: nothing written`);
+  }
+});
+
+t.test('each failure names the request it happened to', async (t) => {
+  // A program using the client (the load generator, a student's script) logs these messages.
+  const cases: Array<[string, (c: SocklabClient) => Promise<unknown>, string]> = [
+    ['150 5\nhello451 read failed\n', (c) => c.get('a.txt', () => undefined), 'GET a.txt: the server answered 451 read failed'],
+    ['550 a.txt: no such file\n', (c) => c.put('a.txt', 1, [bytes('x')]), 'PUT a.txt: the server answered 550 a.txt: no such file'],
+    ['150 send 1 bytes\n452 quota\n', (c) => c.put('a.txt', 1, [bytes('x')]), 'PUT a.txt: the server answered 452 quota'],
+    ['350 a.txt exists 3\n500 unknown command\n', (c) => c.put('a.txt', 1, [bytes('x')]), 'CANCEL a.txt: the server answered 500 unknown command'],
+    ['150 send 2 bytes\n', (c) => c.put('a.txt', 2, [bytes('x')]), 'PUT a.txt: the source ended after 1 of 2 bytes'],
+    ['', (c) => c.ping(), 'the server closed the connection'],
+  ];
+  for (const [script, attempt, message] of cases) {
+    const { c } = client(`${GREETING}${script}`);
+    await c.greeting();
+    t.equal(((await rejection(attempt(c))) as Error).message, message, message);
   }
 });
 

@@ -68,6 +68,20 @@ t.test('lines spanning several chunks', async (t) => {
   t.same(takeAll(buf), ['line:PUT a 1', 'line:PING', 'need-more']);
 });
 
+t.test('a line near the cap whose LF is in a later chunk, all buffered: found at once', async (t) => {
+  // The server reads only when the core asks for more bytes: a line that is
+  // already complete in the buffer but not found would never be answered.
+  for (const [chunks, line] of [
+    [['x'.repeat(9), '\n'], 'x'.repeat(9)],
+    [['x'.repeat(10), '\r\n'], 'x'.repeat(10)],
+    [['x'.repeat(5), 'y'.repeat(5), '\r', '\nPING\n'], 'x'.repeat(5) + 'y'.repeat(5)],
+  ] as const) {
+    const buf = new ReceiveBuffer();
+    for (const chunk of chunks) buf.push(bytes(chunk));
+    t.equal(lineText(buf.takeLine(10)), `line:${line}`, JSON.stringify(chunks));
+  }
+});
+
 t.test('line cap: 1024 content bytes pass, 1025 are too long', async (t) => {
   const cap = MAX_LINE_BYTES;
   t.equal(cap, 1024, 'PROTOCOL.md: a request line is at most 1024 bytes');

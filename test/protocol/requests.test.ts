@@ -22,6 +22,7 @@ function refuses(t: Asserts, line: string, code: ErrorCode, replyCode: number, o
   if (!(error instanceof ProtocolError)) return;
   t.equal(error.code, code, `${JSON.stringify(line)}: error.code ${code}`);
   t.equal(error.reply.code, replyCode, `${JSON.stringify(line)}: reply ${replyCode}`);
+  t.equal(error.message, `${error.reply.code} ${error.reply.text}`, `${JSON.stringify(line)}: the message is the reply line`);
   t.equal(error.closesConnection, false, `${JSON.stringify(line)}: the connection stays usable`);
 }
 
@@ -210,6 +211,28 @@ t.test('PUT: a name with a space in it gets a 501 that says so, not one about th
   }
   const error = thrown(() => parse('PUT a ten'));
   t.match(error instanceof ProtocolError ? error.reply.text : '', /^size must be a decimal byte count/, 'a size that is no number is still called that');
+});
+
+t.test('501 says what is wrong, for a person typing requests by hand', async (t) => {
+  const texts: Array<[string, string]> = [
+    ['PING now', 'PING takes no arguments'],
+    ['QUIT x', 'QUIT takes no arguments'],
+    ['STAT', 'STAT takes one argument: a file name'],
+    ['GET a b', 'GET takes one argument: a file name'],
+    ['PUT', 'usage: PUT <name> <size> [mode=ask|new|overwrite|append] [sha256=<hex>]'],
+    ['PUT a', 'usage: PUT <name> <size> [mode=ask|new|overwrite|append] [sha256=<hex>]'],
+    ['PUT a ten', 'size must be a decimal byte count'],
+    ['PUT a 1 mode=bogus', 'bad or repeated option: mode=bogus'],
+    ['PUT a 1 mode=new mode=new', 'bad or repeated option: mode=new'],
+    [`PUT a 1 sha256=${SHA} sha256=${SHA}`, `bad or repeated option: sha256=${SHA}`],
+    ['PUT a 1 sha256=abc', 'bad or repeated option: sha256=abc'],
+    ['PUT a 1 size=3', 'unknown option: size=3'],
+    [`PUT a 1 checksum=${SHA}`, `unknown option: checksum=${SHA}`],
+  ];
+  for (const [line, text] of texts) {
+    const error = thrown(() => parse(line));
+    t.same(error instanceof ProtocolError ? error.reply : error, { code: 501, text }, line);
+  }
 });
 
 t.test('PUT: checks come in the order 501, 553, 552', async (t) => {

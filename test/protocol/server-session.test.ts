@@ -327,6 +327,7 @@ t.test('350 → any other line → 503 and the PUT is cancelled', async (t) => {
     t.equal(e.kind, 'reply', line);
     if (e.kind !== 'reply') continue;
     t.equal(e.reply.code, 503, `${JSON.stringify(line)} → 503`);
+    t.equal(e.reply.text, 'expected OVERWRITE, APPEND or CANCEL', `${JSON.stringify(line)}: the 503 says what was expected`);
     t.equal(e.close, false);
     t.equal(s.isClosed, false, `${JSON.stringify(line)}: not acted on (no QUIT)`);
     t.equal(codeOf((next(s, 'APPEND\n') as { bytes: Uint8Array }).bytes), 503, `${JSON.stringify(line)}: then no PUT is pending`);
@@ -364,6 +365,7 @@ t.test('OVERWRITE, APPEND, CANCEL with no PUT pending: 503', async (t) => {
   for (const word of ['OVERWRITE', 'APPEND', 'CANCEL', 'cancel']) {
     const e = next(s, `${word}\n`);
     t.equal(e.kind === 'reply' && e.reply.code, 503, word);
+    t.equal(e.kind === 'reply' && e.reply.text, `${word.toUpperCase()} without a pending PUT`, `${word}: the 503 says why`);
     t.equal(e.kind === 'reply' && e.close, false);
   }
   // Also right after a finished upload and after a 554.

@@ -20,7 +20,9 @@
  *   ENOSPC (inject-full-disk.cts) visibly before the data, while writing, or at
  *   fsync, answers `452` with the file unchanged and no temporary file; where
  *   an unprivileged user namespace can mount a tiny tmpfs, a real full disk too;
- * - --max-connections: `421 too many connections`, then close.
+ * - --max-connections: `421 too many connections`, then close;
+ * - workers --max-queue: exactly that many connections wait for a thread (and
+ *   are served in order), the next one gets `421 too many connections`.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -233,6 +235,31 @@ for (const model of SERVER_MODELS) {
     });
   });
 }
+
+t.test('workers --threads 1 --max-queue 2: exactly two connections wait, the next gets 421', async (t) => {
+  const f = await WireFixture.start(t, 'workers', { threads: 1, maxQueue: 2 });
+  const served = await f.open('holds the thread');
+  const queued: WireClient[] = [];
+  for (let i = 1; i <= 2; i++) {
+    const c = await f.connect(`queued ${i}`);
+    await eventually(() => f.acceptedConnections() === 1 + i, `queued ${i} is taken in`);
+    // Sent while it waits: served in order once a thread is free, not refused.
+    await c.sendLine('PING');
+    queued.push(c);
+  }
+  const extra = await f.connect('one too many');
+  t.equal(await extra.readLine(), '421 too many connections', 'the third waiting connection is refused at once');
+  await extra.expectClose();
+  for (const c of queued) t.equal(c.buffered === 0 && !c.isEnded, true, `${c.label} still waits: no greeting, no 421, not closed`);
+
+  await f.quit(served);
+  for (const c of queued) {
+    t.same(await c.readLines(2), [f.greeting, '200 PONG'], `${c.label} is served when the thread is free`);
+    await f.quit(c);
+  }
+  const after = await f.open('after the queue drained');
+  t.equal(await after.request('PING'), '200 PONG', 'the queue frees its places when its clients are served');
+});
 
 t.test('--max-root-size on the command line: byte units, 0 = no quota', async (t) => {
   const args = { host: '127.0.0.1', port: 0, root: '.', 'max-file-size': '1MiB', 'idle-timeout': 0, 'min-upload-rate': '1KiB', 'max-connections': 10, threads: 1, 'max-queue': 0, grace: 1 };
