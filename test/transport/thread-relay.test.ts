@@ -191,6 +191,6 @@ t.test('a client that stays connected but stops reading is cut off after the sta
   const closed = new Promise<void>((resolve) => served.once('close', () => resolve()));
   await closed;
   const seen = await report;
-  t.equal(seen.writeErrorCode, ErrorCodes.CONNECTION_CLOSED, 'the worker learns the client is gone');
+  t.equal(seen.writeErrorCode, ErrorCodes.WRITE_STALLED, 'the worker learns why: its client stopped reading');
   t.ok(seen.written < size, 'the write stopped part-way');
 });
