@@ -19,6 +19,7 @@ import {
   type ErrorCode,
 } from '../protocol/index.js';
 import { UsageError } from '../bin/cli-support.js';
+import { socklabCommand } from '../bin/invocation.js';
 
 /** What the client was doing when something failed: it picks the wording. */
 export type Operation =
@@ -112,7 +113,7 @@ function connectionSentence(error: ConnectionError, operation?: Operation): stri
         case 'put':
           // With all the data sent, the server may have committed it and only its 226 was lost.
           if (operation.sent === operation.size) {
-            return `the server closed the connection after all of ${quote(operation.name)} was sent but before confirming it, so it may or may not have been committed (check with "socklab client stat ${operation.name}", or upload with --retry, which finds out by itself)`;
+            return `the server closed the connection after all of ${quote(operation.name)} was sent but before confirming it, so it may or may not have been committed (check with "${socklabCommand()} client stat ${operation.name}", or upload with --retry, which finds out by itself)`;
           }
           if (operation.sent === 0 && operation.asked === true) {
             return `the server closed the connection while you were deciding whether to overwrite or append ${quote(operation.name)}; the file on the server is as it was`;

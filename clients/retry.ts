@@ -22,6 +22,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ErrorCodes, ReplyError, type ExistsDecision, type FileDigest, type PutMode, type SocklabClient } from '../protocol/index.js';
+import { socklabCommand } from '../bin/invocation.js';
 import type { LocalFile } from './local-file.js';
 import { INTERRUPTED_EXIT_CODE, withInterruptHandler } from './interrupt.js';
 import { ClientFailure, exitWith, explainFailure, GaveUp, quote, type Operation } from './messages.js';
@@ -253,5 +254,5 @@ async function endsWithOurs(client: SocklabClient, name: string, base: FileDiges
 
 function changedMeanwhile(name: string, now: FileDigest | null, before: string): string {
   const state = now === null ? 'gone' : `${now.size} bytes`;
-  return `${quote(name)} changed on the server while the upload was retried (it was ${before}, it is now ${state}): not sending the append again, so that it is never applied twice; check it with "socklab client stat ${name}"`;
+  return `${quote(name)} changed on the server while the upload was retried (it was ${before}, it is now ${state}): not sending the append again, so that it is never applied twice; check it with "${socklabCommand()} client stat ${name}"`;
 }
