@@ -47,7 +47,7 @@ export async function startSequentialServer(options: ServerOptions): Promise<Run
           void serveQueue();
         } else {
           shell.log(`${connection.label} waits: ${waiting.length} in the queue, serving ${serving.label}`);
-          connection.holdUntilServed(() => waiting.splice(waiting.indexOf(connection), 1));
+          connection.holdUntilServed(() => connection.leave(waiting));
         }
       },
     },

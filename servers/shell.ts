@@ -109,6 +109,12 @@ export class Connection {
     socket.resume();
   }
 
+  /** Removes this connection from a model's waiting list, if it is still there. */
+  leave(queue: Connection[]): void {
+    const at = queue.indexOf(this);
+    if (at >= 0) queue.splice(at, 1);
+  }
+
   /** Its turn: what the client sent while it waited (the socket is paused until the session reads it). */
   takeHeld(): HeldInput {
     const holding = this.holding;

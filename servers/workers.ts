@@ -68,7 +68,7 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
     if (running >= options.threads) {
       shell.log(`${connection.label} waits for a thread: ${queue.length} waiting, ${busy} busy`);
       // A client that gives up while queued frees its place at once.
-      connection.holdUntilServed(() => queue.splice(queue.indexOf(connection), 1));
+      connection.holdUntilServed(() => connection.leave(queue));
     }
     dispatch();
   }

@@ -319,7 +319,7 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   private async failWrite(upload: UploadState<FileHandle>, error: unknown): Promise<never> {
-    await this.writerOf(upload, null)?.discard();
+    await this.uploadWriters.get(upload)?.discard();
     throw await this.discard(upload, toStorageError(error, 'writing the upload', 'failure'));
   }
 
@@ -544,11 +544,9 @@ export class AsyncStorage implements AsyncStorageOps {
 
   private readonly uploadWriters = new WeakMap<UploadState<FileHandle>, BatchedFileWriter>();
 
-  private writerOf(upload: UploadState<FileHandle>, file: FileHandle): BatchedFileWriter;
-  private writerOf(upload: UploadState<FileHandle>, file: null): BatchedFileWriter | undefined;
-  private writerOf(upload: UploadState<FileHandle>, file: FileHandle | null): BatchedFileWriter | undefined {
+  private writerOf(upload: UploadState<FileHandle>, file: FileHandle): BatchedFileWriter {
     let writer = this.uploadWriters.get(upload);
-    if (writer === undefined && file !== null) {
+    if (writer === undefined) {
       writer = new BatchedFileWriter(file);
       this.uploadWriters.set(upload, writer);
     }
