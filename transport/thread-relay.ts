@@ -75,8 +75,14 @@ export const Flag = {
   STALLED: 1 << 8,
 } as const;
 
-/** Ring sizes: powers of two, so a wrapping counter maps to a position with a mask. */
-export const RING_BYTES = { input: 256 * 1024, output: 256 * 1024 } as const;
+/**
+ * Ring sizes: powers of two, so a wrapping counter maps to a position with a
+ * mask. The input ring is the larger: during an upload a full ring pauses the
+ * socket until the worker has taken it all, and at several hundred MiB/s a
+ * 256 KiB ring did that a few thousand times a second. Only connections in a
+ * thread have a channel, so this is memory per thread, not per client.
+ */
+export const RING_BYTES = { input: 1024 * 1024, output: 256 * 1024 } as const;
 /** Replies queue in the worker until it waits, or until this many are queued (a GET's data). */
 const WRITE_BATCH_BYTES = 64 * 1024;
 

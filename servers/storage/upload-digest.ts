@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { isMainThread, Worker } from 'node:worker_threads';
 import { ErrorCodes, StorageError } from '../../protocol/errors.js';
 import { createHashRing, HasherState, Slot, viewHashRing, type HashRing } from './hash-ring.js';
 
@@ -35,8 +35,17 @@ export interface EventLoopDigest {
 
 /** Below this, a thread hop costs more than the hashing it saves. */
 export const OFF_THREAD_MIN_BYTES = 8 * 1024 * 1024;
-/** 16 MiB: room for what arrives while a hasher thread starts, and for the hasher falling behind for a moment. */
-const RING_BYTES = 16 * 1024 * 1024;
+/**
+ * Room for the hasher falling behind for a moment (a few ms at full speed).
+ * The first upload also waits here while its hasher thread starts, once.
+ */
+const RING_BYTES = 4 * 1024 * 1024;
+/**
+ * Hasher threads per thread that receives uploads: on the event loop, one per
+ * core (uploads from several clients at once); in a worker thread, which
+ * serves one connection at a time, one.
+ */
+const MAX_HASHERS = isMainThread ? os.availableParallelism() : 1;
 /**
  * A sleeping hasher is woken once this much waits in the ring (or at the end):
  * far below the ring's size, so that a full ring always has the hasher awake.
@@ -123,11 +132,11 @@ class HasherThread {
 /** Hasher threads of this thread (each worker thread of the workers server has its own). */
 const hashers: HasherThread[] = [];
 
-/** A free hasher thread, a new one while there are fewer than cores, or null (then the digest is computed inline). */
+/** A free hasher thread, a new one while there are fewer than MAX_HASHERS, or null (then the digest is computed inline). */
 function acquireHasher(): HasherThread | null {
   let hasher = hashers.find((candidate) => candidate.free);
   if (hasher === undefined) {
-    if (hashers.length >= os.availableParallelism()) return null;
+    if (hashers.length >= MAX_HASHERS) return null;
     try {
       hasher = new HasherThread();
     } catch {

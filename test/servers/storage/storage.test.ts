@@ -322,7 +322,7 @@ for (const flavour of flavours) {
 
     t.test('a large upload (its sha256 computed on a hasher thread) is checked like a small one', async (t) => {
       const { root, storage } = await setup(t);
-      const large = randomBytes(24 * 1024 * 1024); // past OFF_THREAD_MIN_BYTES and the hasher's 16 MiB ring
+      const large = randomBytes(24 * 1024 * 1024); // past OFF_THREAD_MIN_BYTES and the hasher's 4 MiB ring
       const wrong = sha256(large.subarray(1));
       await t.rejects(upload(storage, 'large', large, 'new', wrong), { code: ErrorCodes.CHECKSUM_MISMATCH }, 'a wrong sha256 is refused');
       t.equal(await storage.probe('large'), null, 'and creates nothing');

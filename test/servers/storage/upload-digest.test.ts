@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { blockingDigest, eventLoopDigest, OFF_THREAD_MIN_BYTES, type BlockingDigest, type EventLoopDigest } from '../../../servers/storage/upload-digest.js';
 
 const MiB = 1024 * 1024;
-/** More than the hasher's 16 MiB ring, so the ring wraps and fills. */
+/** Ten times the hasher's 4 MiB ring, so the ring wraps and fills. */
 const data = randomBytes(40 * MiB);
 const expected = createHash('sha256').update(data).digest('hex');
 
