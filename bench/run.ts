@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every server × every scenario, each server as its own
- * process, the clients as load processes released together; tinybench counts
- * warm-up and measured runs and gives mean ± rme of the makespan. Writes the
+ * process, the clients as load processes released together, the servers' runs
+ * alternating within a scenario; tinybench gives mean ± rme of the makespan. Writes the
  * report, its JSON, a timeline SVG per scenario and index.html into
  * results/local/ (git-ignored: the reference run committed in results/, which
  * the guides point at, is never overwritten), and prints the tables and text
@@ -24,11 +24,11 @@ import { checkInteger, exitWithFailure, OUTPUT_COLUMNS, outputWidth, UsageError 
 import { socklabCommand } from '../bin/invocation.js';
 import { defaultProcessCount, LoadGenerator } from './load/load-generator.js';
 import { describeMachine } from './report/machine.js';
-import { measureTarget } from './load/measure.js';
+import { measureTargets } from './load/measure.js';
 import { writeHtmlReport } from './report/report-html.js';
 import type { BenchReport } from './report/report-markdown.js';
 import { buildScenarioReport } from './report/build-report.js';
-import type { ScenarioReport, TargetMeasurement } from './report/report-model.js';
+import type { ScenarioReport } from './report/report-model.js';
 import { textTable } from './report/report-table.js';
 import { cpuUseText } from './report/cpu-use.js';
 import { wrapText } from './report/format.js';
@@ -127,16 +127,14 @@ async function main(): Promise<void> {
       const processes = defaultProcessCount(params.clients ?? 1, SCENARIOS[name].defaultProcesses);
       const generator = generators.get(processes) ?? LoadGenerator.start(processes);
       generators.set(processes, generator);
-      const measurements: TargetMeasurement[] = [];
-      for (const spec of targets) {
-        const task = `${name} × ${targetLabel(spec)}`;
-        if (onTTY) progress.update({ task });
-        else process.stderr.write(`${task}: ${warmupRuns} warm-up + ${measuredRuns} measured run(s)\n`);
-        const load = { scenario: name, params, arrivalsPerSecond: null, sessionTimeoutMs: SESSION_TIMEOUT_MS };
-        // The ceiling scenario checks the load generator itself: the plain PING loop does the same job against the same line server.
-        const plan = { warmupRuns, measuredRuns, comparePlainLoop: spec.kind === 'ceiling', onRun: () => onTTY && progress.increment() };
-        measurements.push(await measureTarget(generator, spec, load, plan));
-      }
+      const task = `${name} × ${targets.map((spec) => targetLabel(spec)).join(', ')}`;
+      if (onTTY) progress.update({ task });
+      else process.stderr.write(`${task}: ${warmupRuns} warm-up + ${measuredRuns} measured run(s) each, their runs alternating\n`);
+      const load = { scenario: name, params, arrivalsPerSecond: null, sessionTimeoutMs: SESSION_TIMEOUT_MS };
+      // The ceiling scenario checks the load generator itself: the plain PING loop does the same job against the same line server.
+      const plan = { warmupRuns, measuredRuns, comparePlainLoop: (spec: TargetSpec) => spec.kind === 'ceiling', onRun: () => onTTY && progress.increment() };
+      // Every server's runs alternate with the others' (measureTargets), so none pays for what another left on the machine.
+      const measurements = await measureTargets(generator, targets, load, plan);
       reports.push(buildScenarioReport(name, params, null, measurements));
     }
   } finally {

@@ -38,7 +38,7 @@ interface ServerArgs {
   quiet: boolean;
 }
 
-export function serverOptionsFromArgs(args: Omit<ServerArgs, 'model' | 'quiet'>, log: (line: string) => void): ServerOptions {
+export function serverOptionsFromArgs(args: Omit<ServerArgs, 'model' | 'quiet'>, log: ServerOptions['log']): ServerOptions {
   return {
     host: args.host,
     port: checkedPort(args.port),
@@ -91,7 +91,7 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
       if (error.code !== 'EPIPE') throw error;
     });
     try {
-      const log = args.quiet ? () => {} : (line: string) => process.stdout.write(`${line}\n`);
+      const log = args.quiet ? null : (line: string) => process.stdout.write(`${line}\n`);
       // Stamped like the log lines around them, so that a reader of the log (socklab demo) orders them by one clock.
       const say = (line: string) => process.stdout.write(args.quiet ? `${line}\n` : `${new Date().toISOString()} ${line}\n`);
       const options = serverOptionsFromArgs(args, log);

@@ -46,7 +46,7 @@ export async function startSequentialServer(options: ServerOptions): Promise<Run
         if (serving === null) {
           void serveQueue();
         } else {
-          shell.log(`${connection.label} waits: ${waiting.length} in the queue, serving ${serving.label}`);
+          if (shell.logs) shell.log(`${connection.label} waits: ${waiting.length} in the queue, serving ${serving.label}`);
           connection.holdUntilServed(() => connection.leave(waiting));
         }
       },

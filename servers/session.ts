@@ -19,7 +19,7 @@ import {
   type Upload,
 } from '../protocol/index.js';
 import type { AsyncSessionIO, BlockingSessionIO, ClientInput } from '../transport/session-io.js';
-import type { AsyncStorageOps, StorageOps } from './storage/types.js';
+import type { AsyncStorageOps, ProbedName, StorageOps } from './storage/types.js';
 
 export type { AsyncSessionIO, BlockingSessionIO, ClientInput, ReadSignal } from '../transport/session-io.js';
 
@@ -139,7 +139,8 @@ export function* sessionProgram(session: ServerSession, policy: SessionPolicy = 
             yield write(answer.bytes);
             break;
           }
-          const end = yield* receiveUpload(session, answer.upload, shutdown, policy);
+          // Straight on from the probe: the storage need not look the name up again.
+          const end = yield* receiveUpload(session, answer.upload, shutdown, policy, { size: size.value });
           if (end !== null) return ended(end);
           break;
         }
@@ -198,8 +199,9 @@ function* receiveUpload(
   upload: Upload,
   shutdown: { requested: boolean },
   policy: SessionPolicy,
+  probed?: ProbedName,
 ): Generator<Effect, string | null, unknown> {
-  const begun = yield* attempt('beginUpload', upload);
+  const begun = yield* attempt('beginUpload', upload, probed);
   if (!begun.ok) {
     yield write(session.storageErrorReply(begun.error));
     return null;

@@ -37,7 +37,8 @@ export interface ServerOptions {
   readonly maxQueue: number;
   /** How long a shutdown waits for uploads in progress before aborting them. */
   readonly graceSeconds: number;
-  readonly log: (line: string) => void;
+  /** Where log lines go; null (--quiet): nowhere, and none is even formatted (a crowd's thousand connections would pay for it). */
+  readonly log: ((line: string) => void) | null;
 }
 
 export type ShellSignal = 'shutdown' | 'abort';
@@ -60,7 +61,8 @@ export class Connection {
   constructor(
     readonly id: number,
     readonly socket: net.Socket,
-    readonly remote: string,
+    /** The peer's address, for the log (null when there is no log: asking costs a system call). */
+    readonly remote: string | null,
     private readonly shell: Shell,
   ) {
     this.onSignal = () => this.refuse(Replies.shuttingDown(), 'shutdown before being served');
@@ -128,7 +130,7 @@ export class Connection {
   served(note = ''): void {
     this.servedAt = performance.now();
     const waited = (this.servedAt - this.acceptedAt) / 1000;
-    this.shell.log(`serving ${this.label} after ${waited.toFixed(3)} s waiting${note ? `; ${note}` : ''}`);
+    if (this.shell.logs) this.shell.log(`serving ${this.label} after ${waited.toFixed(3)} s waiting${note ? `; ${note}` : ''}`);
   }
 
   /** The session is over: log it, close the socket politely, free the slot. */
@@ -137,11 +139,13 @@ export class Connection {
     this.done = true;
     this.holding?.stop();
     this.holding = null;
-    const seconds = (performance.now() - (this.servedAt ?? this.acceptedAt)) / 1000;
-    this.shell.log(
-      `closed ${this.label} after ${seconds.toFixed(3)} s: ${result.requests} ${result.requests === 1 ? 'request' : 'requests'}, ` +
-        `${this.socket.bytesRead} B in, ${this.socket.bytesWritten} B out, ${result.outcome}`,
-    );
+    if (this.shell.logs) {
+      const seconds = (performance.now() - (this.servedAt ?? this.acceptedAt)) / 1000;
+      this.shell.log(
+        `closed ${this.label} after ${seconds.toFixed(3)} s: ${result.requests} ${result.requests === 1 ? 'request' : 'requests'}, ` +
+          `${this.socket.bytesRead} B in, ${this.socket.bytesWritten} B out, ${result.outcome}`,
+      );
+    }
     closeSocket(this.socket);
     this.shell.release(this);
   }
@@ -163,7 +167,7 @@ export class Connection {
   }
 
   get label(): string {
-    return `${this.remote} (#${this.id})`;
+    return `${this.remote ?? '?'} (#${this.id})`;
   }
 }
 
@@ -204,8 +208,13 @@ export class Shell {
     this.server.maxConnections = Number.MAX_SAFE_INTEGER;
   }
 
+  /** Whether log lines go anywhere: a line worth some work to build is built only then. */
+  get logs(): boolean {
+    return this.options.log !== null;
+  }
+
   log(line: string): void {
-    this.options.log(`${new Date().toISOString()} ${line}`);
+    this.options.log?.(`${new Date().toISOString()} ${line}`);
   }
 
   release(connection: Connection): void {
@@ -235,7 +244,7 @@ export class Shell {
   }
 
   private onConnection(socket: net.Socket): void {
-    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const remote = this.logs ? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}` : null;
     const connection = new Connection(this.nextId++, socket, remote, this);
     this.live.add(connection);
     socket.on('error', () => {});
@@ -243,7 +252,7 @@ export class Shell {
       connection.refuse(Replies.shuttingDown(), 'refused: shutting down');
       return;
     }
-    this.log(`new connection from ${connection.label}, ${this.live.size} connected`);
+    if (this.logs) this.log(`new connection from ${connection.label}, ${this.live.size} connected`);
     if (this.live.size > this.options.maxConnections) {
       connection.refuse(Replies.tooManyConnections(), `refused: over --max-connections ${this.options.maxConnections}`);
       return;

@@ -66,7 +66,7 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
     }
     queue.push(connection);
     if (running >= options.threads) {
-      shell.log(`${connection.label} waits for a thread: ${queue.length} waiting, ${busy} busy`);
+      if (shell.logs) shell.log(`${connection.label} waits for a thread: ${queue.length} waiting, ${busy} busy`);
       // A client that gives up while queued frees its place at once.
       connection.holdUntilServed(() => connection.leave(queue));
     }

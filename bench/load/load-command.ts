@@ -93,7 +93,7 @@ function withLoadOptions(yargs: Argv): Argv {
     .option('timeout', { type: 'number', default: DEFAULT_SESSION_TIMEOUT_SECONDS, describe: 'seconds a session may take before it is ended as an error' })
     .option('warmup', { type: 'number', default: 0, describe: 'runs before the measured ones, not counted (warm JIT, warm caches)' })
     .option('iterations', { type: 'number', default: 1, describe: 'measured runs: makespan as mean ± rme, percentiles over all of them' })
-    .option('ceiling', { type: 'boolean', default: false, describe: 'first run the same load against the ceiling servers (ideal makespan, % of ceiling)' })
+    .option('ceiling', { type: 'boolean', default: false, describe: 'run the same load against the ceiling servers too, their runs alternating with the server\'s (ideal makespan, % of ceiling)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the report and every session timeline as JSON' })
     .option('wide', { type: 'boolean', default: false, describe: `one table with every column on one line (about 190 columns); without it, the output fits ${OUTPUT_COLUMNS}` });
 }
@@ -108,7 +108,7 @@ const SCENARIO_EXAMPLES: Record<ScenarioName, ReadonlyArray<readonly [string, st
   ],
   upload: [
     ['async', '8 clients upload 16 MiB each at once'],
-    ['sequential --ceiling', 'the same one at a time, after the bare Node copy sink (% of ceiling)'],
+    ['sequential --ceiling', 'the same one at a time, runs alternating with the bare Node copy sink\'s (% of ceiling)'],
     ['workers --threads 2 --size 64MiB', 'bigger files through a pool of 2 threads'],
   ],
   'slow-client': [
@@ -159,7 +159,7 @@ export const loadCommand: CommandModule = {
       .demandCommand(1, `name a scenario: ${SCENARIO_NAMES.join(', ')}`)
       .example('$0 load chat sequential', 'homework 2: 8 clients × 5 ECHO 200 ms apart against a sequential server it starts')
       .example('$0 load chat workers --threads 4', 'the same against a pool of 4 threads: the other 4 clients queue')
-      .example('$0 load slow-client async --ceiling', 'head-of-line blocking, with the bare Node ceiling measured first')
+      .example('$0 load slow-client async --ceiling', 'head-of-line blocking, with the bare Node ceiling measured in alternation')
       .example('$0 load crowd async --clients 2000 --json > crowd.json', '2000 connections over 32 load processes, JSON out')
       .example('$0 load chat --host 192.168.1.20 --port 8020 --threads 8', 'a server already running on another machine')
       .example('$0 load chat --protocol echo --port 9000 --serves 1', 'homework 2 on your own blocking line server (no greeting, one answer per line)')

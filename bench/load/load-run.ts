@@ -1,11 +1,11 @@
 /**
  * Runs what `socklab load` was asked (bench/load/load-command.ts checks the
- * command line): the load processes, the server (and the ceiling first, with
- * --ceiling), the runs; then prints the report.
+ * command line): the load processes, the server (and the ceiling beside it,
+ * with --ceiling, their runs alternating), the runs; then prints the report.
  */
 import { LoadGenerator } from './load-generator.js';
 import { describeMachine } from '../report/machine.js';
-import { measureTarget, type LoadRequest } from './measure.js';
+import { measureTargets, type LoadRequest } from './measure.js';
 import { buildScenarioReport } from '../report/build-report.js';
 import type { ScenarioReport, TargetMeasurement } from '../report/report-model.js';
 import { wrapText } from '../report/format.js';
@@ -28,7 +28,7 @@ export interface LoadOptions {
   readonly sessionTimeoutMs: number;
   readonly warmupRuns: number;
   readonly measuredRuns: number;
-  /** Measure the ceiling first, with the same load. */
+  /** Measure the ceiling too, with the same load, its runs alternating with the target's. */
   readonly withCeiling: boolean;
   readonly json: boolean;
   /** Columns the text output may use (Infinity with --wide). */
@@ -44,16 +44,15 @@ async function load(options: LoadOptions): Promise<void> {
   const load: LoadRequest = { scenario, params, arrivalsPerSecond: options.arrivalsPerSecond, sessionTimeoutMs: options.sessionTimeoutMs };
   const specs: TargetSpec[] = options.withCeiling && options.target.kind !== 'ceiling' ? [{ kind: 'ceiling' }, options.target] : [options.target];
   if (!options.json) {
-    const starting = `${scenario}: ${params.clients ?? 0} clients over ${processes} load processes against ${specs.map((spec) => targetLabel(spec)).join(', then ')}...`;
+    const starting = `${scenario}: ${params.clients ?? 0} clients over ${processes} load processes against ${specs.map((spec) => targetLabel(spec)).join(' and ')}${specs.length > 1 ? ', their runs alternating' : ''}...`;
     process.stderr.write(`${wrapText(starting, options.width)}\n`);
   }
   const generator = LoadGenerator.start(processes);
-  const measurements: TargetMeasurement[] = [];
+  let measurements: TargetMeasurement[];
   try {
-    for (const spec of specs) {
-      const plan = { warmupRuns: options.warmupRuns, measuredRuns: options.measuredRuns, comparePlainLoop: spec === options.target };
-      measurements.push(await measureTarget(generator, spec, load, plan));
-    }
+    // The ceiling's runs and the server's alternate (measureTargets): neither pays for what the other left on the machine.
+    const plan = { warmupRuns: options.warmupRuns, measuredRuns: options.measuredRuns, comparePlainLoop: (spec: TargetSpec) => spec === options.target };
+    measurements = await measureTargets(generator, specs, load, plan);
   } finally {
     await generator.close();
   }
@@ -78,7 +77,7 @@ function loadText(report: ScenarioReport, processes: number, width: number): str
         ],
   );
   const prose = [
-    `${socklabCommand()} load ${report.scenario} ${report.flags}: ${report.targets.map((t) => t.label).join(', then ')}`,
+    `${socklabCommand()} load ${report.scenario} ${report.flags}: ${report.targets.map((t) => t.label).join(' and ')}`,
     `${report.targets[0]?.summary.clients ?? 0} clients over ${processes} load processes, ${report.arrivalsPerSecond === null ? 'closed model (all start together)' : `open model (${report.arrivalsPerSecond} session starts/s)`}; start skew (largest of the runs): ${skews}`,
     '',
     report.sentences.join(' '),

@@ -4,8 +4,9 @@
  * server they go through SocklabClient. Against the ceiling they go to the
  * bare Node servers that stand for the machine's limits: small requests to the
  * line server (which greets and answers every line with `200 PONG`), uploads to
- * the raw copy sink (`<size>` line, the bytes, `226` once fsync'd), so the very
- * same script measures what socklab costs on top. Against a plain line server
+ * the raw copy sink (`<size>` line, `150`, the bytes, `226` once fsync'd; QUIT,
+ * `221`: the round trips of a socklab session), so the very same script
+ * measures what socklab costs on top. Against a plain line server
  * (a student's homework server, `--protocol echo`) only lines go: each is sent
  * and its one answering line awaited.
  */
@@ -231,17 +232,24 @@ class SocklabScriptClient extends RecordedScriptClient {
   }
 }
 
-/** The copy sink: every line but a byte count gets `200 PONG`; a byte count, the bytes, then `226`. */
+/**
+ * The copy sink: a byte count gets `150`, then takes the bytes and answers
+ * `226`; QUIT gets `221`; every other line `200 PONG`. The round trips of a
+ * session are those of a socklab server's, so the ceiling bounds the same
+ * conversation.
+ */
 class CeilingScriptClient extends RecordedScriptClient {
   async list(): Promise<void> {
     await this.recorder.exchange('LIST', 200, () => this.line.request({ command: 'LIST' }));
   }
 
-  /** No `150` comes: the bytes follow the size line at once (recorded as the moment data starts). */
+  /** The size line and its `150` (as a socklab server's PUT), the bytes, the `226`. */
   async put(_name: string, payload: Payload, bytesPerSecond?: number): Promise<void> {
     await this.upload(
       async (chunks) => {
         await this.line.sendLine(String(payload.bytes.length));
+        const go = await this.line.readReply();
+        if (go.code !== 150) throw new ReplyError(go, 'upload to the copy sink');
         for await (const chunk of chunks) await this.lineChannel.write(chunk);
         const done = await this.line.readReply();
         if (done.code !== 226) throw new ReplyError(done, 'upload to the copy sink');
@@ -251,9 +259,14 @@ class CeilingScriptClient extends RecordedScriptClient {
     );
   }
 
-  /** The copy sink knows no QUIT: saying goodbye is closing. */
+  /** QUIT and its one answer (the copy sink's `221`; a bare line server's, or the load processes' warm-up server's, `200 PONG`), then closing. */
   async quit(): Promise<void> {
-    this.recorder.markQuitSent();
-    this.close();
+    const sentAt = this.recorder.markQuitSent();
+    try {
+      const bye = await this.line.request({ command: 'QUIT' });
+      this.recorder.reply('QUIT', sentAt, bye.code);
+    } finally {
+      this.close();
+    }
   }
 }

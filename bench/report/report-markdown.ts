@@ -55,7 +55,7 @@ export function markdownReport(report: BenchReport, svgFile: (scenario: string) 
     ...(report.ceilingCheck === undefined ? [] : [`- Ceilings: ${ceilingCheckSentence(report.ceilingCheck)}`]),
     '',
     'Each server ran as its own process, started afresh for each scenario; the clients were separate processes released together at a barrier. ' +
-      'The ceiling is bare Node doing the same work: a copy sink (it greets, answers every line, copies each upload into a file and fsyncs it) for the scripted scenarios, a line server for the PINGs of the ceiling scenario. ' +
+      'The ceiling is bare Node doing the same work: a copy sink (it greets, answers every line, copies each upload into a file and fsyncs it, with the round trips of a socklab session: `150` before the data, `226` after it, `221` to QUIT) for the scripted scenarios, a line server for the PINGs of the ceiling scenario. ' +
       'Makespan is from the common start instant to the last client done (mean ± relative margin of error at 95% over the measured runs, n = samples). ' +
       'Queue wait is TCP connect to greeting; session time is from the scheduled start to done; percentiles pool every session of every measured run (HDR histogram). ' +
       '"Most at once" counts clients between their greeting and their QUIT at the same instant. Server CPU is per run; peak RSS is over the whole scenario. ' +

@@ -1,12 +1,15 @@
 /**
  * The ceiling for bulk bytes: the barest Node server that copies what a client
  * sends into a file and fsyncs it. It greets (`220 copy-sink ready`) and then
- * reads lines: a line that is a byte count `<size>` is followed by that many
- * bytes, copied into a file and fsynced, then answered `226`; any other line
- * (LIST, ECHO, QUIT...) is answered `200 PONG`, like the line server does. So
- * a whole scripted session (greeting, small requests, an upload) runs over one
- * connection, as it does against a socklab server, with nothing parsed beyond
- * "is this line a number". Prints "listening on HOST:PORT".
+ * reads lines: a line that is a byte count `<size>` is answered `150` once the
+ * file is open, then that many bytes are copied into it and fsynced, then
+ * answered `226`; `QUIT` is answered `221` and the connection ends; any other
+ * line (LIST, ECHO...) is answered `200 PONG`, like the line server does. So
+ * a whole scripted session (greeting, small requests, an upload, goodbye)
+ * runs over one connection with the very round trips it has against a
+ * socklab server (PROTOCOL.md: `PUT` is answered `150` before the data), with
+ * nothing parsed beyond "is this line a number, or QUIT". Prints "listening
+ * on HOST:PORT".
  *
  * The bytes go to the file the way the async server writes them, and the
  * way a native copy does: gathered into large writes (1 MiB writev), several
@@ -24,6 +27,7 @@ import { BatchedFileWriter } from '../../servers/storage/batched-writer.js';
 
 const LF = 10;
 const PONG = Buffer.from('200 PONG\n');
+const BYE = Buffer.from('221 bye\n');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-copy-sink-'));
 let uploads = 0;
 
@@ -50,6 +54,7 @@ const server = net.createServer({ noDelay: true }, (socket) => {
     const opened = fsp.open(file, 'w').then((handle) => {
       const writer = new BatchedFileWriter(handle);
       started.writer = writer;
+      socket.write(`150 send ${size} bytes\n`);
       resumeUnlessCommitting();
       return { handle, writer };
     });
@@ -111,7 +116,10 @@ const server = net.createServer({ noDelay: true }, (socket) => {
       const line = rest.subarray(0, lf).toString('latin1').trim();
       rest = rest.subarray(lf + 1);
       if (/^[0-9]+$/.test(line)) upload = startUpload(Number(line));
-      else if (line !== '') socket.write(PONG);
+      else if (line === 'QUIT') {
+        socket.end(BYE);
+        return;
+      } else if (line !== '') socket.write(PONG);
     }
     unread = rest;
   };

@@ -61,7 +61,8 @@ export async function connectLoopback(port: number): Promise<net.Socket> {
 /**
  * One upload to a server process: a socklab server gets `PUT` with the
  * sha256 (it computes and checks it, then commits durably); the copy-sink
- * gets its bare byte count. Timed from the request to the final reply.
+ * gets its bare byte count. Both answer `150` before the data. Timed from the
+ * request to the final reply.
  */
 export async function uploadTo(server: ServerProcess, data: UploadData): Promise<UploadTiming> {
   const bare = server.target === 'copy-sink';
@@ -79,7 +80,7 @@ export async function uploadTo(server: ServerProcess, data: UploadData): Promise
       check();
     });
   try {
-    if (!bare) await until(/^220 /m);
+    await until(/^220 /m);
     const rssBefore = server.rss();
     let rssMax = rssBefore;
     const sampler = setInterval(() => (rssMax = Math.max(rssMax, server.rss())), 50);
@@ -87,7 +88,7 @@ export async function uploadTo(server: ServerProcess, data: UploadData): Promise
     const coresBefore = readCoreTicks();
     const started = performance.now();
     socket.write(bare ? `${data.size}\n` : `PUT big.bin ${data.size} mode=overwrite sha256=${data.sha256}\n`);
-    if (!bare) await until(/^150 /m);
+    await until(/^150 /m);
     await data.sendTo(socket);
     await until(/^226/m);
     const seconds = (performance.now() - started) / 1000;

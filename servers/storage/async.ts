@@ -5,7 +5,7 @@
  * order of the file-system calls.
  */
 import fsp, { type FileHandle } from 'node:fs/promises';
-import type { Stats, StatsFs } from 'node:fs';
+import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { BatchedFileWriter } from './batched-writer.js';
@@ -29,6 +29,7 @@ import {
   encodeIntent,
   fileExists,
   fileIdentity,
+  FreeSpaceEstimate,
   hasErrnoCode,
   intentFileName,
   isDirectorySyncUnsupported,
@@ -50,7 +51,6 @@ import {
   sortedForListing,
   tempFileName,
   toStorageError,
-  visiblyLacksSpace,
   wouldExceedQuota,
   type AppendIntent,
   type PendingUpload,
@@ -63,6 +63,7 @@ import type {
   FileDigest,
   FileSlotLimits,
   OpenStorageOptions,
+  ProbedName,
   ReadHandle,
   UploadHandle,
   UploadPlan,
@@ -272,16 +273,16 @@ export class AsyncStorage implements AsyncStorageOps {
     this.releaseSlot(reading);
   }
 
-  async beginUpload(plan: UploadPlan): Promise<UploadHandle> {
-    return this.withSlot(() => this.createUpload(plan));
+  async beginUpload(plan: UploadPlan, probed?: ProbedName): Promise<UploadHandle> {
+    return this.withSlot(() => this.createUpload(plan, probed));
   }
 
-  private async createUpload(plan: UploadPlan): Promise<AsyncUpload> {
+  private async createUpload(plan: UploadPlan, probed: ProbedName | undefined): Promise<AsyncUpload> {
     checkPlan(plan);
     const target = pathInRoot(this.root, plan.name);
     // Checking the limits and creating the temporary file that reserves room is one step for the others.
     return this.lock.withLock(commitLockKey(plan.name, this.quota), async () => {
-      const currentSize = regularSizeOrNull(plan.name, await this.lstatOrNull(target));
+      const currentSize = probed === undefined ? regularSizeOrNull(plan.name, await this.lstatOrNull(target)) : probed.size;
       if (plan.mode === 'new' && currentSize !== null) throw fileExists(plan.name);
       await this.refuseIfVisiblyFull(plan, currentSize);
       await this.refuseIfPastLimits(plan, currentSize, null);
@@ -336,14 +337,17 @@ export class AsyncStorage implements AsyncStorageOps {
     try {
       let size: number;
       let uploadSha256: string;
+      let closing: Promise<void> | null = null;
       try {
         // An append's data is fsync'd where it lands (see install); the rest is renamed as it is.
         // The flush to disk and the end of the hashing (on its thread, for a large upload) overlap.
         const [digest] = await Promise.all([upload.finishDigest(), upload.mode !== 'append' ? file.sync() : undefined]);
         uploadSha256 = upload.verifiedSha256(digest);
+        // Its data is on disk and a rename needs no descriptor: closing it overlaps the install.
+        if (upload.mode !== 'append') closing = closeQuietly(file);
         size = await this.lock.withLock(commitLockKey(upload.name, this.quota), () => this.install(upload, file));
       } finally {
-        await closeQuietly(file);
+        await (closing ?? closeQuietly(file));
       }
       upload.committed();
       this.releaseSlot(upload);
@@ -586,14 +590,35 @@ export class AsyncStorage implements AsyncStorageOps {
     this.releaseSlot(upload);
   }
 
+  private readonly freeSpace = new FreeSpaceEstimate();
+  /** The statfs under way, shared by the uploads that begin meanwhile. */
+  private spaceReading: Promise<void> | null = null;
+
   private async refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null): Promise<void> {
-    let space: StatsFs;
+    const needed = bytesNeededForUpload(plan, currentSize);
+    if (this.freeSpace.admit(needed, performance.now())) return;
+    if (!(await this.readSpace())) return; // Cannot tell: the writes will find out.
+    if (!this.freeSpace.admit(needed, performance.now())) throw noSpace();
+  }
+
+  /** A fresh statfs into the estimate; false if the file system cannot tell. */
+  private async readSpace(): Promise<boolean> {
+    this.spaceReading ??= fsp.statfs(this.root).then(
+      (space) => {
+        this.spaceReading = null;
+        this.freeSpace.record(space, performance.now());
+      },
+      (error: unknown) => {
+        this.spaceReading = null;
+        throw error;
+      },
+    );
     try {
-      space = await fsp.statfs(this.root);
+      await this.spaceReading;
+      return true;
     } catch {
-      return; // Cannot tell: the writes will find out.
+      return false;
     }
-    if (visiblyLacksSpace(space, bytesNeededForUpload(plan, currentSize))) throw noSpace();
   }
 
   /**

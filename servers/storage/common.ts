@@ -298,13 +298,46 @@ export interface SpaceStats {
 }
 
 /**
- * Whether the file system visibly lacks room for `needed` more bytes. Some
- * (virtual) file systems report zero blocks: they say nothing, so no refusal.
- * Quotas cannot be seen here; EDQUOT during the writes covers them.
+ * The room the file system visibly has, in bytes. Some (virtual) file systems
+ * report zero blocks: they say nothing, so no limit. Quotas cannot be seen
+ * here; EDQUOT during the writes covers them.
  */
-export function visiblyLacksSpace(stats: SpaceStats, needed: number): boolean {
-  if (stats.blocks <= 0) return false;
-  return stats.bavail * stats.bsize < needed;
+export function visibleRoom(stats: SpaceStats): number {
+  return stats.blocks <= 0 ? Number.POSITIVE_INFINITY : stats.bavail * stats.bsize;
+}
+
+/** How long one statfs reading serves the visible-space check of the uploads that follow it. */
+export const SPACE_READING_REUSE_MS = 1000;
+
+/**
+ * The visible free space, from one statfs reading reused for a moment: a
+ * crowd of small uploads then costs one statfs a second, not one each (for
+ * the async flavour, each is a round trip through the thread pool). The
+ * uploads admitted since the reading are taken off it, so the estimate only
+ * shrinks until the next one, and an upload it cannot admit is decided on a
+ * fresh reading: a refusal is never based on an old one. Space taken from
+ * outside within the moment is not seen, as it is not between any check and
+ * the writes either: ENOSPC while writing covers both.
+ */
+export class FreeSpaceEstimate {
+  /** Bytes left of the last reading (Infinity: the file system reports nothing), or null before any. */
+  private left: number | null = null;
+  private readAt = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly reuseMs = SPACE_READING_REUSE_MS) {}
+
+  /** Whether `needed` bytes fit in what is left of a recent reading; if so they are counted as taken. */
+  admit(needed: number, now: number): boolean {
+    if (this.left === null || now - this.readAt > this.reuseMs || this.left < needed) return false;
+    this.left -= needed;
+    return true;
+  }
+
+  /** A fresh reading, taken at `now`: what is left starts again from it. */
+  record(stats: SpaceStats, now: number): void {
+    this.left = visibleRoom(stats);
+    this.readAt = now;
+  }
 }
 
 /** Bytes an upload will occupy on disk by its commit: the data, and for `append` to a file the same bytes again, written in place. */

@@ -27,6 +27,7 @@ import {
   encodeIntent,
   fileExists,
   fileIdentity,
+  FreeSpaceEstimate,
   hasErrnoCode,
   intentFileName,
   isDirectorySyncUnsupported,
@@ -48,7 +49,6 @@ import {
   sortedForListing,
   tempFileName,
   toStorageError,
-  visiblyLacksSpace,
   wouldExceedQuota,
   type AppendIntent,
   type PendingUpload,
@@ -58,6 +58,7 @@ import { blockingDigest } from './upload-digest.js';
 import type {
   FileDigest,
   OpenStorageOptions,
+  ProbedName,
   ReadHandle,
   StorageOps,
   SyncNameLock,
@@ -175,12 +176,12 @@ export class SyncStorage implements StorageOps {
     if (fd !== null) closeQuietly(fd);
   }
 
-  beginUpload(plan: UploadPlan): UploadHandle {
+  beginUpload(plan: UploadPlan, probed?: ProbedName): UploadHandle {
     checkPlan(plan);
     const target = pathInRoot(this.root, plan.name);
     // Checking the limits and creating the temporary file that reserves room is one step for the others.
     return this.lock.withLock(commitLockKey(plan.name, this.quota), () => {
-      const currentSize = regularSizeOrNull(plan.name, this.lstatOrNull(target));
+      const currentSize = probed === undefined ? regularSizeOrNull(plan.name, this.lstatOrNull(target)) : probed.size;
       if (plan.mode === 'new' && currentSize !== null) throw fileExists(plan.name);
       this.refuseIfVisiblyFull(plan, currentSize);
       this.refuseIfPastLimits(plan, currentSize, null);
@@ -404,14 +405,17 @@ export class SyncStorage implements StorageOps {
     removeQuietly(upload.tempPath);
   }
 
+  private readonly freeSpace = new FreeSpaceEstimate();
+
   private refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null): void {
-    let space: fs.StatsFs;
+    const needed = bytesNeededForUpload(plan, currentSize);
+    if (this.freeSpace.admit(needed, performance.now())) return;
     try {
-      space = fs.statfsSync(this.root);
+      this.freeSpace.record(fs.statfsSync(this.root), performance.now());
     } catch {
       return; // Cannot tell: the writes will find out.
     }
-    if (visiblyLacksSpace(space, bytesNeededForUpload(plan, currentSize))) throw noSpace();
+    if (!this.freeSpace.admit(needed, performance.now())) throw noSpace();
   }
 
   /**

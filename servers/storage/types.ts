@@ -40,6 +40,11 @@ export interface UploadPlan {
 }
 
 /** The operations, in their synchronous form. */
+/** What `probe` found at a name: the size of the regular file there, or null for nothing. */
+export interface ProbedName {
+  readonly size: number | null;
+}
+
 export interface StorageOps {
   /** Valid names only (temporary files and anything else are hidden), regular files only, sorted bytewise. */
   list(): ListEntry[];
@@ -62,8 +67,13 @@ export interface StorageOps {
    * TOO_LARGE; the quota and visible free space: NO_SPACE), then creates the
    * temporary file the data goes to, whose name reserves the upload's size
    * against the quota and the limit until it commits or is discarded.
+   *
+   * `probed`: what `probe` returned for the name just before, when the upload
+   * follows it at once (a PUT answered without asking the client); the name is
+   * then not looked up again. Whatever changed in that moment, the commit sees:
+   * it looks again under the name's lock.
    */
-  beginUpload(plan: UploadPlan): UploadHandle;
+  beginUpload(plan: UploadPlan, probed?: ProbedName): UploadHandle;
   writeUpload(handle: UploadHandle, bytes: Uint8Array): void;
   /**
    * Under the name's lock: for `new` fails with EXISTS if the name exists now

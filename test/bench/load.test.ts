@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tap from 'tap';
 import { LoadGenerator } from '../../bench/load/load-generator.js';
-import { measureTarget } from '../../bench/load/measure.js';
+import { measureTargets } from '../../bench/load/measure.js';
 import { buildScenarioReport } from '../../bench/report/build-report.js';
 import type { RelativeSession, ScenarioReport, TargetReport } from '../../bench/report/report-model.js';
 import type { ScenarioName, ScenarioParams } from '../../bench/load/scenarios.js';
@@ -60,8 +60,8 @@ t.teardown(() => generator.close());
 
 async function measure(scenario: ScenarioName, params: ScenarioParams, spec: TargetSpec): Promise<TargetReport> {
   const load = { scenario, params, arrivalsPerSecond: null, sessionTimeoutMs: 30_000 };
-  const measured = await measureTarget(generator, spec, load, { warmupRuns: 0, measuredRuns: 1, comparePlainLoop: false });
-  const target = buildScenarioReport(scenario, params, null, [measured]).targets[0];
+  const measured = await measureTargets(generator, [spec], load, { warmupRuns: 0, measuredRuns: 1, comparePlainLoop: () => false });
+  const target = buildScenarioReport(scenario, params, null, measured).targets[0];
   if (target === undefined) throw new Error('no target in the report');
   return target;
 }
@@ -164,6 +164,26 @@ t.test('the ceiling scenario drives the bare line server and checks itself again
   t.ok((target?.summary.pingsPerSecond ?? 0) > 0);
   t.equal(target?.plainLoop?.connections, 2);
   t.ok((target?.plainLoop?.requestsPerSecond ?? 0) > 0, 'the plain loop ran against the same server');
+});
+
+t.test('several targets: their runs alternate, the order reversed every round, after the warm-up', async (t) => {
+  const load = { scenario: 'chat' as const, params: { ...SMALL_CHAT, echoes: 1 }, arrivalsPerSecond: null, sessionTimeoutMs: 30_000 };
+  const specs: TargetSpec[] = [
+    { kind: 'model', model: 'async' },
+    { kind: 'model', model: 'sequential' },
+  ];
+  let runs = 0;
+  const [first, second] = await measureTargets(generator, specs, load, { warmupRuns: 1, measuredRuns: 3, comparePlainLoop: () => false, onRun: () => runs++ });
+  t.equal(runs, 8, 'every run, warm-up or measured, of both');
+  t.same([first?.label, second?.label], ['async', 'sequential'], 'in the order given');
+  const starts = (runs: readonly { startAt: number }[] | undefined) => (runs ?? []).map((run) => run.startAt);
+  const [a1, a2, a3] = starts(first?.runs);
+  const [b1, b2, b3] = starts(second?.runs);
+  t.equal(first?.stats?.samples, 3, 'three measured runs each');
+  // Round 0 (warm-up) went async, sequential; round 1 goes sequential, async; round 2 async, sequential; round 3 reversed again.
+  const inTurn = [b1, a1, a2, b2, b3, a3];
+  t.notOk(inTurn.includes(undefined), 'every measured run recorded');
+  t.same([...inTurn].sort((x, y) => (x ?? 0) - (y ?? 0)), inTurn, `runs started in turn: B A, A B, B A (${inTurn.join(', ')})`);
 });
 
 t.test('a server is named, or reached with --host; neither is a usage error', async (t) => {

@@ -15,7 +15,8 @@ import {
   wouldExceedQuota,
   sortedForListing,
   toStorageError,
-  visiblyLacksSpace,
+  visibleRoom,
+  FreeSpaceEstimate,
 } from '../../../servers/storage/common.js';
 import { InThreadNameLock } from '../../../servers/storage/sync.js';
 import { PromiseChainNameLock } from '../../../servers/storage/async.js';
@@ -69,10 +70,25 @@ t.test('names', async (t) => {
   t.throws(() => pathInRoot('/root', '../etc'), { code: ErrorCodes.BAD_NAME });
 });
 
-t.test('visiblyLacksSpace', async (t) => {
-  t.equal(visiblyLacksSpace({ bavail: 10, bsize: 4096, blocks: 100 }, 40_960), false);
-  t.equal(visiblyLacksSpace({ bavail: 10, bsize: 4096, blocks: 100 }, 40_961), true);
-  t.equal(visiblyLacksSpace({ bavail: 0, bsize: 4096, blocks: 0 }, 1), false, 'a file system that reports nothing refuses nothing');
+t.test('visibleRoom', async (t) => {
+  t.equal(visibleRoom({ bavail: 10, bsize: 4096, blocks: 100 }), 40_960);
+  t.equal(visibleRoom({ bavail: 0, bsize: 4096, blocks: 0 }), Number.POSITIVE_INFINITY, 'a file system that reports nothing limits nothing');
+});
+
+t.test('FreeSpaceEstimate: a recent reading admits what fits in what is left of it, and nothing else', async (t) => {
+  const space = new FreeSpaceEstimate(1000);
+  t.equal(space.admit(1, 0), false, 'no reading yet: read first');
+  space.record({ bavail: 10, bsize: 4096, blocks: 100 }, 0);
+  t.equal(space.admit(30_000, 10), true, 'fits in the reading');
+  t.equal(space.admit(10_961, 20), false, 'the upload admitted before is counted: 10 960 bytes are left');
+  t.equal(space.admit(10_960, 20), true, 'exactly what is left');
+  t.equal(space.admit(1, 30), false, 'nothing left');
+  space.record({ bavail: 10, bsize: 4096, blocks: 100 }, 40);
+  t.equal(space.admit(40_960, 1040), true, 'a new reading starts again from its own figure');
+  space.record({ bavail: 10, bsize: 4096, blocks: 100 }, 2000);
+  t.equal(space.admit(1, 3001), false, 'a reading older than the reuse time admits nothing: read again');
+  space.record({ bavail: 0, bsize: 4096, blocks: 0 }, 4000);
+  t.equal(space.admit(Number.MAX_SAFE_INTEGER, 4001), true, 'a file system that reports nothing refuses nothing');
 });
 
 t.test('InThreadNameLock refuses a nested take of the same name', async (t) => {

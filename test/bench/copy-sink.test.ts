@@ -1,0 +1,25 @@
+/**
+ * The copy-sink ceiling speaks a session with the round trips of a socklab
+ * one (greeting; a byte count answered `150` before the data, `226` after it;
+ * QUIT answered `221`, then the end), so that the crowd's ceiling bounds the
+ * same conversation; and it really copies the bytes and fsyncs them.
+ */
+import t from 'tap';
+import { startServerProcess } from '../../bench/targets/server-process.js';
+import { WireClient } from '../helpers/wire.js';
+
+t.test('copy-sink: greeting, 150 before the data, 226 after it, PONG for other lines, 221 and the end for QUIT', async (t) => {
+  const sink = await startServerProcess('copy-sink');
+  t.teardown(() => sink.stop());
+  const c = await WireClient.connect(sink.port);
+  t.teardown(() => c.destroy());
+  t.equal(await c.readLine(), '220 copy-sink ready');
+  t.equal(await c.request('5'), '150 send 5 bytes', 'the byte count is answered before the data');
+  await c.send('hello');
+  t.equal(await c.readLine(), '226', 'the bytes are in once fsynced');
+  t.equal(await c.request('ECHO hi'), '200 PONG');
+  t.equal(await c.request('0'), '150 send 0 bytes', 'an empty upload too');
+  t.equal(await c.readLine(), '226');
+  t.equal(await c.request('QUIT'), '221 bye');
+  await c.expectClose();
+});
