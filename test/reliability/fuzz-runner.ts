@@ -22,8 +22,12 @@ import { ProtocolViolation, ServerOutputReader } from './server-output.js';
 
 /** A case's time limit when nothing else makes it wait. */
 export const CASE_TIMEOUT_MS = 10_000;
-/** No new output for this long after a `150`: the server waits for data the tail did not bring. */
-const STALL_MS = 300;
+/**
+ * No new output for this long after a `150`: the server waits for data the
+ * tail did not bring (or commits slowly: the LFs are then empty lines). Less
+ * than the fuzz server's idle time.
+ */
+const STALL_MS = 1000;
 const SAMPLE_BATCH = 500;
 
 export interface FuzzOptions {
@@ -45,7 +49,7 @@ export interface FuzzReport {
   readonly connections: number;
   /** Sessions the server ended itself, after a closing reply. */
   readonly closedByServer: number;
-  /** Cases whose data block the tail did not finish (a mutated size), finished by more LFs. */
+  /** Cases quiet for STALL_MS after a `150`, given as many LFs as it announced: a block the tail did not finish (a mutated size), or a slow commit. */
   readonly toppedUp: number;
   readonly failures: readonly string[];
   readonly seconds: number;

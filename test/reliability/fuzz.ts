@@ -65,7 +65,7 @@ for (const model of models) {
   failed ||= problems.length > 0;
   for (const problem of problems) process.stdout.write(`  FAIL ${model}: ${problem}\n`);
   process.stdout.write(
-    `${model}: ${report.cases} cases (${(report.bytesSent / 1e6).toFixed(1)} MB of hostile input, ${report.toppedUp} data blocks finished by more LFs) in ${report.seconds.toFixed(1)} s over ${report.connections} connections, ` +
+    `${model}: ${report.cases} cases (${(report.bytesSent / 1e6).toFixed(1)} MB of hostile input, ${report.toppedUp} quiet 150s topped up with LFs) in ${report.seconds.toFixed(1)} s over ${report.connections} connections, ` +
       `${report.closedByServer} closed by the server after a closing reply; ${describeCrowd(crowdReport)}; ` +
       `${problems.length} failures; a fresh client afterwards: ${after.freshMs === null ? 'not served' : `served in ${(after.freshMs / 1000).toFixed(2)} s`}\n`,
   );
