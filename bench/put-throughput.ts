@@ -17,11 +17,13 @@
  * the rounds' own ratios. The server's RSS is sampled every 50 ms: it must stay
  * flat (bytes are streamed to disk, never held whole).
  */
+import { createHash } from 'node:crypto';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { parseByteSize } from '../bin/cli-support.js';
 import { describeNativeCopy, median, nativeCopy, nativeCopyTool, UploadData, uploadTo, type NativeCopyTool, type UploadTiming } from './targets/native-copy.js';
 import { startServerProcess, type BenchTarget } from './targets/server-process.js';
+import { OFF_THREAD_MIN_BYTES } from '../servers/storage/upload-digest.js';
 
 const args = await yargs(hideBin(process.argv))
   .option('size', { type: 'string', default: '256MiB' })
@@ -73,10 +75,36 @@ const against = (target: Target, baseline: Target): string => {
 };
 const nativeName = tool === null ? null : describeNativeCopy(tool);
 process.stdout.write(`\nOne upload of ${args.size}, median of ${args.rounds} rounds${nativeName === null ? '' : `; native copy: ${nativeName}`}\n`);
-process.stdout.write('| target | MiB/s | × native copy | × copy-sink | RSS before → max |\n|---|---:|---:|---:|---:|\n');
+process.stdout.write(
+  '| target | MiB/s | × native copy | × copy-sink | server CPU s per GiB | cores busy | RSS before → max |\n|---|---:|---:|---:|---:|---:|---:|\n',
+);
+const GiB = 1024 * MiB;
 for (const [target, list] of results) {
   const rss = target === 'native' ? '—' : `${(median(list.map((r) => r.rssBefore)) / MiB).toFixed(0)} → ${(median(list.map((r) => r.rssMax)) / MiB).toFixed(0)} MiB`;
+  const cpu = list.flatMap((r) => (r.serverCpuSeconds === null ? [] : [r.serverCpuSeconds / (size / GiB)]));
+  const busy = list.flatMap((r) => (r.machineBusy === null ? [] : [r.machineBusy]));
   process.stdout.write(
-    `| ${target} | ${median(list.map(rate)).toFixed(0)} | ${results.has('native') ? against(target, 'native') : '—'} | ${results.has('copy-sink') ? against(target, 'copy-sink') : '—'} | ${rss} |\n`,
+    `| ${target} | ${median(list.map(rate)).toFixed(0)} | ${results.has('native') ? against(target, 'native') : '—'} | ${results.has('copy-sink') ? against(target, 'copy-sink') : '—'} | ` +
+      `${cpu.length === 0 ? '—' : median(cpu).toFixed(2)} | ${busy.length === 0 ? '—' : `${(median(busy) * 100).toFixed(0)}%`} | ${rss} |\n`,
   );
+}
+process.stdout.write(
+  `\nserver CPU: all the server's threads together (the socklab servers hash on a thread of their own from ${OFF_THREAD_MIN_BYTES / MiB} MiB); ` +
+    'cores busy: the whole machine during the upload, this sender included. When the cores are nearly all busy, the upload was CPU-bound: ' +
+    `the sha256 alone takes ${sha256CpuSecondsPerGiB().toFixed(2)} CPU s per GiB on this machine (measured now), on top of the copy.\n`,
+);
+
+/** CPU seconds Node's sha256 takes per GiB here: 64 MiB hashed, best of three. */
+function sha256CpuSecondsPerGiB(): number {
+  const block = Buffer.alloc(MiB, 1);
+  let best = Number.POSITIVE_INFINITY;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const started = process.cpuUsage();
+    const hash = createHash('sha256');
+    for (let i = 0; i < 64; i++) hash.update(block);
+    hash.digest();
+    const used = process.cpuUsage(started);
+    best = Math.min(best, (used.user + used.system) / 1e6);
+  }
+  return best * 16;
 }

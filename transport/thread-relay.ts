@@ -41,6 +41,15 @@ const Slot = {
   MAIN_BELL: 5,
   /** Bits of Flag, set with Atomics.or. */
   FLAGS: 6,
+  /**
+   * 1 while the worker sleeps (or is about to) on WORKER_BELL. A wake-up is a
+   * system call, and during an upload the main thread relays a socket chunk
+   * every few microseconds to a worker that is mostly busy: it rings the bell
+   * every time but only wakes a sleeper. The worker sets this, then its wait
+   * compares the bell with the value it read before looking; the main thread
+   * bumps the bell, then reads this: one of them sees the other.
+   */
+  WORKER_ASLEEP: 7,
 } as const;
 const HEADER_BYTES = 64;
 
@@ -66,8 +75,14 @@ export const Flag = {
   STALLED: 1 << 8,
 } as const;
 
-/** Ring sizes: powers of two, so a wrapping counter maps to a position with a mask. */
-export const RING_BYTES = { input: 256 * 1024, output: 256 * 1024 } as const;
+/**
+ * Ring sizes: powers of two, so a wrapping counter maps to a position with a
+ * mask. The input ring is the larger: during an upload a full ring pauses the
+ * socket until the worker has taken it all, and at several hundred MiB/s a
+ * 256 KiB ring did that a few thousand times a second. Only connections in a
+ * thread have a channel, so this is memory per thread, not per client.
+ */
+export const RING_BYTES = { input: 1024 * 1024, output: 256 * 1024 } as const;
 /** Replies queue in the worker until it waits, or until this many are queued (a GET's data). */
 const WRITE_BATCH_BYTES = 64 * 1024;
 
@@ -76,17 +91,18 @@ export function createRelayChannel(): SharedArrayBuffer {
   return new SharedArrayBuffer(HEADER_BYTES + RING_BYTES.input + RING_BYTES.output);
 }
 
+/** The rings are Buffers: Buffer#copy is several times faster than TypedArray#set into or out of shared memory. */
 interface Views {
   readonly header: Int32Array;
-  readonly input: Uint8Array;
-  readonly output: Uint8Array;
+  readonly input: Buffer;
+  readonly output: Buffer;
 }
 
 function viewsOf(channel: SharedArrayBuffer): Views {
   return {
     header: new Int32Array(channel, 0, HEADER_BYTES / 4),
-    input: new Uint8Array(channel, HEADER_BYTES, RING_BYTES.input),
-    output: new Uint8Array(channel, HEADER_BYTES + RING_BYTES.input, RING_BYTES.output),
+    input: Buffer.from(channel, HEADER_BYTES, RING_BYTES.input),
+    output: Buffer.from(channel, HEADER_BYTES + RING_BYTES.input, RING_BYTES.output),
   };
 }
 
@@ -95,29 +111,47 @@ function ring(header: Int32Array, slot: number): void {
   Atomics.notify(header, slot);
 }
 
+/** Rings the worker's bell, waking it only if it sleeps (see WORKER_ASLEEP). */
+function ringWorker(header: Int32Array): void {
+  Atomics.add(header, Slot.WORKER_BELL, 1);
+  if (Atomics.load(header, Slot.WORKER_ASLEEP) === 1) Atomics.notify(header, Slot.WORKER_BELL);
+}
+
+/** The worker sleeps until its bell is no longer `seen` (or `timeoutMs` passes). */
+function sleepWorker(header: Int32Array, seen: number, timeoutMs?: number): void {
+  Atomics.store(header, Slot.WORKER_ASLEEP, 1);
+  Atomics.wait(header, Slot.WORKER_BELL, seen, timeoutMs);
+  Atomics.store(header, Slot.WORKER_ASLEEP, 0);
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** Copies `count` bytes of `bytes` from `from` into the ring at counter `at`. */
-function copyIn(ringBytes: Uint8Array, at: number, bytes: Uint8Array, from: number, count: number): void {
+function copyIn(ringBytes: Buffer, at: number, bytes: Uint8Array, from: number, count: number): void {
+  const source = asBuffer(bytes);
   const position = at & (ringBytes.length - 1);
   const first = Math.min(count, ringBytes.length - position);
-  ringBytes.set(bytes.subarray(from, from + first), position);
-  if (count > first) ringBytes.set(bytes.subarray(from + first, from + count), 0);
+  source.copy(ringBytes, position, from, from + first);
+  if (count > first) source.copy(ringBytes, 0, from + first, from + count);
 }
 
 /** Copies `count` bytes out of the ring at counter `at` into a new buffer. */
-function copyOut(ringBytes: Uint8Array, at: number, count: number): Buffer {
+function copyOut(ringBytes: Buffer, at: number, count: number): Buffer {
   const out = Buffer.allocUnsafeSlow(count);
   const position = at & (ringBytes.length - 1);
   const first = Math.min(count, ringBytes.length - position);
-  out.set(ringBytes.subarray(position, position + first), 0);
-  if (count > first) out.set(ringBytes.subarray(0, count - first), first);
+  ringBytes.copy(out, 0, position, position + first);
+  if (count > first) ringBytes.copy(out, first, 0, count - first);
   return out;
 }
 
 /** Main-thread half: relays one socket to one worker through a channel. */
 export class SocketRelay {
   private readonly header: Int32Array;
-  private readonly inputRing: Uint8Array;
-  private readonly outputRing: Uint8Array;
+  private readonly inputRing: Buffer;
+  private readonly outputRing: Buffer;
   private inWritten = 0;
   private outRead = 0;
   /** Socket bytes that did not fit in the input ring; the socket is paused while there are any. */
@@ -201,7 +235,7 @@ export class SocketRelay {
     const bytes = copyOut(this.outputRing, this.outRead, available);
     this.outRead = (this.outRead + available) | 0;
     Atomics.store(this.header, Slot.OUT_READ, this.outRead);
-    if ((Atomics.load(this.header, Slot.FLAGS) & Flag.OUTPUT_WAITING) !== 0) ring(this.header, Slot.WORKER_BELL);
+    if ((Atomics.load(this.header, Slot.FLAGS) & Flag.OUTPUT_WAITING) !== 0) ringWorker(this.header);
     // A socket already gone: the worker learns it from SOCKET_CLOSED; its bytes go nowhere.
     if (!this.socket.writable || this.socket.write(bytes)) return;
     this.awaitingDrain = true;
@@ -244,7 +278,7 @@ export class SocketRelay {
         this.raise(Flag.INPUT_PAUSED);
       }
     }
-    ring(this.header, Slot.WORKER_BELL);
+    ringWorker(this.header);
   }
 
   /** Copies as much of `bytes` from `from` as the input ring has room for; returns how much. */
@@ -270,7 +304,7 @@ export class SocketRelay {
       }
       this.overflow.shift();
     }
-    if (moved) ring(this.header, Slot.WORKER_BELL);
+    if (moved) ringWorker(this.header);
     if (this.overflow.length === 0) {
       Atomics.and(this.header, Slot.FLAGS, ~Flag.INPUT_PAUSED);
       if (this.endAfterOverflow) {
@@ -282,15 +316,15 @@ export class SocketRelay {
 
   private raise(flags: number): void {
     Atomics.or(this.header, Slot.FLAGS, flags);
-    ring(this.header, Slot.WORKER_BELL);
+    ringWorker(this.header);
   }
 }
 
 /** Worker-thread half: the session's blocking reads and writes. */
 export class BlockingRelayIO implements BlockingSessionIO {
   private readonly header: Int32Array;
-  private readonly inputRing: Uint8Array;
-  private readonly outputRing: Uint8Array;
+  private readonly inputRing: Buffer;
+  private readonly outputRing: Buffer;
   private inRead = 0;
   private outWritten = 0;
   private shutdownSeen = false;
@@ -326,14 +360,14 @@ export class BlockingRelayIO implements BlockingSessionIO {
       if ((flags & Flag.INPUT_PAUSED) !== 0) ring(this.header, Slot.MAIN_BELL);
       this.flush();
       if (this.idleTimeoutMs <= 0) {
-        Atomics.wait(this.header, Slot.WORKER_BELL, seen);
+        sleepWorker(this.header, seen);
         continue;
       }
       // Idle time counts only while waiting for the client, from the first wait of this read.
       if (Number.isNaN(deadline)) deadline = performance.now() + this.idleTimeoutMs;
       const left = deadline - performance.now();
       if (left <= 0) return 'idle-timeout';
-      Atomics.wait(this.header, Slot.WORKER_BELL, seen, left);
+      sleepWorker(this.header, seen, left);
     }
   }
 
@@ -397,7 +431,7 @@ export class BlockingRelayIO implements BlockingSessionIO {
         const seen = Atomics.load(this.header, Slot.WORKER_BELL);
         if ((Atomics.load(this.header, Slot.FLAGS) & Flag.SOCKET_CLOSED) !== 0) throw this.whyClosed();
         if (((this.outWritten - Atomics.load(this.header, Slot.OUT_READ)) | 0) < RING_BYTES.output) return;
-        Atomics.wait(this.header, Slot.WORKER_BELL, seen);
+        sleepWorker(this.header, seen);
       }
     } finally {
       Atomics.and(this.header, Slot.FLAGS, ~Flag.OUTPUT_WAITING);

@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startServerProcess, type ServerProcess } from './server-process.js';
+import { machineBusy, readCoreTicks } from '../load/cpu-time.js';
 
 const MiB = 1024 * 1024;
 
@@ -41,6 +42,10 @@ export interface UploadTiming {
   /** The server's resident memory before the upload and at most during it (0 for the native copy). */
   readonly rssBefore: number;
   readonly rssMax: number;
+  /** CPU seconds the server used for the upload, all its threads together (null for the native copy). */
+  readonly serverCpuSeconds: number | null;
+  /** Busy share of all the machine's cores during the upload (1 = every core busy); null without /proc/stat. */
+  readonly machineBusy: number | null;
 }
 
 export async function connectLoopback(port: number): Promise<net.Socket> {
@@ -78,14 +83,24 @@ export async function uploadTo(server: ServerProcess, data: UploadData): Promise
     const rssBefore = server.rss();
     let rssMax = rssBefore;
     const sampler = setInterval(() => (rssMax = Math.max(rssMax, server.rss())), 50);
+    const cpuBefore = server.cpuSeconds();
+    const coresBefore = readCoreTicks();
     const started = performance.now();
     socket.write(bare ? `${data.size}\n` : `PUT big.bin ${data.size} mode=overwrite sha256=${data.sha256}\n`);
     if (!bare) await until(/^150 /m);
     await data.sendTo(socket);
     await until(/^226/m);
     const seconds = (performance.now() - started) / 1000;
+    const machine = machineBusy(coresBefore, readCoreTicks());
+    const cpuAfter = server.cpuSeconds();
     clearInterval(sampler);
-    return { seconds, rssBefore, rssMax: Math.max(rssMax, server.rss()) };
+    return {
+      seconds,
+      rssBefore,
+      rssMax: Math.max(rssMax, server.rss()),
+      serverCpuSeconds: cpuAfter - cpuBefore,
+      machineBusy: machine?.busyShare ?? null,
+    };
   } finally {
     socket.destroy();
   }
@@ -133,6 +148,7 @@ export async function nativeCopy(tool: NativeCopyTool, data: UploadData): Promis
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     }
+    const coresBefore = readCoreTicks();
     const started = performance.now();
     await data.sendTo(socket);
     socket.end();
@@ -141,9 +157,10 @@ export async function nativeCopy(tool: NativeCopyTool, data: UploadData): Promis
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     const seconds = (performance.now() - started) / 1000;
+    const machine = machineBusy(coresBefore, readCoreTicks());
     const copied = fs.statSync(file).size;
     if (copied !== data.size) throw new Error(`the native copy (${tool}) wrote ${copied} bytes of ${data.size}`);
-    return { seconds, rssBefore: 0, rssMax: 0 };
+    return { seconds, rssBefore: 0, rssMax: 0, serverCpuSeconds: null, machineBusy: machine?.busyShare ?? null };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -85,7 +85,7 @@ export function stoppingServersOnInterrupt<T>(what: string, lost: string, work: 
 export async function startServerProcess(target: BenchTarget, options: ServerProcessOptions = {}): Promise<ServerProcess> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `socklab-bench-${target}-`));
   const { command, args } = commandLine(target, root, options);
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(command, command === process.execPath ? [...diagnosticNodeArgs(), ...args] : args, { stdio: ['ignore', 'pipe', 'inherit'] });
   running.set(child, root);
   if (options.onOutputLine !== undefined) forwardLines(child, options.onOutputLine);
   let port: number;
@@ -115,6 +115,15 @@ export async function startServerProcess(target: BenchTarget, options: ServerPro
       fs.rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Node options for the server processes only, to see where their time goes
+ * (`SOCKLAB_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"`): Node
+ * refuses --cpu-prof in NODE_OPTIONS, and that would profile the load too.
+ */
+function diagnosticNodeArgs(): string[] {
+  return (process.env.SOCKLAB_SERVER_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
 }
 
 /** How to start a target: a socklab server as a user would, or a ceiling as the bare program it is. */

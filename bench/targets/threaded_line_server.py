@@ -2,7 +2,7 @@
 
 socketserver.ThreadingTCPServer gives every connection its own thread, which
 reads with a blocking recv() on the socket itself. It greets, then answers
-every line with `200 PONG`, like bench/lib/line-server.ts. Standard library only.
+every line with `200 PONG`, like bench/targets/line-server.ts. Standard library only.
 
     python3 threaded_line_server.py [host] [port]
 """
@@ -31,6 +31,13 @@ class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
     request_queue_size = 2048
+
+    def handle_error(self, request, client_address):
+        # A client that resets its connection (the load stopping) is the end of
+        # that connection, not an error worth a traceback in the bench's output.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def main():

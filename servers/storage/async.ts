@@ -56,6 +56,7 @@ import {
   type PendingUpload,
 } from './common.js';
 import { isOwnerAlive, SELF_OWNER } from './owners.js';
+import { eventLoopDigest, type EventLoopDigest } from './upload-digest.js';
 import type {
   AsyncNameLock,
   AsyncStorageOps,
@@ -67,6 +68,8 @@ import type {
   UploadPlan,
 } from './types.js';
 
+/** An upload as this flavour holds it: an open FileHandle and a digest that may make it wait. */
+type AsyncUpload = UploadState<FileHandle, EventLoopDigest>;
 
 /**
  * The default lock: one promise chain per name, so commits to a name run one
@@ -273,7 +276,7 @@ export class AsyncStorage implements AsyncStorageOps {
     return this.withSlot(() => this.createUpload(plan));
   }
 
-  private async createUpload(plan: UploadPlan): Promise<UploadState<FileHandle>> {
+  private async createUpload(plan: UploadPlan): Promise<AsyncUpload> {
     checkPlan(plan);
     const target = pathInRoot(this.root, plan.name);
     // Checking the limits and creating the temporary file that reserves room is one step for the others.
@@ -289,7 +292,7 @@ export class AsyncStorage implements AsyncStorageOps {
       } catch (error) {
         throw toStorageError(error, 'creating a temporary file', 'failure');
       }
-      return new UploadState<FileHandle>(this, plan, tempPath, file);
+      return new UploadState<FileHandle, EventLoopDigest>(this, plan, tempPath, file, eventLoopDigest(plan.size));
     });
   }
 
@@ -300,11 +303,12 @@ export class AsyncStorage implements AsyncStorageOps {
    * memory per upload and pushes back on the client through TCP.
    */
   writeUpload(handle: UploadHandle, bytes: Uint8Array): void | Promise<void> {
-    let upload: UploadState<FileHandle>;
+    let upload: AsyncUpload;
     let file: FileHandle;
+    let digesting: void | Promise<void>;
     try {
-      upload = UploadState.of<FileHandle>(handle, this);
-      ({ file } = upload.reserveWrite(bytes));
+      upload = UploadState.of<FileHandle, EventLoopDigest>(handle, this);
+      ({ file, digesting } = upload.reserveWrite(bytes));
     } catch (error) {
       return Promise.reject(error); // this flavour's failures are rejections, like every other call's
     }
@@ -315,25 +319,28 @@ export class AsyncStorage implements AsyncStorageOps {
     } catch (error) {
       return this.failWrite(upload, error);
     }
-    if (wait !== undefined) return wait;
+    if (digesting === undefined) return wait;
+    if (wait === undefined) return digesting;
+    return Promise.all([wait, digesting]).then(() => {});
   }
 
-  private async failWrite(upload: UploadState<FileHandle>, error: unknown): Promise<never> {
+  private async failWrite(upload: AsyncUpload, error: unknown): Promise<never> {
     await this.uploadWriters.get(upload)?.discard();
     throw await this.discard(upload, toStorageError(error, 'writing the upload', 'failure'));
   }
 
   async commitUpload(handle: UploadHandle): Promise<FileDigest> {
-    const upload = UploadState.of<FileHandle>(handle, this);
+    const upload = UploadState.of<FileHandle, EventLoopDigest>(handle, this);
     await this.settleWrites(upload);
     const file = upload.startCommit();
     try {
       let size: number;
       let uploadSha256: string;
       try {
-        uploadSha256 = upload.verifiedSha256();
         // An append's data is fsync'd where it lands (see install); the rest is renamed as it is.
-        if (upload.mode !== 'append') await file.sync();
+        // The flush to disk and the end of the hashing (on its thread, for a large upload) overlap.
+        const [digest] = await Promise.all([upload.finishDigest(), upload.mode !== 'append' ? file.sync() : undefined]);
+        uploadSha256 = upload.verifiedSha256(digest);
         size = await this.lock.withLock(commitLockKey(upload.name, this.quota), () => this.install(upload, file));
       } finally {
         await closeQuietly(file);
@@ -349,7 +356,7 @@ export class AsyncStorage implements AsyncStorageOps {
   async abortUpload(handle: UploadHandle): Promise<void> {
     // Never rejects, so that it is safe in any cleanup path: a foreign handle has nothing of ours to remove.
     if (!(handle instanceof UploadState) || handle.owner !== this) return;
-    const upload = handle as UploadState<FileHandle>;
+    const upload = handle as AsyncUpload;
     // Closing the file under writes still in flight would fail them; let them land first.
     await this.uploadWriters.get(upload)?.discard();
     this.uploadWriters.delete(upload);
@@ -357,7 +364,7 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   /** Under the name's lock: puts the upload in place, durably, and returns the file's new size. */
-  private async install(upload: UploadState<FileHandle>, file: FileHandle): Promise<number> {
+  private async install(upload: AsyncUpload, file: FileHandle): Promise<number> {
     const target = path.join(this.root, upload.name);
     const currentSize = regularSizeOrNull(upload.name, await this.lstatOrNull(target));
     if (upload.mode === 'new' && currentSize !== null) throw fileExists(upload.name);
@@ -376,7 +383,7 @@ export class AsyncStorage implements AsyncStorageOps {
    * record, durable before the record goes: a start-up that finds the record
    * truncates the file back to its old size.
    */
-  private async appendInPlace(upload: UploadState<FileHandle>, target: string): Promise<number> {
+  private async appendInPlace(upload: AsyncUpload, target: string): Promise<number> {
     let file: FileHandle;
     try {
       file = await fsp.open(target, APPEND_FLAGS);
@@ -542,9 +549,9 @@ export class AsyncStorage implements AsyncStorageOps {
     }
   }
 
-  private readonly uploadWriters = new WeakMap<UploadState<FileHandle>, BatchedFileWriter>();
+  private readonly uploadWriters = new WeakMap<AsyncUpload, BatchedFileWriter>();
 
-  private writerOf(upload: UploadState<FileHandle>, file: FileHandle): BatchedFileWriter {
+  private writerOf(upload: AsyncUpload, file: FileHandle): BatchedFileWriter {
     let writer = this.uploadWriters.get(upload);
     if (writer === undefined) {
       writer = new BatchedFileWriter(file);
@@ -554,7 +561,7 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   /** Waits for the upload's writes in flight; the first one that failed discards the upload. */
-  private async settleWrites(upload: UploadState<FileHandle>): Promise<void> {
+  private async settleWrites(upload: AsyncUpload): Promise<void> {
     const writer = this.uploadWriters.get(upload);
     if (writer === undefined) return;
     try {
@@ -566,12 +573,12 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   /** Removes an upload's temporary file and returns `error`, now recorded as why the upload is gone. */
-  private async discard(upload: UploadState<FileHandle>, error: unknown): Promise<unknown> {
+  private async discard(upload: AsyncUpload, error: unknown): Promise<unknown> {
     await this.removeUploadFiles(upload);
     return upload.failed(error);
   }
 
-  private async removeUploadFiles(upload: UploadState<FileHandle>): Promise<void> {
+  private async removeUploadFiles(upload: AsyncUpload): Promise<void> {
     const file = upload.file;
     upload.file = null;
     if (file !== null) await closeQuietly(file);

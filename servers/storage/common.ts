@@ -10,6 +10,7 @@ import { ErrorCodes, InvalidStateError, SocklabError, StorageError } from '../..
 import { isValidName } from '../../protocol/names.js';
 import type { CommitMode, ListEntry } from '../../protocol/index.js';
 import { INTENT_PREFIX, TEMP_PREFIX, type ReadHandle, type UploadHandle, type UploadPlan } from './types.js';
+import type { BlockingDigest, EventLoopDigest } from './upload-digest.js';
 
 /** Unit of every streamed read and copy: large enough to be cheap, small enough to never hold a file in memory. */
 export const CHUNK_BYTES = 64 * 1024;
@@ -442,12 +443,14 @@ export function checkPlan(plan: UploadPlan): void {
 
 type UploadPhase = 'receiving' | 'committing' | 'done';
 
-/** An upload in progress: its temporary file, the bytes received so far, and their running sha256. */
-export class UploadState<File> implements UploadHandle {
+/**
+ * An upload in progress: its temporary file, the bytes received so far, and
+ * their running sha256 (computed inline or on a hasher thread, upload-digest.ts).
+ */
+export class UploadState<File, Digest extends EventLoopDigest = BlockingDigest> implements UploadHandle {
   readonly name: string;
   readonly mode: CommitMode;
   private receivedBytes = 0;
-  private readonly hash = createHash('sha256');
   private phase: UploadPhase = 'receiving';
   /** Why the upload was discarded, rethrown by later calls on the handle. */
   private failure: { readonly error: unknown } | null = null;
@@ -457,14 +460,15 @@ export class UploadState<File> implements UploadHandle {
     readonly plan: UploadPlan,
     readonly tempPath: string,
     public file: File | null,
+    private readonly digest: Digest,
   ) {
     this.name = plan.name;
     this.mode = plan.mode;
   }
 
-  static of<File>(handle: UploadHandle, owner: object): UploadState<File> {
+  static of<File, Digest extends EventLoopDigest = BlockingDigest>(handle: UploadHandle, owner: object): UploadState<File, Digest> {
     if (!(handle instanceof UploadState) || handle.owner !== owner) throw foreignHandle('upload');
-    return handle as UploadState<File>;
+    return handle as UploadState<File, Digest>;
   }
 
   get received(): number {
@@ -475,14 +479,15 @@ export class UploadState<File> implements UploadHandle {
    * Claims the next `bytes.length` bytes of the temporary file for `bytes` and
    * hashes them, before any I/O: the file offset and the digest then follow
    * the order of the calls even if an async caller does not wait for one write
-   * before the next. Returns the open file and the offset to write at.
+   * before the next. Returns the open file, the offset to write at, and (from
+   * an event-loop digest that is behind) a promise to wait on before more.
    */
-  reserveWrite(bytes: Uint8Array): { file: File; position: number } {
+  reserveWrite(bytes: Uint8Array): { file: File; position: number; digesting: ReturnType<Digest['take']> } {
     const file = this.usableFile('write to');
     const position = this.receivedBytes;
-    this.hash.update(bytes);
+    const digesting = this.digest.take(bytes) as ReturnType<Digest['take']>;
     this.receivedBytes += bytes.length;
-    return { file, position };
+    return { file, position, digesting };
   }
 
   /**
@@ -496,8 +501,8 @@ export class UploadState<File> implements UploadHandle {
     return file;
   }
 
-  /** The hex sha256 of the bytes received, after checking they are the ones announced. */
-  verifiedSha256(): string {
+  /** The hex sha256 of the bytes received (a promise from an event-loop digest on a thread). */
+  finishDigest(): ReturnType<Digest['finish']> {
     if (this.receivedBytes !== this.plan.size) {
       // The protocol layer counts the data; reaching this is a bug in the caller.
       throw new StorageError(
@@ -505,7 +510,11 @@ export class UploadState<File> implements UploadHandle {
         `upload incomplete: received ${this.receivedBytes} of ${this.plan.size} bytes`,
       );
     }
-    const uploadSha256 = this.hash.digest('hex');
+    return this.digest.finish() as ReturnType<Digest['finish']>;
+  }
+
+  /** `uploadSha256` (from finishDigest), after checking it is the one announced. */
+  verifiedSha256(uploadSha256: string): string {
     if (this.plan.sha256 !== null && uploadSha256 !== this.plan.sha256.toLowerCase()) {
       throw new StorageError(ErrorCodes.CHECKSUM_MISMATCH, `sha256 mismatch: received ${uploadSha256}`);
     }
@@ -519,6 +528,7 @@ export class UploadState<File> implements UploadHandle {
   /** Records why the upload is discarded; returns the error for the caller to throw. */
   failed(error: unknown): unknown {
     this.phase = 'done';
+    this.digest.abandon();
     this.failure = { error };
     return error;
   }
@@ -532,6 +542,7 @@ export class UploadState<File> implements UploadHandle {
   claimForAbort(): boolean {
     if (this.phase !== 'receiving') return false;
     this.phase = 'done';
+    this.digest.abandon();
     return true;
   }
 

@@ -54,6 +54,7 @@ import {
   type PendingUpload,
 } from './common.js';
 import { isOwnerAlive, SELF_OWNER } from './owners.js';
+import { blockingDigest } from './upload-digest.js';
 import type {
   FileDigest,
   OpenStorageOptions,
@@ -190,7 +191,7 @@ export class SyncStorage implements StorageOps {
       } catch (error) {
         throw toStorageError(error, 'creating a temporary file', 'failure');
       }
-      return new UploadState<number>(this, plan, tempPath, fd);
+      return new UploadState<number>(this, plan, tempPath, fd, blockingDigest(plan.size));
     });
   }
 
@@ -211,7 +212,7 @@ export class SyncStorage implements StorageOps {
       let size: number;
       let uploadSha256: string;
       try {
-        uploadSha256 = upload.verifiedSha256();
+        uploadSha256 = upload.verifiedSha256(upload.finishDigest());
         // An append's data is fsync'd where it lands (see install); the rest is renamed as it is.
         if (upload.mode !== 'append') fs.fsyncSync(fd);
         size = this.lock.withLock(commitLockKey(upload.name, this.quota), () => this.install(upload, fd));

@@ -7,7 +7,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { spawn, spawnSync } from 'node:child_process';
 import { ErrorCodes } from '../../../protocol/errors.js';
@@ -318,6 +318,19 @@ for (const flavour of flavours) {
         size: 4,
         sha256: sha256(bytesOf('data')),
       }, 'a matching sha256 commits (in either case)');
+    });
+
+    t.test('a large upload (its sha256 computed on a hasher thread) is checked like a small one', async (t) => {
+      const { root, storage } = await setup(t);
+      const large = randomBytes(24 * 1024 * 1024); // past OFF_THREAD_MIN_BYTES and the hasher's 4 MiB ring
+      const wrong = sha256(large.subarray(1));
+      await t.rejects(upload(storage, 'large', large, 'new', wrong), { code: ErrorCodes.CHECKSUM_MISMATCH }, 'a wrong sha256 is refused');
+      t.equal(await storage.probe('large'), null, 'and creates nothing');
+      t.same(tempFilesIn(root), [], 'and leaves no temporary file');
+      t.same(await upload(storage, 'large', large, 'new', sha256(large)), { size: large.length, sha256: sha256(large) }, 'the right one commits');
+      t.ok(fs.readFileSync(path.join(root, 'large')).equals(large), 'with every byte in place');
+      const more = randomBytes(9 * 1024 * 1024);
+      t.same(await upload(storage, 'large', more, 'append'), { size: large.length + more.length, sha256: sha256(more) }, 'an append reports the sha256 of its own bytes');
     });
 
     t.test('after a failed commit the handle is spent', async (t) => {

@@ -1,0 +1,64 @@
+/**
+ * A thread that computes the sha256 of uploads, one at a time, from the ring
+ * that the receiving thread fills (hash-ring.ts, upload-digest.ts). Hashing a
+ * large upload costs as much CPU as receiving and writing it; on its own
+ * thread it runs on the other core, beside the receiving, instead of in its
+ * way. The thread sleeps in Atomics.wait between jobs and between chunks:
+ * it has nothing else to do, and it wakes within microseconds.
+ */
+import { createHash } from 'node:crypto';
+import { workerData } from 'node:worker_threads';
+import { HasherState, Slot, viewHashRing, type HashRing } from './hash-ring.js';
+
+const ring = viewHashRing((workerData as { ring: SharedArrayBuffer }).ring);
+const { control } = ring;
+
+try {
+  for (;;) {
+    while (Atomics.load(control, Slot.State) !== HasherState.Hashing) Atomics.wait(control, Slot.State, Atomics.load(control, Slot.State));
+    hashOneJob(ring);
+  }
+} catch {
+  // Nothing a producer sent can make hashing fail; if the thread still breaks, producers must not wait for it.
+  Atomics.store(control, Slot.State, HasherState.Broken);
+  Atomics.notify(control, Slot.State);
+  Atomics.notify(control, Slot.Consumed);
+}
+
+function hashOneJob({ control, data, digest, mask }: HashRing): void {
+  const hash = createHash('sha256');
+  let consumed = Atomics.load(control, Slot.Consumed);
+  for (;;) {
+    // Read the doorbell first: any change after this read rings it again, so the wait below cannot miss one.
+    const doorbell = Atomics.load(control, Slot.Doorbell);
+    // State before Written: the producer stores its last bytes before Finished, so seeing Finished here means Written below is final.
+    const state = Atomics.load(control, Slot.State);
+    const waiting = (Atomics.load(control, Slot.Written) - consumed) | 0;
+    if (waiting > 0) {
+      const at = consumed & mask;
+      const first = Math.min(waiting, data.length - at);
+      hash.update(data.subarray(at, at + first));
+      if (first < waiting) hash.update(data.subarray(0, waiting - first));
+      consumed = (consumed + waiting) | 0;
+      Atomics.store(control, Slot.Consumed, consumed);
+      if (Atomics.load(control, Slot.ProducerAsleep) === 1) Atomics.notify(control, Slot.Consumed);
+      continue;
+    }
+    if (state === HasherState.Finished) {
+      // Finished is set after the last byte was written, and nothing was waiting: the digest is complete.
+      hash.digest().copy(digest);
+      Atomics.store(control, Slot.State, HasherState.Digested);
+      Atomics.notify(control, Slot.State);
+      return;
+    }
+    if (state === HasherState.Abandoned) {
+      Atomics.store(control, Slot.State, HasherState.Idle);
+      Atomics.notify(control, Slot.State);
+      return;
+    }
+    Atomics.store(control, Slot.HasherAsleep, 1);
+    // Atomics.wait itself returns at once if the doorbell rang since it was read above.
+    Atomics.wait(control, Slot.Doorbell, doorbell);
+    Atomics.store(control, Slot.HasherAsleep, 0);
+  }
+}

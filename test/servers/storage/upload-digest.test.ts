@@ -1,0 +1,122 @@
+/**
+ * The running sha256 of an upload, inline or on a hasher thread: whatever the
+ * chunking, the wrap-around of the ring, the number of uploads at once or the
+ * uploads abandoned halfway, the digest is the sha256 of the bytes taken.
+ */
+import t from 'tap';
+import { createHash, randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { blockingDigest, eventLoopDigest, OFF_THREAD_MIN_BYTES, type BlockingDigest, type EventLoopDigest } from '../../../servers/storage/upload-digest.js';
+
+const MiB = 1024 * 1024;
+/** Ten times the hasher's 4 MiB ring, so the ring wraps and fills. */
+const data = randomBytes(40 * MiB);
+const expected = createHash('sha256').update(data).digest('hex');
+
+/** `bytes` cut into pieces of random sizes, from 1 byte to `maxPiece`, some far larger than a socket chunk. */
+function pieces(bytes: Uint8Array, maxPiece: number, seed: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let state = seed;
+  for (let at = 0; at < bytes.length; ) {
+    state = (state * 1103515245 + 12345) >>> 0;
+    const size = 1 + (state % maxPiece);
+    out.push(bytes.subarray(at, at + size));
+    at += size;
+  }
+  return out;
+}
+
+async function digestOnEventLoop(digest: EventLoopDigest, chunks: Uint8Array[], awaitEach: boolean): Promise<string> {
+  for (const chunk of chunks) {
+    const waiting = digest.take(chunk);
+    if (awaitEach && waiting !== undefined) await waiting;
+  }
+  return digest.finish();
+}
+
+function digestBlocking(digest: BlockingDigest, chunks: Uint8Array[]): string {
+  for (const chunk of chunks) digest.take(chunk);
+  return digest.finish();
+}
+
+t.test('event-loop digest: any chunking, waiting or not, gives the sha256', async (t) => {
+  for (const [maxPiece, awaitEach] of [[64 * 1024, true], [20 * MiB, true], [3 * MiB, false]] as const) {
+    const hex = await digestOnEventLoop(eventLoopDigest(data.length), pieces(data, maxPiece, maxPiece), awaitEach);
+    t.equal(hex, expected, `pieces up to ${maxPiece} bytes, ${awaitEach ? 'waiting when asked' : 'never waiting'}`);
+  }
+});
+
+t.test('blocking digest: any chunking gives the sha256', async (t) => {
+  for (const maxPiece of [64 * 1024, 20 * MiB]) {
+    t.equal(digestBlocking(blockingDigest(data.length), pieces(data, maxPiece, 7)), expected, `pieces up to ${maxPiece} bytes`);
+  }
+});
+
+t.test('a small upload is hashed inline, with the same result', async (t) => {
+  const small = data.subarray(0, OFF_THREAD_MIN_BYTES - 1);
+  const smallExpected = createHash('sha256').update(small).digest('hex');
+  t.equal(digestBlocking(blockingDigest(small.length), pieces(small, 100_000, 3)), smallExpected, 'blocking');
+  t.equal(await digestOnEventLoop(eventLoopDigest(small.length), pieces(small, 100_000, 3), true), smallExpected, 'event loop');
+});
+
+t.test('more uploads at once than there are hasher threads: each gets its own digest', async (t) => {
+  const count = os.availableParallelism() + 2;
+  const uploads = Array.from({ length: count }, (_, index) => data.subarray(index * MiB, index * MiB + 24 * MiB));
+  const digests = uploads.map((bytes) => eventLoopDigest(bytes.length));
+  // Interleaved, as uploads from several clients arrive on one event loop.
+  const chunked = uploads.map((bytes, index) => pieces(bytes, 256 * 1024, index + 1));
+  const waits: Promise<void>[] = [];
+  for (let round = 0; chunked.some((chunks) => round < chunks.length); round++) {
+    for (const [index, chunks] of chunked.entries()) {
+      const chunk = chunks[round];
+      if (chunk === undefined) continue;
+      const waiting = digests[index]!.take(chunk);
+      if (waiting !== undefined) waits.push(waiting);
+    }
+  }
+  await Promise.all(waits);
+  const hexes = await Promise.all(digests.map((digest) => digest.finish()));
+  t.same(hexes, uploads.map((bytes) => createHash('sha256').update(bytes).digest('hex')));
+});
+
+t.test('abandoned halfway, again and again: the hasher threads stay usable and correct', async (t) => {
+  for (let cycle = 0; cycle < 6; cycle++) {
+    const dropped = eventLoopDigest(data.length);
+    const chunks = pieces(data, 5 * MiB, cycle + 11);
+    const waits: Promise<void>[] = [];
+    for (const chunk of chunks.slice(0, chunks.length / 2)) {
+      const waiting = dropped.take(chunk);
+      if (waiting !== undefined) waits.push(waiting);
+    }
+    dropped.abandon();
+    dropped.abandon(); // twice is harmless
+    await Promise.all(waits);
+    const blockingDropped = blockingDigest(data.length);
+    blockingDropped.take(data.subarray(0, 30 * MiB));
+    blockingDropped.abandon();
+  }
+  t.equal(await digestOnEventLoop(eventLoopDigest(data.length), pieces(data, MiB, 5), true), expected, 'the next digest is right');
+  t.equal(digestBlocking(blockingDigest(data.length), pieces(data, MiB, 6)), expected, 'and a blocking one too');
+});
+
+t.test('a worker thread (as in the workers server) hashes through its own hasher thread', async (t) => {
+  const script = `
+    import { workerData, parentPort } from 'node:worker_threads';
+    const { blockingDigest } = await import(workerData.module);
+    const bytes = Buffer.from(workerData.bytes);
+    const digest = blockingDigest(bytes.length);
+    for (let at = 0; at < bytes.length; at += 65536) digest.take(bytes.subarray(at, at + 65536));
+    parentPort.postMessage(digest.finish());
+  `;
+  const bytes = data.subarray(0, 20 * MiB);
+  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(script)}`), {
+    workerData: { module: new URL('../../../servers/storage/upload-digest.js', import.meta.url).href, bytes },
+  });
+  const hex = await new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  await worker.terminate();
+  t.equal(hex, createHash('sha256').update(bytes).digest('hex'));
+});
