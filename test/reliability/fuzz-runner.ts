@@ -3,22 +3,31 @@
  * byte streams (hostile-bytes.ts) sent to a running server over real sockets.
  *
  * A case is one stream, written in a few pieces, then a resynchronising tail:
- * enough LFs to finish any data block the case may have opened (the server
- * runs with a small --max-file-size), `CANCEL` to end a pending `350`
- * question, and `ECHO fuzz-sync-<n>`. Everything the server sends is read as
- * PROTOCOL.md allows it (server-output.ts) until that echo comes back, or until
- * the server closes after a reply that says it will (`221`, `500 line too
- * long`, `421`); then the next case opens a new connection. A case fails if
- * the server sends anything else, closes without such a reply, answers
- * `421 internal server error`, or takes longer than CASE_TIMEOUT_MS.
+ * enough LFs to finish any data block of a size the generator writes, `CANCEL`
+ * to end a pending `350` question, and `ECHO fuzz-sync-<n>`. A mutated size
+ * can announce more (up to the server's --max-file-size): when the last reply
+ * is that `150` and nothing more comes for STALL_MS, the case sends as many
+ * LFs as the `150` announced, which finishes any block, and the tail again.
+ * Everything the server sends is read as PROTOCOL.md allows it
+ * (server-output.ts) until that echo comes back, or until the server closes
+ * after a reply that says it will (`221`, `500 line too long`, `421`); then
+ * the next case opens a new connection. A case fails if the server sends
+ * anything else, closes without such a reply, answers `421 internal server
+ * error`, or takes longer than its time limit.
  */
 import net from 'node:net';
 import fc from 'fast-check';
-import { cutAt, hostileStreamArb } from './hostile-bytes.js';
+import { cutAt, hostileStreamArb, MAX_GENERATED_SIZE } from './hostile-bytes.js';
 import { ProtocolViolation, ServerOutputReader } from './server-output.js';
 
-export const FUZZ_MAX_FILE_SIZE = 256;
-const CASE_TIMEOUT_MS = 10_000;
+/** A case's time limit when nothing else makes it wait. */
+export const CASE_TIMEOUT_MS = 10_000;
+/**
+ * No new output for this long after a `150`: the server waits for data the
+ * tail did not bring (or commits slowly: the LFs are then empty lines). Less
+ * than the fuzz server's idle time.
+ */
+const STALL_MS = 1000;
 const SAMPLE_BATCH = 500;
 
 export interface FuzzOptions {
@@ -30,6 +39,8 @@ export interface FuzzOptions {
   /** Connections fuzzing at once (1 for a sequential server: it serves one at a time anyway). */
   readonly connections: number;
   readonly seed: number;
+  /** A case's time limit (default CASE_TIMEOUT_MS): longer where other clients may be served first. */
+  readonly caseTimeoutMs?: number;
 }
 
 export interface FuzzReport {
@@ -38,6 +49,8 @@ export interface FuzzReport {
   readonly connections: number;
   /** Sessions the server ended itself, after a closing reply. */
   readonly closedByServer: number;
+  /** Cases quiet for STALL_MS after a `150`, given as many LFs as it announced: a block the tail did not finish (a mutated size), or a slow commit. */
+  readonly toppedUp: number;
   readonly failures: readonly string[];
   readonly seconds: number;
 }
@@ -91,9 +104,13 @@ class Connection {
   /**
    * Waits until a reply satisfies `done` (searching from item `from`), or the
    * server closes. Returns 'done' or 'closed'; throws on a violation or timeout.
+   * If the last reply since `from` is `150 send N bytes` and nothing more
+   * comes for STALL_MS, calls `stalled(N)` (once).
    */
-  async until(done: (line: string) => boolean, from: number): Promise<'done' | 'closed'> {
-    const deadline = Date.now() + CASE_TIMEOUT_MS;
+  async until(done: (line: string) => boolean, from: number, timeoutMs: number, stalled?: (announced: number) => Promise<void>): Promise<'done' | 'closed'> {
+    const deadline = Date.now() + timeoutMs;
+    let seen = -1;
+    let quietSince = Date.now();
     for (;;) {
       if (this.violation !== null) throw this.violation;
       const items = this.reader.items;
@@ -107,10 +124,23 @@ class Connection {
         if (!this.reader.closed) throw new ProtocolViolation('the server closed the connection without a reply that says it would');
         return 'closed';
       }
+      if (items.length !== seen) {
+        seen = items.length;
+        quietSince = Date.now();
+      } else if (stalled !== undefined && items.length > from && Date.now() - quietSince >= STALL_MS) {
+        const last = items[items.length - 1];
+        const announced = last?.kind === 'reply' && last.code === 150 ? /^150 send (\d+) bytes$/.exec(last.line)?.[1] : undefined;
+        if (announced !== undefined) {
+          const topUp = stalled;
+          stalled = undefined;
+          await topUp(Number(announced));
+          continue;
+        }
+      }
       const left = deadline - Date.now();
-      if (left <= 0) throw new ProtocolViolation(`no answer within ${CASE_TIMEOUT_MS} ms`);
+      if (left <= 0) throw new ProtocolViolation(`no answer within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
+        const timer = setTimeout(resolve, stalled === undefined ? left : Math.min(left, STALL_MS));
         this.wake = () => {
           clearTimeout(timer);
           this.wake = null;
@@ -153,7 +183,10 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
   let bytesSent = 0;
   let connections = 0;
   let closedByServer = 0;
-  const tail = (n: number) => encoder.encode(`${'\n'.repeat(FUZZ_MAX_FILE_SIZE + 2)}CANCEL\nECHO fuzz-sync-${n}\n`);
+  let toppedUp = 0;
+  const caseTimeoutMs = options.caseTimeoutMs ?? CASE_TIMEOUT_MS;
+  const sync = (n: number) => encoder.encode(`CANCEL\nECHO fuzz-sync-${n}\n`);
+  const tail = (n: number) => Buffer.concat([Buffer.alloc(MAX_GENERATED_SIZE + 2, 0x0a), sync(n)]);
 
   const worker = async (): Promise<void> => {
     let c: Connection | null = null;
@@ -172,7 +205,13 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
         await c.write(tail(n));
         bytesSent += bytes.length;
         const marker = `200 fuzz-sync-${n}`;
-        if ((await c.until((line) => line === marker, from)) === 'closed') {
+        const open = c;
+        const topUp = async (announced: number): Promise<void> => {
+          toppedUp++;
+          await open.write(Buffer.alloc(announced, 0x0a));
+          await open.write(sync(n));
+        };
+        if ((await c.until((line) => line === marker, from, caseTimeoutMs, topUp)) === 'closed') {
           closedByServer++;
           c.close();
           c = null;
@@ -190,24 +229,5 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
     }
   };
   await Promise.all(Array.from({ length: options.connections }, () => worker()));
-  return { cases: Math.min(cases, options.cases), bytesSent, connections, closedByServer, failures, seconds: (performance.now() - started) / 1000 };
-}
-
-/** A new connection gets the greeting and `200 PONG`: the server still serves. */
-export async function stillAnswersPing(port: number): Promise<string | null> {
-  let c: Connection;
-  try {
-    c = await Connection.open(port);
-  } catch (error) {
-    return `cannot connect: ${(error as Error).message}`;
-  }
-  try {
-    await c.write(encoder.encode('PING\n'));
-    await c.until((line) => line === '200 PONG', 0);
-    return null;
-  } catch (error) {
-    return `PING after the fuzzing: ${(error as Error).message}`;
-  } finally {
-    c.close();
-  }
+  return { cases: Math.min(cases, options.cases), bytesSent, connections, closedByServer, toppedUp, failures, seconds: (performance.now() - started) / 1000 };
 }

@@ -75,7 +75,9 @@ const nameArb: fc.Arbitrary<string> = fc.oneof(
 );
 
 const wordArb = fc.constantFrom('PING', 'ECHO', 'LIST', 'STAT', 'GET', 'PUT', 'HELP', 'QUIT', 'OVERWRITE', 'APPEND', 'CANCEL', 'ping', 'pUt', 'STOP', 'PUTT', 'pıng', '');
-const sizeTextArb = fc.oneof(fc.nat(400).map(String), fc.constantFrom('0', '-1', '+5', '1e3', '0x10', '99999999999999999999', '00012', '3.5', ''));
+/** The largest size a generated request announces as plain digits (mutations may make any number). */
+export const MAX_GENERATED_SIZE = 400;
+const sizeTextArb = fc.oneof(fc.nat(MAX_GENERATED_SIZE).map(String), fc.constantFrom('0', '-1', '+5', '1e3', '0x10', '99999999999999999999', '00012', '3.5', ''));
 const optionArb = fc.oneof(
   fc.constantFrom('mode=ask', 'mode=new', 'mode=overwrite', 'mode=append', 'MODE=APPEND', 'mode=', 'mode=bad', 'sha256=', 'sha256=XYZ', 'foo=bar', '='),
   fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => `sha256=${Buffer.from(b).toString('hex')}`),

@@ -3,7 +3,7 @@
  * torture`: each kind of hostile client, launched against any server on
  * loopback, and the two checks that say the server held:
  *
- * - a fresh client is greeted and served (PING, a small PUT) within a bound
+ * - a fresh client is greeted and served (PING, a small PUT, its STAT) within a bound
  *   that is the model's own: async at once; workers once a thread is free;
  *   sequential after the clients ahead of it, each cut off in its turn;
  * - every hostile connection is ended by the server, for the reason its kind
@@ -12,6 +12,7 @@
  */
 import type { ServerModelName } from '../../servers/index.js';
 import { WireClient } from '../helpers/wire.js';
+import { sha256 } from '../protocol/fixtures.js';
 
 export const HOSTILE_KINDS = ['never-reads-get', 'never-reads-echo', 'trickles-upload', 'queues-and-leaves'] as const;
 export type HostileKind = (typeof HOSTILE_KINDS)[number];
@@ -83,8 +84,13 @@ export interface HoldLimits {
   readonly model: ServerModelName;
   readonly idleTimeoutMs: number;
   readonly uploadRateGraceMs: number;
-  /** workers: threads in the pool. */
+  /** workers: threads in the pool the crowd can have (threads other clients keep busy do not count). */
   readonly threads: number;
+  /**
+   * How long other sessions (not the crowd's) may be ahead in line, for the
+   * models that make clients wait: the fuzzer's own, while it runs beside a crowd.
+   */
+  readonly aheadMs?: number;
 }
 
 /** Slack for a loaded 2-core machine: the bounds are about order and the model, not speed. */
@@ -124,18 +130,19 @@ export function crowdBounds(crowd: readonly HostileKind[], limits: HoldLimits): 
     case 'async':
       return { freshMs: SLACK_MS, endedMs: longest + SLACK_MS };
     case 'workers': {
-      const bound = Math.ceil(holds.length / limits.threads) * longest + SLACK_MS;
+      const bound = Math.ceil(holds.length / limits.threads) * longest + (limits.aheadMs ?? 0) + SLACK_MS;
       return { freshMs: bound, endedMs: bound };
     }
     case 'sequential': {
-      const bound = holds.reduce((a, b) => a + b, 0) + SLACK_MS;
+      const bound = holds.reduce((a, b) => a + b, 0) + (limits.aheadMs ?? 0) + SLACK_MS;
       return { freshMs: bound, endedMs: bound };
     }
   }
 }
 
 /**
- * A fresh client: greeted, PING answered, a small PUT landed, all within
+ * A fresh client: greeted, PING answered, a small PUT landed and its STAT
+ * answered (a file slot to be had, in async), all within
  * `boundMs`. Returns how long it took; throws (saying which step) past the bound.
  */
 export async function freshClientServed(port: number, boundMs: number): Promise<number> {
@@ -153,6 +160,8 @@ export async function freshClientServed(port: number, boundMs: number): Promise<
     await c.send(data);
     const landed = await c.readLine(left());
     if (!landed.startsWith('226 fresh.txt ')) throw new Error(`fresh client: the upload got ${JSON.stringify(landed)}`);
+    const stat = await c.request('STAT fresh.txt', left());
+    if (stat !== `213 ${data.length} ${sha256(data)}`) throw new Error(`fresh client: STAT got ${JSON.stringify(stat)}`);
     return performance.now() - started;
   } finally {
     c.destroy();

@@ -13,12 +13,12 @@
  * - the server still answers a PING from another client meanwhile (not for
  *   sequential, which serves one client at a time by design).
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ServerModelName } from '../../servers/index.js';
 import { WireClient } from '../helpers/wire.js';
 import { ServerProcess } from './processes.js';
+import { sha256 } from '../protocol/fixtures.js';
 
 export interface LargeAppendOptions {
   readonly model: ServerModelName;
@@ -40,13 +40,14 @@ export interface LargeAppendReport {
   readonly failures: readonly string[];
 }
 
-const NAME = 'large.log';
+export const LARGE_FILE_NAME = 'large.log';
 const STEP_TIMEOUT_MS = 60_000;
 /** Server I/O allowed per appended byte (received into a temporary file, then written in place), plus a fixed margin per append. */
 const IO_PER_BYTE = 4;
 const IO_PER_APPEND = 16 * 1024;
 
-function record(client: number, index: number): Buffer {
+/** Record `index` of appender `client`: one line, its length varying with both. */
+export function appendRecord(client: number, index: number): Buffer {
   return Buffer.from(`client ${client} append ${index} ${'.'.repeat((client * 7 + index * 13) % 50)}\n`);
 }
 
@@ -58,26 +59,105 @@ function writtenBytes(pid: number): number | null {
   }
 }
 
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+/** A client past the greeting. */
+export async function greetedClient(port: number, timeoutMs = STEP_TIMEOUT_MS): Promise<WireClient> {
+  const c = await WireClient.connect(port, { timeoutMs });
+  await c.readLine(timeoutMs);
+  return c;
 }
 
-async function connect(port: number): Promise<WireClient> {
-  const c = await WireClient.connect(port, { timeoutMs: STEP_TIMEOUT_MS });
-  await c.readLine(STEP_TIMEOUT_MS);
-  return c;
+/**
+ * The large start of a file to append to, written by the test (fast), with
+ * content that shows any corruption. Returns what the check needs.
+ */
+export function writeLargeStart(file: string, bytes: number): LargeStart {
+  const start = Buffer.alloc(bytes);
+  for (let at = 0; at < start.length; at += 4) start.writeUInt32LE(at >>> 2, at);
+  fs.writeFileSync(file, start);
+  return { file, bytes, sha256: sha256(start) };
+}
+
+export interface LargeStart {
+  readonly file: string;
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+/**
+ * What was appended to a large file, and the check that its content is what
+ * the issue asks of an append, even one cut off: the large start untouched,
+ * then whole records only, each once, every acknowledged one present, and a
+ * record whose `226` never came (its client left) either whole or absent.
+ */
+export class AppendLedger {
+  private readonly acknowledged = new Set<string>();
+  private readonly unacknowledged = new Set<string>();
+
+  constructor(readonly start: LargeStart) {}
+
+  get acknowledgedCount(): number {
+    return this.acknowledged.size;
+  }
+
+  /** Its `226` came, with the right size and sha256: it must be in the file. */
+  landed(record: Buffer): void {
+    this.acknowledged.add(record.toString());
+  }
+
+  /** Its client left before the `226` (with all of it sent or not): whole or absent. */
+  leftBeforeReply(record: Buffer): void {
+    this.unacknowledged.add(record.toString());
+  }
+
+  /** What is wrong with the file now (empty: nothing). */
+  check(): string[] {
+    const failures: string[] = [];
+    const content = fs.readFileSync(this.start.file);
+    if (content.length < this.start.bytes || sha256(content.subarray(0, this.start.bytes)) !== this.start.sha256) failures.push('the large start of the file changed');
+    const missing = new Set(this.acknowledged);
+    const maybe = new Set(this.unacknowledged);
+    const tail = content.subarray(this.start.bytes).toString();
+    for (const line of tail === '' ? [] : tail.split(/(?<=\n)/)) {
+      if (!missing.delete(line) && !maybe.delete(line)) failures.push(`a record that was not sent whole, or twice: ${JSON.stringify(line.slice(0, 60))}`);
+    }
+    if (missing.size > 0) failures.push(`${missing.size} acknowledged records are missing`);
+    return failures;
+  }
+}
+
+/**
+ * One append of `data` to `name` on a greeted connection: `150`, the data,
+ * then a `226` with the data's sha256. Returns how long it took and the size
+ * the server reported, or throws saying what came instead.
+ */
+export async function appendOnce(c: WireClient, name: string, data: Buffer, timeoutMs = STEP_TIMEOUT_MS): Promise<{ tookMs: number; fileBytes: number }> {
+  const began = performance.now();
+  const first = await c.request(`PUT ${name} ${data.length} mode=append`, timeoutMs);
+  if (first !== `150 send ${data.length} bytes`) throw new Error(`PUT ${name} ${data.length} mode=append got ${first}`);
+  await c.send(data);
+  const done = await c.readLine(timeoutMs);
+  const match = /^226 \S+ (\d+) ([0-9a-f]{64})$/.exec(done);
+  if (match === null || match[2] !== sha256(data)) throw new Error(`an append of ${data.length} bytes got ${done}`);
+  return { tookMs: performance.now() - began, fileBytes: Number(match[1]) };
+}
+
+/** Returns what is wrong (null: nothing) with an append of `bytes` to `name`, which would take it past --max-file-size: it must get 552 before its 150. */
+export async function appendPastLimitRefused(port: number, name: string, bytes: number): Promise<string | null> {
+  const c = await greetedClient(port);
+  try {
+    const over = await c.request(`PUT ${name} ${bytes} mode=append`, STEP_TIMEOUT_MS);
+    await c.request('QUIT', STEP_TIMEOUT_MS);
+    return over.startsWith('552 ') ? null : `an append past --max-file-size got ${over}, not 552`;
+  } finally {
+    c.destroy();
+  }
 }
 
 export async function largeAppendAttack(options: LargeAppendOptions): Promise<LargeAppendReport> {
   const failures: string[] = [];
   fs.mkdirSync(options.root, { recursive: true });
-  const file = path.join(options.root, NAME);
-  // The large start, written by the test (fast), with content that shows any corruption.
-  const start = Buffer.alloc(options.fileBytes);
-  for (let at = 0; at < start.length; at += 4) start.writeUInt32LE(at >>> 2, at);
-  fs.writeFileSync(file, start);
-  const startSha = sha256(start);
-  const appendedBytes = Array.from({ length: options.clients }, (_, c) => Array.from({ length: options.appendsPerClient }, (_, i) => record(c, i).length)).flat().reduce((a, b) => a + b, 0);
+  const ledger = new AppendLedger(writeLargeStart(path.join(options.root, LARGE_FILE_NAME), options.fileBytes));
+  const appendedBytes = Array.from({ length: options.clients }, (_, c) => Array.from({ length: options.appendsPerClient }, (_, i) => appendRecord(c, i).length)).flat().reduce((a, b) => a + b, 0);
   const limit = options.fileBytes + appendedBytes;
   const server = await ServerProcess.start(options.model, { root: options.root, args: ['--threads', String(options.clients + 2), '--quiet', '--max-file-size', String(limit)] });
   const durations: number[] = [];
@@ -87,7 +167,7 @@ export async function largeAppendAttack(options: LargeAppendOptions): Promise<La
     let appending = true;
     const pinger = async (): Promise<void> => {
       if (options.model === 'sequential') return;
-      const c = await connect(server.port);
+      const c = await greetedClient(server.port);
       try {
         while (appending) {
           const sent = performance.now();
@@ -101,21 +181,19 @@ export async function largeAppendAttack(options: LargeAppendOptions): Promise<La
       }
     };
     const appender = async (client: number): Promise<void> => {
-      const c = await connect(server.port);
+      const c = await greetedClient(server.port);
       try {
         for (let i = 0; i < options.appendsPerClient; i++) {
-          const data = record(client, i);
-          const began = performance.now();
-          const first = await c.request(`PUT ${NAME} ${data.length} mode=append`, STEP_TIMEOUT_MS);
-          if (first !== `150 send ${data.length} bytes`) {
-            failures.push(`client ${client} append ${i}: ${first}`);
+          const data = appendRecord(client, i);
+          try {
+            const appended = await appendOnce(c, LARGE_FILE_NAME, data);
+            durations.push(appended.tookMs);
+            ledger.landed(data);
+            if (appended.fileBytes <= options.fileBytes) failures.push(`client ${client} append ${i}: the file is now ${appended.fileBytes} bytes, less than its start`);
+          } catch (error) {
+            failures.push(`client ${client} append ${i}: ${(error as Error).message}`);
             return;
           }
-          await c.send(data);
-          const done = await c.readLine(STEP_TIMEOUT_MS);
-          durations.push(performance.now() - began);
-          const match = /^226 \S+ (\d+) ([0-9a-f]{64})$/.exec(done);
-          if (match === null || match[2] !== sha256(data) || Number(match[1]) <= options.fileBytes) failures.push(`client ${client} append ${i}: ${done}`);
         }
         await c.request('QUIT', STEP_TIMEOUT_MS);
       } finally {
@@ -134,23 +212,12 @@ export async function largeAppendAttack(options: LargeAppendOptions): Promise<La
     }
 
     // The file is full now: one byte more must be refused before its 150.
-    const c = await connect(server.port);
-    try {
-      const over = await c.request(`PUT ${NAME} 1 mode=append`, STEP_TIMEOUT_MS);
-      if (!over.startsWith('552 ')) failures.push(`an append past --max-file-size got ${over}, not 552`);
-      await c.request('QUIT', STEP_TIMEOUT_MS);
-    } finally {
-      c.destroy();
-    }
+    const refused = await appendPastLimitRefused(server.port, LARGE_FILE_NAME, 1);
+    if (refused !== null) failures.push(refused);
 
-    const content = fs.readFileSync(file);
-    if (sha256(content.subarray(0, options.fileBytes)) !== startSha) failures.push('the large start of the file changed');
-    const expected = new Set<string>();
-    for (let client = 0; client < options.clients; client++) for (let i = 0; i < options.appendsPerClient; i++) expected.add(record(client, i).toString());
-    const lines = content.subarray(options.fileBytes).toString().split(/(?<=\n)/);
-    for (const line of lines) if (!expected.delete(line)) failures.push(`a record that was not sent, or twice: ${JSON.stringify(line.slice(0, 60))}`);
-    if (expected.size > 0) failures.push(`${expected.size} acknowledged records are missing`);
-    if (content.length !== limit) failures.push(`the file is ${content.length} bytes, expected ${limit}`);
+    failures.push(...ledger.check());
+    const size = fs.statSync(ledger.start.file).size;
+    if (size !== limit) failures.push(`the file is ${size} bytes, expected ${limit}`);
     const mean = durations.reduce((a, b) => a + b, 0) / Math.max(1, durations.length);
     return { appends: durations.length, meanAppendMs: mean, maxAppendMs: Math.max(0, ...durations), serverWrittenBytes, appendedBytes, maxPingMs, failures: failures.slice(0, 20) };
   } finally {
