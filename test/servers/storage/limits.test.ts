@@ -74,11 +74,14 @@ for (const flavour of flavours) {
       const tooLarge = { code: ErrorCodes.TOO_LARGE, message: 'too large: log would pass the size limit (100 bytes)' };
 
       await t.rejects(storage.beginUpload(limited(11)), tooLarge, '90 + 11 is past 100');
+      // An overwrite in progress replaces the file rather than growing it: the limit counts the appends only (a commit checks again).
+      const overwrite = await storage.beginUpload(limited(100, 'overwrite'));
       const first = await storage.beginUpload(limited(6));
       await t.rejects(storage.beginUpload(limited(5)), tooLarge, '90 + 6 in progress + 5 is past 100');
       const second = await storage.beginUpload(limited(4));
       t.same(await finish(storage, first, block(2, 6)), { size: 96, sha256: sha256(block(2, 6)) });
       t.same(await finish(storage, second, block(3, 4)), { size: 100, sha256: sha256(block(3, 4)) }, 'exactly the limit fits');
+      await storage.abortUpload(overwrite);
       t.same(tempFilesIn(root), []);
 
       fs.truncateSync(file, 95);
