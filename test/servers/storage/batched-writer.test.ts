@@ -99,3 +99,16 @@ t.test('a write that fails is reported by settle and by every later write; a cal
   await writer.discard();
   t.equal(fs.statSync(filePath).size, 0);
 });
+
+t.test('discard (an abort) drops what is queued and returns once what is in flight has landed, so the file can be closed', async (t) => {
+  const filePath = freshFile(t);
+  const file = await fsp.open(filePath, 'r+');
+  const writer = new BatchedFileWriter(file, 0, { batchBytes: 1024 * 1024, maxInFlightBytes: 64 * 1024 * 1024, syncEveryBytes: 0 });
+  for (let i = 0; i < 8; i++) writer.write(Buffer.alloc(1024 * 1024, i + 1));
+  writer.write(Buffer.alloc(10, 0xff));
+  await writer.discard();
+  t.equal(fs.statSync(filePath).size, 8 * 1024 * 1024, 'the eight batches in flight have landed');
+  await writer.settle();
+  await file.close();
+  t.equal(fs.statSync(filePath).size, 8 * 1024 * 1024, 'the queued bytes were dropped');
+});
