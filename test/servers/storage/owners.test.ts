@@ -27,6 +27,11 @@ t.test('owners that name no running process', async (t) => {
   }
 });
 
+t.test('a process that /proc says nothing of is named with start time 0, as every process is where there is no /proc', async (t) => {
+  const dead = spawnSync(process.execPath, ['-e', '']).pid ?? 0;
+  t.equal(ownerOf(dead), `${dead}.0`);
+});
+
 t.test('owners that name a running process', { skip: hasProc ? false : 'needs /proc' }, async (t) => {
   t.equal(isOwnerAlive(SELF_OWNER), true, 'this process');
   const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
