@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { ErrorCodes } from '../../../protocol/errors.js';
-import { encodeIntent, intentFileName } from '../../../servers/storage/common.js';
+import { encodeIntent, fileIdentity, intentFileName } from '../../../servers/storage/common.js';
 import { block, flavours, freshDir, setUpRoot, sha256, tempFilesIn, upload } from './flavours.js';
 
 const PIECE = 64 * 1024;
@@ -40,6 +40,36 @@ for (const flavour of flavours) {
       t.same(await upload(storage, 'log', Buffer.from('+new'), 'append'), { size: 15, sha256: sha256(Buffer.from('+new')) }, 'the next append lands');
       t.ok(performance.now() - began < 5_000, 'without waiting for a record that nobody will remove');
       t.equal(fs.readFileSync(file, 'utf8'), 'old content+new');
+    });
+
+    t.test("start-up undoes a gone server's append by cutting the file back, never by growing it", async (t) => {
+      const root = freshDir(t);
+      const dead = spawnSync(process.execPath, ['-e', '']).pid ?? 0;
+      const file = path.join(root, 'log');
+      fs.writeFileSync(file, 'shrunk since');
+      const identity = fileIdentity(fs.statSync(file, { bigint: true }));
+      fs.writeFileSync(path.join(root, intentFileName('log')), encodeIntent({ owner: `${dead}.1`, name: 'log', file: identity, size: 100 }));
+      await flavour.open(root);
+      t.equal(fs.readFileSync(file, 'utf8'), 'shrunk since', 'a file shorter than its size before the append is left as it is');
+      t.same(tempFilesIn(root), [], 'the record is gone');
+    });
+
+    t.test('appends, their intent records and the undoing of a gone server\'s append leave no descriptor open', { skip: fs.existsSync('/proc/self/fd') ? false : 'needs /proc/self/fd' }, async (t) => {
+      const openDescriptors = () => fs.readdirSync('/proc/self/fd').length;
+      const { root, storage } = await setUpRoot(t, flavour);
+      fs.writeFileSync(path.join(root, 'log'), 'x');
+      await upload(storage, 'log', Buffer.from('warm-up'), 'append');
+      const before = openDescriptors();
+      for (let i = 0; i < 20; i++) await upload(storage, 'log', Buffer.from(`+${i}`), 'append');
+      const dead = spawnSync(process.execPath, ['-e', '']).pid ?? 0;
+      const identity = fileIdentity(fs.statSync(path.join(root, 'log'), { bigint: true }));
+      for (let i = 0; i < 5; i++) {
+        fs.writeFileSync(path.join(root, intentFileName('log')), encodeIntent({ owner: `${dead}.1`, name: 'log', file: identity, size: 1 }));
+        await flavour.attach(root).list(); // nothing opened by attach
+        await flavour.open(root);
+      }
+      t.equal(openDescriptors(), before, 'as many descriptors open as before');
+      t.equal(fs.readFileSync(path.join(root, 'log'), 'utf8'), 'x', 'and the undone appends are undone');
     });
 
     t.test("start-up: a gone server's intent record for a name that is no longer a regular file", async (t) => {

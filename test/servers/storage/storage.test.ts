@@ -215,6 +215,16 @@ for (const flavour of flavours) {
       t.same(tempFilesIn(root), []);
     });
 
+    t.test("'new' onto a name another upload took between this one's start and its commit", async (t) => {
+      const { root, storage } = await setup(t);
+      const late = await storage.beginUpload({ name: 'race', size: 4, mode: 'new', sha256: null });
+      await storage.writeUpload(late, bytesOf('late'));
+      t.same(await upload(storage, 'race', bytesOf('first'), 'new'), { size: 5, sha256: sha256(bytesOf('first')) }, 'the other upload lands first');
+      await t.rejects(storage.commitUpload(late), { code: ErrorCodes.EXISTS }, 'checked again at the commit');
+      t.equal(fs.readFileSync(path.join(root, 'race'), 'utf8'), 'first', 'the first file is kept');
+      t.same(tempFilesIn(root), []);
+    });
+
     t.test('checksum mismatch discards the upload', async (t) => {
       const { root, storage } = await setup(t);
       const file = path.join(root, 'checked');
