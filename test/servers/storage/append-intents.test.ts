@@ -54,13 +54,20 @@ for (const flavour of flavours) {
       t.same(tempFilesIn(root), [], 'the record is gone');
     });
 
-    t.test('appends, their intent records and the undoing of a gone server\'s append leave no descriptor open', { skip: fs.existsSync('/proc/self/fd') ? false : 'needs /proc/self/fd' }, async (t) => {
+    t.test('appends, their intent records, aborted and refused uploads and the undoing of a gone server\'s append leave no descriptor open', { skip: fs.existsSync('/proc/self/fd') ? false : 'needs /proc/self/fd' }, async (t) => {
       const openDescriptors = () => fs.readdirSync('/proc/self/fd').length;
       const { root, storage } = await setUpRoot(t, flavour);
       fs.writeFileSync(path.join(root, 'log'), 'x');
       await upload(storage, 'log', Buffer.from('warm-up'), 'append');
       const before = openDescriptors();
       for (let i = 0; i < 20; i++) await upload(storage, 'log', Buffer.from(`+${i}`), 'append');
+      // Uploads that end otherwise: aborted, refused at the commit (an unlinked temporary file held open would also keep its disk space).
+      for (let i = 0; i < 10; i++) {
+        const aborted = await storage.beginUpload({ name: 'gone', size: 3, mode: 'new', sha256: null });
+        await storage.writeUpload(aborted, Buffer.from('abc'));
+        await storage.abortUpload(aborted);
+        await t.rejects(upload(storage, 'gone', Buffer.from('abc'), 'new', '0'.repeat(64)), { code: ErrorCodes.CHECKSUM_MISMATCH });
+      }
       const dead = spawnSync(process.execPath, ['-e', '']).pid ?? 0;
       const identity = fileIdentity(fs.statSync(path.join(root, 'log'), { bigint: true }));
       for (let i = 0; i < 5; i++) {
