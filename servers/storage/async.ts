@@ -36,6 +36,7 @@ import {
   isIntentName,
   isListableName,
   isMissing,
+  isMissingOrNotRegular,
   isTempName,
   listEntry,
   noSpace,
@@ -392,7 +393,7 @@ export class AsyncStorage implements AsyncStorageOps {
     try {
       file = await fsp.open(target, APPEND_FLAGS);
     } catch (error) {
-      if (isMissing(error)) throw notRegular(upload.name); // replaced by a link or socket since the lstat
+      if (isMissingOrNotRegular(error)) throw notRegular(upload.name); // replaced by a link, a socket or a directory since the lstat
       throw error;
     }
     try {
@@ -498,7 +499,7 @@ export class AsyncStorage implements AsyncStorageOps {
     try {
       file = await fsp.open(path.join(this.root, intent.name), APPEND_FLAGS);
     } catch (error) {
-      if (isMissing(error)) return; // gone, or something else holds the name now: nothing of the append is left
+      if (isMissingOrNotRegular(error)) return; // gone, or something else holds the name now (a directory too): nothing of the append is left
       throw error;
     }
     try {

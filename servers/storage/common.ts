@@ -200,6 +200,15 @@ export function isMissing(error: unknown): boolean {
 }
 
 /**
+ * An open for writing that found nothing at the name, or something that is
+ * not a regular file: a link or a socket (see MISSING_CODES) or a directory
+ * (EISDIR, which no lookup meets but a write meets first).
+ */
+export function isMissingOrNotRegular(error: unknown): boolean {
+  return isMissing(error) || hasErrnoCode(error, 'EISDIR');
+}
+
+/**
  * The StorageError a file-system failure becomes; `doing` says what failed, for
  * people. Errors that are already StorageErrors and errors that are not from
  * the file system (bugs) come back unchanged, to be rethrown as they are.

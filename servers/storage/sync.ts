@@ -34,6 +34,7 @@ import {
   isIntentName,
   isListableName,
   isMissing,
+  isMissingOrNotRegular,
   isTempName,
   listEntry,
   noSpace,
@@ -259,7 +260,7 @@ export class SyncStorage implements StorageOps {
     try {
       file = fs.openSync(target, APPEND_FLAGS);
     } catch (error) {
-      if (isMissing(error)) throw notRegular(upload.name); // replaced by a link or socket since the lstat
+      if (isMissingOrNotRegular(error)) throw notRegular(upload.name); // replaced by a link, a socket or a directory since the lstat
       throw error;
     }
     try {
@@ -365,7 +366,7 @@ export class SyncStorage implements StorageOps {
     try {
       fd = fs.openSync(path.join(this.root, intent.name), APPEND_FLAGS);
     } catch (error) {
-      if (isMissing(error)) return; // gone, or something else holds the name now: nothing of the append is left
+      if (isMissingOrNotRegular(error)) return; // gone, or something else holds the name now (a directory too): nothing of the append is left
       throw error;
     }
     try {

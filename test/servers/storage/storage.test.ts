@@ -1,80 +1,25 @@
 /**
- * One suite, run against both storage flavours: SyncStorage is wrapped into
- * promises so the same test code drives both, which is how "identical
- * semantics" is checked rather than promised.
+ * One suite, run against both storage flavours (flavours.ts): the same test
+ * code drives both, which is how "identical semantics" is checked rather than
+ * promised.
  */
 import t from 'tap';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { spawn, spawnSync } from 'node:child_process';
 import { ErrorCodes } from '../../../protocol/errors.js';
-import type { CommitMode } from '../../../protocol/index.js';
 import { AsyncStorage } from '../../../servers/storage/async.js';
 import { SyncStorage } from '../../../servers/storage/sync.js';
 import { SharedNameLock } from '../../../servers/storage/shared-lock.js';
 import { encodeIntent, fileIdentity, intentFileName, tempFileName } from '../../../servers/storage/common.js';
 import { ownerOf, SELF_OWNER } from '../../../servers/storage/owners.js';
-import { TEMP_PREFIX, type AsyncStorageOps, type StorageOps } from '../../../servers/storage/types.js';
+import { TEMP_PREFIX, type AsyncStorageOps } from '../../../servers/storage/types.js';
+import { block, bytesOf, flavours, freshDir, setUpRoot, sha256, tempFilesIn, upload, type HasTeardown } from './flavours.js';
 
 // ---------------------------------------------------------------------------
-// Fixtures
-
-interface HasTeardown {
-  teardown(fn: () => void): void;
-}
-
-function freshDir(t: HasTeardown): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-storage-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** The synchronous flavour behind the asynchronous interface, so that one suite drives both. */
-function promised(storage: StorageOps): AsyncStorageOps {
-  return {
-    list: async () => storage.list(),
-    probe: async (name) => storage.probe(name),
-    stat: async (name) => storage.stat(name),
-    openRead: async (name) => storage.openRead(name),
-    readChunk: async (handle, maxBytes) => storage.readChunk(handle, maxBytes),
-    closeRead: async (handle) => storage.closeRead(handle),
-    beginUpload: async (plan) => storage.beginUpload(plan),
-    writeUpload: async (handle, bytes) => storage.writeUpload(handle, bytes),
-    commitUpload: async (handle) => storage.commitUpload(handle),
-    abortUpload: async (handle) => storage.abortUpload(handle),
-  };
-}
-
-interface Flavour {
-  readonly name: string;
-  open(root: string): Promise<AsyncStorageOps>;
-  attach(root: string): AsyncStorageOps;
-}
-
-const flavours: readonly Flavour[] = [
-  {
-    name: 'SyncStorage',
-    open: async (root) => promised(SyncStorage.open(root)),
-    attach: (root) => promised(SyncStorage.attach(root)),
-  },
-  { name: 'AsyncStorage', open: (root) => AsyncStorage.open(root), attach: (root) => AsyncStorage.attach(root) },
-];
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-function bytesOf(text: string): Buffer {
-  return Buffer.from(text, 'utf8');
-}
-
-/** A block of `length` bytes all equal to `value`: easy to find whole, or broken, in a file. */
-function block(value: number, length: number): Buffer {
-  return Buffer.alloc(length, value);
-}
+// Fixtures (the rest are in flavours.ts)
 
 /** Splits `content` into `blockLength` pieces and checks each is one uniform block; returns their values in order. */
 function uniformBlockValues(t: { fail(message: string): unknown }, content: Buffer, blockLength: number): number[] {
@@ -86,22 +31,6 @@ function uniformBlockValues(t: { fail(message: string): unknown }, content: Buff
     values.push(first);
   }
   return values;
-}
-
-async function upload(
-  storage: AsyncStorageOps,
-  name: string,
-  data: Uint8Array,
-  mode: CommitMode,
-  sha256: string | null = null,
-): Promise<{ size: number; sha256: string }> {
-  const handle = await storage.beginUpload({ name, size: data.length, mode, sha256 });
-  // Several writes, so the running hash and the offsets are exercised.
-  const piece = Math.max(1, Math.ceil(data.length / 3));
-  for (let offset = 0; offset < data.length; offset += piece) {
-    await storage.writeUpload(handle, data.subarray(offset, offset + piece));
-  }
-  return storage.commitUpload(handle);
 }
 
 async function readAll(storage: AsyncStorageOps, name: string, maxBytes = 7): Promise<Buffer> {
@@ -119,24 +48,12 @@ async function readAll(storage: AsyncStorageOps, name: string, maxBytes = 7): Pr
   return Buffer.concat(chunks);
 }
 
-function tempFilesIn(root: string): string[] {
-  return fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX));
-}
-
 // ---------------------------------------------------------------------------
 // The shared suite
 
 for (const flavour of flavours) {
   t.test(flavour.name, async (t) => {
-    /** A fresh root (and a directory beside it, "outside"), and the storage over the root. */
-    async function setup(t: HasTeardown): Promise<{ root: string; outside: string; storage: AsyncStorageOps }> {
-      const dir = freshDir(t);
-      const root = path.join(dir, 'root');
-      const outside = path.join(dir, 'outside');
-      fs.mkdirSync(outside);
-      const storage = await flavour.open(root); // also checks that open() creates the root
-      return { root, outside, storage };
-    }
+    const setup = (t: HasTeardown) => setUpRoot(t, flavour);
 
     t.test('list shows valid-named regular files only, sorted bytewise', async (t) => {
       const { root, outside, storage } = await setup(t);
@@ -296,6 +213,16 @@ for (const flavour of flavours) {
       fs.writeFileSync(path.join(root, 'kept'), 'original');
       await t.rejects(upload(storage, 'kept', bytesOf('intruder'), 'new'), { code: ErrorCodes.EXISTS });
       t.equal(fs.readFileSync(path.join(root, 'kept'), 'utf8'), 'original');
+      t.same(tempFilesIn(root), []);
+    });
+
+    t.test("'new' onto a name another upload took between this one's start and its commit", async (t) => {
+      const { root, storage } = await setup(t);
+      const late = await storage.beginUpload({ name: 'race', size: 4, mode: 'new', sha256: null });
+      await storage.writeUpload(late, bytesOf('late'));
+      t.same(await upload(storage, 'race', bytesOf('first'), 'new'), { size: 5, sha256: sha256(bytesOf('first')) }, 'the other upload lands first');
+      await t.rejects(storage.commitUpload(late), { code: ErrorCodes.EXISTS }, 'checked again at the commit');
+      t.equal(fs.readFileSync(path.join(root, 'race'), 'utf8'), 'first', 'the first file is kept');
       t.same(tempFilesIn(root), []);
     });
 

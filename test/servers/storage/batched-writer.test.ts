@@ -1,0 +1,114 @@
+/**
+ * The async server's write-behind, over real files: every byte lands once, in
+ * order, at its offset, whatever the sizes of the pieces and of the batches,
+ * even when the file system takes a batch in several short writes; past its
+ * bound in flight the writer asks the caller to wait, and lets it go on once
+ * the writes land; a failed write is reported, never lost.
+ */
+import fs from 'node:fs';
+import fsp, { type FileHandle } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import type { Test } from 'tap';
+import { BatchedFileWriter } from '../../../servers/storage/batched-writer.js';
+
+function freshFile(t: Test, content = ''): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-writer-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'upload');
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+/** Pieces of 1 to 7 bytes, each filled with its own index, so a byte out of place or lost shows. */
+function pieces(count: number): Buffer[] {
+  return Array.from({ length: count }, (_, i) => Buffer.alloc(1 + (i % 7), i & 0xff));
+}
+
+async function writeAll(writer: BatchedFileWriter, all: readonly Buffer[]): Promise<void> {
+  for (const piece of all) {
+    const wait = writer.write(piece);
+    if (wait !== undefined) await wait;
+  }
+  await writer.settle();
+}
+
+t.test('every byte lands once, in order, after what the file held, whatever the batch and piece sizes', async (t) => {
+  for (const batchBytes of [1, 10, 64, 1024 * 1024]) {
+    const filePath = freshFile(t, 'HEAD:');
+    const file = await fsp.open(filePath, 'r+');
+    const writer = new BatchedFileWriter(file, 5, { batchBytes, maxInFlightBytes: 25, syncEveryBytes: 100 });
+    const all = pieces(300);
+    await writeAll(writer, all);
+    t.equal(writer.write(new Uint8Array(0)), undefined, `batches of ${batchBytes}: an empty write is nothing to wait for`);
+    await writer.settle();
+    await file.close();
+    t.ok(fs.readFileSync(filePath).equals(Buffer.concat([Buffer.from('HEAD:'), ...all])), `batches of ${batchBytes}: the file is whole`);
+  }
+});
+
+t.test('a batch the file system takes in several short writes still lands whole', async (t) => {
+  const filePath = freshFile(t);
+  const file = await fsp.open(filePath, 'r+');
+  let calls = 0;
+  // At most 3 bytes a call, across the buffers' edges: what a short writev does.
+  const shortWriting = {
+    writev: async (buffers: Uint8Array[], position: number) => {
+      calls++;
+      const part = Buffer.concat(buffers).subarray(0, 3);
+      const { bytesWritten } = await file.write(part, 0, part.length, position);
+      return { bytesWritten, buffers };
+    },
+    datasync: () => file.datasync(),
+  } as unknown as FileHandle;
+  const writer = new BatchedFileWriter(shortWriting, 0, { batchBytes: 16, maxInFlightBytes: 64, syncEveryBytes: 0 });
+  const all = pieces(60);
+  await writeAll(writer, all);
+  await file.close();
+  t.ok(fs.readFileSync(filePath).equals(Buffer.concat(all)), 'the file is whole');
+  t.ok(calls > all.length / 3, `in many short writes (${calls})`);
+});
+
+t.test('past its bound in flight, write asks the caller to wait, until writes land', async (t) => {
+  const filePath = freshFile(t);
+  const file = await fsp.open(filePath, 'r+');
+  const writer = new BatchedFileWriter(file, 0, { batchBytes: 4, maxInFlightBytes: 8, syncEveryBytes: 0 });
+  t.equal(writer.write(Buffer.alloc(4, 1)), undefined, 'a full batch goes: 4 bytes in flight');
+  t.equal(writer.write(Buffer.alloc(4, 2)), undefined, '8 in flight: at the bound, not past it');
+  const wait = writer.write(Buffer.alloc(4, 3));
+  t.type(wait, Promise, '12 in flight: wait');
+  await wait; // a hang here: the caller is never let go
+  await writer.settle();
+  t.equal(writer.write(Buffer.alloc(4, 4)), undefined, 'once the writes landed, no more waiting');
+  await writer.settle();
+  await file.close();
+  t.ok(fs.readFileSync(filePath).equals(Buffer.concat([1, 2, 3, 4].map((value) => Buffer.alloc(4, value)))));
+});
+
+t.test('a write that fails is reported by settle and by every later write; a caller waiting for room goes on', async (t) => {
+  const filePath = freshFile(t);
+  const readOnly = await fsp.open(filePath, 'r');
+  t.teardown(() => readOnly.close());
+  const writer = new BatchedFileWriter(readOnly, 0, { batchBytes: 4, maxInFlightBytes: 2, syncEveryBytes: 0 });
+  const wait = writer.write(Buffer.alloc(4, 1));
+  t.type(wait, Promise, 'past the bound');
+  await wait; // never a hang: the failed write leaves the flight
+  await t.rejects(writer.settle(), { code: 'EBADF' }, 'settle reports the failure');
+  t.throws(() => writer.write(Buffer.alloc(1)), { code: 'EBADF' }, 'and so does the next write');
+  await writer.discard();
+  t.equal(fs.statSync(filePath).size, 0);
+});
+
+t.test('discard (an abort) drops what is queued and returns once what is in flight has landed, so the file can be closed', async (t) => {
+  const filePath = freshFile(t);
+  const file = await fsp.open(filePath, 'r+');
+  const writer = new BatchedFileWriter(file, 0, { batchBytes: 1024 * 1024, maxInFlightBytes: 64 * 1024 * 1024, syncEveryBytes: 0 });
+  for (let i = 0; i < 8; i++) writer.write(Buffer.alloc(1024 * 1024, i + 1));
+  writer.write(Buffer.alloc(10, 0xff));
+  await writer.discard();
+  t.equal(fs.statSync(filePath).size, 8 * 1024 * 1024, 'the eight batches in flight have landed');
+  await writer.settle();
+  await file.close();
+  t.equal(fs.statSync(filePath).size, 8 * 1024 * 1024, 'the queued bytes were dropped');
+});
