@@ -113,31 +113,34 @@ for (const model of SERVER_MODELS) {
     const c = await WireClient.connect(server.port, { timeoutMs: 30_000 });
     t.teardown(() => c.destroy());
     await c.readLine(30_000);
-    const name = 'durable.txt';
-    const target = path.join(root, name);
+    // An append to a name that does not exist yet is committed like a new file: renamed into place.
     const steps = [
-      { mode: 'new', data: Buffer.alloc(70_000, 'n') },
-      { mode: 'overwrite', data: Buffer.alloc(50_000, 'o') },
-      { mode: 'append', data: Buffer.alloc(90_000, 'a') },
-      { mode: 'append', data: Buffer.from('!') },
+      { name: 'durable.txt', mode: 'new', data: Buffer.alloc(70_000, 'n'), renamed: true },
+      { name: 'durable.txt', mode: 'overwrite', data: Buffer.alloc(50_000, 'o'), renamed: true },
+      { name: 'durable.txt', mode: 'append', data: Buffer.alloc(90_000, 'a'), renamed: false },
+      { name: 'durable.txt', mode: 'append', data: Buffer.from('!'), renamed: false },
+      { name: 'fresh.txt', mode: 'append', data: Buffer.alloc(40_000, 'f'), renamed: true },
     ];
-    let size = 0;
+    const sizes = new Map<string, number>();
     for (const step of steps) {
-      size = step.mode === 'append' ? size + step.data.length : step.data.length;
-      t.equal(await upload(c, name, step.mode, step.data), `226 ${name} ${size} ${sha256(step.data)}`, `${step.mode} of ${step.data.length} bytes`);
+      const size = (step.mode === 'append' ? (sizes.get(step.name) ?? 0) : 0) + step.data.length;
+      sizes.set(step.name, size);
+      t.equal(await upload(c, step.name, step.mode, step.data), `226 ${step.name} ${size} ${sha256(step.data)}`, `${step.mode} of ${step.data.length} bytes to ${step.name}`);
     }
     t.equal(await c.request('PING', 30_000), '200 PONG');
     const trace = new Trace(parseTrace(fs.readFileSync(log, 'utf8')), root);
 
     let from = 0;
     for (const step of steps) {
-      const what = `${step.mode} of ${step.data.length} bytes`;
+      const what = `${step.mode} of ${step.data.length} bytes to ${step.name}`;
+      const { name } = step;
+      const target = path.join(root, name);
       const reply = trace.reply226(name, from);
       if (reply === undefined) {
         t.fail(`${what}: no 226 write in the trace`);
         break;
       }
-      if (step.mode !== 'append') {
+      if (step.renamed) {
         const rename = trace.findLast(['rename', 'renameat', 'renameat2'], new RegExp(`"${escape(target)}"`), from, reply.index);
         const temp = rename === undefined ? undefined : /"([^"]+)"/.exec(rename.args)?.[1];
         t.ok(rename !== undefined && temp !== undefined, `${what}: the data is renamed onto the name before the 226`);
