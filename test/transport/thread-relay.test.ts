@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { ErrorCodes } from '../../protocol/index.js';
 import { BlockingRelayIO, createRelayChannel, Flag, RING_BYTES, SocketRelay } from '../../transport/thread-relay.js';
+import { acceptedPair, readAll, settled, SOCKET_READ_BYTES } from '../helpers/socket-pair.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
 import type { RelayWorkerReport, RelayWorkerScript } from './relay-worker.js';
 
@@ -17,8 +18,6 @@ type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 type Script = Partial<Omit<RelayWorkerScript, 'channel'>>;
 
 const MiB = 1024 * 1024;
-/** The most a socket hands over in one 'data' event. */
-const SOCKET_READ_BYTES = 64 * 1024;
 
 function startWorker(channel: SharedArrayBuffer, script: Script): { report: Promise<RelayWorkerReport>; worker: Worker } {
   const workerData: RelayWorkerScript = { idleTimeoutMs: 0, sleepBeforeReadingMs: 0, echo: false, writeFirstBytes: 0, ...script, channel };
@@ -40,19 +39,6 @@ interface Bridged {
   endWhenRelayed(): Promise<void>;
   /** Bytes the relay has read from the socket so far. */
   relayed(): number;
-}
-
-/** A loopback connection; its server end is accepted paused and half-open, as the servers' shell accepts. */
-async function acceptedPair(): Promise<{ client: net.Socket; served: net.Socket }> {
-  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  client.on('error', () => {});
-  const served = await accepted;
-  served.on('error', () => {});
-  server.close();
-  return { client, served };
 }
 
 /** A connection whose server end is relayed to a worker thread running `script`; everything is torn down with `t`. */
@@ -77,22 +63,6 @@ async function bridged(t: Tap, script: Script, stallMs = 0): Promise<Bridged> {
     served.end();
   };
   return { client, served, report, endWhenRelayed, relayed: () => relayed };
-}
-
-function readAll(socket: net.Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  return new Promise((resolve) => socket.once('close', () => resolve(Buffer.concat(chunks))));
-}
-
-/** Resolves once `value()` has not changed for `quietMs`: the two sides have stopped moving bytes. */
-async function settled(value: () => number, quietMs = 150): Promise<number> {
-  for (let last = value(); ; ) {
-    await delay(quietMs);
-    const now = value();
-    if (now === last) return now;
-    last = now;
-  }
 }
 
 t.test('bytes go both ways unchanged and in order; the end of input reaches the worker as eof', async (t) => {
