@@ -37,11 +37,12 @@ async function session(t: Tap, idleTimeoutMs = 0, held?: HeldInput): Promise<Ser
   return { client, served, io: new SocketSessionIO(served, idleTimeoutMs, held) };
 }
 
-/** The session's next input, whether it was ready at once or came later. */
+/** The session's next input, whether it was ready at once or came later; like a session, it sends what it wrote before it waits. */
 function next(io: SocketSessionIO): Promise<ClientInput> {
   return new Promise((resolve) => {
     const ready = io.read(resolve);
     if (ready !== null) resolve(ready);
+    else io.flush();
   });
 }
 
@@ -227,6 +228,29 @@ t.test('a client that stays connected but stops reading is cut off after the sta
   await closed;
   t.ok(served.destroyed, 'and the connection is closed: the client cannot read a 421 anyway');
   t.throws(() => io.write(Buffer.from('421 x\r\n')), { code: ErrorCodes.CONNECTION_CLOSED }, 'a later write fails at once');
+});
+
+t.test('a client that streams small requests and never reads is cut off too; the replies held for it stay bounded', async (t) => {
+  // Each request is answered with a reply well under a write batch, and the
+  // session keeps up, so no single write is large: the session must still
+  // notice that the client is behind rather than queue replies for ever.
+  const stallMs = 400;
+  const { client, served, io } = await session(t, stallMs);
+  client.pause();
+  client.write(Buffer.alloc(64 * MiB, 0x61));
+  let mostHeld = 0;
+  const outcome = await (async () => {
+    for (;;) {
+      const input = await next(io);
+      if (typeof input === 'string') return input;
+      const wait = io.write(Buffer.alloc(input.length >> 2, 0x62));
+      mostHeld = Math.max(mostHeld, served.writableLength);
+      if (wait !== undefined) await wait;
+      mostHeld = Math.max(mostHeld, served.writableLength);
+    }
+  })().catch((error: unknown) => codeOf(error) ?? error);
+  t.equal(outcome, ErrorCodes.WRITE_STALLED, 'cut off as a client that stopped reading');
+  t.ok(mostHeld < MiB, `the server held at most a few replies for it (${mostHeld} bytes)`);
 });
 
 t.test('a client that leaves while a write waits for it ends the write as CONNECTION_CLOSED', async (t) => {
