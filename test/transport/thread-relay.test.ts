@@ -39,6 +39,7 @@ interface Bridged {
   endWhenRelayed(): Promise<void>;
   /** Bytes the relay has read from the socket so far. */
   relayed(): number;
+  readonly relay: SocketRelay;
 }
 
 /** A connection whose server end is relayed to a worker thread running `script`; everything is torn down with `t`. */
@@ -62,7 +63,7 @@ async function bridged(t: Tap, script: Script, stallMs = 0): Promise<Bridged> {
     await relay.finished;
     served.end();
   };
-  return { client, served, report, endWhenRelayed, relayed: () => relayed };
+  return { client, served, report, endWhenRelayed, relayed: () => relayed, relay };
 }
 
 t.test('bytes go both ways unchanged and in order; the end of input reaches the worker as eof', async (t) => {
@@ -163,4 +164,86 @@ t.test('a client that stays connected but stops reading is cut off after the sta
   const seen = await report;
   t.equal(seen.writeErrorCode, ErrorCodes.WRITE_STALLED, 'the worker learns why: its client stopped reading');
   t.ok(seen.written < size, 'the write stopped part-way');
+});
+
+t.test('bytes a client sends before its thread starts wait in the socket for it: none is lost', async (t) => {
+  const { client, served } = await acceptedPair();
+  const channel = createRelayChannel();
+  let announced = () => {};
+  const started = new Promise<void>((resolve) => (announced = resolve));
+  const relay = new SocketRelay(served, channel, 0, () => announced());
+  t.teardown(() => {
+    client.destroy();
+    served.destroy();
+    relay.close();
+  });
+  const sent = randomBytes(100 * 1024);
+  client.write(sent);
+  await delay(200); // every thread busy: the session has not started, its client has already sent
+  t.equal(served.bytesRead, 0, 'the socket is not read before the session starts');
+  const { report, worker } = startWorker(channel, {});
+  t.teardown(() => worker.terminate());
+  await started;
+  client.end();
+  const seen = await report;
+  t.same(seen, { received: sent.length, signals: ['eof'], written: 0, writeErrorCode: null }, 'the session gets every byte, then the end');
+});
+
+t.test('what a client sent while it queued, more than the ring holds, reaches the session in order; each refill wakes it', async (t) => {
+  const { client, served } = await acceptedPair();
+  const channel = createRelayChannel();
+  const held = randomBytes(4 * RING_BYTES.input + 1000);
+  const relay = new SocketRelay(served, channel, 0, () => {}, { chunks: [held.subarray(0, 1000), held.subarray(1000)], ended: false });
+  t.teardown(() => {
+    client.destroy();
+    served.destroy();
+    relay.close();
+  });
+  const io = new BlockingRelayIO(channel, 0); // in this thread: read() is only called when the ring has bytes
+  const header = new Int32Array(channel, 0, 16);
+  const inRing = () => (Atomics.load(header, 0) - Atomics.load(header, 1)) | 0;
+  /** The worker's bell: a worker asleep on an empty ring wakes only when it rings. */
+  const bell = () => Atomics.load(header, 4);
+  const taken: Buffer[] = [];
+  let total = 0;
+  while (total < held.length) {
+    await eventually(() => inRing() > 0, 'the relay refills the ring from what it held back');
+    const rung = bell();
+    const got = io.read();
+    if (!(got instanceof Uint8Array)) {
+      t.fail(`read ${got}`);
+      return;
+    }
+    taken.push(Buffer.from(got));
+    total += got.length;
+    if (total < held.length) await eventually(() => bell() !== rung, 'the relay rings the worker once it has put bytes back in the ring');
+  }
+  t.ok(Buffer.concat(taken).equals(held), 'every held byte, in order');
+  client.end('QUIT\r\n');
+  await eventually(() => inRing() > 0, 'then the socket is read');
+  t.equal(Buffer.from(io.read() as Uint8Array).toString(), 'QUIT\r\n');
+});
+
+t.test('a worker waiting for room in the output ring is woken as the client reads, and sends everything', async (t) => {
+  const size = 8 * MiB;
+  const { client, report, endWhenRelayed } = await bridged(t, { writeFirstBytes: size });
+  let received = 0;
+  client.on('data', (chunk: Buffer) => (received += chunk.length));
+  // The client only reads: nothing it sends can wake the worker, only the relay's bell.
+  await eventually(() => received === size, 'the client gets all the worker wrote', 20_000);
+  client.end();
+  const seen = await report;
+  await endWhenRelayed();
+  t.equal(seen.written, size);
+});
+
+t.test('the server stopping wakes a worker blocked in a read once; the session goes on until its client ends', async (t) => {
+  const { client, report, relay } = await bridged(t, {});
+  await delay(100); // the worker is asleep in read()
+  relay.signal('shutdown');
+  await delay(100);
+  client.end('QUIT\r\n');
+  const seen = await report;
+  t.same(seen.signals, ['shutdown', 'eof']);
+  t.equal(seen.received, 6, 'what the client sent after the signal still reaches the session');
 });
