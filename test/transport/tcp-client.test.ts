@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { ConnectionError, ErrorCodes } from '../../protocol/index.js';
 import { connectTcp } from '../../transport/tcp-client.js';
+import { closedPort } from '../clients/run-cli.js';
 import { delay } from '../helpers/wire-fixture.js';
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -30,15 +31,6 @@ async function echoServer(t: Tap): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
   return (server.address() as net.AddressInfo).port;
-}
-
-/** A port nothing listens on (it was free a moment ago). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function rejection(connecting: Promise<unknown>): Promise<ConnectionError> {
