@@ -127,3 +127,15 @@ t.test('a listener that never completes the handshake: the connect gives up afte
   t.equal(error.message, `could not connect to 127.0.0.1:${port} within 0.3 s`);
   t.ok(performance.now() - started >= 290, 'not before the timeout');
 });
+
+t.test('a server that resets the connection ends the channel: reads give null, writes fail as CONNECTION_CLOSED, nothing is thrown', async (t) => {
+  // Reset on the first request, once the connection is up (a server that crashed, a proxy that gave up).
+  const server = net.createServer((socket) => socket.once('data', () => socket.resetAndDestroy()));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const channel = await connectTcp({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port });
+  t.teardown(() => channel.close());
+  await channel.write(Buffer.from('PING\n'));
+  t.equal(await channel.read(), null, 'the reset reads as the end');
+  await t.rejects(channel.write(Buffer.from('PING\n')), { code: ErrorCodes.CONNECTION_CLOSED });
+});
