@@ -130,8 +130,9 @@ t.test('a client that resets the connection aborts a waiting read, and bytes sti
   t.equal(await next(other.io), 'abort', 'a broken connection is not served further');
 });
 
-t.test('the server stopping reaches a waiting read once, and the session goes on reading; abort ends it', async (t) => {
-  const { client, io } = await session(t);
+t.test('the server stopping reaches a waiting read once, and the session goes on reading; abort ends it, and its 421 still goes out', async (t) => {
+  const { client, served, io } = await session(t);
+  const all = readAll(client);
   const waiting = next(io);
   io.signal('shutdown');
   t.equal(await waiting, 'shutdown');
@@ -140,6 +141,10 @@ t.test('the server stopping reaches a waiting read once, and the session goes on
   const aborted = next(io);
   io.signal('abort');
   t.equal(await aborted, 'abort');
+  io.write(Buffer.from('421 shutting down\r\n')); // what the session says when the grace time is over
+  io.flush();
+  served.end();
+  t.equal((await all).toString(), '421 shutting down\r\n', 'a client that reads is told why');
 });
 
 t.test('a waiting read ends with idle-timeout after the idle time without a byte, not before', async (t) => {
@@ -237,7 +242,16 @@ t.test('a client that streams small requests and never reads is cut off too; the
   const stallMs = 400;
   const { client, served, io } = await session(t, stallMs);
   client.pause();
-  client.write(Buffer.alloc(64 * MiB, 0x61));
+  // Paced, so that the session has read everything and waits for the client between its replies.
+  const requests = Buffer.alloc(32 * KiB, 0x61);
+  // 48 MiB of them ask for 12 MiB of replies, more than the kernel's buffers hold.
+  let sent = 0;
+  const streaming = setInterval(() => {
+    if (sent >= 48 * MiB || !client.writable) return clearInterval(streaming);
+    client.write(requests);
+    sent += requests.length;
+  }, 2);
+  t.teardown(() => clearInterval(streaming));
   let mostHeld = 0;
   const outcome = await (async () => {
     for (;;) {
@@ -249,6 +263,7 @@ t.test('a client that streams small requests and never reads is cut off too; the
       mostHeld = Math.max(mostHeld, served.writableLength);
     }
   })().catch((error: unknown) => codeOf(error) ?? error);
+  clearInterval(streaming);
   t.equal(outcome, ErrorCodes.WRITE_STALLED, 'cut off as a client that stopped reading');
   t.ok(mostHeld < MiB, `the server held at most a few replies for it (${mostHeld} bytes)`);
 });
