@@ -60,6 +60,8 @@ t.test('bytes go both ways; the end of the connection reads as null', async (t) 
   await channel.write(Buffer.from('PING\n'));
   t.equal(await readText(() => channel.read(), '\r\n'), '200 PING\r\n');
   await channel.write(Buffer.from('QUIT\n'));
+  // Read only once the reply and the end have both arrived: a read must return what is already there.
+  await new Promise((resolve) => channel.socket.once('end', resolve));
   t.equal(await readText(() => channel.read(), '\r\n'), '221 bye\r\n');
   t.equal(await channel.read(), null, 'the server closed: no more bytes');
   channel.close();
