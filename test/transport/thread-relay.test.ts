@@ -247,3 +247,16 @@ t.test('the server stopping wakes a worker blocked in a read once; the session g
   t.same(seen.signals, ['shutdown', 'eof']);
   t.equal(seen.received, 6, 'what the client sent after the signal still reaches the session');
 });
+
+t.test('a worker waiting for a silent client gives up after the idle time, counted from when it started waiting', async (t) => {
+  const idleMs = 300;
+  // The worker is busy for twice the idle time before its first read: that is not the client's idle time.
+  const { client, report } = await bridged(t, { idleTimeoutMs: idleMs, sleepBeforeReadingMs: 2 * idleMs });
+  const started = performance.now();
+  await delay(2 * idleMs + idleMs / 3);
+  client.write('PING\r\n');
+  const seen = await report;
+  t.equal(seen.received, 6, 'the request sent within the idle time of the wait is read');
+  t.same(seen.signals, ['idle-timeout'], 'then a silent client times out');
+  t.ok(performance.now() - started >= 2 * idleMs + idleMs, 'a whole idle time after the wait for more began');
+});
