@@ -43,7 +43,8 @@ export default {
   tap: {
     // Each folder's own tests, compiled (see foldersToMutate).
     testFiles: folders.map((folder) => `dist/test/${folder}/**/*.test.js`),
-    nodeArgs: ['-r', '{{hookFile}}', '{{testFile}}'],
+    // The second file lets code that runs only in worker threads count as covered (see that file).
+    nodeArgs: ['-r', '{{hookFile}}', '-r', './stryker.worker-coverage.cjs', '{{testFile}}'],
   },
   buildCommand: 'npm run build',
   // The instrumented code is not type-correct on purpose: tsc must still emit it.

@@ -83,7 +83,10 @@ export class SocketSessionIO implements AsyncSessionIO {
     if (this.socket.destroyed || this.socket.writableEnded) throw clientGone();
     this.unsent.push(bytes);
     this.unsentBytes += bytes.length;
-    if (this.unsentBytes < WRITE_BATCH_BYTES) return;
+    // A client already behind on our replies gets no more until it takes some: small replies to a
+    // steady stream of requests would otherwise pile up here, and a client that never reads would
+    // never make a write wait, so it would never be cut off.
+    if (this.unsentBytes < WRITE_BATCH_BYTES && !this.socket.writableNeedDrain) return;
     this.flush();
     if (this.socket.writableNeedDrain) return drained(this.socket, this.idleTimeoutMs);
   }

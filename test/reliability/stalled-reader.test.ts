@@ -36,3 +36,23 @@ t.test('sequential: a client that pipelines megabytes of ECHO and never reads th
   t.equal(await waiting.readLine(), server.greeting, 'the waiting client is greeted');
   await server.quit(waiting);
 });
+
+for (const model of SERVER_MODELS) {
+  t.test(`${model}: a client that streams small requests and never reads the replies is cut off, and the next client is served`, async (t) => {
+    // Each read of the server's finds a few requests, whose replies are far from a write batch:
+    // the server must still see that this client is behind, not queue its replies for ever.
+    const server = await WireFixture.start(t, model, { idleTimeoutSeconds: IDLE_SECONDS, threads: 1 });
+    const stuck = await server.open('streams and never reads');
+    stuck.socket.pause();
+    const lines = `ECHO ${'x'.repeat(1000)}\n`.repeat(8);
+    const streaming = setInterval(() => {
+      if (stuck.socket.writable) stuck.socket.write(lines);
+    }, 2);
+    t.teardown(() => clearInterval(streaming));
+    await eventually(() => server.server.logs.some((line) => /client stopped reading/.test(line)), 'the log says why the connection ended', 20_000);
+    clearInterval(streaming);
+    const next = await server.open('next');
+    t.equal(await next.request('PING'), '200 PONG', 'the next client is served');
+    await server.quit(next);
+  });
+}

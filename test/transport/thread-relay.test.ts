@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { ErrorCodes } from '../../protocol/index.js';
 import { BlockingRelayIO, createRelayChannel, Flag, RING_BYTES, SocketRelay } from '../../transport/thread-relay.js';
+import { acceptedPair, readAll, settled, SOCKET_READ_BYTES } from '../helpers/socket-pair.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
 import type { RelayWorkerReport, RelayWorkerScript } from './relay-worker.js';
 
@@ -17,8 +18,6 @@ type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 type Script = Partial<Omit<RelayWorkerScript, 'channel'>>;
 
 const MiB = 1024 * 1024;
-/** The most a socket hands over in one 'data' event. */
-const SOCKET_READ_BYTES = 64 * 1024;
 
 function startWorker(channel: SharedArrayBuffer, script: Script): { report: Promise<RelayWorkerReport>; worker: Worker } {
   const workerData: RelayWorkerScript = { idleTimeoutMs: 0, sleepBeforeReadingMs: 0, echo: false, writeFirstBytes: 0, ...script, channel };
@@ -40,19 +39,7 @@ interface Bridged {
   endWhenRelayed(): Promise<void>;
   /** Bytes the relay has read from the socket so far. */
   relayed(): number;
-}
-
-/** A loopback connection; its server end is accepted paused and half-open, as the servers' shell accepts. */
-async function acceptedPair(): Promise<{ client: net.Socket; served: net.Socket }> {
-  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  client.on('error', () => {});
-  const served = await accepted;
-  served.on('error', () => {});
-  server.close();
-  return { client, served };
+  readonly relay: SocketRelay;
 }
 
 /** A connection whose server end is relayed to a worker thread running `script`; everything is torn down with `t`. */
@@ -76,23 +63,7 @@ async function bridged(t: Tap, script: Script, stallMs = 0): Promise<Bridged> {
     await relay.finished;
     served.end();
   };
-  return { client, served, report, endWhenRelayed, relayed: () => relayed };
-}
-
-function readAll(socket: net.Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  return new Promise((resolve) => socket.once('close', () => resolve(Buffer.concat(chunks))));
-}
-
-/** Resolves once `value()` has not changed for `quietMs`: the two sides have stopped moving bytes. */
-async function settled(value: () => number, quietMs = 150): Promise<number> {
-  for (let last = value(); ; ) {
-    await delay(quietMs);
-    const now = value();
-    if (now === last) return now;
-    last = now;
-  }
+  return { client, served, report, endWhenRelayed, relayed: () => relayed, relay };
 }
 
 t.test('bytes go both ways unchanged and in order; the end of input reaches the worker as eof', async (t) => {
@@ -193,4 +164,99 @@ t.test('a client that stays connected but stops reading is cut off after the sta
   const seen = await report;
   t.equal(seen.writeErrorCode, ErrorCodes.WRITE_STALLED, 'the worker learns why: its client stopped reading');
   t.ok(seen.written < size, 'the write stopped part-way');
+});
+
+t.test('bytes a client sends before its thread starts wait in the socket for it: none is lost', async (t) => {
+  const { client, served } = await acceptedPair();
+  const channel = createRelayChannel();
+  let announced = () => {};
+  const started = new Promise<void>((resolve) => (announced = resolve));
+  const relay = new SocketRelay(served, channel, 0, () => announced());
+  t.teardown(() => {
+    client.destroy();
+    served.destroy();
+    relay.close();
+  });
+  const sent = randomBytes(100 * 1024);
+  client.write(sent);
+  await delay(200); // every thread busy: the session has not started, its client has already sent
+  t.equal(served.bytesRead, 0, 'the socket is not read before the session starts');
+  const { report, worker } = startWorker(channel, {});
+  t.teardown(() => worker.terminate());
+  await started;
+  client.end();
+  const seen = await report;
+  t.same(seen, { received: sent.length, signals: ['eof'], written: 0, writeErrorCode: null }, 'the session gets every byte, then the end');
+});
+
+t.test('what a client sent while it queued, more than the ring holds, reaches the session in order; each refill wakes it', async (t) => {
+  const { client, served } = await acceptedPair();
+  const channel = createRelayChannel();
+  const held = randomBytes(4 * RING_BYTES.input + 1000);
+  const relay = new SocketRelay(served, channel, 0, () => {}, { chunks: [held.subarray(0, 1000), held.subarray(1000)], ended: false });
+  t.teardown(() => {
+    client.destroy();
+    served.destroy();
+    relay.close();
+  });
+  const io = new BlockingRelayIO(channel, 0); // in this thread: read() is only called when the ring has bytes
+  const header = new Int32Array(channel, 0, 16);
+  const inRing = () => (Atomics.load(header, 0) - Atomics.load(header, 1)) | 0;
+  /** The worker's bell: a worker asleep on an empty ring wakes only when it rings. */
+  const bell = () => Atomics.load(header, 4);
+  const taken: Buffer[] = [];
+  let total = 0;
+  while (total < held.length) {
+    await eventually(() => inRing() > 0, 'the relay refills the ring from what it held back');
+    const rung = bell();
+    const got = io.read();
+    if (!(got instanceof Uint8Array)) {
+      t.fail(`read ${got}`);
+      return;
+    }
+    taken.push(Buffer.from(got));
+    total += got.length;
+    if (total < held.length) await eventually(() => bell() !== rung, 'the relay rings the worker once it has put bytes back in the ring');
+  }
+  t.ok(Buffer.concat(taken).equals(held), 'every held byte, in order');
+  client.end('QUIT\r\n');
+  await eventually(() => inRing() > 0, 'then the socket is read');
+  t.equal(Buffer.from(io.read() as Uint8Array).toString(), 'QUIT\r\n');
+});
+
+t.test('a worker waiting for room in the output ring is woken as the client reads, and sends everything', async (t) => {
+  const size = 8 * MiB;
+  const { client, report, endWhenRelayed } = await bridged(t, { writeFirstBytes: size });
+  let received = 0;
+  client.on('data', (chunk: Buffer) => (received += chunk.length));
+  // The client only reads: nothing it sends can wake the worker, only the relay's bell.
+  await eventually(() => received === size, 'the client gets all the worker wrote', 20_000);
+  client.end();
+  const seen = await report;
+  await endWhenRelayed();
+  t.equal(seen.written, size);
+});
+
+t.test('the server stopping wakes a worker blocked in a read once; the session goes on until its client ends', async (t) => {
+  const { client, report, relay } = await bridged(t, {});
+  await delay(100); // the worker is asleep in read()
+  relay.signal('shutdown');
+  await delay(100);
+  client.end('QUIT\r\n');
+  const seen = await report;
+  t.same(seen.signals, ['shutdown', 'eof']);
+  t.equal(seen.received, 6, 'what the client sent after the signal still reaches the session');
+});
+
+t.test('a worker waiting for a silent client gives up after the idle time, counted from when it started waiting', async (t) => {
+  const idleMs = 300;
+  // The worker is busy for twice the idle time before its first read: that is not the client's idle time.
+  const { client, report } = await bridged(t, { idleTimeoutMs: idleMs, sleepBeforeReadingMs: 2 * idleMs });
+  const started = performance.now();
+  await delay(2 * idleMs + idleMs / 3);
+  client.write('PING\r\n');
+  const seen = await report;
+  t.equal(seen.received, 6, 'the request sent within the idle time of the wait is read');
+  t.same(seen.signals, ['idle-timeout'], 'then a silent client times out');
+  t.ok(performance.now() - started >= 2 * idleMs + idleMs, 'a whole idle time after the wait for more began');
 });
