@@ -261,7 +261,15 @@ class BlockingThreadDigest extends ThreadDigest implements BlockingDigest {
 class EventLoopThreadDigest extends ThreadDigest implements EventLoopDigest {
   /** Bytes taken but not yet in the ring, in order (kept by reference, as the batched writer keeps them). */
   private pending: Uint8Array[] = [];
-  private drained: Promise<void> | null = null;
+  /**
+   * True from the start of drainPending until its loop ends, set and cleared
+   * synchronously: a drain can end within the call that starts it (the hasher
+   * made room meanwhile), and a promise or a null check could not tell a
+   * finished drain from a running one. Bytes pending with no drain running
+   * would never reach the hasher, and the digest would be wrong.
+   */
+  private draining = false;
+  private drained: Promise<void> = Promise.resolve();
 
   take(bytes: Uint8Array): void | Promise<void> {
     if (this.pending.length === 0) {
@@ -271,12 +279,12 @@ class EventLoopThreadDigest extends ThreadDigest implements EventLoopDigest {
     } else {
       this.pending.push(bytes);
     }
-    this.drained ??= this.drainPending();
+    if (!this.draining) this.drained = this.drainPending();
     return this.drained;
   }
 
   async finish(): Promise<string> {
-    if (this.drained !== null) await this.drained;
+    while (this.draining) await this.drained;
     this.markFinished();
     for (;;) {
       const hex = this.takeDigest();
@@ -293,6 +301,7 @@ class EventLoopThreadDigest extends ThreadDigest implements EventLoopDigest {
   }
 
   private async drainPending(): Promise<void> {
+    this.draining = true;
     try {
       for (let next = this.pending[0]; next !== undefined && !this.settled; next = this.pending[0]) {
         // Read before the copy: if the hasher makes room in between, the wait returns at once.
@@ -305,7 +314,7 @@ class EventLoopThreadDigest extends ThreadDigest implements EventLoopDigest {
         }
       }
     } finally {
-      this.drained = null;
+      this.draining = false;
     }
   }
 

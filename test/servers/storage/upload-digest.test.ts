@@ -120,3 +120,21 @@ t.test('a worker thread (as in the workers server) hashes through its own hasher
   await worker.terminate();
   t.equal(hex, createHash('sha256').update(bytes).digest('hex'));
 });
+
+t.test('upload after upload in pieces that overrun the ring: every digest is right', async (t) => {
+  // A drain of what did not fit can end within the call that starts it, when the hasher made room meanwhile;
+  // once that left the next piece's overflow with no drain at all, and about one digest in ten came out wrong.
+  const bytes = data.subarray(0, 9 * MiB);
+  const right = createHash('sha256').update(bytes).digest('hex');
+  let wrong = 0;
+  for (let upload = 0; upload < 200; upload++) {
+    const digest = eventLoopDigest(bytes.length);
+    const piece = 512 * 1024 + 1 + (upload % 7) * 4096;
+    for (let at = 0; at < bytes.length; at += piece) {
+      const waiting = digest.take(bytes.subarray(at, at + piece));
+      if (waiting !== undefined) await waiting;
+    }
+    if ((await digest.finish()) !== right) wrong++;
+  }
+  t.equal(wrong, 0, 'no wrong digest in 200 uploads');
+});
