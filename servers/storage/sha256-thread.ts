@@ -15,7 +15,11 @@ const { control } = ring;
 
 try {
   for (;;) {
-    while (Atomics.load(control, Slot.State) !== HasherState.Hashing) Atomics.wait(control, Slot.State, Atomics.load(control, Slot.State));
+    // Wait on the very value that was checked: reading the state a second time for the wait could see
+    // Hashing, set in between, and sleep through the whole job (a producer's later changes ring the doorbell).
+    for (let state = Atomics.load(control, Slot.State); state !== HasherState.Hashing; state = Atomics.load(control, Slot.State)) {
+      Atomics.wait(control, Slot.State, state);
+    }
     hashOneJob(ring);
   }
 } catch {
