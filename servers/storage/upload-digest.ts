@@ -212,6 +212,9 @@ abstract class ThreadDigest {
   /** The digest once the hasher has written it, handing the hasher back; null while it has not. */
   protected takeDigest(): string | null {
     const { control, digest } = this.hasher.ring;
+    // Abandoned while its digest was awaited (the commit failed beside it): the hasher is no longer ours,
+    // and waiting for a Digested that will never come would spin.
+    if (this.settled) throw new StorageError(ErrorCodes.STORAGE_FAILED, 'the upload was abandoned before its checksum was complete');
     const state = Atomics.load(control, Slot.State);
     if (state === HasherState.Broken) throw hasherStopped();
     if (state !== HasherState.Digested) return null;

@@ -7,6 +7,7 @@ import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { ErrorCodes } from '../../../protocol/errors.js';
 import { blockingDigest, eventLoopDigest, OFF_THREAD_MIN_BYTES, type BlockingDigest, type EventLoopDigest } from '../../../servers/storage/upload-digest.js';
 
 const MiB = 1024 * 1024;
@@ -137,4 +138,18 @@ t.test('upload after upload in pieces that overrun the ring: every digest is rig
     if ((await digest.finish()) !== right) wrong++;
   }
   t.equal(wrong, 0, 'no wrong digest in 200 uploads');
+});
+
+t.test('abandoned while its digest is awaited (the commit failed beside it): finish ends with an error, the hasher is reusable', async (t) => {
+  const bytes = data.subarray(0, 12 * MiB);
+  const digest = eventLoopDigest(bytes.length);
+  for (let at = 0; at < bytes.length; at += MiB) {
+    const waiting = digest.take(bytes.subarray(at, at + MiB));
+    if (waiting !== undefined) await waiting;
+  }
+  const finished = digest.finish();
+  digest.abandon();
+  // Without the check, finish looped on a state that could no longer become Digested, starving the event loop.
+  await t.rejects(Promise.resolve(finished), { code: ErrorCodes.STORAGE_FAILED }, 'finish rejects');
+  t.equal(await digestOnEventLoop(eventLoopDigest(data.length), pieces(data, MiB, 9), true), expected, 'the next digest is right');
 });
