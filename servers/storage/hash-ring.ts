@@ -43,6 +43,8 @@ export const HasherState = {
   Abandoned: 4,
   /** The hasher failed (it cannot take jobs any more). */
   Broken: 5,
+  /** Set by the creator before the thread runs; the thread's first act is Idle. Until then, nobody waits on it. */
+  Starting: 6,
 } as const;
 
 const CONTROL_WORDS = 8;

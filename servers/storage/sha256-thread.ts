@@ -12,6 +12,8 @@ import { HasherState, Slot, viewHashRing, type HashRing } from './hash-ring.js';
 
 const ring = viewHashRing((workerData as { ring: SharedArrayBuffer }).ring);
 const { control } = ring;
+// Up and running: from now on a producer may hand this thread a job.
+Atomics.store(control, Slot.State, HasherState.Idle);
 
 try {
   for (;;) {

@@ -89,6 +89,7 @@ class HasherThread {
     const buffer = createHashRing(RING_BYTES);
     this.ring = viewHashRing(buffer);
     this.dataBuffer = Buffer.from(buffer, this.ring.data.byteOffset, this.ring.data.length);
+    Atomics.store(this.ring.control, Slot.State, HasherState.Starting);
     const worker = new Worker(new URL('./sha256-thread.js', import.meta.url), { workerData: { ring: buffer } });
     worker.unref();
     this.worker = worker;
@@ -132,20 +133,36 @@ class HasherThread {
 /** Hasher threads of this thread (each worker thread of the workers server has its own). */
 const hashers: HasherThread[] = [];
 
-/** A free hasher thread, a new one while there are fewer than MAX_HASHERS, or null (then the digest is computed inline). */
+/**
+ * A free hasher thread, or null: then the digest is computed inline. A
+ * thread that is still starting is not free: an upload never waits for a
+ * thread to boot (tens of ms, more on a busy machine), which would also
+ * delay the session's reaction to a client that has gone, and so the end of
+ * that upload's reservation. Without a free thread, one more is started for
+ * later uploads while there are fewer than MAX_HASHERS.
+ */
 function acquireHasher(): HasherThread | null {
-  let hasher = hashers.find((candidate) => candidate.free);
+  const hasher = hashers.find((candidate) => candidate.free);
   if (hasher === undefined) {
-    if (hashers.length >= MAX_HASHERS) return null;
-    try {
-      hasher = new HasherThread();
-    } catch {
-      return null; // no thread to be had (resource limits): hashing inline is slower, not wrong
-    }
-    hashers.push(hasher);
+    startHasher();
+    return null;
   }
   hasher.start();
   return hasher;
+}
+
+function startHasher(): void {
+  if (hashers.length >= MAX_HASHERS) return;
+  try {
+    hashers.push(new HasherThread());
+  } catch {
+    // No thread to be had (resource limits): hashing inline is slower, not wrong.
+  }
+}
+
+/** Starts this thread's first hasher ahead of the first large upload (storage calls it as it opens). */
+export function warmUpHasher(): void {
+  if (hashers.length === 0) startHasher();
 }
 
 function hasherStopped(): StorageError {

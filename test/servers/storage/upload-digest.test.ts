@@ -8,9 +8,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes } from '../../../protocol/errors.js';
-import { blockingDigest, eventLoopDigest, OFF_THREAD_MIN_BYTES, type BlockingDigest, type EventLoopDigest } from '../../../servers/storage/upload-digest.js';
+import { blockingDigest, eventLoopDigest, OFF_THREAD_MIN_BYTES, warmUpHasher, type BlockingDigest, type EventLoopDigest } from '../../../servers/storage/upload-digest.js';
 
 const MiB = 1024 * 1024;
+// A large upload uses a hasher thread only once one is up (until then it is hashed inline): start one first.
+warmUpHasher();
+await new Promise((resolve) => setTimeout(resolve, 500));
 /** Ten times the hasher's 4 MiB ring, so the ring wraps and fills. */
 const data = randomBytes(40 * MiB);
 const expected = createHash('sha256').update(data).digest('hex');
@@ -104,7 +107,9 @@ t.test('abandoned halfway, again and again: the hasher threads stay usable and c
 t.test('a worker thread (as in the workers server) hashes through its own hasher thread', async (t) => {
   const script = `
     import { workerData, parentPort } from 'node:worker_threads';
-    const { blockingDigest } = await import(workerData.module);
+    const { blockingDigest, warmUpHasher } = await import(workerData.module);
+    warmUpHasher();
+    await new Promise((resolve) => setTimeout(resolve, 500));
     const bytes = Buffer.from(workerData.bytes);
     const digest = blockingDigest(bytes.length);
     for (let at = 0; at < bytes.length; at += 65536) digest.take(bytes.subarray(at, at + 65536));
