@@ -57,7 +57,7 @@ import {
   type PendingUpload,
 } from './common.js';
 import { isOwnerAlive, SELF_OWNER } from './owners.js';
-import { eventLoopDigest, warmUpHasher, type EventLoopDigest } from './upload-digest.js';
+import { eventLoopDigest, type EventLoopDigest } from './upload-digest.js';
 import type {
   AsyncNameLock,
   AsyncStorageOps,
@@ -196,8 +196,6 @@ export class AsyncStorage implements AsyncStorageOps {
   /** Creates `root` if missing, undoes the appends a crashed server left unfinished and deletes the temporary files no live server owns. */
   static async open(root: string, options: OpenStorageOptions<AsyncNameLock> = {}): Promise<AsyncStorage> {
     const storage = AsyncStorage.attach(root, options);
-    // The event loop's first large upload then finds its hasher thread up (upload-digest.ts).
-    warmUpHasher();
     try {
       await fsp.mkdir(storage.root, { recursive: true });
     } catch (error) {

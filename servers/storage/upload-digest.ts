@@ -160,7 +160,10 @@ function startHasher(): void {
   }
 }
 
-/** Starts this thread's first hasher ahead of the first large upload (storage calls it as it opens). */
+/**
+ * Starts this thread's first hasher ahead of the first large upload. The
+ * servers do not: an idle server keeps the threads the lab guide counts.
+ */
 export function warmUpHasher(): void {
   if (hashers.length === 0) startHasher();
 }
