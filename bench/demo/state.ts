@@ -48,6 +48,8 @@ export interface LogLine {
 }
 
 const ISO_STAMP = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) (.*)$/;
+/** How the server names a connection in its log: `127.0.0.1:51160 (#1)`. */
+const CONNECTION_NAME = /:(\d+) \(#(\d+)\)/g;
 /** Lines of server log kept: more than any screen shows. */
 const LOG_KEPT = 200;
 
@@ -135,10 +137,22 @@ export class DemoRun {
    * `127.0.0.1:51160 (#1)`, the screen says `127.0.0.1:51160 (#1, client 2)`.
    */
   annotate(text: string): string {
-    return text.replace(/:(\d+) \(#(\d+)\)/g, (whole, port: string, id: string) => {
-      const client = this.clients.find((c) => c.localPort === Number(port));
+    return text.replace(CONNECTION_NAME, (whole, port: string, id: string) => {
+      const client = this.clientOnPort(Number(port));
       return client === undefined ? whole : `:${port} (#${id}, client ${client.client + 1})`;
     });
+  }
+
+  /** True when every connection the line names belongs to a client that has reported its port. */
+  namesEveryConnection(text: string): boolean {
+    for (const [, port] of text.matchAll(CONNECTION_NAME)) {
+      if (this.clientOnPort(Number(port)) === undefined) return false;
+    }
+    return true;
+  }
+
+  private clientOnPort(port: number): DemoClient | undefined {
+    return this.clients.find((c) => c.localPort === port);
   }
 
   get finished(): boolean {

@@ -352,10 +352,26 @@ export function describeChange(change: StateChange): string {
  * printed in time order, so that the `+s` column never runs backwards.
  */
 const REORDER_MS = 250;
+/**
+ * A server line that names a connection (`127.0.0.1:51160 (#1)`) whose client
+ * has not reported its port yet is held this much longer, with every line after
+ * it, so that it can say which client that is; a busy machine delays a client
+ * process's report past REORDER_MS.
+ */
+const NAMING_HOLD_MS = 2000;
+
+interface PendingLine {
+  readonly at: number;
+  /** Made when printed: a server line names its clients with what is known by then. */
+  readonly text: () => string;
+  /** False while the line is worth holding for more to be known. */
+  readonly ready: () => boolean;
+  readonly heldUntil: number;
+}
 
 /** One timestamped line per event: `17:05:12.345 +1.204 s  client 2: being served (...)`. */
 export class PlainView implements DemoView {
-  private pending: Array<{ at: number; text: string }> = [];
+  private pending: PendingLine[] = [];
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -365,16 +381,23 @@ export class PlainView implements DemoView {
     private readonly now: () => number,
   ) {}
 
-  private line(at: number, text: string): void {
-    this.pending.push({ at, text });
+  private line(at: number, text: string | (() => string), ready: () => boolean = () => true): void {
+    this.pending.push({ at, text: typeof text === 'string' ? () => text : text, ready, heldUntil: this.now() + NAMING_HOLD_MS });
     this.timer ??= setInterval(() => this.flush(this.now() - REORDER_MS), REORDER_MS / 2).unref();
   }
 
-  /** Prints, in time order, the lines held from before `until`. */
+  /** Prints, in time order, the lines held from before `until` (and before the first line still worth holding). */
   private flush(until = Number.POSITIVE_INFINITY): void {
-    const due = this.pending.filter((entry) => entry.at <= until).sort((a, b) => a.at - b.at);
-    this.pending = this.pending.filter((entry) => entry.at > until);
-    for (const { at, text } of due) this.write(`${clockTime(at)} ${relative(at - this.origin).padStart(9)}  ${text}\n`);
+    this.pending.sort((a, b) => a.at - b.at);
+    const now = this.now();
+    let printed = 0;
+    for (const entry of this.pending) {
+      if (entry.at > until) break;
+      if (until !== Number.POSITIVE_INFINITY && now < entry.heldUntil && !entry.ready()) break;
+      this.write(`${clockTime(entry.at)} ${relative(entry.at - this.origin).padStart(9)}  ${entry.text()}\n`);
+      printed += 1;
+    }
+    this.pending.splice(0, printed);
     if (this.pending.length === 0 && this.timer !== null) {
       clearInterval(this.timer);
       this.timer = null;
@@ -392,7 +415,7 @@ export class PlainView implements DemoView {
   }
 
   serverLine(run: DemoRun, line: LogLine): void {
-    this.line(line.at, `server: ${run.annotate(line.text)}`);
+    this.line(line.at, () => `server: ${run.annotate(line.text)}`, () => run.namesEveryConnection(line.text));
   }
 
   end(): void {}

@@ -13,11 +13,11 @@ import { buildScenarioReport } from '../../bench/report/build-report.js';
 import { scenarioParams, SCENARIOS } from '../../bench/load/scenarios.js';
 import { blockersOf, clientLines, demoSummary } from '../../bench/demo/summary.js';
 import { DemoRun } from '../../bench/demo/state.js';
-import { clientBar, renderFrame } from '../../bench/demo/views.js';
+import { clientBar, PlainView, renderFrame } from '../../bench/demo/views.js';
 import { BIN, finished, runCli } from '../clients/run-cli.js';
 import { descendantsOf, killAll, plain, processTable, type ProcEntry } from '../docs/lesson-runner.js';
 import { requireSystemTools } from '../helpers/system-tool.js';
-import { eventually } from '../helpers/wire-fixture.js';
+import { delay, eventually } from '../helpers/wire-fixture.js';
 import { chatMeasurements, chatRun, measurement, T0 } from './fixtures.js';
 
 /** The longest a stopped demo may take to end everything. */
@@ -111,6 +111,26 @@ tap.test('the live screen: a row per client with its state, times and bar, the l
   const shown = narrow.join('\n').replace(/\n +/g, ' ');
   t.ok(shown.includes(`${script}`), 'the script line is wrapped, not cut');
   t.ok(shown.includes('waits: 1 in the queue, serving 127.0.0.1:51000 (#1, client 1)'), 'and so is a long log line');
+});
+
+tap.test('plain lines: a server line naming a client not yet heard from waits for it, then for no one', async (t) => {
+  const written: string[] = [];
+  const view = new PlainView((text) => written.push(text), Date.now(), Date.now);
+  const run = new DemoRun('sequential', 2, 1, 0);
+  // The server saw client 2's connection before client 2's process said which port it has.
+  view.serverLine(run, { at: Date.now(), text: 'connection from 127.0.0.1:40001 (#1)' });
+  await delay(700);
+  t.same(written, [], 'held past the reorder window while the port is unknown');
+  const change = run.apply({ client: 1, kind: 'connected', at: Date.now(), localPort: 40001 });
+  if (change !== null) view.change(run, change);
+  await eventually(() => written.length === 2, 'the held line and the one after it printed');
+  t.match(written[0], /server: connection from 127\.0\.0\.1:40001 \(#1, client 2\)\n$/, 'printed with the client named');
+  t.match(written[1], /client 2: /, 'and the line after it, in time order');
+  // A connection no client owns (nothing will ever report it) is held for a while, not for ever.
+  view.serverLine(run, { at: Date.now(), text: 'connection from 127.0.0.1:40999 (#2)' });
+  await eventually(() => written.length === 3, 'the unnamed line printed after its hold');
+  t.match(written[2], /server: connection from 127\.0\.0\.1:40999 \(#2\)\n$/);
+  view.close();
 });
 
 // ---------------------------------------------------------------------------
