@@ -24,6 +24,7 @@
 import type { Socket } from 'node:net';
 import { clientGone, drained, stalledWriteError } from './drain.js';
 import { NOTHING_HELD, type BlockingSessionIO, type ClientInput, type HeldInput } from './session-io.js';
+import { copyIntoRing, copyOutOfRing, ringBell, sleepWhile } from './shared-ring.js';
 
 /** Int32 slots at the start of the shared buffer. Counters are byte counts that wrap at 2^32. */
 const Slot = {
@@ -42,12 +43,10 @@ const Slot = {
   /** Bits of Flag, set with Atomics.or. */
   FLAGS: 6,
   /**
-   * 1 while the worker sleeps (or is about to) on WORKER_BELL. A wake-up is a
-   * system call, and during an upload the main thread relays a socket chunk
-   * every few microseconds to a worker that is mostly busy: it rings the bell
-   * every time but only wakes a sleeper. The worker sets this, then its wait
-   * compares the bell with the value it read before looking; the main thread
-   * bumps the bell, then reads this: one of them sees the other.
+   * 1 while the worker sleeps (or is about to) on WORKER_BELL: during an
+   * upload the main thread relays a socket chunk every few microseconds to a
+   * worker that is mostly busy, and rings the bell every time but only wakes
+   * a sleeper (shared-ring.ts says why no wake-up is lost).
    */
   WORKER_ASLEEP: 7,
 } as const;
@@ -113,38 +112,12 @@ function ring(header: Int32Array, slot: number): void {
 
 /** Rings the worker's bell, waking it only if it sleeps (see WORKER_ASLEEP). */
 function ringWorker(header: Int32Array): void {
-  Atomics.add(header, Slot.WORKER_BELL, 1);
-  if (Atomics.load(header, Slot.WORKER_ASLEEP) === 1) Atomics.notify(header, Slot.WORKER_BELL);
+  ringBell(header, Slot.WORKER_BELL, Slot.WORKER_ASLEEP);
 }
 
 /** The worker sleeps until its bell is no longer `seen` (or `timeoutMs` passes). */
 function sleepWorker(header: Int32Array, seen: number, timeoutMs?: number): void {
-  Atomics.store(header, Slot.WORKER_ASLEEP, 1);
-  Atomics.wait(header, Slot.WORKER_BELL, seen, timeoutMs);
-  Atomics.store(header, Slot.WORKER_ASLEEP, 0);
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/** Copies `count` bytes of `bytes` from `from` into the ring at counter `at`. */
-function copyIn(ringBytes: Buffer, at: number, bytes: Uint8Array, from: number, count: number): void {
-  const source = asBuffer(bytes);
-  const position = at & (ringBytes.length - 1);
-  const first = Math.min(count, ringBytes.length - position);
-  source.copy(ringBytes, position, from, from + first);
-  if (count > first) source.copy(ringBytes, 0, from + first, from + count);
-}
-
-/** Copies `count` bytes out of the ring at counter `at` into a new buffer. */
-function copyOut(ringBytes: Buffer, at: number, count: number): Buffer {
-  const out = Buffer.allocUnsafeSlow(count);
-  const position = at & (ringBytes.length - 1);
-  const first = Math.min(count, ringBytes.length - position);
-  ringBytes.copy(out, 0, position, position + first);
-  if (count > first) ringBytes.copy(out, first, 0, count - first);
-  return out;
+  sleepWhile(header, Slot.WORKER_BELL, seen, Slot.WORKER_ASLEEP, timeoutMs);
 }
 
 /** Main-thread half: relays one socket to one worker through a channel. */
@@ -232,7 +205,7 @@ export class SocketRelay {
     if (this.awaitingDrain) return;
     const available = (Atomics.load(this.header, Slot.OUT_WRITTEN) - this.outRead) | 0;
     if (available === 0) return;
-    const bytes = copyOut(this.outputRing, this.outRead, available);
+    const bytes = copyOutOfRing(this.outputRing, this.outRead, available);
     this.outRead = (this.outRead + available) | 0;
     Atomics.store(this.header, Slot.OUT_READ, this.outRead);
     if ((Atomics.load(this.header, Slot.FLAGS) & Flag.OUTPUT_WAITING) !== 0) ringWorker(this.header);
@@ -286,7 +259,7 @@ export class SocketRelay {
     const room = RING_BYTES.input - ((this.inWritten - Atomics.load(this.header, Slot.IN_READ)) | 0);
     const count = Math.min(room, bytes.length - from);
     if (count <= 0) return 0;
-    copyIn(this.inputRing, this.inWritten, bytes, from, count);
+    copyIntoRing(this.inputRing, this.inWritten, bytes, from, count);
     this.inWritten = (this.inWritten + count) | 0;
     Atomics.store(this.header, Slot.IN_WRITTEN, this.inWritten);
     return count;
@@ -391,7 +364,7 @@ export class BlockingRelayIO implements BlockingSessionIO {
           continue;
         }
         const count = Math.min(room, bytes.length - from);
-        copyIn(this.outputRing, this.outWritten, bytes, from, count);
+        copyIntoRing(this.outputRing, this.outWritten, bytes, from, count);
         from += count;
         this.outWritten = (this.outWritten + count) | 0;
         Atomics.store(this.header, Slot.OUT_WRITTEN, this.outWritten);
@@ -412,7 +385,7 @@ export class BlockingRelayIO implements BlockingSessionIO {
   }
 
   private take(available: number): Uint8Array {
-    const bytes = copyOut(this.inputRing, this.inRead, available);
+    const bytes = copyOutOfRing(this.inputRing, this.inRead, available);
     this.inRead = (this.inRead + available) | 0;
     Atomics.store(this.header, Slot.IN_READ, this.inRead);
     if ((Atomics.load(this.header, Slot.FLAGS) & Flag.INPUT_PAUSED) !== 0) ring(this.header, Slot.MAIN_BELL);

@@ -21,10 +21,8 @@ export const Slot = {
   Doorbell: 3,
   /**
    * 1 while the hasher sleeps (or is about to) on Doorbell, 1 while the producer
-   * sleeps on Consumed: a wake-up is a system call, so each side only makes it
-   * when the other may be asleep. Each side sets its flag, then looks at the
-   * other's word once more before it sleeps; the other stores its word, then
-   * reads the flag (all sequentially consistent), so one of them sees the other.
+   * sleeps on Consumed or State: each side wakes the other only when it may be
+   * asleep (transport/shared-ring.ts says why no wake-up is lost).
    */
   HasherAsleep: 4,
   ProducerAsleep: 5,

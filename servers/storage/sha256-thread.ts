@@ -8,12 +8,14 @@
  */
 import { createHash } from 'node:crypto';
 import { workerData } from 'node:worker_threads';
+import { sleepWhile, wakeSleeper } from '../../transport/shared-ring.js';
 import { HasherState, Slot, viewHashRing, type HashRing } from './hash-ring.js';
 
 const ring = viewHashRing((workerData as { ring: SharedArrayBuffer }).ring);
 const { control } = ring;
 // Up and running: from now on a producer may hand this thread a job.
 Atomics.store(control, Slot.State, HasherState.Idle);
+Atomics.notify(control, Slot.State);
 
 try {
   for (;;) {
@@ -47,7 +49,7 @@ function hashOneJob({ control, data, digest, mask }: HashRing): void {
       if (first < waiting) hash.update(data.subarray(0, waiting - first));
       consumed = (consumed + waiting) | 0;
       Atomics.store(control, Slot.Consumed, consumed);
-      if (Atomics.load(control, Slot.ProducerAsleep) === 1) Atomics.notify(control, Slot.Consumed);
+      wakeSleeper(control, Slot.Consumed, Slot.ProducerAsleep);
       continue;
     }
     if (state === HasherState.Finished) {
@@ -62,9 +64,7 @@ function hashOneJob({ control, data, digest, mask }: HashRing): void {
       Atomics.notify(control, Slot.State);
       return;
     }
-    Atomics.store(control, Slot.HasherAsleep, 1);
-    // Atomics.wait itself returns at once if the doorbell rang since it was read above.
-    Atomics.wait(control, Slot.Doorbell, doorbell);
-    Atomics.store(control, Slot.HasherAsleep, 0);
+    // The wait returns at once if the doorbell rang since it was read above.
+    sleepWhile(control, Slot.Doorbell, doorbell, Slot.HasherAsleep);
   }
 }

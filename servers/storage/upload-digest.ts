@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { isMainThread, Worker } from 'node:worker_threads';
 import { ErrorCodes, StorageError } from '../../protocol/errors.js';
+import { copyIntoRing, ringBell, sleepWhile, sleepWhileAsync } from '../../transport/shared-ring.js';
 import { createHashRing, HasherState, Slot, viewHashRing, type HashRing } from './hash-ring.js';
 
 /** A digest in a thread that may block. */
@@ -161,11 +162,17 @@ function startHasher(): void {
 }
 
 /**
- * Starts this thread's first hasher ahead of the first large upload. The
- * servers do not: an idle server keeps the threads the lab guide counts.
+ * Starts this thread's first hasher, resolving once it takes jobs, so that
+ * even the first large upload is hashed beside the receiving. The servers
+ * do not call it: an idle server keeps the threads the lab guide counts, and
+ * their first large upload is hashed inline. The tests do, to know that what
+ * they test went through a thread.
  */
-export function warmUpHasher(): void {
+export async function warmUpHasher(): Promise<void> {
   if (hashers.length === 0) startHasher();
+  const hasher = hashers[0];
+  if (hasher === undefined) return; // no thread to be had: uploads are hashed inline
+  await hasher.waitOn(Slot.State, HasherState.Starting, HASHER_STALL_MS);
 }
 
 function hasherStopped(): StorageError {
@@ -202,15 +209,10 @@ abstract class ThreadDigest {
   /** Copies as much of `bytes` as the ring has room for; returns how many. */
   protected copyIn(bytes: Uint8Array): number {
     const { control, mask } = this.hasher.ring;
-    const capacity = mask + 1;
-    const room = capacity - ((this.written - Atomics.load(control, Slot.Consumed)) | 0);
+    const room = mask + 1 - ((this.written - Atomics.load(control, Slot.Consumed)) | 0);
     const count = Math.min(room, bytes.length);
     if (count === 0) return 0;
-    const source = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const at = this.written & mask;
-    const first = Math.min(count, capacity - at);
-    source.copy(this.hasher.dataBuffer, at, 0, first);
-    if (first < count) source.copy(this.hasher.dataBuffer, 0, first, count);
+    copyIntoRing(this.hasher.dataBuffer, this.written, bytes, 0, count);
     this.written = (this.written + count) | 0;
     Atomics.store(control, Slot.Written, this.written);
     // A sleeping hasher is woken for a batch, not for every socket chunk: a wake-up is a system call.
@@ -245,9 +247,7 @@ abstract class ThreadDigest {
   }
 
   private ringDoorbell(wake = true): void {
-    const { control } = this.hasher.ring;
-    Atomics.add(control, Slot.Doorbell, 1);
-    if (wake && Atomics.load(control, Slot.HasherAsleep) === 1) Atomics.notify(control, Slot.Doorbell);
+    ringBell(this.hasher.ring.control, Slot.Doorbell, Slot.HasherAsleep, wake);
   }
 }
 
@@ -273,10 +273,7 @@ class BlockingThreadDigest extends ThreadDigest implements BlockingDigest {
   /** Sleeps until the word at `slot` is no longer `seen`. */
   private wait(slot: number, seen: number): void {
     this.checkHasher();
-    const { control } = this.hasher.ring;
-    Atomics.store(control, Slot.ProducerAsleep, 1);
-    const woken = Atomics.wait(control, slot, seen, HASHER_STALL_MS);
-    Atomics.store(control, Slot.ProducerAsleep, 0);
+    const woken = sleepWhile(this.hasher.ring.control, slot, seen, Slot.ProducerAsleep, HASHER_STALL_MS);
     if (woken === 'timed-out') throw hasherStopped();
   }
 }
@@ -343,10 +340,7 @@ class EventLoopThreadDigest extends ThreadDigest implements EventLoopDigest {
 
   private async wait(slot: number, seen: number): Promise<void> {
     this.checkHasher();
-    const { control } = this.hasher.ring;
-    Atomics.store(control, Slot.ProducerAsleep, 1);
-    const woken = await this.hasher.waitOn(slot, seen, HASHER_STALL_MS);
-    Atomics.store(control, Slot.ProducerAsleep, 0);
+    const woken = await sleepWhileAsync(this.hasher.ring.control, Slot.ProducerAsleep, () => this.hasher.waitOn(slot, seen, HASHER_STALL_MS));
     if (woken === 'timed-out') throw hasherStopped();
   }
 }

@@ -12,8 +12,7 @@ import { blockingDigest, eventLoopDigest, OFF_THREAD_MIN_BYTES, warmUpHasher, ty
 
 const MiB = 1024 * 1024;
 // A large upload uses a hasher thread only once one is up (until then it is hashed inline): start one first.
-warmUpHasher();
-await new Promise((resolve) => setTimeout(resolve, 500));
+await warmUpHasher();
 /** Ten times the hasher's 4 MiB ring, so the ring wraps and fills. */
 const data = randomBytes(40 * MiB);
 const expected = createHash('sha256').update(data).digest('hex');
@@ -108,8 +107,7 @@ t.test('a worker thread (as in the workers server) hashes through its own hasher
   const script = `
     import { workerData, parentPort } from 'node:worker_threads';
     const { blockingDigest, warmUpHasher } = await import(workerData.module);
-    warmUpHasher();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await warmUpHasher();
     const bytes = Buffer.from(workerData.bytes);
     const digest = blockingDigest(bytes.length);
     for (let at = 0; at < bytes.length; at += 65536) digest.take(bytes.subarray(at, at + 65536));

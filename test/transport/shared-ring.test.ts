@@ -1,0 +1,60 @@
+/**
+ * transport/shared-ring.ts: bytes through a ring across its wrap, and a
+ * thread asleep on a word woken by the bell, with its sleeper flag up only
+ * while it sleeps.
+ */
+import { Worker } from 'node:worker_threads';
+import t from 'tap';
+import { copyIntoRing, copyOutOfRing, ringBell, sleepWhile, sleepWhileAsync } from '../../transport/shared-ring.js';
+import { eventually } from '../helpers/wire-fixture.js';
+
+t.test('bytes copied in at any counter come out the same, across the wrap and past 2^31', async (t) => {
+  const ring = Buffer.from(new SharedArrayBuffer(16));
+  const source = Uint8Array.from({ length: 40 }, (_, i) => i + 1);
+  for (const at of [0, 5, 12, 15, 0x7ffffffa | 0, 0xfffffffc | 0]) {
+    ring.fill(0);
+    copyIntoRing(ring, at, source, 3, 16);
+    t.same([...copyOutOfRing(ring, at, 16)], [...source.subarray(3, 19)], `a full ring at counter ${at}`);
+    copyIntoRing(ring, at, source, 30, 7);
+    t.same([...copyOutOfRing(ring, at, 7)], [...source.subarray(30, 37)], `a part at counter ${at}`);
+  }
+  copyIntoRing(ring, 0, source, 0, 4);
+  const copied = copyOutOfRing(ring, 0, 4);
+  ring.fill(0xff);
+  t.same([...copied], [1, 2, 3, 4], 'what comes out is a copy, not a view of the ring');
+});
+
+t.test('sleepWhile: returns at once when the word moved, times out when it did not, the flag down afterwards', async (t) => {
+  const words = new Int32Array(new SharedArrayBuffer(8));
+  ringBell(words, 0, 1);
+  t.equal(words[0], 1, 'the bell counts');
+  t.equal(sleepWhile(words, 0, 0, 1), 'not-equal', 'a bell rung before the sleep is not missed');
+  t.equal(words[1], 0);
+  t.equal(sleepWhile(words, 0, 1, 1, 10), 'timed-out');
+  t.equal(words[1], 0, 'the flag is down after a timeout too');
+  t.equal(await sleepWhileAsync(words, 1, async () => words[1]), 1, 'the flag is up while the event loop waits');
+  t.equal(words[1], 0);
+});
+
+t.test('a thread asleep on the bell wakes when it rings', async (t) => {
+  const words = new Int32Array(new SharedArrayBuffer(8));
+  const script = `
+    import { workerData, parentPort } from 'node:worker_threads';
+    const { sleepWhile } = await import(workerData.module);
+    parentPort.postMessage(sleepWhile(workerData.words, 0, 0, 1, 20000));
+  `;
+  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(script)}`), {
+    workerData: { module: new URL('../../transport/shared-ring.js', import.meta.url).href, words },
+  });
+  const woken = new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  await eventually(() => Atomics.load(words, 1) === 1, 'the thread raises its flag to sleep');
+  const rungAt = Date.now();
+  ringBell(words, 0, 1);
+  t.match(await woken, /^(ok|not-equal)$/, 'woken by the bell (or it saw the bell before its wait)');
+  t.ok(Date.now() - rungAt < 10_000, 'long before its own timeout');
+  t.equal(Atomics.load(words, 1), 0, 'its flag is down');
+  await worker.terminate();
+});
