@@ -17,7 +17,6 @@ export interface WorkerSessionConfig {
   readonly maxFileSize: number;
   /** --max-root-size (absent or 0: no quota); every thread's storage enforces it, under the shared lock. */
   readonly maxRootSize: number | undefined;
-  readonly idleTimeoutMs: number;
   /** --min-upload-rate (session.ts SessionPolicy). */
   readonly minUploadRate: number;
   readonly uploadRateGraceMs: number | undefined;
@@ -35,7 +34,7 @@ const storage = SyncStorage.attach(config.root, { lock: new SharedNameLock(confi
 
 export default function serveConnection(task: WorkerSessionTask): SessionOutcome {
   if ('warmUp' in task) throw new Error('a warm-up task was sent to the session entry point');
-  const io = new BlockingRelayIO(task.channel, config.idleTimeoutMs);
+  const io = new BlockingRelayIO(task.channel);
   try {
     const session = new ServerSession({ model: 'workers', maxFileSize: config.maxFileSize });
     return runSessionBlocking(sessionProgram(session, config), io, storage);

@@ -24,7 +24,6 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
     root: options.root,
     maxFileSize: options.maxFileSize,
     maxRootSize: options.maxRootSize,
-    idleTimeoutMs: options.idleTimeoutSeconds * 1000,
     minUploadRate: options.minUploadRate,
     uploadRateGraceMs: options.uploadRateGraceMs,
     lockBuffer: new SharedNameLock().buffer,
@@ -74,7 +73,7 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
   }
 
   function runInThread(connection: Connection): void {
-    const channel = createRelayChannel();
+    const channel = createRelayChannel(options.idleTimeoutSeconds * 1000);
     let started = false;
     const onStarted = () => {
       started = true;

@@ -6,7 +6,7 @@ const GREETING = Buffer.from('220 bare-relay ready\n');
 const PONG = Buffer.from('200 PONG\n');
 
 export default function relayLines(task: { channel: SharedArrayBuffer }): void {
-  const io = new BlockingRelayIO(task.channel, 0);
+  const io = new BlockingRelayIO(task.channel);
   try {
     io.write(GREETING);
     for (;;) {

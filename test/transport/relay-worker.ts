@@ -28,7 +28,7 @@ export interface RelayWorkerReport {
 }
 
 const script = workerData as RelayWorkerScript;
-const io = new BlockingRelayIO(script.channel, script.idleTimeoutMs);
+const io = new BlockingRelayIO(script.channel);
 const report = { received: 0, signals: [] as string[], written: 0, writeErrorCode: null as string | null };
 
 function write(bytes: Uint8Array): boolean {

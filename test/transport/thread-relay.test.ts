@@ -47,7 +47,7 @@ async function bridged(t: Tap, script: Script, stallMs = 0): Promise<Bridged> {
   const { client, served } = await acceptedPair();
   let relayed = 0;
   served.on('data', (chunk: Buffer) => (relayed += chunk.length));
-  const channel = createRelayChannel();
+  const channel = createRelayChannel(script.idleTimeoutMs ?? 0);
   let announced = () => {};
   const started = new Promise<void>((resolve) => (announced = resolve));
   const relay = new SocketRelay(served, channel, stallMs, () => announced());
@@ -101,7 +101,7 @@ t.test('a worker that empties the ring while the socket is paused rings the main
     served.destroy();
     relay.close();
   });
-  const io = new BlockingRelayIO(channel, 0); // in this thread: it only takes what is there, so it never blocks here
+  const io = new BlockingRelayIO(channel); // in this thread: it only takes what is there, so it never blocks here
   await eventually(() => !served.isPaused(), 'the relay reads the socket once the session starts');
   client.write(randomBytes(RING_BYTES.input + 4 * SOCKET_READ_BYTES));
   await eventually(() => served.isPaused(), 'a full ring pauses the socket');
@@ -199,7 +199,7 @@ t.test('what a client sent while it queued, more than the ring holds, reaches th
     served.destroy();
     relay.close();
   });
-  const io = new BlockingRelayIO(channel, 0); // in this thread: read() is only called when the ring has bytes
+  const io = new BlockingRelayIO(channel); // in this thread: read() is only called when the ring has bytes
   const header = new Int32Array(channel, 0, 16);
   const inRing = () => (Atomics.load(header, 0) - Atomics.load(header, 1)) | 0;
   /** The worker's bell: a worker asleep on an empty ring wakes only when it rings. */
