@@ -1,6 +1,7 @@
 /**
- * The sentences that explain a result, on recorded runs: the reference run
- * committed in results/ (recorded before the CPU figures existed), and small
+ * The sentences that explain a result, on recorded runs: an earlier
+ * reference run kept in test/bench/recorded/ (recorded before the CPU figures
+ * existed, with async serving 843 of 1000 at once in its crowd), and small
  * hand-made records for the situations it does not show (saturated cores, a
  * server above the ceiling, a wait that was the load generator's). Each
  * sentence must come with the right figures when its situation arises, and
@@ -19,7 +20,7 @@ import { scenarioSentences } from '../../bench/report/sentences.js';
 import { scenarioParams, SCENARIOS, type ScenarioStory } from '../../bench/load/scenarios.js';
 import { chatMeasurements, chatRun, measurement, session, T0 } from './fixtures.js';
 
-const REFERENCE_RUN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../results/2026-11-27T19-25-59Z.json');
+const REFERENCE_RUN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/bench/recorded/2026-11-27T19-25-59Z.json');
 const reference = JSON.parse(fs.readFileSync(REFERENCE_RUN, 'utf8')) as BenchReport;
 
 function referenceScenario(name: string): ScenarioReport {
