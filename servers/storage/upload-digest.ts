@@ -25,6 +25,8 @@ export interface BlockingDigest {
   finish(): string;
   /** Drops the digest (an aborted upload); safe to call more than once, and after finish. */
   abandon(): void;
+  /** True when a hasher thread computes it, false when the caller's thread does (a small upload, or no free hasher). */
+  readonly onThread: boolean;
 }
 
 /** A digest on an event loop: `take` keeps bytes it cannot copy yet, and returns a promise to wait on before more. */
@@ -32,6 +34,7 @@ export interface EventLoopDigest {
   take(bytes: Uint8Array): void | Promise<void>;
   finish(): string | Promise<string>;
   abandon(): void;
+  readonly onThread: boolean;
 }
 
 /** Below this, a thread hop costs more than the hashing it saves. */
@@ -71,6 +74,7 @@ function inlineDigest(): BlockingDigest {
     take: (bytes) => void hash.update(bytes),
     finish: () => hash.digest('hex'),
     abandon: () => {},
+    onThread: false,
   };
 }
 
@@ -184,6 +188,7 @@ abstract class ThreadDigest {
   /** Bytes put in the ring so far (mod 2^32), the value of Slot.Written. */
   private written = 0;
   protected settled = false;
+  readonly onThread = true;
 
   constructor(protected readonly hasher: HasherThread) {}
 

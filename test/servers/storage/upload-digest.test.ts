@@ -45,22 +45,56 @@ function digestBlocking(digest: BlockingDigest, chunks: Uint8Array[]): string {
 
 t.test('event-loop digest: any chunking, waiting or not, gives the sha256', async (t) => {
   for (const [maxPiece, awaitEach] of [[64 * 1024, true], [20 * MiB, true], [3 * MiB, false]] as const) {
-    const hex = await digestOnEventLoop(eventLoopDigest(data.length), pieces(data, maxPiece, maxPiece), awaitEach);
+    const digest = eventLoopDigest(data.length);
+    t.ok(digest.onThread, 'a large upload is hashed on a hasher thread');
+    const hex = await digestOnEventLoop(digest, pieces(data, maxPiece, maxPiece), awaitEach);
     t.equal(hex, expected, `pieces up to ${maxPiece} bytes, ${awaitEach ? 'waiting when asked' : 'never waiting'}`);
+  }
+});
+
+t.test('bytes that come while older ones wait for room go in behind them, and finish waits for all of them', async (t) => {
+  // A producer that ignores the digest's promise, now faster than the hasher, now slower: during the
+  // pauses the hasher makes room while older bytes still wait in the digest (whose own drain cannot
+  // run until this loop yields). The last 10 MiB come in one burst, so bytes still wait at finish().
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const burstFrom = data.length - 10 * MiB;
+  for (const [maxPiece, pauseMs] of [[3 * MiB, 1], [6 * MiB, 2]] as const) {
+    const digest = eventLoopDigest(data.length);
+    t.ok(digest.onThread, 'on a hasher thread');
+    let at = 0;
+    for (const chunk of pieces(data, maxPiece, maxPiece + pauseMs)) {
+      void digest.take(chunk);
+      at += chunk.length;
+      if (at < burstFrom) Atomics.wait(pause, 0, 0, pauseMs);
+    }
+    t.equal(await digest.finish(), expected, `pieces up to ${maxPiece} bytes, ${pauseMs} ms apart`);
   }
 });
 
 t.test('blocking digest: any chunking gives the sha256', async (t) => {
   for (const maxPiece of [64 * 1024, 20 * MiB]) {
-    t.equal(digestBlocking(blockingDigest(data.length), pieces(data, maxPiece, 7)), expected, `pieces up to ${maxPiece} bytes`);
+    const digest = blockingDigest(data.length);
+    t.ok(digest.onThread, 'a large upload is hashed on a hasher thread');
+    t.equal(digestBlocking(digest, pieces(data, maxPiece, 7)), expected, `pieces up to ${maxPiece} bytes`);
   }
 });
 
-t.test('a small upload is hashed inline, with the same result', async (t) => {
+t.test('from OFF_THREAD_MIN_BYTES on, an upload is hashed on a thread; below it inline, with the same result', async (t) => {
   const small = data.subarray(0, OFF_THREAD_MIN_BYTES - 1);
   const smallExpected = createHash('sha256').update(small).digest('hex');
-  t.equal(digestBlocking(blockingDigest(small.length), pieces(small, 100_000, 3)), smallExpected, 'blocking');
-  t.equal(await digestOnEventLoop(eventLoopDigest(small.length), pieces(small, 100_000, 3), true), smallExpected, 'event loop');
+  const blocking = blockingDigest(small.length);
+  const eventLoop = eventLoopDigest(small.length);
+  t.notOk(blocking.onThread || eventLoop.onThread, 'one byte below: inline');
+  t.equal(digestBlocking(blocking, pieces(small, 100_000, 3)), smallExpected, 'blocking');
+  t.equal(await digestOnEventLoop(eventLoop, pieces(small, 100_000, 3), true), smallExpected, 'event loop');
+  const least = data.subarray(0, OFF_THREAD_MIN_BYTES);
+  const leastExpected = createHash('sha256').update(least).digest('hex');
+  const onThread = blockingDigest(least.length);
+  t.ok(onThread.onThread, 'exactly OFF_THREAD_MIN_BYTES: on a thread');
+  t.equal(digestBlocking(onThread, pieces(least, 100_000, 4)), leastExpected);
+  const onThreadToo = eventLoopDigest(least.length);
+  t.ok(onThreadToo.onThread, 'on the event loop too');
+  t.equal(await digestOnEventLoop(onThreadToo, pieces(least, 100_000, 5), true), leastExpected);
 });
 
 t.test('more uploads at once than there are hasher threads: each gets its own digest', async (t) => {
@@ -111,18 +145,19 @@ t.test('a worker thread (as in the workers server) hashes through its own hasher
     const bytes = Buffer.from(workerData.bytes);
     const digest = blockingDigest(bytes.length);
     for (let at = 0; at < bytes.length; at += 65536) digest.take(bytes.subarray(at, at + 65536));
-    parentPort.postMessage(digest.finish());
+    parentPort.postMessage({ onThread: digest.onThread, hex: digest.finish() });
   `;
   const bytes = data.subarray(0, 20 * MiB);
   const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(script)}`), {
     workerData: { module: new URL('../../../servers/storage/upload-digest.js', import.meta.url).href, bytes },
   });
-  const hex = await new Promise((resolve, reject) => {
+  const reply = await new Promise<{ onThread: boolean; hex: string }>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
   });
   await worker.terminate();
-  t.equal(hex, createHash('sha256').update(bytes).digest('hex'));
+  t.ok(reply.onThread, 'on a hasher thread of the worker\'s own');
+  t.equal(reply.hex, createHash('sha256').update(bytes).digest('hex'));
 });
 
 t.test('upload after upload in pieces that overrun the ring: every digest is right', async (t) => {
