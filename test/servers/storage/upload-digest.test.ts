@@ -191,3 +191,20 @@ t.test('abandoned while its digest is awaited (the commit failed beside it): fin
   await t.rejects(Promise.resolve(finished), { code: ErrorCodes.STORAGE_FAILED }, 'finish rejects');
   t.equal(await digestOnEventLoop(eventLoopDigest(data.length), pieces(data, MiB, 9), true), expected, 'the next digest is right');
 });
+
+t.test('an abandon after finish (an upload cleaned up once committed) leaves the next upload on that hasher alone', async (t) => {
+  const bytes = data.subarray(0, 12 * MiB);
+  const right = createHash('sha256').update(bytes).digest('hex');
+  for (const flavour of ['blocking', 'event loop'] as const) {
+    const first = flavour === 'blocking' ? blockingDigest(bytes.length) : eventLoopDigest(bytes.length);
+    t.ok(first.onThread, `${flavour}: on a hasher thread`);
+    for (const chunk of pieces(bytes, MiB, 31)) await first.take(chunk);
+    t.equal(await first.finish(), right);
+    // Nothing else is hashing: the next upload gets the hasher the first one just gave back.
+    const next = flavour === 'blocking' ? blockingDigest(bytes.length) : eventLoopDigest(bytes.length);
+    t.ok(next.onThread, `${flavour}: the next upload on a hasher thread too`);
+    first.abandon();
+    for (const chunk of pieces(bytes, MiB, 32)) await next.take(chunk);
+    t.equal(await next.finish(), right, `${flavour}: the next upload's digest is whole`);
+  }
+});
