@@ -76,8 +76,3 @@ export function viewHashRing(buffer: SharedArrayBuffer): HashRing {
     mask: data.length - 1,
   };
 }
-
-/** Bytes in the ring, waiting for the hasher. */
-export function waitingBytes(ring: HashRing): number {
-  return (Atomics.load(ring.control, Slot.Written) - Atomics.load(ring.control, Slot.Consumed)) | 0;
-}
