@@ -19,10 +19,19 @@ Atomics.notify(control, Slot.State);
 
 try {
   for (;;) {
+    // A job may have moved on before this thread woke to it: finished (its bytes wait in the ring), or
+    // abandoned (nobody will ever change the state again: sleeping on it would lose this thread for good).
     // Wait on the very value that was checked: reading the state a second time for the wait could see
     // Hashing, set in between, and sleep through the whole job (a producer's later changes ring the doorbell).
-    for (let state = Atomics.load(control, Slot.State); state !== HasherState.Hashing; state = Atomics.load(control, Slot.State)) {
-      Atomics.wait(control, Slot.State, state);
+    let state = Atomics.load(control, Slot.State);
+    while (state !== HasherState.Hashing && state !== HasherState.Finished) {
+      if (state === HasherState.Abandoned) {
+        Atomics.store(control, Slot.State, HasherState.Idle);
+        Atomics.notify(control, Slot.State);
+      } else {
+        Atomics.wait(control, Slot.State, state);
+      }
+      state = Atomics.load(control, Slot.State);
     }
     hashOneJob(ring);
   }
@@ -55,7 +64,11 @@ function hashOneJob({ control, data, digest, mask }: HashRing): void {
     if (state === HasherState.Finished) {
       // Finished is set after the last byte was written, and nothing was waiting: the digest is complete.
       hash.digest().copy(digest);
-      Atomics.store(control, Slot.State, HasherState.Digested);
+      // The producer may have abandoned the job since the state was read: then nobody will take this digest,
+      // and a Digested left behind would keep the hasher from every later upload.
+      if (Atomics.compareExchange(control, Slot.State, HasherState.Finished, HasherState.Digested) !== HasherState.Finished) {
+        Atomics.store(control, Slot.State, HasherState.Idle);
+      }
       Atomics.notify(control, Slot.State);
       return;
     }

@@ -179,6 +179,10 @@ export async function warmUpHasher(): Promise<void> {
   await hasher.waitOn(Slot.State, HasherState.Starting, HASHER_STALL_MS);
 }
 
+function abandonedBeforeChecksum(): StorageError {
+  return new StorageError(ErrorCodes.STORAGE_FAILED, 'the upload was abandoned before its checksum was complete');
+}
+
 function hasherStopped(): StorageError {
   return new StorageError(ErrorCodes.STORAGE_FAILED, 'the thread computing the upload checksum stopped');
 }
@@ -231,6 +235,9 @@ abstract class ThreadDigest {
   }
 
   protected markFinished(): void {
+    // Abandoned while finish() still waited for its bytes to reach the ring: the hasher has gone back to
+    // Idle (or to another upload), and marking it Finished now would take it from everyone for good.
+    if (this.settled) throw abandonedBeforeChecksum();
     this.checkHasher();
     Atomics.store(this.hasher.ring.control, Slot.State, HasherState.Finished);
     this.ringDoorbell();
@@ -241,7 +248,7 @@ abstract class ThreadDigest {
     const { control, digest } = this.hasher.ring;
     // Abandoned while its digest was awaited (the commit failed beside it): the hasher is no longer ours,
     // and waiting for a Digested that will never come would spin.
-    if (this.settled) throw new StorageError(ErrorCodes.STORAGE_FAILED, 'the upload was abandoned before its checksum was complete');
+    if (this.settled) throw abandonedBeforeChecksum();
     const state = Atomics.load(control, Slot.State);
     if (state === HasherState.Broken) throw hasherStopped();
     if (state !== HasherState.Digested) return null;

@@ -208,3 +208,49 @@ t.test('an abandon after finish (an upload cleaned up once committed) leaves the
     t.equal(await next.finish(), right, `${flavour}: the next upload's digest is whole`);
   }
 });
+
+t.test('abandoned right after it began, again and again: finish rejects, and the hasher always comes back', async (t) => {
+  // In a worker thread, which has a single hasher: a hasher left in a wrong state shows as no hasher at all.
+  // Each cycle abandons a job a few microseconds after it began, often before the hasher thread has even
+  // woken to it, or while it is writing the digest: two windows that each once lost the hasher for good.
+  const script = `
+    import { workerData, parentPort } from 'node:worker_threads';
+    const { eventLoopDigest, warmUpHasher } = await import(workerData.module);
+    await warmUpHasher();
+    const bytes = Buffer.from(workerData.bytes);
+    const report = { cycles: 0, rejectedAll: true, lostAt: null, hex: null };
+    const onThread = async () => {
+      for (const deadline = Date.now() + 3000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 5))) {
+        const digest = eventLoopDigest(bytes.length);
+        if (digest.onThread) return digest;
+      }
+      return null;
+    };
+    for (let cycle = 0; cycle < 60; cycle++) {
+      const digest = await onThread();
+      if (digest === null) { report.lostAt = cycle; break; }
+      void digest.take(bytes); // more than the ring holds: the rest waits for a drain, and finish waits for that
+      const finishing = digest.finish();
+      digest.abandon();
+      try { await finishing; report.rejectedAll = false; } catch (error) { if (error.code !== workerData.storageFailed) report.rejectedAll = false; }
+      report.cycles++;
+    }
+    const last = report.lostAt === null ? await onThread() : null;
+    if (last === null) report.lostAt ??= 'the end';
+    else { await last.take(bytes); report.hex = await last.finish(); }
+    parentPort.postMessage(report);
+  `;
+  const bytes = data.subarray(0, 9 * MiB);
+  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(script)}`), {
+    workerData: { module: new URL('../../../servers/storage/upload-digest.js', import.meta.url).href, bytes, storageFailed: ErrorCodes.STORAGE_FAILED },
+  });
+  const report = await new Promise<{ cycles: number; rejectedAll: boolean; lostAt: number | string | null; hex: string | null }>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  await worker.terminate();
+  t.equal(report.lostAt, null, 'the hasher came back after every abandoned job');
+  t.equal(report.cycles, 60);
+  t.ok(report.rejectedAll, 'every abandoned finish rejected with STORAGE_FAILED');
+  t.equal(report.hex, createHash('sha256').update(bytes).digest('hex'), 'and the next digest is right');
+});
