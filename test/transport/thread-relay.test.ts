@@ -18,6 +18,13 @@ type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 type Script = Partial<Omit<RelayWorkerScript, 'channel'>>;
 
 const MiB = 1024 * 1024;
+/** Int32 slots of the channel's header (thread-relay.ts's Slot). */
+const Slot = { IN_WRITTEN: 0, IN_READ: 1, WORKER_BELL: 4, FLAGS: 6, WORKER_ASLEEP: 7 } as const;
+
+/** Resolves with `promise`'s value, or with 'hung' if it takes longer than `ms`. */
+function within<Value>(promise: Promise<Value>, ms: number): Promise<Value | 'hung'> {
+  return Promise.race([promise, delay(ms).then(() => 'hung' as const)]);
+}
 
 function startWorker(channel: SharedArrayBuffer, script: Script): { report: Promise<RelayWorkerReport>; worker: Worker } {
   const workerData: RelayWorkerScript = { idleTimeoutMs: 0, sleepBeforeReadingMs: 0, echo: false, writeFirstBytes: 0, ...script, channel };
@@ -40,6 +47,8 @@ interface Bridged {
   /** Bytes the relay has read from the socket so far. */
   relayed(): number;
   readonly relay: SocketRelay;
+  /** The channel's Int32 header (thread-relay.ts's Slot), to watch or stage a race. */
+  readonly header: Int32Array;
 }
 
 /** A connection whose server end is relayed to a worker thread running `script`; everything is torn down with `t`. */
@@ -63,7 +72,7 @@ async function bridged(t: Tap, script: Script, stallMs = 0): Promise<Bridged> {
     await relay.finished;
     served.end();
   };
-  return { client, served, report, endWhenRelayed, relayed: () => relayed, relay };
+  return { client, served, report, endWhenRelayed, relayed: () => relayed, relay, header: new Int32Array(channel, 0, 16) };
 }
 
 t.test('bytes go both ways unchanged and in order; the end of input reaches the worker as eof', async (t) => {
@@ -118,6 +127,33 @@ t.test('a worker that empties the ring while the socket is paused rings the main
   }
   t.equal(taken, RING_BYTES.input + 4 * SOCKET_READ_BYTES, 'every byte reached the worker');
   await eventually(() => !served.isPaused() && (flags() & Flag.INPUT_PAUSED) === 0, 'the socket flows again');
+});
+
+t.test('a worker that finds the ring empty while the socket is paused rings the main thread, even when its take missed the pause', async (t) => {
+  // Staged race: the main thread pauses the socket (ring full, bytes left
+  // over) and raises INPUT_PAUSED just *after* the worker's take() looked at
+  // the flags, so take() did not ring. The worker's next read finds the ring
+  // empty with the flag up: only its bell can make the main thread refill.
+  const size = 4 * MiB;
+  const { client, served, report, header } = await bridged(t, { sleepBeforeReadingMs: 1500 });
+  client.end(randomBytes(size));
+  await eventually(() => served.isPaused() && (Atomics.load(header, Slot.FLAGS) & Flag.INPUT_PAUSED) !== 0, 'a full ring pauses the socket');
+  Atomics.and(header, Slot.FLAGS, ~Flag.INPUT_PAUSED); // hidden from the worker's take()
+  await eventually(
+    () => Atomics.load(header, Slot.IN_READ) === Atomics.load(header, Slot.IN_WRITTEN) && Atomics.load(header, Slot.WORKER_ASLEEP) === 1,
+    'the worker takes the whole ring and waits for more',
+  );
+  // What SocketRelay.raise(INPUT_PAUSED) does, arriving late.
+  Atomics.or(header, Slot.FLAGS, Flag.INPUT_PAUSED);
+  Atomics.add(header, Slot.WORKER_BELL, 1);
+  Atomics.notify(header, Slot.WORKER_BELL);
+  const seen = await within(report, 10_000);
+  if (seen === 'hung') {
+    t.fail('the worker and the main thread both wait for ever');
+    return;
+  }
+  t.equal(seen.received, size, 'every byte reached the worker');
+  t.same(seen.signals, ['eof']);
 });
 
 t.test('a client that does not read holds the worker at a full output ring; the main thread never buffers the whole output', async (t) => {
@@ -246,6 +282,37 @@ t.test('the server stopping wakes a worker blocked in a read once; the session g
   const seen = await report;
   t.same(seen.signals, ['shutdown', 'eof']);
   t.equal(seen.received, 6, 'what the client sent after the signal still reaches the session');
+});
+
+t.test('the server stopping leaves a slow reader its bytes; only an abort cuts off a client the relay waits for', async (t) => {
+  const size = 8 * MiB;
+  const slow = await bridged(t, { writeFirstBytes: size });
+  slow.client.pause();
+  await settled(() => slow.served.bytesWritten);
+  t.ok(slow.served.writableNeedDrain, 'the relay waits for the client to read');
+  slow.relay.signal('shutdown');
+  await delay(100);
+  t.notOk(slow.served.destroyed, 'shutdown does not close the connection');
+  const received = readAll(slow.client);
+  slow.client.resume();
+  slow.client.end();
+  const seen = await slow.report;
+  await slow.endWhenRelayed();
+  t.equal((await received).length, size, 'the slow reader gets every byte');
+  t.same(seen.signals, ['shutdown', 'eof']);
+
+  const stuck = await bridged(t, { writeFirstBytes: 256 * MiB }); // no stall time: only the abort can end this wait
+  stuck.client.pause();
+  await settled(() => stuck.served.bytesWritten);
+  stuck.relay.signal('abort');
+  const aborted = await within(stuck.report, 10_000);
+  if (aborted === 'hung') {
+    t.fail('the worker still waits for a client the server gave up on');
+    return;
+  }
+  t.ok(stuck.served.destroyed, 'abort closes the connection');
+  t.equal(aborted.writeErrorCode, ErrorCodes.CONNECTION_CLOSED, 'the write waiting for the client fails');
+  t.same(aborted.signals, ['abort']);
 });
 
 t.test('a worker waiting for a silent client gives up after the idle time, counted from when it started waiting', async (t) => {
