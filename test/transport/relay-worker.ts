@@ -16,6 +16,8 @@ export interface RelayWorkerScript {
   readonly echo: boolean;
   /** Before reading, write this many bytes (in 64 KiB chunks). */
   readonly writeFirstBytes: number;
+  /** Written after the read loop ends, before done(): what a session says when it is stopped (a 421). */
+  readonly lastWords: string;
 }
 
 export interface RelayWorkerReport {
@@ -59,5 +61,6 @@ for (;;) {
   report.signals.push(got);
   if (got !== 'shutdown') break;
 }
+if (script.lastWords !== '' && writable) write(Buffer.from(script.lastWords));
 io.done();
 parentPort?.postMessage(report satisfies RelayWorkerReport);

@@ -27,7 +27,7 @@ function within<Value>(promise: Promise<Value>, ms: number): Promise<Value | 'hu
 }
 
 function startWorker(channel: SharedArrayBuffer, script: Script): { report: Promise<RelayWorkerReport>; worker: Worker } {
-  const workerData: RelayWorkerScript = { idleTimeoutMs: 0, sleepBeforeReadingMs: 0, echo: false, writeFirstBytes: 0, ...script, channel };
+  const workerData: RelayWorkerScript = { idleTimeoutMs: 0, sleepBeforeReadingMs: 0, echo: false, writeFirstBytes: 0, lastWords: '', ...script, channel };
   const worker = new Worker(new URL('./relay-worker.js', import.meta.url), { workerData });
   const report = new Promise<RelayWorkerReport>((resolve, reject) => {
     worker.once('message', resolve);
@@ -313,6 +313,16 @@ t.test('the server stopping leaves a slow reader its bytes; only an abort cuts o
   t.ok(stuck.served.destroyed, 'abort closes the connection');
   t.equal(aborted.writeErrorCode, ErrorCodes.CONNECTION_CLOSED, 'the write waiting for the client fails');
   t.same(aborted.signals, ['abort']);
+});
+
+t.test('an abort with nothing waiting to be sent keeps the connection: the session\'s 421 still reaches the client', async (t) => {
+  const { client, report, relay, endWhenRelayed } = await bridged(t, { lastWords: '421 shutting down\r\n' });
+  const all = readAll(client);
+  await delay(100); // the worker is asleep in read()
+  relay.signal('abort');
+  t.same((await report).signals, ['abort']);
+  await endWhenRelayed();
+  t.equal((await all).toString(), '421 shutting down\r\n', 'a client that reads is told why');
 });
 
 t.test('a worker waiting for a silent client gives up after the idle time, counted from when it started waiting', async (t) => {
