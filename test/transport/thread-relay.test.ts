@@ -337,3 +337,21 @@ t.test('a worker waiting for a silent client gives up after the idle time, count
   t.same(seen.signals, ['idle-timeout'], 'then a silent client times out');
   t.ok(performance.now() - started >= 2 * idleMs + idleMs, 'a whole idle time after the wait for more began');
 });
+
+t.test('the idle time runs from the client\'s last byte: a wait is ended one idle time after it began, not sooner nor a whole check later', async (t) => {
+  // The main thread looks at the worker's wait once per idle time. A byte a
+  // third of the way through makes a new wait; the look that comes first is
+  // too early to end it, and must come back when the rest of it is over.
+  const idleMs = 1000;
+  const { client, report } = await bridged(t, { idleTimeoutMs: idleMs });
+  await delay(idleMs / 3);
+  const lastByteAt = performance.now();
+  client.write('PING\r\n');
+  const seen = await report;
+  const idle = performance.now() - lastByteAt;
+  t.equal(seen.received, 6);
+  t.same(seen.signals, ['idle-timeout']);
+  t.ok(idle >= idleMs, `not before a whole idle time without a byte (${Math.round(idle)} ms)`);
+  // Generous for a busy machine; a relay that waited for its next regular look would take 1.67 idle times here.
+  t.ok(idle < 1.4 * idleMs, `nor a good part of another one later (${Math.round(idle)} ms)`);
+});
