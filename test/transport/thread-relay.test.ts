@@ -19,7 +19,7 @@ type Script = Partial<Omit<RelayWorkerScript, 'channel'>>;
 
 const MiB = 1024 * 1024;
 /** Int32 slots of the channel's header (thread-relay.ts's Slot). */
-const Slot = { IN_WRITTEN: 0, IN_READ: 1, WORKER_BELL: 4, FLAGS: 6, WORKER_ASLEEP: 7 } as const;
+const Slot = { IN_WRITTEN: 0, IN_READ: 1, WORKER_BELL: 4, FLAGS: 6, WORKER_ASLEEP: 7, INPUT_WAIT: 8, IDLE_ENDED: 9 } as const;
 
 /** Resolves with `promise`'s value, or with 'hung' if it takes longer than `ms`. */
 function within<Value>(promise: Promise<Value>, ms: number): Promise<Value | 'hung'> {
@@ -354,4 +354,40 @@ t.test('the idle time runs from the client\'s last byte: a wait is ended one idl
   t.ok(idle >= idleMs, `not before a whole idle time without a byte (${Math.round(idle)} ms)`);
   // Generous for a busy machine; a relay that waited for its next regular look would take 1.67 idle times here.
   t.ok(idle < 1.4 * idleMs, `nor a good part of another one later (${Math.round(idle)} ms)`);
+});
+
+t.test('an idle timeout that ends a wait just as the client\'s bytes arrive does not end the next wait: the active client stays', async (t) => {
+  // Staged race: the main thread's look ends the worker's wait (IDLE_ENDED)
+  // at the moment a request arrives; the worker wakes for the request, which
+  // it sees first. Its next read is a new wait, which that old verdict must not end.
+  const { client, report, header } = await bridged(t, { idleTimeoutMs: 60_000 });
+  await eventually(() => Atomics.load(header, Slot.INPUT_WAIT) !== 0 && Atomics.load(header, Slot.WORKER_ASLEEP) === 1, 'the worker waits for the client');
+  Atomics.store(header, Slot.IDLE_ENDED, Atomics.load(header, Slot.INPUT_WAIT)); // the look's verdict, its bell not yet rung
+  client.write('PING\r\n');
+  await eventually(() => Atomics.load(header, Slot.IN_READ) === 6, 'the worker takes the request');
+  await eventually(() => Atomics.load(header, Slot.WORKER_ASLEEP) === 1, 'and waits again');
+  Atomics.add(header, Slot.WORKER_BELL, 1); // the late bell of that verdict
+  Atomics.notify(header, Slot.WORKER_BELL);
+  await delay(100);
+  client.end();
+  const seen = await report;
+  t.equal(seen.received, 6);
+  t.same(seen.signals, ['eof'], 'the session ends when its client does, not with a stale idle timeout');
+});
+
+t.test('a bell with nothing for a waiting worker neither ends its wait nor restarts its idle time', async (t) => {
+  // A bell can come with nothing new: the relay rang for bytes the worker had already taken.
+  const idleMs = 1000;
+  const { report, header } = await bridged(t, { idleTimeoutMs: idleMs });
+  await eventually(() => Atomics.load(header, Slot.INPUT_WAIT) !== 0, 'the worker waits for the client');
+  const waitSeenAt = performance.now();
+  await delay(0.6 * idleMs);
+  Atomics.add(header, Slot.WORKER_BELL, 1);
+  Atomics.notify(header, Slot.WORKER_BELL);
+  const seen = await report;
+  const waited = performance.now() - waitSeenAt;
+  t.same(seen.signals, ['idle-timeout']);
+  // The wait was seen up to a poll after it began, hence 0.9.
+  t.ok(waited >= 0.9 * idleMs, `the bell did not end the wait (${Math.round(waited)} ms)`);
+  t.ok(waited < 1.4 * idleMs, `nor restart its idle time, which would take 1.6 idle times (${Math.round(waited)} ms)`);
 });
