@@ -12,6 +12,8 @@ export interface RelayWorkerScript {
   readonly idleTimeoutMs: number;
   /** Sleep this long after announcing itself and before the first read (the main thread meanwhile relays, then pauses). */
   readonly sleepBeforeReadingMs: number;
+  /** Sleep this long after each read that brought bytes (a session busy with them). */
+  readonly sleepAfterBytesMs: number;
   /** Write every chunk read straight back. */
   readonly echo: boolean;
   /** Before reading, write this many bytes (in 64 KiB chunks). */
@@ -50,11 +52,16 @@ function write(bytes: Uint8Array): boolean {
 let writable = true;
 const CHUNK = 64 * 1024;
 for (let sent = 0; writable && sent < script.writeFirstBytes; sent += CHUNK) writable = write(new Uint8Array(Math.min(CHUNK, script.writeFirstBytes - sent)).fill(0x61));
-if (script.sleepBeforeReadingMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, script.sleepBeforeReadingMs);
+function sleep(ms: number): void {
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+sleep(script.sleepBeforeReadingMs);
 for (;;) {
   const got = io.read();
   if (got instanceof Uint8Array) {
     report.received += got.length;
+    sleep(script.sleepAfterBytesMs);
     if (script.echo && writable) writable = write(got);
     continue;
   }
