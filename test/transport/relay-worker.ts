@@ -12,10 +12,14 @@ export interface RelayWorkerScript {
   readonly idleTimeoutMs: number;
   /** Sleep this long after announcing itself and before the first read (the main thread meanwhile relays, then pauses). */
   readonly sleepBeforeReadingMs: number;
+  /** Sleep this long after each read that brought bytes (a session busy with them). */
+  readonly sleepAfterBytesMs: number;
   /** Write every chunk read straight back. */
   readonly echo: boolean;
   /** Before reading, write this many bytes (in 64 KiB chunks). */
   readonly writeFirstBytes: number;
+  /** Written after the read loop ends, before done(): what a session says when it is stopped (a 421). */
+  readonly lastWords: string;
 }
 
 export interface RelayWorkerReport {
@@ -48,16 +52,22 @@ function write(bytes: Uint8Array): boolean {
 let writable = true;
 const CHUNK = 64 * 1024;
 for (let sent = 0; writable && sent < script.writeFirstBytes; sent += CHUNK) writable = write(new Uint8Array(Math.min(CHUNK, script.writeFirstBytes - sent)).fill(0x61));
-if (script.sleepBeforeReadingMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, script.sleepBeforeReadingMs);
+function sleep(ms: number): void {
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+sleep(script.sleepBeforeReadingMs);
 for (;;) {
   const got = io.read();
   if (got instanceof Uint8Array) {
     report.received += got.length;
+    sleep(script.sleepAfterBytesMs);
     if (script.echo && writable) writable = write(got);
     continue;
   }
   report.signals.push(got);
   if (got !== 'shutdown') break;
 }
+if (script.lastWords !== '' && writable) write(Buffer.from(script.lastWords));
 io.done();
 parentPort?.postMessage(report satisfies RelayWorkerReport);

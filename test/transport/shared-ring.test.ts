@@ -6,7 +6,9 @@
 import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { copyIntoRing, copyOutOfRing, ringBell, sleepWhile, sleepWhileAsync } from '../../transport/shared-ring.js';
-import { eventually } from '../helpers/wire-fixture.js';
+import { delay, eventually } from '../helpers/wire-fixture.js';
+
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
 t.test('bytes copied in at any counter come out the same, across the wrap and past 2^31', async (t) => {
   const ring = Buffer.from(new SharedArrayBuffer(16));
@@ -36,25 +38,47 @@ t.test('sleepWhile: returns at once when the word moved, times out when it did n
   t.equal(words[1], 0);
 });
 
-t.test('a thread asleep on the bell wakes when it rings', async (t) => {
-  const words = new Int32Array(new SharedArrayBuffer(8));
+/** A thread that sleeps on word 0 of `words` (sleepWhile with flag word 1, or a bare Atomics.wait); resolves with how its wait ended. */
+function sleeperThread(t: Tap, words: Int32Array, how: 'sleepWhile' | 'bare', timeoutMs: number): Promise<string> {
+  // The bare sleeper marks word 2 just before its wait, and raises no flag.
   const script = `
     import { workerData, parentPort } from 'node:worker_threads';
     const { sleepWhile } = await import(workerData.module);
-    parentPort.postMessage(sleepWhile(workerData.words, 0, 0, 1, 20000));
+    const { words, how, timeoutMs } = workerData;
+    if (how === 'bare') Atomics.store(words, 2, 1);
+    parentPort.postMessage(how === 'bare' ? Atomics.wait(words, 0, 0, timeoutMs) : sleepWhile(words, 0, 0, 1, timeoutMs));
   `;
   const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(script)}`), {
-    workerData: { module: new URL('../../transport/shared-ring.js', import.meta.url).href, words },
+    workerData: { module: new URL('../../transport/shared-ring.js', import.meta.url).href, words, how, timeoutMs },
   });
-  const woken = new Promise((resolve, reject) => {
+  t.teardown(() => worker.terminate());
+  return new Promise((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
   });
+}
+
+t.test('a thread asleep on the bell wakes when it rings', async (t) => {
+  const words = new Int32Array(new SharedArrayBuffer(12));
+  const woken = sleeperThread(t, words, 'sleepWhile', 20_000);
   await eventually(() => Atomics.load(words, 1) === 1, 'the thread raises its flag to sleep');
   const rungAt = Date.now();
   ringBell(words, 0, 1);
   t.match(await woken, /^(ok|not-equal)$/, 'woken by the bell (or it saw the bell before its wait)');
   t.ok(Date.now() - rungAt < 10_000, 'long before its own timeout');
   t.equal(Atomics.load(words, 1), 0, 'its flag is down');
-  await worker.terminate();
+});
+
+t.test('a bell only counts, with no wake-up (a system call), when the flag is down or the ringer says not to wake', async (t) => {
+  for (const [what, wake] of [['with the sleeper flag down', true], ['with wake false', false]] as const) {
+    const words = new Int32Array(new SharedArrayBuffer(12));
+    if (!wake) Atomics.store(words, 1, 1);
+    const slept = sleeperThread(t, words, 'bare', 1000);
+    await eventually(() => Atomics.load(words, 2) === 1, 'the thread is about to wait');
+    await delay(100); // and now waits
+    ringBell(words, 0, 1, wake);
+    t.equal(words[0], 1, `the bell counts ${what}`);
+    // 'not-equal' only if the thread had not begun its wait yet on a very busy machine; 'ok' is a wake-up.
+    t.not(await slept, 'ok', `and wakes no one ${what}`);
+  }
 });

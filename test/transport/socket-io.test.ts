@@ -147,6 +147,18 @@ t.test('the server stopping reaches a waiting read once, and the session goes on
   t.equal((await all).toString(), '421 shutting down\r\n', 'a client that reads is told why');
 });
 
+t.test('a client that ends after the server aborted its session does not undo the abort: its queued requests are not served', async (t) => {
+  const { client, served, io } = await session(t);
+  client.write('LIST\r\n');
+  await eventually(() => served.bytesRead > 0, 'the request reached the server');
+  io.signal('abort'); // the grace time is over while the session is busy elsewhere
+  const ended = new Promise((resolve) => served.once('end', resolve));
+  client.end();
+  await ended;
+  t.equal(await next(io), 'abort', 'the session stops; it does not read the queued LIST');
+  t.equal(await next(io), 'abort', 'and stays stopped');
+});
+
 t.test('a waiting read ends with idle-timeout after the idle time without a byte, not before', async (t) => {
   const idleMs = 400;
   const { io } = await session(t, idleMs);

@@ -18,9 +18,16 @@ type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 type Script = Partial<Omit<RelayWorkerScript, 'channel'>>;
 
 const MiB = 1024 * 1024;
+/** Int32 slots of the channel's header (thread-relay.ts's Slot). */
+const Slot = { IN_WRITTEN: 0, IN_READ: 1, WORKER_BELL: 4, FLAGS: 6, WORKER_ASLEEP: 7, INPUT_WAIT: 8, IDLE_ENDED: 9 } as const;
+
+/** Resolves with `promise`'s value, or with 'hung' if it takes longer than `ms`. */
+function within<Value>(promise: Promise<Value>, ms: number): Promise<Value | 'hung'> {
+  return Promise.race([promise, delay(ms).then(() => 'hung' as const)]);
+}
 
 function startWorker(channel: SharedArrayBuffer, script: Script): { report: Promise<RelayWorkerReport>; worker: Worker } {
-  const workerData: RelayWorkerScript = { idleTimeoutMs: 0, sleepBeforeReadingMs: 0, echo: false, writeFirstBytes: 0, ...script, channel };
+  const workerData: RelayWorkerScript = { idleTimeoutMs: 0, sleepBeforeReadingMs: 0, sleepAfterBytesMs: 0, echo: false, writeFirstBytes: 0, lastWords: '', ...script, channel };
   const worker = new Worker(new URL('./relay-worker.js', import.meta.url), { workerData });
   const report = new Promise<RelayWorkerReport>((resolve, reject) => {
     worker.once('message', resolve);
@@ -40,6 +47,8 @@ interface Bridged {
   /** Bytes the relay has read from the socket so far. */
   relayed(): number;
   readonly relay: SocketRelay;
+  /** The channel's Int32 header (thread-relay.ts's Slot), to watch or stage a race. */
+  readonly header: Int32Array;
 }
 
 /** A connection whose server end is relayed to a worker thread running `script`; everything is torn down with `t`. */
@@ -63,7 +72,7 @@ async function bridged(t: Tap, script: Script, stallMs = 0): Promise<Bridged> {
     await relay.finished;
     served.end();
   };
-  return { client, served, report, endWhenRelayed, relayed: () => relayed, relay };
+  return { client, served, report, endWhenRelayed, relayed: () => relayed, relay, header: new Int32Array(channel, 0, 16) };
 }
 
 t.test('bytes go both ways unchanged and in order; the end of input reaches the worker as eof', async (t) => {
@@ -118,6 +127,31 @@ t.test('a worker that empties the ring while the socket is paused rings the main
   }
   t.equal(taken, RING_BYTES.input + 4 * SOCKET_READ_BYTES, 'every byte reached the worker');
   await eventually(() => !served.isPaused() && (flags() & Flag.INPUT_PAUSED) === 0, 'the socket flows again');
+});
+
+t.test('a worker that finds the ring empty while the socket is paused rings the main thread, even when its take missed the pause', async (t) => {
+  // Staged race: the main thread pauses the socket (ring full, bytes left
+  // over) and raises INPUT_PAUSED just *after* the worker's take() looked at
+  // the flags, so take() did not ring. The worker's next read finds the ring
+  // empty with the flag up: only its bell can make the main thread refill.
+  const size = 4 * MiB;
+  // The worker naps after taking bytes, so the flag can come back before its next read looks.
+  const { client, served, report, header } = await bridged(t, { sleepBeforeReadingMs: 1500, sleepAfterBytesMs: 1000 });
+  client.end(randomBytes(size));
+  await eventually(() => served.isPaused() && (Atomics.load(header, Slot.FLAGS) & Flag.INPUT_PAUSED) !== 0, 'a full ring pauses the socket');
+  Atomics.and(header, Slot.FLAGS, ~Flag.INPUT_PAUSED); // hidden from the worker's take()
+  await eventually(() => Atomics.load(header, Slot.IN_READ) === Atomics.load(header, Slot.IN_WRITTEN), 'the worker takes the whole ring');
+  // What SocketRelay.raise(INPUT_PAUSED) does, arriving late.
+  Atomics.or(header, Slot.FLAGS, Flag.INPUT_PAUSED);
+  Atomics.add(header, Slot.WORKER_BELL, 1);
+  Atomics.notify(header, Slot.WORKER_BELL);
+  const seen = await within(report, 10_000);
+  if (seen === 'hung') {
+    t.fail('the worker and the main thread both wait for ever');
+    return;
+  }
+  t.equal(seen.received, size, 'every byte reached the worker');
+  t.same(seen.signals, ['eof']);
 });
 
 t.test('a client that does not read holds the worker at a full output ring; the main thread never buffers the whole output', async (t) => {
@@ -248,6 +282,47 @@ t.test('the server stopping wakes a worker blocked in a read once; the session g
   t.equal(seen.received, 6, 'what the client sent after the signal still reaches the session');
 });
 
+t.test('the server stopping leaves a slow reader its bytes; only an abort cuts off a client the relay waits for', async (t) => {
+  const size = 8 * MiB;
+  const slow = await bridged(t, { writeFirstBytes: size });
+  slow.client.pause();
+  await settled(() => slow.served.bytesWritten);
+  t.ok(slow.served.writableNeedDrain, 'the relay waits for the client to read');
+  slow.relay.signal('shutdown');
+  await delay(100);
+  t.notOk(slow.served.destroyed, 'shutdown does not close the connection');
+  const received = readAll(slow.client);
+  slow.client.resume();
+  slow.client.end();
+  const seen = await slow.report;
+  await slow.endWhenRelayed();
+  t.equal((await received).length, size, 'the slow reader gets every byte');
+  t.same(seen.signals, ['shutdown', 'eof']);
+
+  const stuck = await bridged(t, { writeFirstBytes: 256 * MiB }); // no stall time: only the abort can end this wait
+  stuck.client.pause();
+  await settled(() => stuck.served.bytesWritten);
+  stuck.relay.signal('abort');
+  const aborted = await within(stuck.report, 10_000);
+  if (aborted === 'hung') {
+    t.fail('the worker still waits for a client the server gave up on');
+    return;
+  }
+  t.ok(stuck.served.destroyed, 'abort closes the connection');
+  t.equal(aborted.writeErrorCode, ErrorCodes.CONNECTION_CLOSED, 'the write waiting for the client fails');
+  t.same(aborted.signals, ['abort']);
+});
+
+t.test('an abort with nothing waiting to be sent keeps the connection: the session\'s 421 still reaches the client', async (t) => {
+  const { client, report, relay, endWhenRelayed } = await bridged(t, { lastWords: '421 shutting down\r\n' });
+  const all = readAll(client);
+  await delay(100); // the worker is asleep in read()
+  relay.signal('abort');
+  t.same((await report).signals, ['abort']);
+  await endWhenRelayed();
+  t.equal((await all).toString(), '421 shutting down\r\n', 'a client that reads is told why');
+});
+
 t.test('a worker waiting for a silent client gives up after the idle time, counted from when it started waiting', async (t) => {
   const idleMs = 300;
   // The worker is busy for twice the idle time before its first read: that is not the client's idle time.
@@ -259,4 +334,58 @@ t.test('a worker waiting for a silent client gives up after the idle time, count
   t.equal(seen.received, 6, 'the request sent within the idle time of the wait is read');
   t.same(seen.signals, ['idle-timeout'], 'then a silent client times out');
   t.ok(performance.now() - started >= 2 * idleMs + idleMs, 'a whole idle time after the wait for more began');
+});
+
+t.test('the idle time runs from the client\'s last byte: a wait is ended one idle time after it began, not sooner nor a whole check later', async (t) => {
+  // The main thread looks at the worker's wait once per idle time. A byte a
+  // third of the way through makes a new wait; the look that comes first is
+  // too early to end it, and must come back when the rest of it is over.
+  const idleMs = 1000;
+  const { client, report } = await bridged(t, { idleTimeoutMs: idleMs });
+  await delay(idleMs / 3);
+  const lastByteAt = performance.now();
+  client.write('PING\r\n');
+  const seen = await report;
+  const idle = performance.now() - lastByteAt;
+  t.equal(seen.received, 6);
+  t.same(seen.signals, ['idle-timeout']);
+  t.ok(idle >= idleMs, `not before a whole idle time without a byte (${Math.round(idle)} ms)`);
+  // Generous for a busy machine; a relay that waited for its next regular look would take 1.67 idle times here.
+  t.ok(idle < 1.4 * idleMs, `nor a good part of another one later (${Math.round(idle)} ms)`);
+});
+
+t.test('an idle timeout that ends a wait just as the client\'s bytes arrive does not end the next wait: the active client stays', async (t) => {
+  // Staged race: the main thread's look ends the worker's wait (IDLE_ENDED)
+  // at the moment a request arrives; the worker wakes for the request, which
+  // it sees first. Its next read is a new wait, which that old verdict must not end.
+  const { client, report, header } = await bridged(t, { idleTimeoutMs: 60_000 });
+  await eventually(() => Atomics.load(header, Slot.INPUT_WAIT) !== 0 && Atomics.load(header, Slot.WORKER_ASLEEP) === 1, 'the worker waits for the client');
+  Atomics.store(header, Slot.IDLE_ENDED, Atomics.load(header, Slot.INPUT_WAIT)); // the look's verdict, its bell not yet rung
+  client.write('PING\r\n');
+  await eventually(() => Atomics.load(header, Slot.IN_READ) === 6, 'the worker takes the request');
+  await eventually(() => Atomics.load(header, Slot.WORKER_ASLEEP) === 1, 'and waits again');
+  Atomics.add(header, Slot.WORKER_BELL, 1); // the late bell of that verdict
+  Atomics.notify(header, Slot.WORKER_BELL);
+  await delay(100);
+  client.end();
+  const seen = await report;
+  t.equal(seen.received, 6);
+  t.same(seen.signals, ['eof'], 'the session ends when its client does, not with a stale idle timeout');
+});
+
+t.test('a bell with nothing for a waiting worker neither ends its wait nor restarts its idle time', async (t) => {
+  // A bell can come with nothing new: the relay rang for bytes the worker had already taken.
+  const idleMs = 1000;
+  const { report, header } = await bridged(t, { idleTimeoutMs: idleMs });
+  await eventually(() => Atomics.load(header, Slot.INPUT_WAIT) !== 0, 'the worker waits for the client');
+  const waitSeenAt = performance.now();
+  await delay(0.6 * idleMs);
+  Atomics.add(header, Slot.WORKER_BELL, 1);
+  Atomics.notify(header, Slot.WORKER_BELL);
+  const seen = await report;
+  const waited = performance.now() - waitSeenAt;
+  t.same(seen.signals, ['idle-timeout']);
+  // The wait was seen up to a poll after it began, hence 0.9.
+  t.ok(waited >= 0.9 * idleMs, `the bell did not end the wait (${Math.round(waited)} ms)`);
+  t.ok(waited < 1.4 * idleMs, `nor restart its idle time, which would take 1.6 idle times (${Math.round(waited)} ms)`);
 });
