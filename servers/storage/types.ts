@@ -39,12 +39,12 @@ export interface UploadPlan {
   readonly maxFileSize?: number;
 }
 
-/** The operations, in their synchronous form. */
 /** What `probe` found at a name: the size of the regular file there, or null for nothing. */
 export interface ProbedName {
   readonly size: number | null;
 }
 
+/** The operations, in their synchronous form. */
 export interface StorageOps {
   /** Valid names only (temporary files and anything else are hidden), regular files only, sorted bytewise. */
   list(): ListEntry[];
