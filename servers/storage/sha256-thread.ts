@@ -20,7 +20,8 @@ Atomics.notify(control, Slot.State);
 try {
   for (;;) {
     // A job may have moved on before this thread woke to it: finished (its bytes wait in the ring), or
-    // abandoned (nobody will ever change the state again: sleeping on it would lose this thread for good).
+    // abandoned, then or during the job (nobody will ever change the state again: sleeping on it would
+    // lose this thread for good). Here is the one place an abandoned job gives the hasher back.
     // Wait on the very value that was checked: reading the state a second time for the wait could see
     // Hashing, set in between, and sleep through the whole job (a producer's later changes ring the doorbell).
     let state = Atomics.load(control, Slot.State);
@@ -64,19 +65,15 @@ function hashOneJob({ control, data, digest, mask }: HashRing): void {
     if (state === HasherState.Finished) {
       // Finished is set after the last byte was written, and nothing was waiting: the digest is complete.
       hash.digest().copy(digest);
-      // The producer may have abandoned the job since the state was read: then nobody will take this digest,
-      // and a Digested left behind would keep the hasher from every later upload.
-      if (Atomics.compareExchange(control, Slot.State, HasherState.Finished, HasherState.Digested) !== HasherState.Finished) {
-        Atomics.store(control, Slot.State, HasherState.Idle);
+      // The producer may have abandoned the job since the state was read: then it stays Abandoned (nobody
+      // would take this digest, and a Digested left behind would keep the hasher from every later upload).
+      if (Atomics.compareExchange(control, Slot.State, HasherState.Finished, HasherState.Digested) === HasherState.Finished) {
+        Atomics.notify(control, Slot.State);
       }
-      Atomics.notify(control, Slot.State);
       return;
     }
-    if (state === HasherState.Abandoned) {
-      Atomics.store(control, Slot.State, HasherState.Idle);
-      Atomics.notify(control, Slot.State);
-      return;
-    }
+    // Dropped: the idle loop hands the hasher back.
+    if (state === HasherState.Abandoned) return;
     // The wait returns at once if the doorbell rang since it was read above.
     sleepWhile(control, Slot.Doorbell, doorbell, Slot.HasherAsleep);
   }
