@@ -367,10 +367,8 @@ export class BlockingRelayIO implements BlockingSessionIO {
   private readonly idleTimeoutMs: number;
 
   constructor(channel: SharedArrayBuffer) {
-    let times: Float64Array;
-    ({ header: this.header, times, input: this.inputRing, output: this.outputRing } = viewsOf(channel));
-    this.idleTimeoutMs = times[Time.IDLE_TIMEOUT_MS]!;
-    this.times = times;
+    ({ header: this.header, times: this.times, input: this.inputRing, output: this.outputRing } = viewsOf(channel));
+    this.idleTimeoutMs = this.times[Time.IDLE_TIMEOUT_MS]!;
     Atomics.or(this.header, Slot.FLAGS, Flag.STARTED);
     ring(this.header, Slot.MAIN_BELL);
   }
