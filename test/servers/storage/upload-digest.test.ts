@@ -17,6 +17,25 @@ await warmUpHasher();
 const data = randomBytes(40 * MiB);
 const expected = createHash('sha256').update(data).digest('hex');
 
+/**
+ * Runs `script` (an ES module's text) in a worker thread, as a thread of the
+ * workers server: `workerData.module` is upload-digest.js, `workerData.bytes`
+ * the bytes; resolves with the one message it posts.
+ */
+async function inWorkerThread<Reply>(script: string, bytes: Uint8Array, extra: Record<string, unknown> = {}): Promise<Reply> {
+  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(script)}`), {
+    workerData: { module: new URL('../../../servers/storage/upload-digest.js', import.meta.url).href, bytes, ...extra },
+  });
+  try {
+    return await new Promise<Reply>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+  } finally {
+    await worker.terminate();
+  }
+}
+
 /** `bytes` cut into pieces of random sizes, from 1 byte to `maxPiece`, some far larger than a socket chunk. */
 function pieces(bytes: Uint8Array, maxPiece: number, seed: number): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -148,14 +167,7 @@ t.test('a worker thread (as in the workers server) hashes through its own hasher
     parentPort.postMessage({ onThread: digest.onThread, hex: digest.finish() });
   `;
   const bytes = data.subarray(0, 20 * MiB);
-  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(script)}`), {
-    workerData: { module: new URL('../../../servers/storage/upload-digest.js', import.meta.url).href, bytes },
-  });
-  const reply = await new Promise<{ onThread: boolean; hex: string }>((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-  });
-  await worker.terminate();
+  const reply = await inWorkerThread<{ onThread: boolean; hex: string }>(script, bytes);
   t.ok(reply.onThread, 'on a hasher thread of the worker\'s own');
   t.equal(reply.hex, createHash('sha256').update(bytes).digest('hex'));
 });
@@ -241,14 +253,9 @@ t.test('abandoned right after it began, again and again: finish rejects, and the
     parentPort.postMessage(report);
   `;
   const bytes = data.subarray(0, 9 * MiB);
-  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(script)}`), {
-    workerData: { module: new URL('../../../servers/storage/upload-digest.js', import.meta.url).href, bytes, storageFailed: ErrorCodes.STORAGE_FAILED },
+  const report = await inWorkerThread<{ cycles: number; rejectedAll: boolean; lostAt: number | string | null; hex: string | null }>(script, bytes, {
+    storageFailed: ErrorCodes.STORAGE_FAILED,
   });
-  const report = await new Promise<{ cycles: number; rejectedAll: boolean; lostAt: number | string | null; hex: string | null }>((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-  });
-  await worker.terminate();
   t.equal(report.lostAt, null, 'the hasher came back after every abandoned job');
   t.equal(report.cycles, 60);
   t.ok(report.rejectedAll, 'every abandoned finish rejected with STORAGE_FAILED');
