@@ -17,6 +17,18 @@ export function stalledWriteError(stallMs: number): ConnectionError {
 }
 
 /**
+ * Runs `verdict` once the event loop has polled its sockets. A timer that
+ * judges a client (idle, stalled) can come due while this thread was busy
+ * or not scheduled, and due timers run before the poll that would deliver
+ * what the client did meanwhile (bytes it sent, bytes it took): the verdict
+ * must look after that poll, or a client that kept up would be cut off for
+ * the server's own delay.
+ */
+export function afterPendingIO(verdict: () => void): void {
+  setImmediate(verdict);
+}
+
+/**
  * Resolves on 'drain'. Rejects when the socket closes, or when no queued byte
  * moved for `stallMs` (0: never): then `onStall` is called and the socket is
  * destroyed, since the client cannot read a 421 either.
@@ -25,7 +37,10 @@ export function drained(socket: Socket, stallMs: number, onStall?: () => void): 
   return new Promise<void>((resolve, reject) => {
     let queued = socket.writableLength;
     let lastProgress = performance.now();
+    let settled = false;
     const finish = (error: ConnectionError | null) => {
+      if (settled) return;
+      settled = true;
       socket.off('drain', onDrain);
       socket.off('close', onClose);
       if (watch !== null) clearInterval(watch);
@@ -36,20 +51,26 @@ export function drained(socket: Socket, stallMs: number, onStall?: () => void): 
     const onClose = () => finish(clientGone());
     socket.on('drain', onDrain);
     socket.on('close', onClose);
+    /** True when a queued byte moved since the last look. */
+    const progressed = (): boolean => {
+      const left = socket.writableLength;
+      if (left >= queued) return false;
+      queued = left;
+      lastProgress = performance.now();
+      return true;
+    };
     const watch =
       stallMs > 0
         ? setInterval(() => {
-            const now = performance.now();
-            const left = socket.writableLength;
-            if (left < queued) {
-              queued = left;
-              lastProgress = now;
-            } else if (now - lastProgress >= stallMs) {
+            if (progressed() || performance.now() - lastProgress < stallMs) return;
+            // Bytes the client took while this thread was busy show only after the next poll.
+            afterPendingIO(() => {
+              if (settled || progressed()) return;
               const error = stalledWriteError(stallMs);
               finish(error);
               onStall?.();
               socket.destroy(error);
-            }
+            });
           }, Math.min(1000, Math.max(10, stallMs / 4)))
         : null;
     watch?.unref();

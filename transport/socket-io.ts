@@ -12,7 +12,7 @@
  * a bare server would send them.
  */
 import type { Socket } from 'node:net';
-import { clientGone, drained } from './drain.js';
+import { afterPendingIO, clientGone, drained } from './drain.js';
 import { NOTHING_HELD, type AsyncSessionIO, type ClientInput, type HeldInput } from './session-io.js';
 
 const QUEUE_HIGH_WATER_BYTES = 512 * 1024;
@@ -28,6 +28,8 @@ export class SocketSessionIO implements AsyncSessionIO {
   /** The idle timer went off while the server, not the client, was busy: it must count again from the next wait. */
   private idleTimerSpent = false;
   private waiter: ((input: ClientInput) => void) | null = null;
+  /** Counts the session's waits for input, so that a late idle verdict can tell its own wait from the next. */
+  private waits = 0;
   private readonly unsent: Uint8Array[] = [];
   private unsentBytes = 0;
 
@@ -76,6 +78,7 @@ export class SocketSessionIO implements AsyncSessionIO {
       this.socket.setTimeout(this.idleTimeoutMs);
     }
     this.waiter = resume;
+    this.waits++;
     return null;
   }
 
@@ -118,8 +121,14 @@ export class SocketSessionIO implements AsyncSessionIO {
       this.idleTimerSpent = true;
       return;
     }
-    this.idleTimedOut = true;
-    this.wake();
+    // The event loop runs due timers before it polls its sockets: when this thread was busy past the idle
+    // time, the client's bytes may be waiting in the kernel, unread. The verdict waits for that poll.
+    const wait = this.waits;
+    afterPendingIO(() => {
+      if (this.waiter === null || this.waits !== wait) return; // bytes came: the client was not idle
+      this.idleTimedOut = true;
+      this.wake();
+    });
   }
 
   private take(): ClientInput | null {

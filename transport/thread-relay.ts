@@ -22,7 +22,7 @@
  * wakes the worker with the socket closed.
  */
 import type { Socket } from 'node:net';
-import { clientGone, drained, stalledWriteError } from './drain.js';
+import { afterPendingIO, clientGone, drained, stalledWriteError } from './drain.js';
 import { NOTHING_HELD, type BlockingSessionIO, type ClientInput, type HeldInput } from './session-io.js';
 import { copyIntoRing, copyOutOfRing, ringBell, sleepWhile } from './shared-ring.js';
 
@@ -341,8 +341,13 @@ export class SocketRelay {
     if (wait !== 0 && Atomics.load(this.header, Slot.INPUT_WAIT) === wait) {
       const left = since + idleMs - Date.now();
       if (left <= 0) {
-        Atomics.store(this.header, Slot.IDLE_ENDED, wait);
-        ringWorker(this.header);
+        // Bytes the client sent while this thread was busy are relayed by the next poll, and the worker
+        // takes bytes before it looks at IDLE_ENDED: so the verdict after that poll spares a client that kept up.
+        afterPendingIO(() => {
+          if (Atomics.load(this.header, Slot.INPUT_WAIT) !== wait) return;
+          Atomics.store(this.header, Slot.IDLE_ENDED, wait);
+          ringWorker(this.header);
+        });
       } else next = left;
     }
     this.checkIdleIn(next);

@@ -38,3 +38,19 @@ export async function settled(value: () => number, quietMs = 150): Promise<numbe
     last = now;
   }
 }
+
+/**
+ * Keeps this thread busy for `ms` from a point of the event loop where due
+ * timers run before the next poll of the sockets (an immediate), the way a
+ * busy or descheduled server finds its timers due and its sockets unread.
+ */
+export function busyPastTimers(ms: number, first: () => void = () => {}): Promise<void> {
+  return new Promise((resolve) =>
+    setImmediate(() => {
+      first();
+      const until = performance.now() + ms;
+      while (performance.now() < until);
+      resolve();
+    }),
+  );
+}

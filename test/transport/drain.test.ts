@@ -6,10 +6,11 @@
  * leaves nothing behind on the socket.
  */
 import net from 'node:net';
+import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { ConnectionError, ErrorCodes } from '../../protocol/index.js';
 import { drained } from '../../transport/drain.js';
-import { acceptedPair } from '../helpers/socket-pair.js';
+import { acceptedPair, busyPastTimers } from '../helpers/socket-pair.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -100,6 +101,39 @@ t.test('a client that takes some of our bytes restarts the clock: it is cut off 
   client.pause();
   const end = await outcomeWithin(wait, 10 * stallMs);
   t.equal(end instanceof ConnectionError ? end.code : end, ErrorCodes.WRITE_STALLED, 'then, taking nothing more, it is cut off');
+});
+
+t.test('a client that took our bytes while the server\'s thread was busy past the stall time is not cut off', async (t) => {
+  const stallMs = 300;
+  const server = net.createServer({ pauseOnConnect: true });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  // The client reads on a thread of its own, so that it can take bytes while this one is busy.
+  const reader = new Worker(
+    `const net = require('node:net');
+     const { parentPort, workerData } = require('node:worker_threads');
+     const socket = net.connect(workerData, '127.0.0.1', () => parentPort.postMessage('connected'));
+     socket.pause();
+     socket.on('data', () => {});
+     socket.on('error', () => {});
+     parentPort.on('message', () => socket.resume());`,
+    { eval: true, workerData: (server.address() as net.AddressInfo).port },
+  );
+  const served = await accepted;
+  served.on('error', () => {});
+  server.close();
+  t.teardown(async () => {
+    served.destroy();
+    await reader.terminate();
+  });
+  await new Promise((resolve) => reader.once('message', resolve));
+  fillBehind(served, 4 * MiB);
+  const wait = drained(served, stallMs);
+  await delay(stallMs / 4);
+  // The client starts reading; the server's thread is busy until the stall time is long past, so nothing it sees has moved.
+  await busyPastTimers(3 * stallMs, () => reader.postMessage('read'));
+  t.equal(await outcomeWithin(wait, 10 * stallMs), 'drained', 'the wait ends when the client has caught up, not as a stall');
+  t.notOk(served.destroyed, 'the connection stays');
 });
 
 t.test('without a stall time the wait ends only when the client catches up or leaves', async (t) => {

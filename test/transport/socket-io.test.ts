@@ -12,7 +12,7 @@ import t from 'tap';
 import { ConnectionError, ErrorCodes } from '../../protocol/index.js';
 import type { ClientInput, HeldInput } from '../../transport/session-io.js';
 import { SocketSessionIO } from '../../transport/socket-io.js';
-import { acceptedPair, readAll, settled, SOCKET_READ_BYTES } from '../helpers/socket-pair.js';
+import { acceptedPair, busyPastTimers, readAll, settled, SOCKET_READ_BYTES } from '../helpers/socket-pair.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -183,6 +183,17 @@ t.test('a client that keeps sending is never idle', async (t) => {
     received += input.length;
   }
   t.ok(received > 0);
+});
+
+t.test('bytes the client sent while the server\'s thread was busy past the idle time are read, not taken for idleness', async (t) => {
+  const idleMs = 200;
+  const { client, io } = await session(t, idleMs);
+  const waiting = next(io);
+  await delay(idleMs / 4);
+  // The client sends a quarter of the idle time into the wait; the server's thread is busy until the idle time is long past.
+  await busyPastTimers(2 * idleMs, () => client.write('PING\r\n'));
+  const input = await waiting;
+  t.same(typeof input === 'string' ? input : Buffer.from(input).toString(), 'PING\r\n', 'the waiting read gets the bytes');
 });
 
 t.test('time the server spends busy is not idle time: the client gets the whole idle time from the next wait', async (t) => {

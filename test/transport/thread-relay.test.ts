@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { ErrorCodes } from '../../protocol/index.js';
 import { BlockingRelayIO, createRelayChannel, Flag, RING_BYTES, SocketRelay } from '../../transport/thread-relay.js';
-import { acceptedPair, readAll, settled, SOCKET_READ_BYTES } from '../helpers/socket-pair.js';
+import { acceptedPair, busyPastTimers, readAll, settled, SOCKET_READ_BYTES } from '../helpers/socket-pair.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
 import type { RelayWorkerReport, RelayWorkerScript } from './relay-worker.js';
 
@@ -352,6 +352,24 @@ t.test('the idle time runs from the client\'s last byte: a wait is ended one idl
   t.ok(idle >= idleMs, `not before a whole idle time without a byte (${Math.round(idle)} ms)`);
   // Generous for a busy machine; a relay that waited for its next regular look would take 1.67 idle times here.
   t.ok(idle < 1.4 * idleMs, `nor a good part of another one later (${Math.round(idle)} ms)`);
+});
+
+t.test('bytes the client sent while the main thread was busy past the idle time reach the worker, not an idle timeout', async (t) => {
+  const idleMs = 300;
+  const { client, report, header } = await bridged(t, { idleTimeoutMs: idleMs });
+  await eventually(() => Atomics.load(header, Slot.INPUT_WAIT) !== 0, 'the worker waits for the client');
+  await delay(idleMs / 4);
+  // Due during the busy time below, and after the relay's look at the wait: it holds the main thread between its due
+  // timers and its poll of the socket, time enough for a worker woken by a verdict that did not wait for that poll.
+  setTimeout(() => {
+    const until = performance.now() + 100;
+    while (performance.now() < until);
+  }, idleMs);
+  // The client sends within the idle time; the main thread, which relays it, is busy until the idle time is long past.
+  await busyPastTimers(2 * idleMs, () => client.write('PING\r\n'));
+  const seen = await report;
+  t.equal(seen.received, 6, 'the worker reads the request');
+  t.same(seen.signals, ['idle-timeout'], 'and only its next wait, a silent one, times out');
 });
 
 t.test('an idle timeout that ends a wait just as the client\'s bytes arrive does not end the next wait: the active client stays', async (t) => {
