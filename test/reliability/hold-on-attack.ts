@@ -100,7 +100,7 @@ export async function holdOnTrial(server: { readonly port: number; readonly line
     } catch (error) {
       failures.push(`(${crowd.join(', ')}): ${(error as Error).message}`);
     }
-    failures.push(...(await hostileEndings(hostiles, () => server.lines.slice(logFrom), bounds.endedMs)));
+    failures.push(...(await hostileEndings(hostiles, () => server.lines.slice(logFrom), bounds.endedMs, limits.idleTimeoutMs)));
   } finally {
     for (const h of hostiles) h.stop();
   }
