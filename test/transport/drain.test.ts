@@ -72,6 +72,8 @@ t.test('a client that takes none of our bytes is cut off after the stall time, n
   t.equal(outcome.code, ErrorCodes.WRITE_STALLED);
   t.match(outcome.message, /stopped reading.*0\.4 s/, 'the message gives the stall time in seconds');
   t.ok(waited >= stallMs - 20, `not before the stall time (${Math.round(waited)} ms)`);
+  // Checked a quarter stall time apart: a check once a second would cut this client off 2.5 stall times late.
+  t.ok(waited < 2 * stallMs, `nor much after it (${Math.round(waited)} ms)`);
   t.equal(stalls, 1, 'the owner is told once');
   t.ok(served.destroyed, 'the socket is closed: the client could not read a 421 either');
   client.resume();

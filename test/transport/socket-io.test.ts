@@ -116,6 +116,23 @@ t.test('what a client sent while it waited for its turn comes first; a client th
   t.same(await readToSignal(gone.io), { bytes: Buffer.from('PING\r\n'), signal: 'eof' }, 'the held end follows the held bytes');
 });
 
+t.test('held input past the queue bound counts towards it: the socket stays paused until the session has taken enough', async (t) => {
+  const heldBytes = QUEUE_HIGH_WATER_BYTES + 2 * SOCKET_READ_BYTES;
+  const chunks = Array.from({ length: heldBytes / SOCKET_READ_BYTES }, () => randomBytes(SOCKET_READ_BYTES));
+  const { client, served, io } = await session(t, 0, { chunks, ended: false });
+  const more = randomBytes(MiB);
+  client.write(more);
+  await delay(200);
+  t.equal(served.bytesRead, 0, 'nothing more is read from the socket while the held bytes fill the queue');
+  const taken: Uint8Array[] = [];
+  for (let i = 0; i < 3; i++) taken.push((await next(io)) as Uint8Array);
+  await eventually(() => served.bytesRead > 0, 'once the session has taken enough, the socket is read again');
+  client.end();
+  const { bytes, signal } = await readToSignal(io);
+  t.ok(Buffer.concat([...taken, bytes]).equals(Buffer.concat([...chunks, more])), 'every byte, held first, in order');
+  t.equal(signal, 'eof');
+});
+
 t.test('a client that resets the connection aborts a waiting read, and bytes still queued are dropped', async (t) => {
   const { client, io } = await session(t);
   const waiting = next(io);
