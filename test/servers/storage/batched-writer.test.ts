@@ -112,3 +112,93 @@ t.test('discard (an abort) drops what is queued and returns once what is in flig
   await file.close();
   t.equal(fs.statSync(filePath).size, 8 * 1024 * 1024, 'the queued bytes were dropped');
 });
+
+/**
+ * The real file, behind a handle whose fdatasync the test holds and then lets
+ * go, or fails: a failed writeback is reported by Linux once, to whichever
+ * sync asks first, so a background flush that fails unheard would let the
+ * commit's own fsync succeed over lost data.
+ */
+function flushWatchedFile(file: FileHandle): {
+  readonly handle: FileHandle;
+  readonly syncs: () => number;
+  /** Holds the next fdatasync until its outcome is given; resolves once it is asked for. */
+  holdNextSync(): Promise<{ finish(error?: Error): void }>;
+} {
+  let syncs = 0;
+  let held: ((sync: { finish(error?: Error): void }) => void) | null = null;
+  const handle = {
+    writev: (buffers: Uint8Array[], position: number) => file.writev(buffers, position),
+    datasync: () => {
+      syncs++;
+      const asked = held;
+      if (asked === null) return file.datasync();
+      held = null;
+      return new Promise<void>((resolve, reject) => asked({ finish: (error) => (error === undefined ? resolve(file.datasync()) : reject(error)) }));
+    },
+  } as unknown as FileHandle;
+  return {
+    handle,
+    syncs: () => syncs,
+    holdNextSync: () => new Promise((resolve) => (held = resolve)),
+  };
+}
+
+function ioError(): Error {
+  return Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
+}
+
+t.test('written data is flushed in the background once every syncEveryBytes, and never with 0', async (t) => {
+  for (const [syncEveryBytes, expected] of [[30, 3], [0, 0]] as const) {
+    const filePath = freshFile(t);
+    const file = await fsp.open(filePath, 'r+');
+    const watched = flushWatchedFile(file);
+    const writer = new BatchedFileWriter(watched.handle, 0, { batchBytes: 10, maxInFlightBytes: 100, syncEveryBytes });
+    const all = Array.from({ length: 10 }, (_, i) => Buffer.alloc(10, i + 1));
+    // Each batch lands before the next, so the flushes fall at fixed points: after 30, 60 and 90 bytes.
+    for (const piece of all) {
+      writer.write(piece);
+      await writer.settle();
+    }
+    await file.close();
+    t.equal(watched.syncs(), expected, `syncEveryBytes ${syncEveryBytes}: ${expected} flushes for 100 bytes`);
+    t.ok(fs.readFileSync(filePath).equals(Buffer.concat(all)), `syncEveryBytes ${syncEveryBytes}: the file is whole`);
+  }
+});
+
+t.test('while a background flush runs, no second one starts; settle and discard wait for it', async (t) => {
+  const filePath = freshFile(t);
+  const file = await fsp.open(filePath, 'r+');
+  t.teardown(() => file.close());
+  const watched = flushWatchedFile(file);
+  const writer = new BatchedFileWriter(watched.handle, 0, { batchBytes: 10, maxInFlightBytes: 100, syncEveryBytes: 10 });
+  const held = watched.holdNextSync();
+  writer.write(Buffer.alloc(10, 1));
+  const sync = await held;
+  for (let i = 2; i <= 4; i++) writer.write(Buffer.alloc(10, i));
+  let discarded = false;
+  const discarding = writer.discard().then(() => (discarded = true));
+  // The three batches land meanwhile (their writes are real), each past syncEveryBytes.
+  for (let deadline = Date.now() + 10_000; fs.statSync(filePath).size < 40 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 5));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(watched.syncs(), 1, 'one flush at a time');
+  t.notOk(discarded, 'discard waits for the flush, so the file is not closed under it');
+  sync.finish();
+  await discarding;
+  t.ok(fs.readFileSync(filePath).equals(Buffer.concat([1, 2, 3, 4].map((value) => Buffer.alloc(10, value)))));
+});
+
+t.test('a background flush that fails is reported by settle, even when it fails after settle began, and by every later write', async (t) => {
+  const filePath = freshFile(t);
+  const file = await fsp.open(filePath, 'r+');
+  t.teardown(() => file.close());
+  const watched = flushWatchedFile(file);
+  const writer = new BatchedFileWriter(watched.handle, 0, { batchBytes: 10, maxInFlightBytes: 100, syncEveryBytes: 10 });
+  const held = watched.holdNextSync();
+  writer.write(Buffer.alloc(10, 1));
+  const sync = await held;
+  const settled = writer.settle();
+  sync.finish(ioError());
+  await t.rejects(settled, { code: 'EIO' }, 'settle reports the failed flush');
+  t.throws(() => writer.write(Buffer.alloc(1)), { code: 'EIO' }, 'and so does the next write');
+});
