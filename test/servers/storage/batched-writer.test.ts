@@ -3,7 +3,9 @@
  * order, at its offset, whatever the sizes of the pieces and of the batches,
  * even when the file system takes a batch in several short writes; past its
  * bound in flight the writer asks the caller to wait, and lets it go on once
- * the writes land; a failed write is reported, never lost.
+ * the writes land; a failed write is reported, never lost. Written data is
+ * flushed to the disk in the background (fdatasync) at its own pace, one flush
+ * at a time, and a flush that fails is reported like a failed write.
  */
 import fs from 'node:fs';
 import fsp, { type FileHandle } from 'node:fs/promises';
@@ -122,13 +124,22 @@ t.test('discard (an abort) drops what is queued and returns once what is in flig
 function flushWatchedFile(file: FileHandle): {
   readonly handle: FileHandle;
   readonly syncs: () => number;
+  /** Resolves once `count` writes have landed, their callbacks run. */
+  landed(count: number): Promise<void>;
   /** Holds the next fdatasync until its outcome is given; resolves once it is asked for. */
   holdNextSync(): Promise<{ finish(error?: Error): void }>;
 } {
   let syncs = 0;
+  let writes = 0;
+  const writeWaiters: { readonly count: number; readonly resolve: () => void }[] = [];
   let held: ((sync: { finish(error?: Error): void }) => void) | null = null;
   const handle = {
-    writev: (buffers: Uint8Array[], position: number) => file.writev(buffers, position),
+    writev: async (buffers: Uint8Array[], position: number) => {
+      const result = await file.writev(buffers, position);
+      writes++;
+      for (const waiter of writeWaiters) if (writes >= waiter.count) setImmediate(waiter.resolve);
+      return result;
+    },
     datasync: () => {
       syncs++;
       const asked = held;
@@ -140,6 +151,7 @@ function flushWatchedFile(file: FileHandle): {
   return {
     handle,
     syncs: () => syncs,
+    landed: (count) => new Promise((resolve) => (writes >= count ? setImmediate(resolve) : writeWaiters.push({ count, resolve }))),
     holdNextSync: () => new Promise((resolve) => (held = resolve)),
   };
 }
@@ -179,8 +191,7 @@ t.test('while a background flush runs, no second one starts; settle and discard 
   let discarded = false;
   const discarding = writer.discard().then(() => (discarded = true));
   // The three batches land meanwhile (their writes are real), each past syncEveryBytes.
-  for (let deadline = Date.now() + 10_000; fs.statSync(filePath).size < 40 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 5));
-  await new Promise((resolve) => setImmediate(resolve));
+  await watched.landed(4);
   t.equal(watched.syncs(), 1, 'one flush at a time');
   t.notOk(discarded, 'discard waits for the flush, so the file is not closed under it');
   sync.finish();
@@ -197,6 +208,7 @@ t.test('a background flush that fails is reported by settle, even when it fails 
   const held = watched.holdNextSync();
   writer.write(Buffer.alloc(10, 1));
   const sync = await held;
+  await watched.landed(1); // nothing in flight but the flush: settle has only that to wait for
   const settled = writer.settle();
   sync.finish(ioError());
   await t.rejects(settled, { code: 'EIO' }, 'settle reports the failed flush');
