@@ -272,6 +272,31 @@ for (const flavour of flavours) {
       t.same(tempFilesIn(root), []);
     });
 
+    t.test('received data removed behind the server: the commit fails, naming the step, and changes nothing', async (t) => {
+      const { root, storage } = await setup(t);
+      fs.writeFileSync(path.join(root, 'log'), 'old');
+      for (const [name, mode] of [['fresh', 'new'], ['log', 'overwrite'], ['log', 'append']] as const) {
+        const handle = await storage.beginUpload({ name, size: 4, mode, sha256: null });
+        await storage.writeUpload(handle, bytesOf('data'));
+        for (const temp of tempFilesIn(root)) fs.unlinkSync(path.join(root, temp));
+        await t.rejects(storage.commitUpload(handle), { code: ErrorCodes.STORAGE_FAILED, message: 'committing the upload failed (ENOENT)' }, `${mode} to ${name}`);
+      }
+      t.equal(await storage.probe('fresh'), null, 'nothing is created');
+      t.equal(fs.readFileSync(path.join(root, 'log'), 'utf8'), 'old', 'the file is unchanged');
+      t.same(tempFilesIn(root), [], 'no temporary file and no intent record is left');
+    });
+
+    t.test("abortUpload of another storage's upload leaves that upload alone", async (t) => {
+      const { root, storage } = await setup(t);
+      const other = await setUpRoot(t, flavour);
+      const handle = await other.storage.beginUpload({ name: 'kept', size: 4, mode: 'new', sha256: null });
+      await other.storage.writeUpload(handle, bytesOf('data'));
+      await storage.abortUpload(handle); // a cleanup path that got the wrong handle: never throws, removes nothing of the other's
+      t.equal(tempFilesIn(other.root).length, 1, 'its received data is still there');
+      t.same(await other.storage.commitUpload(handle), { size: 4, sha256: sha256(bytesOf('data')) }, 'and it commits');
+      t.same(tempFilesIn(root), []);
+    });
+
     t.test('abort discards the upload', async (t) => {
       const { root, storage } = await setup(t);
       fs.writeFileSync(path.join(root, 'target'), 'original');
