@@ -264,10 +264,7 @@ export class SyncStorage implements StorageOps {
       throw error;
     }
     try {
-      const stats = fs.fstatSync(file, { bigint: true });
-      if (!stats.isFile()) throw notRegular(upload.name);
-      const oldSize = Number(stats.size);
-      const intent = this.takeIntent({ owner: SELF_OWNER, name: upload.name, file: fileIdentity(stats), size: oldSize });
+      const { intent, oldSize } = this.takeIntentAtEnd(file, upload.name);
       try {
         const received = fs.openSync(upload.tempPath, READ_FLAGS);
         let newBytes: number;
@@ -290,6 +287,34 @@ export class SyncStorage implements StorageOps {
       return oldSize + upload.received;
     } finally {
       closeQuietly(file);
+    }
+  }
+
+  /**
+   * Takes the name's intent record, holding the size `file` has under it. That
+   * size is read before the record is ours, and until then another server
+   * process may append to the file: read again under the record, and if the
+   * file grew meanwhile, take the record again at its new size, so that this
+   * append starts at the file's true end (not over the other's bytes) and an
+   * undo never cuts them off. (A crash in that short stretch leaves a record
+   * of the old size; only a crash there, racing another server's append,
+   * could lose that append.)
+   */
+  private takeIntentAtEnd(file: number, name: string): { readonly intent: string; readonly oldSize: number } {
+    let stats = fs.fstatSync(file, { bigint: true });
+    for (;;) {
+      if (!stats.isFile()) throw notRegular(name);
+      const intent = this.takeIntent({ owner: SELF_OWNER, name, file: fileIdentity(stats), size: Number(stats.size) });
+      let now: fs.BigIntStats;
+      try {
+        now = fs.fstatSync(file, { bigint: true });
+      } catch (error) {
+        this.dropIntent(intent);
+        throw error;
+      }
+      if (now.size === stats.size) return { intent, oldSize: Number(stats.size) };
+      this.dropIntent(intent);
+      stats = now;
     }
   }
 

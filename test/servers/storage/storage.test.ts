@@ -385,67 +385,83 @@ for (const flavour of flavours) {
 // ---------------------------------------------------------------------------
 // Concurrency
 
-t.test('AsyncStorage: concurrent appends to one name all land whole', async (t) => {
-  const root = freshDir(t);
-  const storage = await AsyncStorage.open(root);
-  const count = 20;
-  const blockLength = 1000;
-  await Promise.all(
-    Array.from({ length: count }, (_, i) => upload(storage, 'shared.log', block(i + 1, blockLength), 'append')),
-  );
-  const content = fs.readFileSync(path.join(root, 'shared.log'));
-  t.equal(content.length, count * blockLength);
-  const values = uniformBlockValues(t, content, blockLength);
-  t.same([...values].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i + 1), 'every block once');
-  t.same(tempFilesIn(root), []);
-});
+/** One AsyncStorage, as the async server has; or two on one root, as two servers would be, kept apart by the intent records alone. */
+for (const twoStorages of [false, true]) {
+  t.test(twoStorages ? 'two AsyncStorages on one root (two servers): concurrent appends to one name all land whole' : 'AsyncStorage: concurrent appends to one name all land whole', async (t) => {
+    const root = freshDir(t);
+    const first = await AsyncStorage.open(root);
+    const second = twoStorages ? AsyncStorage.attach(root) : first;
+    // Two storages append in place to a file that exists (each then takes the name's intent record).
+    if (twoStorages) fs.writeFileSync(path.join(root, 'shared.log'), '');
+    const count = 20;
+    const blockLength = 1000;
+    await Promise.all(
+      Array.from({ length: count }, (_, i) => upload(i % 2 === 0 ? first : second, 'shared.log', block(i + 1, blockLength), 'append')),
+    );
+    const content = fs.readFileSync(path.join(root, 'shared.log'));
+    t.equal(content.length, count * blockLength);
+    const values = uniformBlockValues(t, content, blockLength);
+    t.same([...values].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i + 1), 'every block once');
+    t.same(tempFilesIn(root), []);
+  });
+}
 
-t.test('SyncStorage with SharedNameLock: appends from two worker threads all land whole', async (t) => {
-  const root = freshDir(t);
-  // As the workers server does: the main thread opens the root once (and cleans it); the workers only attach.
-  SyncStorage.open(root);
-  const lock = new SharedNameLock();
-  const appendsPerWorker = 60;
-  const blockLength = 500;
-  const syncUrl = new URL('../../../servers/storage/sync.js', import.meta.url).href;
-  const lockUrl = new URL('../../../servers/storage/shared-lock.js', import.meta.url).href;
-  const workerSource = `
-    const { workerData, parentPort } = require('node:worker_threads');
-    (async () => {
-      const { SyncStorage } = await import(workerData.syncUrl);
-      const { SharedNameLock } = await import(workerData.lockUrl);
-      const storage = SyncStorage.attach(workerData.root, { lock: new SharedNameLock(workerData.buffer) });
-      for (let i = 0; i < workerData.count; i++) {
-        const data = new Uint8Array(workerData.blockLength).fill(workerData.firstValue + i);
-        const handle = storage.beginUpload({ name: 'shared.log', size: data.length, mode: 'append', sha256: null });
-        storage.writeUpload(handle, data);
-        storage.commitUpload(handle);
-      }
-      parentPort.postMessage('done');
-    })().catch((error) => { throw error; });
-  `;
-  const runWorker = (firstValue: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const worker = new Worker(workerSource, {
-        eval: true,
-        workerData: { syncUrl, lockUrl, root, buffer: lock.buffer, count: appendsPerWorker, blockLength, firstValue },
+/**
+ * Two threads appending to one name, each with SyncStorage: with one
+ * SharedNameLock, as the workers server runs them; or each with its own lock,
+ * as two server processes on one root are, where only the intent records
+ * (taken by link, one per name) keep their appends apart.
+ */
+for (const shared of [true, false]) {
+  t.test(shared ? 'SyncStorage with SharedNameLock: appends from two worker threads all land whole' : 'SyncStorage in two threads with a lock each: the intent records alone keep their appends whole (as for two servers on one root)', async (t) => {
+    const root = freshDir(t);
+    // As the workers server does: the main thread opens the root once (and cleans it); the workers only attach.
+    SyncStorage.open(root);
+    if (!shared) fs.writeFileSync(path.join(root, 'shared.log'), ''); // each appends in place, under the name's intent record
+    const lock = new SharedNameLock();
+    const appendsPerWorker = 60;
+    const blockLength = 500;
+    const syncUrl = new URL('../../../servers/storage/sync.js', import.meta.url).href;
+    const lockUrl = new URL('../../../servers/storage/shared-lock.js', import.meta.url).href;
+    const workerSource = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      (async () => {
+        const { SyncStorage } = await import(workerData.syncUrl);
+        const { SharedNameLock } = await import(workerData.lockUrl);
+        const lock = workerData.shared ? new SharedNameLock(workerData.buffer) : undefined;
+        const storage = SyncStorage.attach(workerData.root, { lock });
+        for (let i = 0; i < workerData.count; i++) {
+          const data = new Uint8Array(workerData.blockLength).fill(workerData.firstValue + i);
+          const handle = storage.beginUpload({ name: 'shared.log', size: data.length, mode: 'append', sha256: null });
+          storage.writeUpload(handle, data);
+          storage.commitUpload(handle);
+        }
+        parentPort.postMessage('done');
+      })().catch((error) => { throw error; });
+    `;
+    const runWorker = (firstValue: number): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const worker = new Worker(workerSource, {
+          eval: true,
+          workerData: { syncUrl, lockUrl, root, buffer: lock.buffer, shared, count: appendsPerWorker, blockLength, firstValue },
+        });
+        worker.once('error', reject);
+        worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
       });
-      worker.once('error', reject);
-      worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
-    });
 
-  await Promise.all([runWorker(1), runWorker(1 + appendsPerWorker)]);
+    await Promise.all([runWorker(1), runWorker(1 + appendsPerWorker)]);
 
-  const content = fs.readFileSync(path.join(root, 'shared.log'));
-  t.equal(content.length, 2 * appendsPerWorker * blockLength);
-  const values = uniformBlockValues(t, content, blockLength);
-  t.same(
-    [...values].sort((a, b) => a - b),
-    Array.from({ length: 2 * appendsPerWorker }, (_, i) => i + 1),
-    'every block once',
-  );
-  // Each worker's own appends keep their order.
-  t.same(values.filter((v) => v <= appendsPerWorker), Array.from({ length: appendsPerWorker }, (_, i) => i + 1));
-  t.same(tempFilesIn(root), []);
-  t.same([...new Int32Array(lock.buffer)].filter((slot) => slot !== 0), [], 'every lock slot is free again');
-});
+    const content = fs.readFileSync(path.join(root, 'shared.log'));
+    t.equal(content.length, 2 * appendsPerWorker * blockLength);
+    const values = uniformBlockValues(t, content, blockLength);
+    t.same(
+      [...values].sort((a, b) => a - b),
+      Array.from({ length: 2 * appendsPerWorker }, (_, i) => i + 1),
+      'every block once',
+    );
+    // Each worker's own appends keep their order.
+    t.same(values.filter((v) => v <= appendsPerWorker), Array.from({ length: appendsPerWorker }, (_, i) => i + 1));
+    t.same(tempFilesIn(root), []);
+    t.same([...new Int32Array(lock.buffer)].filter((slot) => slot !== 0), [], 'every lock slot is free again');
+  });
+}
