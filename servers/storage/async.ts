@@ -376,10 +376,28 @@ export class AsyncStorage implements AsyncStorageOps {
     // Again at the commit: the root may have changed behind the server's back since beginUpload.
     await this.refuseIfPastLimits(upload.plan, currentSize, path.basename(upload.tempPath));
     if (upload.mode === 'append' && currentSize !== null) return this.appendInPlace(upload, target);
-    if (upload.mode === 'append') await file.sync();
-    await fsp.rename(upload.tempPath, target);
+    if (upload.mode === 'overwrite') {
+      await fsp.rename(upload.tempPath, target);
+    } else if (!(await this.linkIntoPlace(upload, file, target))) {
+      // Another server process created the name since the lstat (this server's own uploads wait for the name's lock).
+      if (upload.mode === 'new') throw fileExists(upload.name);
+      return this.appendInPlace(upload, target);
+    }
     await this.syncRoot();
     return upload.received;
+  }
+
+  /** 'new', or an append to an absent name: linked, never renamed, into place (see SyncStorage.linkIntoPlace, in sync.ts). */
+  private async linkIntoPlace(upload: AsyncUpload, file: FileHandle, target: string): Promise<boolean> {
+    if (upload.mode === 'append') await file.sync();
+    try {
+      await fsp.link(upload.tempPath, target);
+    } catch (error) {
+      if (hasErrnoCode(error, 'EEXIST')) return false;
+      throw error;
+    }
+    await removeQuietly(upload.tempPath);
+    return true;
   }
 
   /**

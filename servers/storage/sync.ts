@@ -243,10 +243,33 @@ export class SyncStorage implements StorageOps {
     // Again at the commit: the root may have changed behind the server's back since beginUpload.
     this.refuseIfPastLimits(upload.plan, currentSize, path.basename(upload.tempPath));
     if (upload.mode === 'append' && currentSize !== null) return this.appendInPlace(upload, target);
-    if (upload.mode === 'append') fs.fsyncSync(fd);
-    fs.renameSync(upload.tempPath, target);
+    if (upload.mode === 'overwrite') {
+      fs.renameSync(upload.tempPath, target);
+    } else if (!this.linkIntoPlace(upload, fd, target)) {
+      // Another server process created the name since the lstat (this server's own uploads wait for the name's lock).
+      if (upload.mode === 'new') throw fileExists(upload.name);
+      return this.appendInPlace(upload, target);
+    }
     this.syncRoot();
     return upload.received;
+  }
+
+  /**
+   * 'new', or an append to an absent name: the received file is linked into
+   * place, since link, unlike rename, fails rather than replace a file that
+   * another server process created at the name meanwhile. False if one did.
+   */
+  private linkIntoPlace(upload: UploadState<number>, fd: number, target: string): boolean {
+    // An append's data is fsync'd where it lands; here that is the received file itself.
+    if (upload.mode === 'append') fs.fsyncSync(fd);
+    try {
+      fs.linkSync(upload.tempPath, target);
+    } catch (error) {
+      if (hasErrnoCode(error, 'EEXIST')) return false;
+      throw error;
+    }
+    removeQuietly(upload.tempPath);
+    return true;
   }
 
   /**

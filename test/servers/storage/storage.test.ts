@@ -406,6 +406,25 @@ for (const twoStorages of [false, true]) {
   });
 }
 
+t.test('two AsyncStorages on one root (two servers) creating one absent name at once: no upload replaces the other\'s file', async (t) => {
+  for (let round = 0; round < 5; round++) {
+    const root = freshDir(t);
+    const first = await AsyncStorage.open(root);
+    const second = AsyncStorage.attach(root);
+    const [a, b] = await Promise.allSettled([upload(first, 'created', block(1, 1000), 'new'), upload(second, 'created', block(2, 1000), 'new')]);
+    const won = [a, b].filter((outcome) => outcome.status === 'fulfilled').length;
+    t.equal(won, 1, `round ${round}: one 'new' wins`);
+    const lost = [a, b].find((outcome) => outcome.status === 'rejected');
+    t.match(lost?.reason, { code: ErrorCodes.EXISTS }, `round ${round}: the other is told the file exists`);
+    t.ok(fs.readFileSync(path.join(root, 'created')).equals(block(a?.status === 'fulfilled' ? 1 : 2, 1000)), `round ${round}: the file is the winner's`);
+
+    await Promise.all([upload(first, 'log', block(3, 1000), 'append'), upload(second, 'log', block(4, 1000), 'append')]);
+    const values = uniformBlockValues(t, fs.readFileSync(path.join(root, 'log')), 1000);
+    t.same(values.sort(), [3, 4], `round ${round}: two appends to an absent name both land`);
+    t.same(tempFilesIn(root), []);
+  }
+});
+
 /**
  * Two threads appending to one name, each with SyncStorage: with one
  * SharedNameLock, as the workers server runs them; or each with its own lock,
