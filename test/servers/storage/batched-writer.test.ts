@@ -178,7 +178,13 @@ t.test('written data is flushed in the background once every syncEveryBytes, and
   }
 });
 
-t.test('while a background flush runs, no second one starts; settle and discard wait for it', async (t) => {
+/** A writer flushing after every 10 bytes, whose first 10 bytes (all 1) are written and their flush held. */
+async function writerWithFlushHeld(t: Test): Promise<{
+  readonly filePath: string;
+  readonly watched: ReturnType<typeof flushWatchedFile>;
+  readonly writer: BatchedFileWriter;
+  readonly sync: { finish(error?: Error): void };
+}> {
   const filePath = freshFile(t);
   const file = await fsp.open(filePath, 'r+');
   t.teardown(() => file.close());
@@ -186,7 +192,11 @@ t.test('while a background flush runs, no second one starts; settle and discard 
   const writer = new BatchedFileWriter(watched.handle, 0, { batchBytes: 10, maxInFlightBytes: 100, syncEveryBytes: 10 });
   const held = watched.holdNextSync();
   writer.write(Buffer.alloc(10, 1));
-  const sync = await held;
+  return { filePath, watched, writer, sync: await held };
+}
+
+t.test('while a background flush runs, no second one starts; settle and discard wait for it', async (t) => {
+  const { filePath, watched, writer, sync } = await writerWithFlushHeld(t);
   for (let i = 2; i <= 4; i++) writer.write(Buffer.alloc(10, i));
   let discarded = false;
   const discarding = writer.discard().then(() => (discarded = true));
@@ -200,14 +210,7 @@ t.test('while a background flush runs, no second one starts; settle and discard 
 });
 
 t.test('a background flush that fails is reported by settle, even when it fails after settle began, and by every later write', async (t) => {
-  const filePath = freshFile(t);
-  const file = await fsp.open(filePath, 'r+');
-  t.teardown(() => file.close());
-  const watched = flushWatchedFile(file);
-  const writer = new BatchedFileWriter(watched.handle, 0, { batchBytes: 10, maxInFlightBytes: 100, syncEveryBytes: 10 });
-  const held = watched.holdNextSync();
-  writer.write(Buffer.alloc(10, 1));
-  const sync = await held;
+  const { watched, writer, sync } = await writerWithFlushHeld(t);
   await watched.landed(1); // nothing in flight but the flush: settle has only that to wait for
   const settled = writer.settle();
   sync.finish(ioError());
