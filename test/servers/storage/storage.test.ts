@@ -484,3 +484,66 @@ for (const shared of [true, false]) {
     t.same([...new Int32Array(lock.buffer)].filter((slot) => slot !== 0), [], 'every lock slot is free again');
   });
 }
+
+t.test('SyncStorage in two threads with a lock each (two servers on one root), committing to the same absent names at the same instant: no upload replaces the other\'s file', async (t) => {
+  const root = freshDir(t);
+  SyncStorage.open(root);
+  const rounds = 150;
+  // Both threads meet before each commit, so that their lstat and their link of the name fall close together.
+  const meeting = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+  const workerSource = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    (async () => {
+      const { SyncStorage } = await import(workerData.syncUrl);
+      const storage = SyncStorage.attach(workerData.root);
+      const met = new Int32Array(workerData.meeting);
+      let arrivals = 0;
+      const meet = () => {
+        arrivals += 2;
+        Atomics.add(met, 0, 1);
+        Atomics.notify(met, 0);
+        for (let seen = Atomics.load(met, 0); seen < arrivals; seen = Atomics.load(met, 0)) Atomics.wait(met, 0, seen, 1000);
+      };
+      const outcomes = [];
+      for (let i = 0; i < workerData.rounds; i++) {
+        for (const [name, mode] of [['new-' + i, 'new'], ['log-' + i, 'append']]) {
+          const data = new Uint8Array(100).fill(workerData.value);
+          const handle = storage.beginUpload({ name, size: data.length, mode, sha256: null });
+          storage.writeUpload(handle, data);
+          meet();
+          try {
+            storage.commitUpload(handle);
+            outcomes.push('committed');
+          } catch (error) {
+            outcomes.push(error.code);
+          }
+        }
+      }
+      parentPort.postMessage(outcomes);
+    })();
+  `;
+  const run = (value: number): Promise<string[]> => {
+    const worker = new Worker(workerSource, {
+      eval: true,
+      workerData: { syncUrl: new URL('../../../servers/storage/sync.js', import.meta.url).href, root, meeting, rounds, value },
+    });
+    return new Promise<string[]>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    }).finally(() => worker.terminate());
+  };
+  const [ones, twos] = await Promise.all([run(1), run(2)]);
+  for (let i = 0; i < rounds; i++) {
+    const [newByOne, appendByOne] = ones?.slice(2 * i, 2 * i + 2) ?? [];
+    const [newByTwo, appendByTwo] = twos?.slice(2 * i, 2 * i + 2) ?? [];
+    const oneWon = newByOne === 'committed' && newByTwo === ErrorCodes.EXISTS;
+    if (!oneWon && !(newByTwo === 'committed' && newByOne === ErrorCodes.EXISTS)) t.fail(`new-${i}: ${newByOne} and ${newByTwo}, not one commit and one EXISTS`);
+    const created = fs.readFileSync(path.join(root, `new-${i}`));
+    if (!created.equals(block(oneWon ? 1 : 2, 100))) t.fail(`new-${i} is not the file of the 'new' that committed`);
+    if (appendByOne !== 'committed' || appendByTwo !== 'committed') t.fail(`log-${i}: ${appendByOne} and ${appendByTwo}`);
+    const appended = uniformBlockValues(t, fs.readFileSync(path.join(root, `log-${i}`)), 100);
+    if (appended.sort().join() !== '1,2') t.fail(`log-${i} holds the blocks ${appended.join()}, not both appends`);
+  }
+  t.pass(`${rounds} rounds checked`);
+  t.same(tempFilesIn(root), []);
+});
