@@ -428,7 +428,7 @@ export class SyncStorage implements StorageOps {
     }
   }
 
-  /** Makes the rename durable: the new directory entry is on disk only once the directory is fsync'd. */
+  /** Makes a rename or link durable: the new directory entry is on disk only once the directory is fsync'd. */
   private syncRoot(): void {
     let fd: number | null = null;
     try {
