@@ -5,7 +5,7 @@
  * order of the file-system calls.
  */
 import fsp, { type FileHandle } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import type { BigIntStats, Stats } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { BatchedFileWriter } from './batched-writer.js';
@@ -376,10 +376,28 @@ export class AsyncStorage implements AsyncStorageOps {
     // Again at the commit: the root may have changed behind the server's back since beginUpload.
     await this.refuseIfPastLimits(upload.plan, currentSize, path.basename(upload.tempPath));
     if (upload.mode === 'append' && currentSize !== null) return this.appendInPlace(upload, target);
-    if (upload.mode === 'append') await file.sync();
-    await fsp.rename(upload.tempPath, target);
+    if (upload.mode === 'overwrite') {
+      await fsp.rename(upload.tempPath, target);
+    } else if (!(await this.linkIntoPlace(upload, file, target))) {
+      // Another server process created the name since the lstat (this server's own uploads wait for the name's lock).
+      if (upload.mode === 'new') throw fileExists(upload.name);
+      return this.appendInPlace(upload, target);
+    }
     await this.syncRoot();
     return upload.received;
+  }
+
+  /** 'new', or an append to an absent name: linked, never renamed, into place (see SyncStorage.linkIntoPlace, in sync.ts). */
+  private async linkIntoPlace(upload: AsyncUpload, file: FileHandle, target: string): Promise<boolean> {
+    if (upload.mode === 'append') await file.sync();
+    try {
+      await fsp.link(upload.tempPath, target);
+    } catch (error) {
+      if (hasErrnoCode(error, 'EEXIST')) return false;
+      throw error;
+    }
+    await removeQuietly(upload.tempPath);
+    return true;
   }
 
   /**
@@ -397,10 +415,7 @@ export class AsyncStorage implements AsyncStorageOps {
       throw error;
     }
     try {
-      const stats = await file.stat({ bigint: true });
-      if (!stats.isFile()) throw notRegular(upload.name);
-      const oldSize = Number(stats.size);
-      const intent = await this.takeIntent({ owner: SELF_OWNER, name: upload.name, file: fileIdentity(stats), size: oldSize });
+      const { intent, oldSize } = await this.takeIntentAtEnd(file, upload.name);
       try {
         const received = await fsp.open(upload.tempPath, READ_FLAGS);
         let newBytes: number;
@@ -423,6 +438,29 @@ export class AsyncStorage implements AsyncStorageOps {
       return oldSize + upload.received;
     } finally {
       await closeQuietly(file);
+    }
+  }
+
+  /**
+   * Takes the name's intent record, holding the size `file` has under it: read
+   * again once the record is ours, since another server process may have
+   * appended meanwhile (see SyncStorage.takeIntentAtEnd, in sync.ts).
+   */
+  private async takeIntentAtEnd(file: FileHandle, name: string): Promise<{ readonly intent: string; readonly oldSize: number }> {
+    let stats = await file.stat({ bigint: true });
+    for (;;) {
+      if (!stats.isFile()) throw notRegular(name);
+      const intent = await this.takeIntent({ owner: SELF_OWNER, name, file: fileIdentity(stats), size: Number(stats.size) });
+      let now: BigIntStats;
+      try {
+        now = await file.stat({ bigint: true });
+      } catch (error) {
+        await this.dropIntent(intent);
+        throw error;
+      }
+      if (now.size === stats.size) return { intent, oldSize: Number(stats.size) };
+      await this.dropIntent(intent);
+      stats = now;
     }
   }
 

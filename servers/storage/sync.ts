@@ -243,10 +243,33 @@ export class SyncStorage implements StorageOps {
     // Again at the commit: the root may have changed behind the server's back since beginUpload.
     this.refuseIfPastLimits(upload.plan, currentSize, path.basename(upload.tempPath));
     if (upload.mode === 'append' && currentSize !== null) return this.appendInPlace(upload, target);
-    if (upload.mode === 'append') fs.fsyncSync(fd);
-    fs.renameSync(upload.tempPath, target);
+    if (upload.mode === 'overwrite') {
+      fs.renameSync(upload.tempPath, target);
+    } else if (!this.linkIntoPlace(upload, fd, target)) {
+      // Another server process created the name since the lstat (this server's own uploads wait for the name's lock).
+      if (upload.mode === 'new') throw fileExists(upload.name);
+      return this.appendInPlace(upload, target);
+    }
     this.syncRoot();
     return upload.received;
+  }
+
+  /**
+   * 'new', or an append to an absent name: the received file is linked into
+   * place, since link, unlike rename, fails rather than replace a file that
+   * another server process created at the name meanwhile. False if one did.
+   */
+  private linkIntoPlace(upload: UploadState<number>, fd: number, target: string): boolean {
+    // An append's data is fsync'd where it lands; here that is the received file itself.
+    if (upload.mode === 'append') fs.fsyncSync(fd);
+    try {
+      fs.linkSync(upload.tempPath, target);
+    } catch (error) {
+      if (hasErrnoCode(error, 'EEXIST')) return false;
+      throw error;
+    }
+    removeQuietly(upload.tempPath);
+    return true;
   }
 
   /**
@@ -264,10 +287,7 @@ export class SyncStorage implements StorageOps {
       throw error;
     }
     try {
-      const stats = fs.fstatSync(file, { bigint: true });
-      if (!stats.isFile()) throw notRegular(upload.name);
-      const oldSize = Number(stats.size);
-      const intent = this.takeIntent({ owner: SELF_OWNER, name: upload.name, file: fileIdentity(stats), size: oldSize });
+      const { intent, oldSize } = this.takeIntentAtEnd(file, upload.name);
       try {
         const received = fs.openSync(upload.tempPath, READ_FLAGS);
         let newBytes: number;
@@ -290,6 +310,34 @@ export class SyncStorage implements StorageOps {
       return oldSize + upload.received;
     } finally {
       closeQuietly(file);
+    }
+  }
+
+  /**
+   * Takes the name's intent record, holding the size `file` has under it. That
+   * size is read before the record is ours, and until then another server
+   * process may append to the file: read again under the record, and if the
+   * file grew meanwhile, take the record again at its new size, so that this
+   * append starts at the file's true end (not over the other's bytes) and an
+   * undo never cuts them off. (A crash in that short stretch leaves a record
+   * of the old size; only a crash there, racing another server's append,
+   * could lose that append.)
+   */
+  private takeIntentAtEnd(file: number, name: string): { readonly intent: string; readonly oldSize: number } {
+    let stats = fs.fstatSync(file, { bigint: true });
+    for (;;) {
+      if (!stats.isFile()) throw notRegular(name);
+      const intent = this.takeIntent({ owner: SELF_OWNER, name, file: fileIdentity(stats), size: Number(stats.size) });
+      let now: fs.BigIntStats;
+      try {
+        now = fs.fstatSync(file, { bigint: true });
+      } catch (error) {
+        this.dropIntent(intent);
+        throw error;
+      }
+      if (now.size === stats.size) return { intent, oldSize: Number(stats.size) };
+      this.dropIntent(intent);
+      stats = now;
     }
   }
 
@@ -380,7 +428,7 @@ export class SyncStorage implements StorageOps {
     }
   }
 
-  /** Makes the rename durable: the new directory entry is on disk only once the directory is fsync'd. */
+  /** Makes a rename or link durable: the new directory entry is on disk only once the directory is fsync'd. */
   private syncRoot(): void {
     let fd: number | null = null;
     try {

@@ -4,7 +4,9 @@
  * and libuv's pool included), for every model:
  *
  * - new and overwrite: fsync of the temporary file holding the data, then its
- *   rename onto the name, then fsync of the root directory, then the `226`;
+ *   link (new, and an append to an absent name: link never replaces a file
+ *   another server created meanwhile) or rename (overwrite) onto the name,
+ *   then fsync of the root directory, then the `226`;
  * - append to an existing file (written in place): the intent record (fsync'd,
  *   linked into place, the directory fsync'd) before the first byte goes into
  *   the file, then fsync of the file after its last byte, then the intent
@@ -84,7 +86,7 @@ async function upload(c: WireClient, name: string, mode: string, data: Buffer): 
 t.jobs = SERVER_MODELS.length;
 
 for (const model of SERVER_MODELS) {
-  t.test(`${model}: fsync of the data, then rename or in-place append, then fsync of the directory, and only then 226`, async (t) => {
+  t.test(`${model}: fsync of the data, then link, rename or in-place append, then fsync of the directory, and only then 226`, async (t) => {
     if (!requireSystemTools(t, 'strace')) return;
     const root = fs.realpathSync(makeTempRoot(`socklab-durable-${model}-`));
     const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-strace-'));
@@ -113,14 +115,14 @@ for (const model of SERVER_MODELS) {
     const c = await WireClient.connect(server.port, { timeoutMs: 30_000 });
     t.teardown(() => c.destroy());
     await c.readLine(30_000);
-    // An append to a name that does not exist yet is committed like a new file: renamed into place.
+    // An append to a name that does not exist yet is committed like a new file: linked into place.
     const steps = [
-      { name: 'durable.txt', mode: 'new', data: Buffer.alloc(70_000, 'n'), renamed: true },
-      { name: 'durable.txt', mode: 'overwrite', data: Buffer.alloc(50_000, 'o'), renamed: true },
-      { name: 'durable.txt', mode: 'append', data: Buffer.alloc(90_000, 'a'), renamed: false },
-      { name: 'durable.txt', mode: 'append', data: Buffer.from('!'), renamed: false },
-      { name: 'fresh.txt', mode: 'append', data: Buffer.alloc(40_000, 'f'), renamed: true },
-    ];
+      { name: 'durable.txt', mode: 'new', data: Buffer.alloc(70_000, 'n'), placed: 'linked' },
+      { name: 'durable.txt', mode: 'overwrite', data: Buffer.alloc(50_000, 'o'), placed: 'renamed' },
+      { name: 'durable.txt', mode: 'append', data: Buffer.alloc(90_000, 'a'), placed: 'in place' },
+      { name: 'durable.txt', mode: 'append', data: Buffer.from('!'), placed: 'in place' },
+      { name: 'fresh.txt', mode: 'append', data: Buffer.alloc(40_000, 'f'), placed: 'linked' },
+    ] as const;
     const sizes = new Map<string, number>();
     for (const step of steps) {
       const size = (step.mode === 'append' ? (sizes.get(step.name) ?? 0) : 0) + step.data.length;
@@ -140,13 +142,14 @@ for (const model of SERVER_MODELS) {
         t.fail(`${what}: no 226 write in the trace`);
         break;
       }
-      if (step.renamed) {
-        const rename = trace.findLast(['rename', 'renameat', 'renameat2'], new RegExp(`"${escape(target)}"`), from, reply.index);
-        const temp = rename === undefined ? undefined : /"([^"]+)"/.exec(rename.args)?.[1];
-        t.ok(rename !== undefined && temp !== undefined, `${what}: the data is renamed onto the name before the 226`);
-        if (rename !== undefined && temp !== undefined) {
-          t.ok(trace.fsyncOf(temp, from, rename.index), `${what}: the data (${path.basename(temp)}) is fsync'd before the rename`);
-          t.ok(trace.fsyncOfRoot(rename.index, reply.index), `${what}: the directory is fsync'd after the rename and before the 226`);
+      if (step.placed !== 'in place') {
+        const calls = step.placed === 'renamed' ? ['rename', 'renameat', 'renameat2'] : ['link', 'linkat'];
+        const placing = trace.findLast(calls, new RegExp(`"${escape(target)}"`), from, reply.index);
+        const temp = placing === undefined ? undefined : /"([^"]+)"/.exec(placing.args)?.[1];
+        t.ok(placing !== undefined && temp !== undefined, `${what}: the data is ${step.placed} onto the name before the 226`);
+        if (placing !== undefined && temp !== undefined) {
+          t.ok(trace.fsyncOf(temp, from, placing.index), `${what}: the data (${path.basename(temp)}) is fsync'd before it is ${step.placed}`);
+          t.ok(trace.fsyncOfRoot(placing.index, reply.index), `${what}: the directory is fsync'd after that and before the 226`);
         }
       } else {
         const writes = new RegExp(`^\\d+<${escape(target)}>`);

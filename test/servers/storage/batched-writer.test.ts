@@ -3,7 +3,9 @@
  * order, at its offset, whatever the sizes of the pieces and of the batches,
  * even when the file system takes a batch in several short writes; past its
  * bound in flight the writer asks the caller to wait, and lets it go on once
- * the writes land; a failed write is reported, never lost.
+ * the writes land; a failed write is reported, never lost. Written data is
+ * flushed to the disk in the background (fdatasync) at its own pace, one flush
+ * at a time, and a flush that fails is reported like a failed write.
  */
 import fs from 'node:fs';
 import fsp, { type FileHandle } from 'node:fs/promises';
@@ -111,4 +113,107 @@ t.test('discard (an abort) drops what is queued and returns once what is in flig
   await writer.settle();
   await file.close();
   t.equal(fs.statSync(filePath).size, 8 * 1024 * 1024, 'the queued bytes were dropped');
+});
+
+/**
+ * The real file, behind a handle whose fdatasync the test holds and then lets
+ * go, or fails: a failed writeback is reported by Linux once, to whichever
+ * sync asks first, so a background flush that fails unheard would let the
+ * commit's own fsync succeed over lost data.
+ */
+function flushWatchedFile(file: FileHandle): {
+  readonly handle: FileHandle;
+  readonly syncs: () => number;
+  /** Resolves once `count` writes have landed, their callbacks run. */
+  landed(count: number): Promise<void>;
+  /** Holds the next fdatasync until its outcome is given; resolves once it is asked for. */
+  holdNextSync(): Promise<{ finish(error?: Error): void }>;
+} {
+  let syncs = 0;
+  let writes = 0;
+  const writeWaiters: { readonly count: number; readonly resolve: () => void }[] = [];
+  let held: ((sync: { finish(error?: Error): void }) => void) | null = null;
+  const handle = {
+    writev: async (buffers: Uint8Array[], position: number) => {
+      const result = await file.writev(buffers, position);
+      writes++;
+      for (const waiter of writeWaiters) if (writes >= waiter.count) setImmediate(waiter.resolve);
+      return result;
+    },
+    datasync: () => {
+      syncs++;
+      const asked = held;
+      if (asked === null) return file.datasync();
+      held = null;
+      return new Promise<void>((resolve, reject) => asked({ finish: (error) => (error === undefined ? resolve(file.datasync()) : reject(error)) }));
+    },
+  } as unknown as FileHandle;
+  return {
+    handle,
+    syncs: () => syncs,
+    landed: (count) => new Promise((resolve) => (writes >= count ? setImmediate(resolve) : writeWaiters.push({ count, resolve }))),
+    holdNextSync: () => new Promise((resolve) => (held = resolve)),
+  };
+}
+
+function ioError(): Error {
+  return Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
+}
+
+t.test('written data is flushed in the background once every syncEveryBytes, and never with 0', async (t) => {
+  for (const [syncEveryBytes, expected] of [[30, 3], [0, 0]] as const) {
+    const filePath = freshFile(t);
+    const file = await fsp.open(filePath, 'r+');
+    const watched = flushWatchedFile(file);
+    const writer = new BatchedFileWriter(watched.handle, 0, { batchBytes: 10, maxInFlightBytes: 100, syncEveryBytes });
+    const all = Array.from({ length: 10 }, (_, i) => Buffer.alloc(10, i + 1));
+    // Each batch lands before the next, so the flushes fall at fixed points: after 30, 60 and 90 bytes.
+    for (const piece of all) {
+      writer.write(piece);
+      await writer.settle();
+    }
+    await file.close();
+    t.equal(watched.syncs(), expected, `syncEveryBytes ${syncEveryBytes}: ${expected} flushes for 100 bytes`);
+    t.ok(fs.readFileSync(filePath).equals(Buffer.concat(all)), `syncEveryBytes ${syncEveryBytes}: the file is whole`);
+  }
+});
+
+/** A writer flushing after every 10 bytes, whose first 10 bytes (all 1) are written and their flush held. */
+async function writerWithFlushHeld(t: Test): Promise<{
+  readonly filePath: string;
+  readonly watched: ReturnType<typeof flushWatchedFile>;
+  readonly writer: BatchedFileWriter;
+  readonly sync: { finish(error?: Error): void };
+}> {
+  const filePath = freshFile(t);
+  const file = await fsp.open(filePath, 'r+');
+  t.teardown(() => file.close());
+  const watched = flushWatchedFile(file);
+  const writer = new BatchedFileWriter(watched.handle, 0, { batchBytes: 10, maxInFlightBytes: 100, syncEveryBytes: 10 });
+  const held = watched.holdNextSync();
+  writer.write(Buffer.alloc(10, 1));
+  return { filePath, watched, writer, sync: await held };
+}
+
+t.test('while a background flush runs, no second one starts; settle and discard wait for it', async (t) => {
+  const { filePath, watched, writer, sync } = await writerWithFlushHeld(t);
+  for (let i = 2; i <= 4; i++) writer.write(Buffer.alloc(10, i));
+  let discarded = false;
+  const discarding = writer.discard().then(() => (discarded = true));
+  // The three batches land meanwhile (their writes are real), each past syncEveryBytes.
+  await watched.landed(4);
+  t.equal(watched.syncs(), 1, 'one flush at a time');
+  t.notOk(discarded, 'discard waits for the flush, so the file is not closed under it');
+  sync.finish();
+  await discarding;
+  t.ok(fs.readFileSync(filePath).equals(Buffer.concat([1, 2, 3, 4].map((value) => Buffer.alloc(10, value)))));
+});
+
+t.test('a background flush that fails is reported by settle, even when it fails after settle began, and by every later write', async (t) => {
+  const { watched, writer, sync } = await writerWithFlushHeld(t);
+  await watched.landed(1); // nothing in flight but the flush: settle has only that to wait for
+  const settled = writer.settle();
+  sync.finish(ioError());
+  await t.rejects(settled, { code: 'EIO' }, 'settle reports the failed flush');
+  t.throws(() => writer.write(Buffer.alloc(1)), { code: 'EIO' }, 'and so does the next write');
 });

@@ -136,6 +136,10 @@ t.test('SharedNameLock', async (t) => {
   t.throws(() => lock.withLock('a', () => { throw new RangeError('inside'); }), RangeError);
   t.same([...new Int32Array(lock.buffer)], new Array(8).fill(0), 'released after throws');
   t.throws(() => new SharedNameLock(new SharedArrayBuffer(6)), { code: ErrorCodes.INVALID_ARGUMENT });
+  t.throws(() => new SharedNameLock(new SharedArrayBuffer(0)), { code: ErrorCodes.INVALID_ARGUMENT }, 'a table of no slots, where no name could be locked');
+  // Names share a slot only by their hash, so that a commit to one name rarely waits for another.
+  const slots = new Set(Array.from({ length: 64 }, (_, i) => lock.slotOf(`file-${i}.txt`)));
+  t.equal(slots.size, 8, '64 names spread over all 8 slots');
   t.throws(() => new SharedNameLock(undefined, 0), { code: ErrorCodes.INVALID_ARGUMENT });
 });
 

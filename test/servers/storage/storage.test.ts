@@ -272,6 +272,31 @@ for (const flavour of flavours) {
       t.same(tempFilesIn(root), []);
     });
 
+    t.test('received data removed behind the server: the commit fails, naming the step, and changes nothing', async (t) => {
+      const { root, storage } = await setup(t);
+      fs.writeFileSync(path.join(root, 'log'), 'old');
+      for (const [name, mode] of [['fresh', 'new'], ['log', 'overwrite'], ['log', 'append']] as const) {
+        const handle = await storage.beginUpload({ name, size: 4, mode, sha256: null });
+        await storage.writeUpload(handle, bytesOf('data'));
+        for (const temp of tempFilesIn(root)) fs.unlinkSync(path.join(root, temp));
+        await t.rejects(storage.commitUpload(handle), { code: ErrorCodes.STORAGE_FAILED, message: 'committing the upload failed (ENOENT)' }, `${mode} to ${name}`);
+      }
+      t.equal(await storage.probe('fresh'), null, 'nothing is created');
+      t.equal(fs.readFileSync(path.join(root, 'log'), 'utf8'), 'old', 'the file is unchanged');
+      t.same(tempFilesIn(root), [], 'no temporary file and no intent record is left');
+    });
+
+    t.test("abortUpload of another storage's upload leaves that upload alone", async (t) => {
+      const { root, storage } = await setup(t);
+      const other = await setUpRoot(t, flavour);
+      const handle = await other.storage.beginUpload({ name: 'kept', size: 4, mode: 'new', sha256: null });
+      await other.storage.writeUpload(handle, bytesOf('data'));
+      await storage.abortUpload(handle); // a cleanup path that got the wrong handle: never throws, removes nothing of the other's
+      t.equal(tempFilesIn(other.root).length, 1, 'its received data is still there');
+      t.same(await other.storage.commitUpload(handle), { size: 4, sha256: sha256(bytesOf('data')) }, 'and it commits');
+      t.same(tempFilesIn(root), []);
+    });
+
     t.test('abort discards the upload', async (t) => {
       const { root, storage } = await setup(t);
       fs.writeFileSync(path.join(root, 'target'), 'original');
@@ -360,67 +385,165 @@ for (const flavour of flavours) {
 // ---------------------------------------------------------------------------
 // Concurrency
 
-t.test('AsyncStorage: concurrent appends to one name all land whole', async (t) => {
-  const root = freshDir(t);
-  const storage = await AsyncStorage.open(root);
-  const count = 20;
-  const blockLength = 1000;
-  await Promise.all(
-    Array.from({ length: count }, (_, i) => upload(storage, 'shared.log', block(i + 1, blockLength), 'append')),
-  );
-  const content = fs.readFileSync(path.join(root, 'shared.log'));
-  t.equal(content.length, count * blockLength);
-  const values = uniformBlockValues(t, content, blockLength);
-  t.same([...values].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i + 1), 'every block once');
-  t.same(tempFilesIn(root), []);
+/** One AsyncStorage, as the async server has; or two on one root, as two servers would be, kept apart by the intent records alone. */
+for (const twoStorages of [false, true]) {
+  t.test(twoStorages ? 'two AsyncStorages on one root (two servers): concurrent appends to one name all land whole' : 'AsyncStorage: concurrent appends to one name all land whole', async (t) => {
+    const root = freshDir(t);
+    const first = await AsyncStorage.open(root);
+    const second = twoStorages ? AsyncStorage.attach(root) : first;
+    // Two storages append in place to a file that exists (each then takes the name's intent record).
+    if (twoStorages) fs.writeFileSync(path.join(root, 'shared.log'), '');
+    const count = 20;
+    const blockLength = 1000;
+    await Promise.all(
+      Array.from({ length: count }, (_, i) => upload(i % 2 === 0 ? first : second, 'shared.log', block(i + 1, blockLength), 'append')),
+    );
+    const content = fs.readFileSync(path.join(root, 'shared.log'));
+    t.equal(content.length, count * blockLength);
+    const values = uniformBlockValues(t, content, blockLength);
+    t.same([...values].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i + 1), 'every block once');
+    t.same(tempFilesIn(root), []);
+  });
+}
+
+t.test('two AsyncStorages on one root (two servers) creating one absent name at once: no upload replaces the other\'s file', async (t) => {
+  for (let round = 0; round < 5; round++) {
+    const root = freshDir(t);
+    const first = await AsyncStorage.open(root);
+    const second = AsyncStorage.attach(root);
+    const [a, b] = await Promise.allSettled([upload(first, 'created', block(1, 1000), 'new'), upload(second, 'created', block(2, 1000), 'new')]);
+    const won = [a, b].filter((outcome) => outcome.status === 'fulfilled').length;
+    t.equal(won, 1, `round ${round}: one 'new' wins`);
+    const lost = [a, b].find((outcome) => outcome.status === 'rejected');
+    t.match(lost?.reason, { code: ErrorCodes.EXISTS }, `round ${round}: the other is told the file exists`);
+    t.ok(fs.readFileSync(path.join(root, 'created')).equals(block(a?.status === 'fulfilled' ? 1 : 2, 1000)), `round ${round}: the file is the winner's`);
+
+    await Promise.all([upload(first, 'log', block(3, 1000), 'append'), upload(second, 'log', block(4, 1000), 'append')]);
+    const values = uniformBlockValues(t, fs.readFileSync(path.join(root, 'log')), 1000);
+    t.same(values.sort(), [3, 4], `round ${round}: two appends to an absent name both land`);
+    t.same(tempFilesIn(root), []);
+  }
 });
 
-t.test('SyncStorage with SharedNameLock: appends from two worker threads all land whole', async (t) => {
+/**
+ * Two threads appending to one name, each with SyncStorage: with one
+ * SharedNameLock, as the workers server runs them; or each with its own lock,
+ * as two server processes on one root are, where only the intent records
+ * (taken by link, one per name) keep their appends apart.
+ */
+for (const shared of [true, false]) {
+  t.test(shared ? 'SyncStorage with SharedNameLock: appends from two worker threads all land whole' : 'SyncStorage in two threads with a lock each: the intent records alone keep their appends whole (as for two servers on one root)', async (t) => {
+    const root = freshDir(t);
+    // As the workers server does: the main thread opens the root once (and cleans it); the workers only attach.
+    SyncStorage.open(root);
+    if (!shared) fs.writeFileSync(path.join(root, 'shared.log'), ''); // each appends in place, under the name's intent record
+    const lock = new SharedNameLock();
+    const appendsPerWorker = 60;
+    const blockLength = 500;
+    const syncUrl = new URL('../../../servers/storage/sync.js', import.meta.url).href;
+    const lockUrl = new URL('../../../servers/storage/shared-lock.js', import.meta.url).href;
+    const workerSource = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      (async () => {
+        const { SyncStorage } = await import(workerData.syncUrl);
+        const { SharedNameLock } = await import(workerData.lockUrl);
+        const lock = workerData.shared ? new SharedNameLock(workerData.buffer) : undefined;
+        const storage = SyncStorage.attach(workerData.root, { lock });
+        for (let i = 0; i < workerData.count; i++) {
+          const data = new Uint8Array(workerData.blockLength).fill(workerData.firstValue + i);
+          const handle = storage.beginUpload({ name: 'shared.log', size: data.length, mode: 'append', sha256: null });
+          storage.writeUpload(handle, data);
+          storage.commitUpload(handle);
+        }
+        parentPort.postMessage('done');
+      })().catch((error) => { throw error; });
+    `;
+    const runWorker = (firstValue: number): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const worker = new Worker(workerSource, {
+          eval: true,
+          workerData: { syncUrl, lockUrl, root, buffer: lock.buffer, shared, count: appendsPerWorker, blockLength, firstValue },
+        });
+        worker.once('error', reject);
+        worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
+      });
+
+    await Promise.all([runWorker(1), runWorker(1 + appendsPerWorker)]);
+
+    const content = fs.readFileSync(path.join(root, 'shared.log'));
+    t.equal(content.length, 2 * appendsPerWorker * blockLength);
+    const values = uniformBlockValues(t, content, blockLength);
+    t.same(
+      [...values].sort((a, b) => a - b),
+      Array.from({ length: 2 * appendsPerWorker }, (_, i) => i + 1),
+      'every block once',
+    );
+    // Each worker's own appends keep their order.
+    t.same(values.filter((v) => v <= appendsPerWorker), Array.from({ length: appendsPerWorker }, (_, i) => i + 1));
+    t.same(tempFilesIn(root), []);
+    t.same([...new Int32Array(lock.buffer)].filter((slot) => slot !== 0), [], 'every lock slot is free again');
+  });
+}
+
+t.test('SyncStorage in two threads with a lock each (two servers on one root), committing to the same absent names at the same instant: no upload replaces the other\'s file', async (t) => {
   const root = freshDir(t);
-  // As the workers server does: the main thread opens the root once (and cleans it); the workers only attach.
   SyncStorage.open(root);
-  const lock = new SharedNameLock();
-  const appendsPerWorker = 60;
-  const blockLength = 500;
-  const syncUrl = new URL('../../../servers/storage/sync.js', import.meta.url).href;
-  const lockUrl = new URL('../../../servers/storage/shared-lock.js', import.meta.url).href;
+  const rounds = 150;
+  // Both threads meet before each commit, so that their lstat and their link of the name fall close together.
+  const meeting = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
   const workerSource = `
     const { workerData, parentPort } = require('node:worker_threads');
     (async () => {
       const { SyncStorage } = await import(workerData.syncUrl);
-      const { SharedNameLock } = await import(workerData.lockUrl);
-      const storage = SyncStorage.attach(workerData.root, { lock: new SharedNameLock(workerData.buffer) });
-      for (let i = 0; i < workerData.count; i++) {
-        const data = new Uint8Array(workerData.blockLength).fill(workerData.firstValue + i);
-        const handle = storage.beginUpload({ name: 'shared.log', size: data.length, mode: 'append', sha256: null });
-        storage.writeUpload(handle, data);
-        storage.commitUpload(handle);
+      const storage = SyncStorage.attach(workerData.root);
+      const met = new Int32Array(workerData.meeting);
+      let arrivals = 0;
+      const meet = () => {
+        arrivals += 2;
+        Atomics.add(met, 0, 1);
+        Atomics.notify(met, 0);
+        for (let seen = Atomics.load(met, 0); seen < arrivals; seen = Atomics.load(met, 0)) Atomics.wait(met, 0, seen, 1000);
+      };
+      const outcomes = [];
+      for (let i = 0; i < workerData.rounds; i++) {
+        for (const [name, mode] of [['new-' + i, 'new'], ['log-' + i, 'append']]) {
+          const data = new Uint8Array(100).fill(workerData.value);
+          const handle = storage.beginUpload({ name, size: data.length, mode, sha256: null });
+          storage.writeUpload(handle, data);
+          meet();
+          try {
+            storage.commitUpload(handle);
+            outcomes.push('committed');
+          } catch (error) {
+            outcomes.push(error.code);
+          }
+        }
       }
-      parentPort.postMessage('done');
-    })().catch((error) => { throw error; });
+      parentPort.postMessage(outcomes);
+    })();
   `;
-  const runWorker = (firstValue: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const worker = new Worker(workerSource, {
-        eval: true,
-        workerData: { syncUrl, lockUrl, root, buffer: lock.buffer, count: appendsPerWorker, blockLength, firstValue },
-      });
-      worker.once('error', reject);
-      worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
+  const run = (value: number): Promise<string[]> => {
+    const worker = new Worker(workerSource, {
+      eval: true,
+      workerData: { syncUrl: new URL('../../../servers/storage/sync.js', import.meta.url).href, root, meeting, rounds, value },
     });
-
-  await Promise.all([runWorker(1), runWorker(1 + appendsPerWorker)]);
-
-  const content = fs.readFileSync(path.join(root, 'shared.log'));
-  t.equal(content.length, 2 * appendsPerWorker * blockLength);
-  const values = uniformBlockValues(t, content, blockLength);
-  t.same(
-    [...values].sort((a, b) => a - b),
-    Array.from({ length: 2 * appendsPerWorker }, (_, i) => i + 1),
-    'every block once',
-  );
-  // Each worker's own appends keep their order.
-  t.same(values.filter((v) => v <= appendsPerWorker), Array.from({ length: appendsPerWorker }, (_, i) => i + 1));
+    return new Promise<string[]>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    }).finally(() => worker.terminate());
+  };
+  const [ones, twos] = await Promise.all([run(1), run(2)]);
+  for (let i = 0; i < rounds; i++) {
+    const [newByOne, appendByOne] = ones?.slice(2 * i, 2 * i + 2) ?? [];
+    const [newByTwo, appendByTwo] = twos?.slice(2 * i, 2 * i + 2) ?? [];
+    const oneWon = newByOne === 'committed' && newByTwo === ErrorCodes.EXISTS;
+    if (!oneWon && !(newByTwo === 'committed' && newByOne === ErrorCodes.EXISTS)) t.fail(`new-${i}: ${newByOne} and ${newByTwo}, not one commit and one EXISTS`);
+    const created = fs.readFileSync(path.join(root, `new-${i}`));
+    if (!created.equals(block(oneWon ? 1 : 2, 100))) t.fail(`new-${i} is not the file of the 'new' that committed`);
+    if (appendByOne !== 'committed' || appendByTwo !== 'committed') t.fail(`log-${i}: ${appendByOne} and ${appendByTwo}`);
+    const appended = uniformBlockValues(t, fs.readFileSync(path.join(root, `log-${i}`)), 100);
+    if (appended.sort().join() !== '1,2') t.fail(`log-${i} holds the blocks ${appended.join()}, not both appends`);
+  }
+  t.pass(`${rounds} rounds checked`);
   t.same(tempFilesIn(root), []);
-  t.same([...new Int32Array(lock.buffer)].filter((slot) => slot !== 0), [], 'every lock slot is free again');
 });
