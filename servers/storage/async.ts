@@ -31,6 +31,7 @@ import {
   fileIdentity,
   FreeSpaceEstimate,
   hasErrnoCode,
+  NO_HARD_LINKS,
   intentFileName,
   isDirectorySyncUnsupported,
   isIntentName,
@@ -394,7 +395,9 @@ export class AsyncStorage implements AsyncStorageOps {
       await fsp.link(upload.tempPath, target);
     } catch (error) {
       if (hasErrnoCode(error, 'EEXIST')) return false;
-      throw error;
+      if (!hasErrnoCode(error, ...NO_HARD_LINKS)) throw error;
+      await fsp.rename(upload.tempPath, target);
+      return true;
     }
     await removeQuietly(upload.tempPath);
     return true;

@@ -188,6 +188,13 @@ function errnoCode(error: unknown): string | null {
   return typeof code === 'string' && typeof syscall === 'string' ? code : null;
 }
 
+/**
+ * What link() fails with on a file system that has no hard links (FAT, exFAT,
+ * some shared folders of virtual machines): there, a file is renamed into
+ * place instead, which only another server process on the same root could race.
+ */
+export const NO_HARD_LINKS = ['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'] as const;
+
 export function hasErrnoCode(error: unknown, ...codes: readonly string[]): boolean {
   const code = errnoCode(error);
   return code !== null && codes.includes(code);

@@ -29,6 +29,7 @@ import {
   fileIdentity,
   FreeSpaceEstimate,
   hasErrnoCode,
+  NO_HARD_LINKS,
   intentFileName,
   isDirectorySyncUnsupported,
   isIntentName,
@@ -266,7 +267,9 @@ export class SyncStorage implements StorageOps {
       fs.linkSync(upload.tempPath, target);
     } catch (error) {
       if (hasErrnoCode(error, 'EEXIST')) return false;
-      throw error;
+      if (!hasErrnoCode(error, ...NO_HARD_LINKS)) throw error;
+      fs.renameSync(upload.tempPath, target);
+      return true;
     }
     removeQuietly(upload.tempPath);
     return true;
