@@ -211,6 +211,12 @@ t.test('bytes the client sent while the server\'s thread was busy past the idle 
   await busyPastTimers(2 * idleMs, () => client.write('PING\r\n'));
   const input = await waiting;
   t.same(typeof input === 'string' ? input : Buffer.from(input).toString(), 'PING\r\n', 'the waiting read gets the bytes');
+  // The session waits again at once, before the late look at the timer: that look must not end the new wait.
+  const following = next(io);
+  await delay(idleMs / 4);
+  client.write('LIST\r\n');
+  const after = await following;
+  t.same(typeof after === 'string' ? after : Buffer.from(after).toString(), 'LIST\r\n', 'and its next wait gets the next request');
 });
 
 t.test('time the server spends busy is not idle time: the client gets the whole idle time from the next wait', async (t) => {
