@@ -6,6 +6,7 @@
 import net from 'node:net';
 import { socklabCommand } from '../bin/invocation.js';
 import { ConnectionError, ErrorCodes, type ByteChannel } from '../protocol/index.js';
+import { afterPendingIO } from './drain.js';
 import type { ClientInput } from './session-io.js';
 import { SocketSessionIO } from './socket-io.js';
 
@@ -23,16 +24,27 @@ export interface ConnectOptions {
 export async function connectTcp({ host, port, connectTimeoutMs = 10_000 }: ConnectOptions): Promise<TcpChannel> {
   const socket = await new Promise<net.Socket>((resolve, reject) => {
     const socket = net.connect({ host, port, noDelay: true, allowHalfOpen: true });
+    let settled = false;
     const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new ConnectionError(ErrorCodes.TIMEOUT, `could not connect to ${host}:${port} within ${connectTimeoutMs / 1000} s`));
+      // Due timers run before the poll: a handshake that completed while this process was held up
+      // (a loaded machine) shows only after it.
+      afterPendingIO(() => {
+        if (settled) return;
+        settled = true;
+        socket.destroy();
+        reject(new ConnectionError(ErrorCodes.TIMEOUT, `could not connect to ${host}:${port} within ${connectTimeoutMs / 1000} s`));
+      });
     }, connectTimeoutMs);
     socket.once('connect', () => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.removeAllListeners('error');
       resolve(socket);
     });
     socket.once('error', (error: NodeJS.ErrnoException) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       reject(connectError(error, host, port));
     });

@@ -9,6 +9,7 @@ import type { BigIntStats, Stats } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { BatchedFileWriter } from './batched-writer.js';
+import { afterPendingIO } from '../../transport/drain.js';
 import { ErrorCodes, StorageError, type ListEntry } from '../../protocol/index.js';
 import {
   APPEND_FLAGS,
@@ -145,8 +146,11 @@ class FileSlots {
         resolve();
       };
       const timer = setTimeout(() => {
-        this.waiting.delete(granted);
-        reject(new StorageError(ErrorCodes.BUSY, `all ${this.count} file slots stayed in use for ${this.waitMs / 1000} s`));
+        // Due timers run before the poll: a slot that a finished close frees in this very turn shows only after it.
+        afterPendingIO(() => {
+          if (!this.waiting.delete(granted)) return; // a slot came in time
+          reject(new StorageError(ErrorCodes.BUSY, `all ${this.count} file slots stayed in use for ${this.waitMs / 1000} s`));
+        });
       }, this.waitMs);
       this.waiting.add(granted);
     });

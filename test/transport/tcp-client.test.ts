@@ -9,6 +9,7 @@ import t from 'tap';
 import { ConnectionError, ErrorCodes } from '../../protocol/index.js';
 import { connectTcp } from '../../transport/tcp-client.js';
 import { closedPort } from '../clients/run-cli.js';
+import { spinFor } from '../helpers/socket-pair.js';
 import { delay } from '../helpers/wire-fixture.js';
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -76,6 +77,18 @@ t.test('the connect timeout bounds only the handshake: a connection older than i
   t.notOk(channel.socket.destroyed, 'still connected after three times the connect timeout');
   await channel.write(Buffer.from('PING\n'));
   t.equal(await readText(() => channel.read(), '\r\n'), '200 PING\r\n');
+});
+
+t.test('a handshake that completed while this process was held up past the connect timeout: connected, not timed out', async (t) => {
+  const port = await echoServer(t);
+  const connecting = connectTcp({ host: '127.0.0.1', port, connectTimeoutMs: 100 });
+  // A loaded machine: the kernel completes the handshake, but this thread runs again only after the timeout is
+  // due, and Node runs due timers before it polls its sockets.
+  spinFor(300);
+  const channel = await connecting;
+  t.teardown(() => channel.close());
+  await channel.write(Buffer.from('PING\n'));
+  t.equal(await readText(() => channel.read(), '\r\n'), '200 PING\r\n', 'and the connection works');
 });
 
 t.test('no server there: the message names the address and the command that starts one', async (t) => {

@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { ErrorCodes } from '../../protocol/index.js';
 import { BlockingRelayIO, createRelayChannel, Flag, RING_BYTES, SocketRelay } from '../../transport/thread-relay.js';
-import { acceptedPair, busyPastTimers, readAll, settled, SOCKET_READ_BYTES } from '../helpers/socket-pair.js';
+import { acceptedPair, busyPastTimers, readAll, settled, SOCKET_READ_BYTES, spinFor } from '../helpers/socket-pair.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
 import type { RelayWorkerReport, RelayWorkerScript } from './relay-worker.js';
 
@@ -361,10 +361,7 @@ t.test('bytes the client sent while the main thread was busy past the idle time 
   await delay(idleMs / 4);
   // Due during the busy time below, and after the relay's look at the wait: it holds the main thread between its due
   // timers and its poll of the socket, time enough for a worker woken by a verdict that did not wait for that poll.
-  setTimeout(() => {
-    const until = performance.now() + 100;
-    while (performance.now() < until);
-  }, idleMs);
+  setTimeout(() => spinFor(100), idleMs);
   // The client sends within the idle time; the main thread, which relays it, is busy until the idle time is long past.
   await busyPastTimers(2 * idleMs, () => client.write('PING\r\n'));
   const seen = await report;

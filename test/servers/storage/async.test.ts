@@ -13,6 +13,7 @@ import type { Test } from 'tap';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import { AsyncStorage } from '../../../servers/storage/async.js';
 import { TEMP_PREFIX, type ReadHandle } from '../../../servers/storage/types.js';
+import { busyPastTimers } from '../../helpers/socket-pair.js';
 
 const BUSY_AFTER_MS = 200;
 
@@ -67,6 +68,19 @@ t.test('a call waiting for a slot gets the one released, and only it', async (t)
   t.equal(refused?.status, 'rejected', 'the second keeps waiting, then is refused: one release is one slot');
   if (granted?.status === 'fulfilled') await storage.closeRead(granted.value);
   await slotIsFree(t, storage, 'both');
+});
+
+t.test('a slot freed in the turn the wait runs out is granted, not refused: the verdict waits for the poll', async (t) => {
+  const { storage } = await oneSlot(t);
+  const reading = await storage.openRead('a.txt');
+  const waiting = storage.stat('a.txt');
+  // The close finishes on the thread pool while this thread is busy past the wait: its completion and the
+  // wait's timer are both due in the next turn, and Node runs timers first.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await busyPastTimers(BUSY_AFTER_MS + 50, () => void storage.closeRead(reading));
+  const [result] = await Promise.allSettled([waiting]);
+  t.equal(result?.status, 'fulfilled', 'the waiting call got the slot the close freed');
+  await slotIsFree(t, storage, 'the late grant');
 });
 
 t.test('every way a read or an upload ends gives its slot back, once', async (t) => {
