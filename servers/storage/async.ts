@@ -5,7 +5,7 @@
  * order of the file-system calls.
  */
 import fsp, { type FileHandle } from 'node:fs/promises';
-import type { BigIntStats, Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { BatchedFileWriter } from './batched-writer.js';
@@ -449,45 +449,29 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   /**
-   * Takes the name's intent record, holding the size `file` has under it: read
-   * again once the record is ours, since another server process may have
-   * appended meanwhile (see SyncStorage.takeIntentAtEnd, in sync.ts).
+   * Takes the name's intent record, then records in it the size `file` has,
+   * read only once the record is ours (see SyncStorage.takeIntentAtEnd, in sync.ts).
    */
   private async takeIntentAtEnd(file: FileHandle, name: string): Promise<{ readonly intent: string; readonly oldSize: number }> {
-    let stats = await file.stat({ bigint: true });
-    for (;;) {
-      if (!stats.isFile()) throw notRegular(name);
-      const intent = await this.takeIntent({ owner: SELF_OWNER, name, file: fileIdentity(stats), size: Number(stats.size) });
-      let now: BigIntStats;
-      try {
-        now = await file.stat({ bigint: true });
-      } catch (error) {
-        await this.dropIntent(intent);
-        throw error;
-      }
-      if (now.size === stats.size) return { intent, oldSize: Number(stats.size) };
+    const stats = await file.stat({ bigint: true });
+    if (!stats.isFile()) throw notRegular(name);
+    const taken: AppendIntent = { owner: SELF_OWNER, name, file: fileIdentity(stats), size: null };
+    const intent = await this.takeIntent(taken);
+    try {
+      const oldSize = Number((await file.stat({ bigint: true })).size);
+      await this.recordIntent(intent, { ...taken, size: oldSize });
+      return { intent, oldSize };
+    } catch (error) {
       await this.dropIntent(intent);
-      stats = now;
+      throw error;
     }
   }
 
-  /**
-   * Makes the intent record durable at its place, which is also the lock on
-   * appends to the name across server processes: written whole to a temporary
-   * file, fsync'd, then linked into place (link fails if another holds it, and
-   * a record is never seen half-written), the directory fsync'd.
-   */
+  /** Takes the name's intent record, the lock on appends to the name across server processes (see SyncStorage.takeIntent). */
   private async takeIntent(intent: AppendIntent): Promise<string> {
     const intentPath = path.join(this.root, intentFileName(intent.name));
-    const staging = path.join(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
-    const file = await fsp.open(staging, TEMP_CREATE_FLAGS, FILE_MODE);
+    const staging = await this.stageIntent(intent, false);
     try {
-      try {
-        await writeFully(file, Buffer.from(encodeIntent(intent)), 0);
-        await file.sync();
-      } finally {
-        await closeQuietly(file);
-      }
       const deadline = performance.now() + INTENT_WAIT_MS;
       for (;;) {
         try {
@@ -504,8 +488,35 @@ export class AsyncStorage implements AsyncStorageOps {
     } finally {
       await removeQuietly(staging);
     }
-    await this.syncRoot();
     return intentPath;
+  }
+
+  /** Replaces the held record by `intent`, durably, before the first byte is appended (see SyncStorage.recordIntent). */
+  private async recordIntent(intentPath: string, intent: AppendIntent): Promise<void> {
+    const staging = await this.stageIntent(intent, true);
+    try {
+      await fsp.rename(staging, intentPath);
+    } catch (error) {
+      await removeQuietly(staging);
+      throw error;
+    }
+    await this.syncRoot();
+  }
+
+  /** `intent`, written whole into a new temporary file beside the records (and fsync'd if `durable`). */
+  private async stageIntent(intent: AppendIntent, durable: boolean): Promise<string> {
+    const staging = path.join(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
+    const file = await fsp.open(staging, TEMP_CREATE_FLAGS, FILE_MODE);
+    try {
+      await writeFully(file, Buffer.from(encodeIntent(intent)), 0);
+      if (durable) await file.sync();
+    } catch (error) {
+      await closeQuietly(file);
+      await removeQuietly(staging);
+      throw error;
+    }
+    await closeQuietly(file);
+    return staging;
   }
 
   private async dropIntent(intentPath: string): Promise<void> {
@@ -540,6 +551,8 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   private async undoAppend(intent: AppendIntent): Promise<void> {
+    const oldSize = intent.size;
+    if (oldSize === null) return; // taken, its size never recorded: nothing was appended
     let file: FileHandle;
     try {
       file = await fsp.open(path.join(this.root, intent.name), APPEND_FLAGS);
@@ -549,8 +562,8 @@ export class AsyncStorage implements AsyncStorageOps {
     }
     try {
       const stats = await file.stat({ bigint: true });
-      if (stats.isFile() && fileIdentity(stats) === intent.file && stats.size > BigInt(intent.size)) {
-        await file.truncate(intent.size);
+      if (stats.isFile() && fileIdentity(stats) === intent.file && stats.size > BigInt(oldSize)) {
+        await file.truncate(oldSize);
         await file.sync();
       }
     } finally {

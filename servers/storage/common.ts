@@ -103,7 +103,12 @@ export interface AppendIntent {
   readonly name: string;
   /** `<dev>:<ino>` of the file being appended to. */
   readonly file: string;
-  readonly size: number;
+  /**
+   * The file's size before the append, or null while the record is only
+   * taken (nothing appended yet, so nothing to undo): the size is recorded
+   * once the record is held, since until then another server may append.
+   */
+  readonly size: number | null;
 }
 
 export function intentFileName(name: string): string {
@@ -129,7 +134,8 @@ export function decodeIntent(text: string): AppendIntent | null {
   if (typeof value !== 'object' || value === null) return null;
   const { socklabAppendIntent, owner, name, file, size } = value as Record<string, unknown>;
   if (socklabAppendIntent !== 1 || typeof owner !== 'string' || typeof name !== 'string' || typeof file !== 'string') return null;
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || !isValidName(name)) return null;
+  if (size !== null && (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)) return null;
+  if (!isValidName(name)) return null;
   return { owner, name, file, size };
 }
 

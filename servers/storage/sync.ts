@@ -317,50 +317,38 @@ export class SyncStorage implements StorageOps {
   }
 
   /**
-   * Takes the name's intent record, holding the size `file` has under it. That
-   * size is read before the record is ours, and until then another server
-   * process may append to the file: read again under the record, and if the
-   * file grew meanwhile, take the record again at its new size, so that this
-   * append starts at the file's true end (not over the other's bytes) and an
-   * undo never cuts them off. (A crash in that short stretch leaves a record
-   * of the old size; only a crash there, racing another server's append,
-   * could lose that append.)
+   * Takes the name's intent record, then records in it the size `file` has.
+   * The record is also the lock on appends to the name across server
+   * processes, so the size is read only once the record is ours: read before,
+   * it could predate another server's append that ended meanwhile, and an
+   * undo after a crash would cut that acknowledged append off.
    */
   private takeIntentAtEnd(file: number, name: string): { readonly intent: string; readonly oldSize: number } {
-    let stats = fs.fstatSync(file, { bigint: true });
-    for (;;) {
-      if (!stats.isFile()) throw notRegular(name);
-      const intent = this.takeIntent({ owner: SELF_OWNER, name, file: fileIdentity(stats), size: Number(stats.size) });
-      let now: fs.BigIntStats;
-      try {
-        now = fs.fstatSync(file, { bigint: true });
-      } catch (error) {
-        this.dropIntent(intent);
-        throw error;
-      }
-      if (now.size === stats.size) return { intent, oldSize: Number(stats.size) };
+    const stats = fs.fstatSync(file, { bigint: true });
+    if (!stats.isFile()) throw notRegular(name);
+    const taken: AppendIntent = { owner: SELF_OWNER, name, file: fileIdentity(stats), size: null };
+    const intent = this.takeIntent(taken);
+    try {
+      const oldSize = Number(fs.fstatSync(file, { bigint: true }).size);
+      this.recordIntent(intent, { ...taken, size: oldSize });
+      return { intent, oldSize };
+    } catch (error) {
       this.dropIntent(intent);
-      stats = now;
+      throw error;
     }
   }
 
   /**
-   * Makes the intent record durable at its place, which is also the lock on
-   * appends to the name across server processes: written whole to a temporary
-   * file, fsync'd, then linked into place (link fails if another holds it, and
-   * a record is never seen half-written), the directory fsync'd.
+   * Takes the name's intent record, which is the lock on appends to the name
+   * across server processes: written whole to a temporary file, then linked
+   * into place (link fails if another holds it, and a record is never seen
+   * half-written). A record with no size needs no fsync: a crash before its
+   * size is recorded loses only the lock, and a start-up removes what is left.
    */
   private takeIntent(intent: AppendIntent): string {
     const intentPath = path.join(this.root, intentFileName(intent.name));
-    const staging = path.join(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
-    const fd = fs.openSync(staging, TEMP_CREATE_FLAGS, FILE_MODE);
+    const staging = this.stageIntent(intent, false);
     try {
-      try {
-        writeFully(fd, Buffer.from(encodeIntent(intent)), 0);
-        fs.fsyncSync(fd);
-      } finally {
-        closeQuietly(fd);
-      }
       const deadline = performance.now() + INTENT_WAIT_MS;
       for (;;) {
         try {
@@ -377,8 +365,35 @@ export class SyncStorage implements StorageOps {
     } finally {
       removeQuietly(staging);
     }
-    this.syncRoot();
     return intentPath;
+  }
+
+  /** Replaces the held record by `intent`, durably (fsync'd, renamed over it, the directory fsync'd) before the first byte is appended. */
+  private recordIntent(intentPath: string, intent: AppendIntent): void {
+    const staging = this.stageIntent(intent, true);
+    try {
+      fs.renameSync(staging, intentPath);
+    } catch (error) {
+      removeQuietly(staging);
+      throw error;
+    }
+    this.syncRoot();
+  }
+
+  /** `intent`, written whole into a new temporary file beside the records (and fsync'd if `durable`). */
+  private stageIntent(intent: AppendIntent, durable: boolean): string {
+    const staging = path.join(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
+    const fd = fs.openSync(staging, TEMP_CREATE_FLAGS, FILE_MODE);
+    try {
+      writeFully(fd, Buffer.from(encodeIntent(intent)), 0);
+      if (durable) fs.fsyncSync(fd);
+    } catch (error) {
+      closeQuietly(fd);
+      removeQuietly(staging);
+      throw error;
+    }
+    closeQuietly(fd);
+    return staging;
   }
 
   private dropIntent(intentPath: string): void {
@@ -413,6 +428,8 @@ export class SyncStorage implements StorageOps {
   }
 
   private undoAppend(intent: AppendIntent): void {
+    const oldSize = intent.size;
+    if (oldSize === null) return; // taken, its size never recorded: nothing was appended
     let fd: number;
     try {
       fd = fs.openSync(path.join(this.root, intent.name), APPEND_FLAGS);
@@ -422,8 +439,8 @@ export class SyncStorage implements StorageOps {
     }
     try {
       const stats = fs.fstatSync(fd, { bigint: true });
-      if (stats.isFile() && fileIdentity(stats) === intent.file && stats.size > BigInt(intent.size)) {
-        fs.ftruncateSync(fd, intent.size);
+      if (stats.isFile() && fileIdentity(stats) === intent.file && stats.size > BigInt(oldSize)) {
+        fs.ftruncateSync(fd, oldSize);
         fs.fsyncSync(fd);
       }
     } finally {

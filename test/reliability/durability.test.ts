@@ -7,10 +7,11 @@
  *   link (new, and an append to an absent name: link never replaces a file
  *   another server created meanwhile) or rename (overwrite) onto the name,
  *   then fsync of the root directory, then the `226`;
- * - append to an existing file (written in place): the intent record (fsync'd,
- *   linked into place, the directory fsync'd) before the first byte goes into
- *   the file, then fsync of the file after its last byte, then the intent
- *   removed and the directory fsync'd, then the `226`.
+ * - append to an existing file (written in place): the intent record taken
+ *   (linked into place: the lock), then the record with the file's size
+ *   (fsync'd, renamed over it, the directory fsync'd) before the first byte
+ *   goes into the file, then fsync of the file after its last byte, then the
+ *   intent removed and the directory fsync'd, then the `226`.
  *
  * A SIGKILL keeps the page cache, so the crash tests cannot see a missing
  * fsync; this test can.
@@ -157,16 +158,19 @@ for (const model of SERVER_MODELS) {
         const last = trace.findLast(['pwrite64', 'pwritev', 'write', 'writev'], writes, from, reply.index);
         t.ok(first !== undefined && last !== undefined, `${what}: the new bytes are written into the file itself`);
         if (first === undefined || last === undefined) break;
-        const intent = trace.findLast(['link', 'linkat'], new RegExp(`"${escape(root)}/\\.socklab-tmp-append-[^"]*"`), from, first.index);
-        t.ok(intent, `${what}: the intent record is linked into place before the first byte`);
-        if (intent === undefined) break;
-        const staged = /"([^"]+)"/.exec(intent.args)?.[1] ?? '';
-        t.ok(trace.fsyncOf(staged, from, intent.index), `${what}: the intent record is fsync'd before it is linked`);
-        t.ok(trace.fsyncOfRoot(intent.index, first.index), `${what}: the directory is fsync'd after the link, before the first byte`);
+        const intentRecord = new RegExp(`"${escape(root)}/\\.socklab-tmp-append-[^"]*"`);
+        const taken = trace.findLast(['link', 'linkat'], intentRecord, from, first.index);
+        t.ok(taken, `${what}: the intent record is taken (linked into place) before the first byte`);
+        if (taken === undefined) break;
+        const recorded = trace.findLast(['rename', 'renameat', 'renameat2'], intentRecord, taken.index, first.index);
+        t.ok(recorded, `${what}: then the record with the file's size is renamed over it, before the first byte`);
+        if (recorded === undefined) break;
+        const [staged, intentPath] = [...recorded.args.matchAll(/"([^"]+)"/g)].map((match) => match[1] ?? '');
+        t.ok(staged !== undefined && trace.fsyncOf(staged, taken.index, recorded.index), `${what}: that record is fsync'd before it is renamed`);
+        t.ok(trace.fsyncOfRoot(recorded.index, first.index), `${what}: the directory is fsync'd after the rename, before the first byte`);
         const synced = trace.fsyncOf(target, last.index, reply.index);
         t.ok(synced, `${what}: the file is fsync'd after its last byte and before the 226`);
-        if (synced === undefined) break;
-        const intentPath = /"[^"]+", "([^"]+)"/.exec(intent.args)?.[1] ?? /, "([^"]+)"/.exec(intent.args)?.[1] ?? '';
+        if (synced === undefined || intentPath === undefined) break;
         const removed = trace.find(['unlink', 'unlinkat'], new RegExp(`"${escape(intentPath)}"`), synced.index, reply.index);
         t.ok(removed, `${what}: the intent record is removed after that fsync`);
         if (removed !== undefined) t.ok(trace.fsyncOfRoot(removed.index, reply.index), `${what}: the directory is fsync'd after the removal, before the 226`);

@@ -54,6 +54,19 @@ for (const flavour of flavours) {
       t.same(tempFilesIn(root), [], 'the record is gone');
     });
 
+    t.test("start-up removes a gone server's record that was only taken (no size yet) and leaves the file as it is", async (t) => {
+      const root = freshDir(t);
+      const dead = spawnSync(process.execPath, ['-e', '']).pid ?? 0;
+      const file = path.join(root, 'log');
+      fs.writeFileSync(file, 'appended by another server since');
+      const identity = fileIdentity(fs.statSync(file, { bigint: true }));
+      fs.writeFileSync(path.join(root, intentFileName('log')), encodeIntent({ owner: `${dead}.1`, name: 'log', file: identity, size: null }));
+      const storage = await flavour.open(root);
+      t.equal(fs.readFileSync(file, 'utf8'), 'appended by another server since', 'nothing was appended under it: nothing is cut');
+      t.same(tempFilesIn(root), [], 'the record is gone');
+      t.same(await upload(storage, 'log', Buffer.from('!'), 'append'), { size: 33, sha256: sha256(Buffer.from('!')) }, 'and the name takes appends again');
+    });
+
     t.test('appends, their intent records, aborted and refused uploads and the undoing of a gone server\'s append leave no descriptor open', { skip: fs.existsSync('/proc/self/fd') ? false : 'needs /proc/self/fd' }, async (t) => {
       const openDescriptors = () => fs.readdirSync('/proc/self/fd').length;
       const { root, storage } = await setUpRoot(t, flavour);

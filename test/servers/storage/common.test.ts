@@ -165,4 +165,6 @@ t.test('append intent records: whole or nothing', async (t) => {
   t.same(decodeIntent(text), intent);
   for (let cut = 0; cut < text.length - 1; cut++) t.equal(decodeIntent(text.slice(0, cut)), null, `cut at ${cut}`);
   t.equal(decodeIntent(encodeIntent({ ...intent, name: '../etc/passwd' })), null, 'never a path');
+  t.same(decodeIntent(encodeIntent({ ...intent, size: null })), { ...intent, size: null }, 'a record only taken has no size yet');
+  for (const size of [-1, 1.5, '42', 2 ** 53]) t.equal(decodeIntent(JSON.stringify({ socklabAppendIntent: 1, ...intent, size })), null, `size ${size}: not a record`);
 });
