@@ -291,13 +291,20 @@ export class AsyncStorage implements AsyncStorageOps {
       const currentSize = probed === undefined ? regularSizeOrNull(plan.name, await this.lstatOrNull(target)) : probed.size;
       if (plan.mode === 'new' && currentSize !== null) throw fileExists(plan.name);
       await this.refuseIfVisiblyFull(plan, currentSize);
-      await this.refuseIfPastLimits(plan, currentSize, null);
       const tempPath = path.join(this.root, tempFileName(SELF_OWNER, plan));
       let file: FileHandle;
       try {
         file = await fsp.open(tempPath, TEMP_CREATE_FLAGS, FILE_MODE);
       } catch (error) {
         throw toStorageError(error, 'creating a temporary file', 'failure');
+      }
+      // The reservation first, then the limits against everyone's (see SyncStorage.beginUpload).
+      try {
+        await this.refuseIfPastLimits(plan, currentSize, path.basename(tempPath));
+      } catch (error) {
+        await closeQuietly(file);
+        await removeQuietly(tempPath);
+        throw error;
       }
       return new UploadState<FileHandle, EventLoopDigest>(this, plan, tempPath, file, eventLoopDigest(plan.size));
     });

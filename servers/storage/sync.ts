@@ -186,13 +186,21 @@ export class SyncStorage implements StorageOps {
       const currentSize = probed === undefined ? regularSizeOrNull(plan.name, this.lstatOrNull(target)) : probed.size;
       if (plan.mode === 'new' && currentSize !== null) throw fileExists(plan.name);
       this.refuseIfVisiblyFull(plan, currentSize);
-      this.refuseIfPastLimits(plan, currentSize, null);
       const tempPath = path.join(this.root, tempFileName(SELF_OWNER, plan));
       let fd: number;
       try {
         fd = fs.openSync(tempPath, TEMP_CREATE_FLAGS, FILE_MODE);
       } catch (error) {
         throw toStorageError(error, 'creating a temporary file', 'failure');
+      }
+      // The temporary file is the reservation every server on the root sees: made first, then the limits are
+      // checked against everyone's, so of two servers reserving at once, at least one sees the other.
+      try {
+        this.refuseIfPastLimits(plan, currentSize, path.basename(tempPath));
+      } catch (error) {
+        closeQuietly(fd);
+        removeQuietly(tempPath);
+        throw error;
       }
       return new UploadState<number>(this, plan, tempPath, fd, blockingDigest(plan.size));
     });

@@ -9,10 +9,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import type { CommitMode } from '../../../protocol/index.js';
-import { block, finish, flavours, plan, setUpRoot, sha256, tempFilesIn, upload } from './flavours.js';
+import { AsyncStorage } from '../../../servers/storage/async.js';
+import { block, finish, flavours, freshDir, plan, setUpRoot, sha256, tempFilesIn, upload } from './flavours.js';
 
 const reportsBlocks = fs.statfsSync(os.tmpdir()).blocks > 0;
 
@@ -114,3 +116,82 @@ for (const flavour of flavours) {
     });
   });
 }
+
+// ---------------------------------------------------------------------------
+// The quota across server processes (a rolling restart: two servers, one root)
+
+const QUOTA = 1000;
+const STORED = 400;
+const EACH = 400; // two of these do not fit beside what is stored
+
+t.test('two AsyncStorages on one root (two servers) reserving at once: never both, past the quota', async (t) => {
+  for (let round = 0; round < 20; round++) {
+    const root = freshDir(t);
+    fs.writeFileSync(path.join(root, 'stored'), block(1, STORED));
+    const first = await AsyncStorage.open(root, { maxRootSize: QUOTA });
+    const second = AsyncStorage.attach(root, { maxRootSize: QUOTA });
+    const outcomes = await Promise.allSettled([first.beginUpload(plan('one', EACH, 'new')), second.beginUpload(plan('two', EACH, 'new'))]);
+    const began = outcomes.filter((outcome) => outcome.status === 'fulfilled').length;
+    t.ok(began <= 1, `round ${round}: ${began} of two reservations of ${EACH} B beside ${STORED} B stored, in a ${QUOTA} B quota`);
+    for (const outcome of outcomes) if (outcome.status === 'rejected') t.match(outcome.reason, { code: ErrorCodes.NO_SPACE }, `round ${round}: refused as over the quota`);
+    await Promise.all(outcomes.map((outcome, i) => (outcome.status === 'fulfilled' ? (i === 0 ? first : second).abortUpload(outcome.value) : undefined)));
+    t.same(tempFilesIn(root), [], `round ${round}: a refused reservation leaves no temporary file`);
+  }
+});
+
+t.test('SyncStorage in two threads with a lock each (two servers on one root) reserving at the same instant: never both, past the quota', async (t) => {
+  const root = freshDir(t);
+  fs.writeFileSync(path.join(root, 'stored'), block(1, STORED));
+  const rounds = 100;
+  // Both threads meet before each reservation, and again before letting it go, so both are held at once if both pass.
+  const meeting = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+  const workerSource = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    (async () => {
+      const { SyncStorage } = await import(workerData.syncUrl);
+      const storage = SyncStorage.attach(workerData.root, { maxRootSize: workerData.quota });
+      const met = new Int32Array(workerData.meeting);
+      let arrivals = 0;
+      const meet = () => {
+        arrivals += 2;
+        Atomics.add(met, 0, 1);
+        Atomics.notify(met, 0);
+        for (let seen = Atomics.load(met, 0); seen < arrivals; seen = Atomics.load(met, 0)) Atomics.wait(met, 0, seen, 1000);
+      };
+      const outcomes = [];
+      for (let i = 0; i < workerData.rounds; i++) {
+        meet();
+        let handle = null;
+        try {
+          handle = storage.beginUpload({ name: 'q-' + i + '-' + workerData.value, size: workerData.size, mode: 'new', sha256: null });
+          outcomes.push('began');
+        } catch (error) {
+          outcomes.push(error.code);
+        }
+        meet();
+        if (handle !== null) storage.abortUpload(handle);
+      }
+      parentPort.postMessage(outcomes);
+    })();
+  `;
+  const run = (value: number): Promise<string[]> => {
+    const worker = new Worker(workerSource, {
+      eval: true,
+      workerData: { syncUrl: new URL('../../../servers/storage/sync.js', import.meta.url).href, root, meeting, rounds, value, quota: QUOTA, size: EACH },
+    });
+    return new Promise<string[]>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    }).finally(() => worker.terminate());
+  };
+  const [ones, twos] = await Promise.all([run(1), run(2)]);
+  let both = 0;
+  for (let i = 0; i < rounds; i++) {
+    const pair = [ones?.[i], twos?.[i]];
+    if (pair.every((outcome) => outcome === 'began')) both++;
+    for (const outcome of pair) if (outcome !== 'began' && outcome !== ErrorCodes.NO_SPACE) t.fail(`round ${i}: ${outcome}`);
+  }
+  t.equal(both, 0, `no round where both ${EACH} B reservations were held beside ${STORED} B in a ${QUOTA} B quota`);
+  t.ok(ones.concat(twos).includes('began'), 'and reservations that fit were taken');
+  t.same(tempFilesIn(root), []);
+});
