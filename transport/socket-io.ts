@@ -25,8 +25,15 @@ export class SocketSessionIO implements AsyncSessionIO {
   private ended: 'eof' | 'abort' | null = null;
   private shutdownPending = false;
   private idleTimedOut = false;
-  /** The idle timer went off while the server, not the client, was busy: it must count again from the next wait. */
-  private idleTimerSpent = false;
+  /**
+   * Armed by a wait for input, and when it goes off during a later wait, set
+   * again for the rest of that wait's idle time: not re-armed for every byte in
+   * and out, as socket.setTimeout would, which costs more than the rest of a
+   * small request's reading and writing here.
+   */
+  private idleTimer: NodeJS.Timeout | null = null;
+  /** When the current wait for input began (performance.now()). */
+  private waitStartedAt = 0;
   private waiter: ((input: ClientInput) => void) | null = null;
   /** Counts the session's waits for input, so that a late idle verdict can tell its own wait from the next. */
   private waits = 0;
@@ -60,25 +67,18 @@ export class SocketSessionIO implements AsyncSessionIO {
     socket.on('close', () => this.finish('abort'));
     // A reset by the peer surfaces as 'close' right after; the error itself needs no handling.
     socket.on('error', () => {});
-    if (idleTimeoutMs > 0) {
-      // A listener for every 'timeout', not setTimeout's callback: that one is a once-listener, and the
-      // timer can go off more than once here (first while the server was busy, then for a real idle wait).
-      socket.on('timeout', () => this.onIdleTimer());
-      socket.setTimeout(idleTimeoutMs);
-    }
     if (this.queuedBytes <= QUEUE_HIGH_WATER_BYTES) socket.resume();
   }
 
   read(resume: (input: ClientInput) => void): ClientInput | null {
     const ready = this.take();
     if (ready !== null) return ready;
-    if (this.idleTimerSpent) {
-      // Socket activity re-arms Node's timer, but there may be none before the client's next byte.
-      this.idleTimerSpent = false;
-      this.socket.setTimeout(this.idleTimeoutMs);
-    }
     this.waiter = resume;
     this.waits++;
+    if (this.idleTimeoutMs > 0) {
+      this.waitStartedAt = performance.now();
+      if (this.idleTimer === null) this.armIdleTimer(this.idleTimeoutMs);
+    }
     return null;
   }
 
@@ -115,10 +115,19 @@ export class SocketSessionIO implements AsyncSessionIO {
     }
   }
 
+  private armIdleTimer(ms: number): void {
+    this.idleTimer = setTimeout(() => this.onIdleTimer(), ms);
+    // Like socket.setTimeout's timer: it must not keep a stopping server alive.
+    this.idleTimer.unref();
+  }
+
   private onIdleTimer(): void {
-    if (this.waiter === null) {
-      // The client is waiting for us, not idle (a long append, a busy disk).
-      this.idleTimerSpent = true;
+    this.idleTimer = null;
+    // Not waiting: the client is waiting for us, not idle (a long append, a busy disk). The next wait arms the timer.
+    if (this.waiter === null || this.ended !== null) return;
+    const waited = performance.now() - this.waitStartedAt;
+    if (waited < this.idleTimeoutMs) {
+      this.armIdleTimer(this.idleTimeoutMs - waited); // a wait that began after the timer was set
       return;
     }
     // The event loop runs due timers before it polls its sockets: when this thread was busy past the idle
@@ -152,6 +161,10 @@ export class SocketSessionIO implements AsyncSessionIO {
 
   private finish(how: 'eof' | 'abort'): void {
     if (this.ended !== 'abort') this.ended = how;
+    if (this.idleTimer !== null) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
     this.wake();
   }
 
