@@ -66,6 +66,12 @@ t.test('names', async (t) => {
   t.not(tempFileName('123.456', { name: 'notes.txt', mode: 'append', size: 4096 }), temp, 'random');
   t.same(parseTempName(temp), { fileName: temp, owner: '123.456', mode: 'append', reserved: 4096, key: nameKey('notes.txt') });
   t.equal(parseTempName(`${TEMP_PREFIX}planted`), null, 'a temporary file of unknown origin says nothing');
+  for (const mode of ['new', 'overwrite', 'append'] as const) {
+    t.match(parseTempName(tempFileName('7.8', { name: 'f', mode, size: 12 })), { owner: '7.8', mode, reserved: 12 }, `${mode}: the name says its mode and its reservation`);
+  }
+  // A user's file may hold the same characters after a valid first letter: it is theirs, never an upload to count or clean up.
+  t.equal(parseTempName(`notes${temp}`), null, "a user's file named like a temporary file, after a letter");
+  t.equal(parseTempName(`${temp}.bak`), null, 'or with more after it');
   t.equal(pathInRoot('/root', 'ok.txt'), '/root/ok.txt');
   t.throws(() => pathInRoot('/root', '../etc'), { code: ErrorCodes.BAD_NAME });
 });
@@ -166,5 +172,12 @@ t.test('append intent records: whole or nothing', async (t) => {
   for (let cut = 0; cut < text.length - 1; cut++) t.equal(decodeIntent(text.slice(0, cut)), null, `cut at ${cut}`);
   t.equal(decodeIntent(encodeIntent({ ...intent, name: '../etc/passwd' })), null, 'never a path');
   t.same(decodeIntent(encodeIntent({ ...intent, size: null })), { ...intent, size: null }, 'a record only taken has no size yet');
+  // Whatever a file named like a record holds (a server's start-up reads them all), it is a record or nobody's, never an exception.
+  for (const junk of ['null', '42', '"text"', '[]', '{}', 'not json']) t.equal(decodeIntent(junk), null, `${junk}: not a record`);
+  const fields = { socklabAppendIntent: 1, ...intent };
+  for (const [field, value] of [['socklabAppendIntent', 2], ['owner', 12], ['name', 7], ['file', 123]] as const) {
+    t.equal(decodeIntent(JSON.stringify({ ...fields, [field]: value })), null, `${field} ${JSON.stringify(value)}: not a record`);
+  }
+  t.same(decodeIntent(encodeIntent({ ...intent, size: 0 })), { ...intent, size: 0 }, 'an empty file before the append is a size');
   for (const size of [-1, 1.5, '42', 2 ** 53]) t.equal(decodeIntent(JSON.stringify({ socklabAppendIntent: 1, ...intent, size })), null, `size ${size}: not a record`);
 });

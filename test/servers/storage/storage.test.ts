@@ -141,6 +141,17 @@ for (const flavour of flavours) {
       await storage.closeRead(handle); // closing twice is harmless
     });
 
+    t.test('a file cut shorter while it is read ends the read with an error, not with empty chunks forever', async (t) => {
+      const { root, storage } = await setup(t);
+      const file = path.join(root, 'shrinking');
+      fs.writeFileSync(file, 'hello world');
+      const handle = await storage.openRead('shrinking');
+      t.equal(Buffer.from((await storage.readChunk(handle, 5)) ?? []).toString(), 'hello');
+      fs.truncateSync(file, 0); // someone ran `: > shrinking` in the root
+      await t.rejects(storage.readChunk(handle, 5), { code: ErrorCodes.STORAGE_FAILED, message: 'the file shrank while being read' });
+      await storage.closeRead(handle);
+    });
+
     t.test('symbolic links are never followed', async (t) => {
       const { root, outside, storage } = await setup(t);
       const secretPath = path.join(outside, 'secret');
