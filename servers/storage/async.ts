@@ -34,6 +34,7 @@ import {
   FreeSpaceEstimate,
   hasErrnoCode,
   intentFileName,
+  isAbandonedRecord,
   isDirectorySyncUnsupported,
   isIntentName,
   isListableName,
@@ -481,12 +482,7 @@ export class AsyncStorage implements AsyncStorageOps {
     try {
       const deadline = performance.now() + INTENT_WAIT_MS;
       for (;;) {
-        try {
-          await fsp.link(staging, intentPath);
-          break;
-        } catch (error) {
-          if (!hasErrnoCode(error, 'EEXIST')) throw error;
-        }
+        if (await this.placeRecord(staging, intentPath, intent)) break;
         if (!(await this.recoverIntentIfOrphaned(path.basename(intentPath)))) {
           if (performance.now() > deadline) throw appendBusy(intent.name);
           await new Promise((resolve) => setTimeout(resolve, INTENT_POLL_MS));
@@ -496,6 +492,33 @@ export class AsyncStorage implements AsyncStorageOps {
       await removeQuietly(staging);
     }
     return intentPath;
+  }
+
+  /** Puts the record at `intentPath` unless one is there (false); see SyncStorage.placeRecord. */
+  private async placeRecord(staging: string, intentPath: string, intent: AppendIntent): Promise<boolean> {
+    try {
+      await fsp.link(staging, intentPath);
+      return true;
+    } catch (error) {
+      if (hasErrnoCode(error, 'EEXIST')) return false;
+      if (!hasErrnoCode(error, ...NO_HARD_LINKS)) throw error;
+    }
+    let file: FileHandle;
+    try {
+      file = await fsp.open(intentPath, TEMP_CREATE_FLAGS, FILE_MODE);
+    } catch (error) {
+      if (hasErrnoCode(error, 'EEXIST')) return false;
+      throw error;
+    }
+    try {
+      await writeFully(file, Buffer.from(encodeIntent(intent)), 0);
+    } catch (error) {
+      await closeQuietly(file);
+      await removeQuietly(intentPath);
+      throw error;
+    }
+    await closeQuietly(file);
+    return true;
   }
 
   /** Replaces the held record by `intent`, durably, before the first byte is appended (see SyncStorage.recordIntent). */
@@ -539,10 +562,12 @@ export class AsyncStorage implements AsyncStorageOps {
   private async recoverIntentIfOrphaned(intentName: string): Promise<boolean> {
     const intentPath = path.join(this.root, intentName);
     let intent: AppendIntent | null;
+    let changedAtMs: number;
     try {
       const file = await fsp.open(intentPath, READ_FLAGS);
       try {
         intent = decodeIntent(await file.readFile('utf8'));
+        changedAtMs = (await file.stat()).mtimeMs;
       } finally {
         await closeQuietly(file);
       }
@@ -550,7 +575,8 @@ export class AsyncStorage implements AsyncStorageOps {
       if (isMissing(error)) return true;
       throw error;
     }
-    if (intent !== null && isOwnerAlive(intent.owner)) return false;
+    // A record that does not decode may be one another server is writing where there are no hard links.
+    if (intent === null ? !isAbandonedRecord(changedAtMs, Date.now()) : isOwnerAlive(intent.owner)) return false;
     if (intent !== null) await this.undoAppend(intent);
     await removeQuietly(intentPath);
     await this.syncRoot();

@@ -148,6 +148,19 @@ export function fileIdentity(stats: { readonly dev: bigint; readonly ino: bigint
 export const INTENT_WAIT_MS = 30_000;
 export const INTENT_POLL_MS = 20;
 
+/**
+ * Where there are no hard links (FAT, exFAT, some shared folders), a record is
+ * created at its place (O_EXCL) and written there, so another server may read
+ * it before it is whole. For this long after its last change, a record that
+ * does not decode may be one being written, and is left to its writer.
+ */
+export const RECORD_WRITE_MS = 5_000;
+
+/** A record that does not decode, last changed at `changedAtMs`: nobody's once it is older than RECORD_WRITE_MS. */
+export function isAbandonedRecord(changedAtMs: number, nowMs: number): boolean {
+  return nowMs - changedAtMs > RECORD_WRITE_MS;
+}
+
 export function appendBusy(name: string): StorageError {
   return new StorageError(ErrorCodes.STORAGE_FAILED, `another server has been appending to ${name} for ${INTENT_WAIT_MS / 1000} s`);
 }

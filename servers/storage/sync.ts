@@ -31,6 +31,7 @@ import {
   FreeSpaceEstimate,
   hasErrnoCode,
   intentFileName,
+  isAbandonedRecord,
   isDirectorySyncUnsupported,
   isIntentName,
   isListableName,
@@ -350,8 +351,9 @@ export class SyncStorage implements StorageOps {
    * Takes the name's intent record, which is the lock on appends to the name
    * across server processes: written whole to a temporary file, then linked
    * into place (link fails if another holds it, and a record is never seen
-   * half-written). A record with no size needs no fsync: a crash before its
-   * size is recorded loses only the lock, and a start-up removes what is left.
+   * half-written; see placeRecord where there are no links). A record with no
+   * size needs no fsync: a crash before its size is recorded loses only the
+   * lock, and a start-up removes what is left.
    */
   private takeIntent(intent: AppendIntent): string {
     const intentPath = path.join(this.root, intentFileName(intent.name));
@@ -359,12 +361,7 @@ export class SyncStorage implements StorageOps {
     try {
       const deadline = performance.now() + INTENT_WAIT_MS;
       for (;;) {
-        try {
-          fs.linkSync(staging, intentPath);
-          break;
-        } catch (error) {
-          if (!hasErrnoCode(error, 'EEXIST')) throw error;
-        }
+        if (this.placeRecord(staging, intentPath, intent)) break;
         if (!this.recoverIntentIfOrphaned(path.basename(intentPath))) {
           if (performance.now() > deadline) throw appendBusy(intent.name);
           sleepBlocking(INTENT_POLL_MS);
@@ -374,6 +371,37 @@ export class SyncStorage implements StorageOps {
       removeQuietly(staging);
     }
     return intentPath;
+  }
+
+  /**
+   * Puts the record at `intentPath` unless one is there (false): linked whole
+   * from `staging`, or where there are no hard links, created there (O_EXCL)
+   * and written (see RECORD_WRITE_MS).
+   */
+  private placeRecord(staging: string, intentPath: string, intent: AppendIntent): boolean {
+    try {
+      fs.linkSync(staging, intentPath);
+      return true;
+    } catch (error) {
+      if (hasErrnoCode(error, 'EEXIST')) return false;
+      if (!hasErrnoCode(error, ...NO_HARD_LINKS)) throw error;
+    }
+    let fd: number;
+    try {
+      fd = fs.openSync(intentPath, TEMP_CREATE_FLAGS, FILE_MODE);
+    } catch (error) {
+      if (hasErrnoCode(error, 'EEXIST')) return false;
+      throw error;
+    }
+    try {
+      writeFully(fd, Buffer.from(encodeIntent(intent)), 0);
+    } catch (error) {
+      closeQuietly(fd);
+      removeQuietly(intentPath);
+      throw error;
+    }
+    closeQuietly(fd);
+    return true;
   }
 
   /** Replaces the held record by `intent`, durably (fsync'd, renamed over it, the directory fsync'd) before the first byte is appended. */
@@ -417,10 +445,12 @@ export class SyncStorage implements StorageOps {
   private recoverIntentIfOrphaned(intentName: string): boolean {
     const intentPath = path.join(this.root, intentName);
     let intent: AppendIntent | null;
+    let changedAtMs: number;
     try {
       const fd = fs.openSync(intentPath, READ_FLAGS);
       try {
         intent = decodeIntent(fs.readFileSync(fd, 'utf8'));
+        changedAtMs = fs.fstatSync(fd).mtimeMs;
       } finally {
         closeQuietly(fd);
       }
@@ -428,7 +458,8 @@ export class SyncStorage implements StorageOps {
       if (isMissing(error)) return true;
       throw error;
     }
-    if (intent !== null && isOwnerAlive(intent.owner)) return false;
+    // A record that does not decode may be one another server is writing where there are no hard links.
+    if (intent === null ? !isAbandonedRecord(changedAtMs, Date.now()) : isOwnerAlive(intent.owner)) return false;
     if (intent !== null) this.undoAppend(intent);
     removeQuietly(intentPath);
     this.syncRoot();

@@ -4,6 +4,9 @@
  * does): `new` uploads and appends to an absent name, which are linked into
  * place so that they never replace a file another server created meanwhile,
  * are renamed into place instead, on every model, through the real binary.
+ * An append to an existing file takes the name's intent record (the lock
+ * across servers), which is linked into place too: there it is created in
+ * place instead.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,6 +39,13 @@ for (const model of SERVER_MODELS) {
       t.equal(await c.readLine(), `226 ${name} 5 ${sha256('hello')}`, `${mode}: stored`);
       t.equal(fs.readFileSync(path.join(root, name), 'utf8'), 'hello', `${mode}: the file holds the upload`);
     }
+    for (const round of [1, 2]) {
+      t.equal(await c.request('PUT taken.txt 1 mode=append'), '150 send 1 bytes');
+      await c.send('!');
+      t.match(await c.readLine(), new RegExp(`^226 taken\\.txt ${8 + round} `), `append ${round} to an existing file: stored`);
+    }
+    t.equal(fs.readFileSync(path.join(root, 'taken.txt'), 'utf8'), 'original!!', 'in place, after the old content');
+    fs.writeFileSync(path.join(root, 'taken.txt'), 'original');
     t.equal(await c.request('PUT taken.txt 5 mode=new'), '554 taken.txt exists', 'new to a taken name is still refused');
     t.equal(fs.readFileSync(path.join(root, 'taken.txt'), 'utf8'), 'original');
     t.same(tempFilesIn(root), [], 'no temporary file left');

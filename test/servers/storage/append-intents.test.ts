@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { ErrorCodes } from '../../../protocol/errors.js';
-import { encodeIntent, fileIdentity, intentFileName } from '../../../servers/storage/common.js';
+import { encodeIntent, fileIdentity, intentFileName, RECORD_WRITE_MS } from '../../../servers/storage/common.js';
 import { block, flavours, freshDir, setUpRoot, sha256, tempFilesIn, upload } from './flavours.js';
 
 const PIECE = 64 * 1024;
@@ -65,6 +65,23 @@ for (const flavour of flavours) {
       t.equal(fs.readFileSync(file, 'utf8'), 'appended by another server since', 'nothing was appended under it: nothing is cut');
       t.same(tempFilesIn(root), [], 'the record is gone');
       t.same(await upload(storage, 'log', Buffer.from('!'), 'append'), { size: 33, sha256: sha256(Buffer.from('!')) }, 'and the name takes appends again');
+    });
+
+    t.test('a record that does not decode is left while it may be one being written (no hard links), and is nobody\'s once older', async (t) => {
+      const root = freshDir(t);
+      fs.writeFileSync(path.join(root, 'log'), 'old');
+      const record = path.join(root, intentFileName('log'));
+      fs.writeFileSync(record, ''); // another server created it in place and has not written it yet
+      // Changed a second short of the time a writer gets, so that both flavours (the sync one blocks) see it age.
+      const changed = (Date.now() - RECORD_WRITE_MS + 1000) / 1000;
+      fs.utimesSync(record, changed, changed);
+      const storage = await flavour.open(root);
+      t.ok(fs.existsSync(record), 'a start-up leaves a record changed so recently');
+      const began = performance.now();
+      t.same(await upload(storage, 'log', Buffer.from('+new'), 'append'), { size: 7, sha256: sha256(Buffer.from('+new')) }, 'an append to the name lands');
+      t.ok(performance.now() - began > 500, 'once the record is old enough to be nobody\'s, not before');
+      t.equal(fs.readFileSync(path.join(root, 'log'), 'utf8'), 'old+new');
+      t.same(tempFilesIn(root), [], 'and the record is gone');
     });
 
     t.test('appends, their intent records, aborted and refused uploads and the undoing of a gone server\'s append leave no descriptor open', { skip: fs.existsSync('/proc/self/fd') ? false : 'needs /proc/self/fd' }, async (t) => {

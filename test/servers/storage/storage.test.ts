@@ -13,7 +13,7 @@ import { ErrorCodes } from '../../../protocol/errors.js';
 import { AsyncStorage } from '../../../servers/storage/async.js';
 import { SyncStorage } from '../../../servers/storage/sync.js';
 import { SharedNameLock } from '../../../servers/storage/shared-lock.js';
-import { encodeIntent, fileIdentity, intentFileName, tempFileName } from '../../../servers/storage/common.js';
+import { encodeIntent, fileIdentity, intentFileName, RECORD_WRITE_MS, tempFileName } from '../../../servers/storage/common.js';
 import { ownerOf, SELF_OWNER } from '../../../servers/storage/owners.js';
 import { TEMP_PREFIX, type AsyncStorageOps } from '../../../servers/storage/types.js';
 import { block, bytesOf, flavours, freshDir, setUpRoot, sha256, tempFilesIn, upload, type HasTeardown } from './flavours.js';
@@ -351,7 +351,10 @@ for (const flavour of flavours) {
       intent('cut', `${dead}.1`, 60); // a dead server's append to cut: undone
       intent('replaced', `${dead}.1`, 60, '1:1'); // the file at that name is another one now: left alone
       intent('held', liveOwner, 60); // a live server is appending: left alone
-      fs.writeFileSync(path.join(dir, intentFileName('junk')), '{"socklabAppendIntent":1,"own'); // never a whole record: nobody's
+      const junk = path.join(dir, intentFileName('junk'));
+      fs.writeFileSync(junk, '{"socklabAppendIntent":1,"own'); // never a whole record: nobody's, once old enough not to be one being written
+      const longAgo = (Date.now() - 2 * RECORD_WRITE_MS) / 1000;
+      fs.utimesSync(junk, longAgo, longAgo);
 
       await flavour.open(dir);
       t.same(tempFilesIn(dir).sort(), [ofLive, ofSelf, intentFileName('held')].sort(), 'only what live processes own is left');
