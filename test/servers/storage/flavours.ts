@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import type { CommitMode } from '../../../protocol/index.js';
 import { AsyncStorage } from '../../../servers/storage/async.js';
 import { SyncStorage } from '../../../servers/storage/sync.js';
@@ -110,4 +111,52 @@ export async function setUpRoot(t: HasTeardown, flavour: Flavour, options: Flavo
   fs.mkdirSync(outside);
   const storage = await flavour.open(root, options); // also checks that open() creates the root
   return { root, outside, storage };
+}
+
+/**
+ * Runs `rounds` rounds in two worker threads at once, each with its own
+ * SyncStorage on `root` and so its own lock: two server processes on one
+ * root, as far as the storage can tell. `round` is the JavaScript of one
+ * round, run with `storage`, `i` (the round), `value` (1 in one thread, 2 in
+ * the other), `outcomes` (an array: what each thread returns) and `meet()`
+ * (returns once both threads called it, so that what follows it in the two
+ * threads falls close together) in scope.
+ */
+export async function inTwoServerThreads(
+  root: string,
+  { rounds, maxRootSize, round }: { readonly rounds: number; readonly maxRootSize?: number; readonly round: string },
+): Promise<[string[], string[]]> {
+  const meeting = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+  const workerSource = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    (async () => {
+      const { SyncStorage } = await import(workerData.syncUrl);
+      const storage = SyncStorage.attach(workerData.root, { maxRootSize: workerData.maxRootSize });
+      const value = workerData.value;
+      const met = new Int32Array(workerData.meeting);
+      let arrivals = 0;
+      const meet = () => {
+        arrivals += 2;
+        Atomics.add(met, 0, 1);
+        Atomics.notify(met, 0);
+        for (let seen = Atomics.load(met, 0); seen < arrivals; seen = Atomics.load(met, 0)) Atomics.wait(met, 0, seen, 1000);
+      };
+      const outcomes = [];
+      for (let i = 0; i < workerData.rounds; i++) {
+        ${round}
+      }
+      parentPort.postMessage(outcomes);
+    })();
+  `;
+  const run = (value: number): Promise<string[]> => {
+    const worker = new Worker(workerSource, {
+      eval: true,
+      workerData: { syncUrl: new URL('../../../servers/storage/sync.js', import.meta.url).href, root, meeting, rounds, value, maxRootSize },
+    });
+    return new Promise<string[]>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    }).finally(() => worker.terminate());
+  };
+  return Promise.all([run(1), run(2)]);
 }

@@ -9,12 +9,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import type { CommitMode } from '../../../protocol/index.js';
 import { AsyncStorage } from '../../../servers/storage/async.js';
-import { block, finish, flavours, freshDir, plan, setUpRoot, sha256, tempFilesIn, upload } from './flavours.js';
+import { block, finish, flavours, freshDir, inTwoServerThreads, plan, setUpRoot, sha256, tempFilesIn, upload } from './flavours.js';
 
 const reportsBlocks = fs.statfsSync(os.tmpdir()).blocks > 0;
 
@@ -144,47 +143,21 @@ t.test('SyncStorage in two threads with a lock each (two servers on one root) re
   fs.writeFileSync(path.join(root, 'stored'), block(1, STORED));
   const rounds = 100;
   // Both threads meet before each reservation, and again before letting it go, so both are held at once if both pass.
-  const meeting = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
-  const workerSource = `
-    const { workerData, parentPort } = require('node:worker_threads');
-    (async () => {
-      const { SyncStorage } = await import(workerData.syncUrl);
-      const storage = SyncStorage.attach(workerData.root, { maxRootSize: workerData.quota });
-      const met = new Int32Array(workerData.meeting);
-      let arrivals = 0;
-      const meet = () => {
-        arrivals += 2;
-        Atomics.add(met, 0, 1);
-        Atomics.notify(met, 0);
-        for (let seen = Atomics.load(met, 0); seen < arrivals; seen = Atomics.load(met, 0)) Atomics.wait(met, 0, seen, 1000);
-      };
-      const outcomes = [];
-      for (let i = 0; i < workerData.rounds; i++) {
-        meet();
-        let handle = null;
-        try {
-          handle = storage.beginUpload({ name: 'q-' + i + '-' + workerData.value, size: workerData.size, mode: 'new', sha256: null });
-          outcomes.push('began');
-        } catch (error) {
-          outcomes.push(error.code);
-        }
-        meet();
-        if (handle !== null) storage.abortUpload(handle);
+  const [ones, twos] = await inTwoServerThreads(root, {
+    rounds,
+    maxRootSize: QUOTA,
+    round: `
+      meet();
+      let handle = null;
+      try {
+        handle = storage.beginUpload({ name: 'q-' + i + '-' + value, size: ${EACH}, mode: 'new', sha256: null });
+        outcomes.push('began');
+      } catch (error) {
+        outcomes.push(error.code);
       }
-      parentPort.postMessage(outcomes);
-    })();
-  `;
-  const run = (value: number): Promise<string[]> => {
-    const worker = new Worker(workerSource, {
-      eval: true,
-      workerData: { syncUrl: new URL('../../../servers/storage/sync.js', import.meta.url).href, root, meeting, rounds, value, quota: QUOTA, size: EACH },
-    });
-    return new Promise<string[]>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    }).finally(() => worker.terminate());
-  };
-  const [ones, twos] = await Promise.all([run(1), run(2)]);
+      meet();
+      if (handle !== null) storage.abortUpload(handle);`,
+  });
   let both = 0;
   for (let i = 0; i < rounds; i++) {
     const pair = [ones?.[i], twos?.[i]];

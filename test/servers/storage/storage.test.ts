@@ -16,7 +16,7 @@ import { SharedNameLock } from '../../../servers/storage/shared-lock.js';
 import { encodeIntent, fileIdentity, intentFileName, RECORD_WRITE_MS, tempFileName } from '../../../servers/storage/common.js';
 import { ownerOf, SELF_OWNER } from '../../../servers/storage/owners.js';
 import { TEMP_PREFIX, type AsyncStorageOps } from '../../../servers/storage/types.js';
-import { block, bytesOf, flavours, freshDir, setUpRoot, sha256, tempFilesIn, upload, type HasTeardown } from './flavours.js';
+import { block, bytesOf, flavours, freshDir, inTwoServerThreads, setUpRoot, sha256, tempFilesIn, upload, type HasTeardown } from './flavours.js';
 
 // ---------------------------------------------------------------------------
 // Fixtures (the rest are in flavours.ts)
@@ -504,49 +504,22 @@ t.test('SyncStorage in two threads with a lock each (two servers on one root), c
   SyncStorage.open(root);
   const rounds = 150;
   // Both threads meet before each commit, so that their lstat and their link of the name fall close together.
-  const meeting = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
-  const workerSource = `
-    const { workerData, parentPort } = require('node:worker_threads');
-    (async () => {
-      const { SyncStorage } = await import(workerData.syncUrl);
-      const storage = SyncStorage.attach(workerData.root);
-      const met = new Int32Array(workerData.meeting);
-      let arrivals = 0;
-      const meet = () => {
-        arrivals += 2;
-        Atomics.add(met, 0, 1);
-        Atomics.notify(met, 0);
-        for (let seen = Atomics.load(met, 0); seen < arrivals; seen = Atomics.load(met, 0)) Atomics.wait(met, 0, seen, 1000);
-      };
-      const outcomes = [];
-      for (let i = 0; i < workerData.rounds; i++) {
-        for (const [name, mode] of [['new-' + i, 'new'], ['log-' + i, 'append']]) {
-          const data = new Uint8Array(100).fill(workerData.value);
-          const handle = storage.beginUpload({ name, size: data.length, mode, sha256: null });
-          storage.writeUpload(handle, data);
-          meet();
-          try {
-            storage.commitUpload(handle);
-            outcomes.push('committed');
-          } catch (error) {
-            outcomes.push(error.code);
-          }
+  const [ones, twos] = await inTwoServerThreads(root, {
+    rounds,
+    round: `
+      for (const [name, mode] of [['new-' + i, 'new'], ['log-' + i, 'append']]) {
+        const data = new Uint8Array(100).fill(value);
+        const handle = storage.beginUpload({ name, size: data.length, mode, sha256: null });
+        storage.writeUpload(handle, data);
+        meet();
+        try {
+          storage.commitUpload(handle);
+          outcomes.push('committed');
+        } catch (error) {
+          outcomes.push(error.code);
         }
-      }
-      parentPort.postMessage(outcomes);
-    })();
-  `;
-  const run = (value: number): Promise<string[]> => {
-    const worker = new Worker(workerSource, {
-      eval: true,
-      workerData: { syncUrl: new URL('../../../servers/storage/sync.js', import.meta.url).href, root, meeting, rounds, value },
-    });
-    return new Promise<string[]>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    }).finally(() => worker.terminate());
-  };
-  const [ones, twos] = await Promise.all([run(1), run(2)]);
+      }`,
+  });
   for (let i = 0; i < rounds; i++) {
     const [newByOne, appendByOne] = ones?.slice(2 * i, 2 * i + 2) ?? [];
     const [newByTwo, appendByTwo] = twos?.slice(2 * i, 2 * i + 2) ?? [];
