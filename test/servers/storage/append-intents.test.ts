@@ -84,7 +84,7 @@ for (const flavour of flavours) {
       t.same(tempFilesIn(root), [], 'and the record is gone');
     });
 
-    t.test('appends, their intent records, aborted and refused uploads and the undoing of a gone server\'s append leave no descriptor open', { skip: fs.existsSync('/proc/self/fd') ? false : 'needs /proc/self/fd' }, async (t) => {
+    t.test('reads, appends, their intent records, aborted and refused uploads and the undoing of a gone server\'s append leave no descriptor open', { skip: fs.existsSync('/proc/self/fd') ? false : 'needs /proc/self/fd' }, async (t) => {
       const openDescriptors = () => fs.readdirSync('/proc/self/fd').length;
       const { root, storage } = await setUpRoot(t, flavour);
       fs.writeFileSync(path.join(root, 'log'), 'x');
@@ -97,6 +97,13 @@ for (const flavour of flavours) {
         await storage.writeUpload(aborted, Buffer.from('abc'));
         await storage.abortUpload(aborted);
         await t.rejects(upload(storage, 'gone', Buffer.from('abc'), 'new', '0'.repeat(64)), { code: ErrorCodes.CHECKSUM_MISMATCH });
+      }
+      // Reads (a GET each, read to the end or left half-way) and STATs, which read the file through.
+      for (let i = 0; i < 10; i++) {
+        const reading = await storage.openRead('log');
+        if (i % 2 === 0) while ((await storage.readChunk(reading, 4)) !== null);
+        await storage.closeRead(reading);
+        await storage.stat('log');
       }
       const dead = spawnSync(process.execPath, ['-e', '']).pid ?? 0;
       const identity = fileIdentity(fs.statSync(path.join(root, 'log'), { bigint: true }));
