@@ -219,6 +219,44 @@ t.test('bytes the client sent while the server\'s thread was busy past the idle 
   t.same(typeof after === 'string' ? after : Buffer.from(after).toString(), 'LIST\r\n', 'and its next wait gets the next request');
 });
 
+t.test('no idle timeout (0): a wait for input never ends on its own', async (t) => {
+  const { client, io } = await session(t, 0);
+  const waiting = next(io);
+  await delay(300);
+  client.write('PING\r\n');
+  t.same(Buffer.from((await waiting) as Uint8Array).toString(), 'PING\r\n', 'the bytes, not idle-timeout');
+});
+
+t.test('a wait that begins after the idle timer was set is timed from its own start, not a whole timer later', async (t) => {
+  const idleMs = 400;
+  const { client, io } = await session(t, idleMs);
+  const first = next(io); // arms the timer, due at idleMs
+  await delay(idleMs / 4);
+  client.write('PING\r\n');
+  t.type(await first, Uint8Array);
+  await delay(idleMs / 4);
+  const began = performance.now();
+  t.equal(await next(io), 'idle-timeout', 'the second wait, silent, times out');
+  const took = performance.now() - began;
+  t.ok(took >= idleMs - 50, `after its idle time (${Math.round(took)} ms)`);
+  t.ok(took < 1.5 * idleMs, `and not much later (${Math.round(took)} ms, not up to ${2 * idleMs})`);
+});
+
+t.test('bytes that came as the idle timer went off are not an idle timeout, even when the session reads again only later', async (t) => {
+  const idleMs = 200;
+  const { client, io } = await session(t, idleMs);
+  const waiting = next(io);
+  await delay(idleMs / 4);
+  // The client sends a quarter of the idle time into the wait; the thread is busy until the timer is long due.
+  await busyPastTimers(2 * idleMs, () => client.write('PING\r\n'));
+  t.same(Buffer.from((await waiting) as Uint8Array).toString(), 'PING\r\n', 'the waiting read gets the bytes');
+  await delay(idleMs / 4); // the session is busy with the request (a commit, say) past the late look at the timer
+  const following = next(io);
+  client.write('LIST\r\n');
+  const after = await following;
+  t.same(typeof after === 'string' ? after : Buffer.from(after).toString(), 'LIST\r\n', 'its next read gets the next request');
+});
+
 t.test('time the server spends busy is not idle time: the client gets the whole idle time from the next wait', async (t) => {
   const idleMs = 300;
   const { client, io } = await session(t, idleMs);
