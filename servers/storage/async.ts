@@ -503,22 +503,13 @@ export class AsyncStorage implements AsyncStorageOps {
       if (hasErrnoCode(error, 'EEXIST')) return false;
       if (!hasErrnoCode(error, ...NO_HARD_LINKS)) throw error;
     }
-    let file: FileHandle;
     try {
-      file = await fsp.open(intentPath, TEMP_CREATE_FLAGS, FILE_MODE);
+      await this.writeRecord(intentPath, intent, false);
+      return true;
     } catch (error) {
       if (hasErrnoCode(error, 'EEXIST')) return false;
       throw error;
     }
-    try {
-      await writeFully(file, Buffer.from(encodeIntent(intent)), 0);
-    } catch (error) {
-      await closeQuietly(file);
-      await removeQuietly(intentPath);
-      throw error;
-    }
-    await closeQuietly(file);
-    return true;
   }
 
   /** Replaces the held record by `intent`, durably, before the first byte is appended (see SyncStorage.recordIntent). */
@@ -536,17 +527,22 @@ export class AsyncStorage implements AsyncStorageOps {
   /** `intent`, written whole into a new temporary file beside the records (and fsync'd if `durable`). */
   private async stageIntent(intent: AppendIntent, durable: boolean): Promise<string> {
     const staging = path.join(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
-    const file = await fsp.open(staging, TEMP_CREATE_FLAGS, FILE_MODE);
+    await this.writeRecord(staging, intent, durable);
+    return staging;
+  }
+
+  /** Creates `filePath` (EEXIST if something is there) holding `intent`, fsync'd if `durable`; removed again if the write fails. */
+  private async writeRecord(filePath: string, intent: AppendIntent, durable: boolean): Promise<void> {
+    const file = await fsp.open(filePath, TEMP_CREATE_FLAGS, FILE_MODE);
     try {
       await writeFully(file, Buffer.from(encodeIntent(intent)), 0);
       if (durable) await file.sync();
     } catch (error) {
       await closeQuietly(file);
-      await removeQuietly(staging);
+      await removeQuietly(filePath);
       throw error;
     }
     await closeQuietly(file);
-    return staging;
   }
 
   private async dropIntent(intentPath: string): Promise<void> {
@@ -562,12 +558,12 @@ export class AsyncStorage implements AsyncStorageOps {
   private async recoverIntentIfOrphaned(intentName: string): Promise<boolean> {
     const intentPath = path.join(this.root, intentName);
     let intent: AppendIntent | null;
-    let changedAtMs: number;
+    let changedAtMs = 0;
     try {
       const file = await fsp.open(intentPath, READ_FLAGS);
       try {
         intent = decodeIntent(await file.readFile('utf8'));
-        changedAtMs = (await file.stat()).mtimeMs;
+        if (intent === null) changedAtMs = (await file.stat()).mtimeMs;
       } finally {
         await closeQuietly(file);
       }

@@ -386,22 +386,13 @@ export class SyncStorage implements StorageOps {
       if (hasErrnoCode(error, 'EEXIST')) return false;
       if (!hasErrnoCode(error, ...NO_HARD_LINKS)) throw error;
     }
-    let fd: number;
     try {
-      fd = fs.openSync(intentPath, TEMP_CREATE_FLAGS, FILE_MODE);
+      this.writeRecord(intentPath, intent, false);
+      return true;
     } catch (error) {
       if (hasErrnoCode(error, 'EEXIST')) return false;
       throw error;
     }
-    try {
-      writeFully(fd, Buffer.from(encodeIntent(intent)), 0);
-    } catch (error) {
-      closeQuietly(fd);
-      removeQuietly(intentPath);
-      throw error;
-    }
-    closeQuietly(fd);
-    return true;
   }
 
   /** Replaces the held record by `intent`, durably (fsync'd, renamed over it, the directory fsync'd) before the first byte is appended. */
@@ -419,17 +410,22 @@ export class SyncStorage implements StorageOps {
   /** `intent`, written whole into a new temporary file beside the records (and fsync'd if `durable`). */
   private stageIntent(intent: AppendIntent, durable: boolean): string {
     const staging = path.join(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
-    const fd = fs.openSync(staging, TEMP_CREATE_FLAGS, FILE_MODE);
+    this.writeRecord(staging, intent, durable);
+    return staging;
+  }
+
+  /** Creates `filePath` (EEXIST if something is there) holding `intent`, fsync'd if `durable`; removed again if the write fails. */
+  private writeRecord(filePath: string, intent: AppendIntent, durable: boolean): void {
+    const fd = fs.openSync(filePath, TEMP_CREATE_FLAGS, FILE_MODE);
     try {
       writeFully(fd, Buffer.from(encodeIntent(intent)), 0);
       if (durable) fs.fsyncSync(fd);
     } catch (error) {
       closeQuietly(fd);
-      removeQuietly(staging);
+      removeQuietly(filePath);
       throw error;
     }
     closeQuietly(fd);
-    return staging;
   }
 
   private dropIntent(intentPath: string): void {
@@ -445,12 +441,12 @@ export class SyncStorage implements StorageOps {
   private recoverIntentIfOrphaned(intentName: string): boolean {
     const intentPath = path.join(this.root, intentName);
     let intent: AppendIntent | null;
-    let changedAtMs: number;
+    let changedAtMs = 0;
     try {
       const fd = fs.openSync(intentPath, READ_FLAGS);
       try {
         intent = decodeIntent(fs.readFileSync(fd, 'utf8'));
-        changedAtMs = fs.fstatSync(fd).mtimeMs;
+        if (intent === null) changedAtMs = fs.fstatSync(fd).mtimeMs;
       } finally {
         closeQuietly(fd);
       }
