@@ -11,6 +11,12 @@
  * - the socklab servers: a `PUT` with its sha256, which the server computes
  *   and checks, then an atomic, durable commit (fsync, rename, fsync of the directory).
  *
+ * A socklab server starts a hasher thread at its first large upload and
+ * hashes that one inline meanwhile (servers/storage/upload-digest.ts), and
+ * each round starts a fresh server: so each gets warm-up uploads first, one
+ * per thread that receives uploads, and its hashers time to start. What is
+ * measured is a server that has served a large upload before.
+ *
  * Every target gets the same sender (this process, 1 MiB writes). Rounds
  * alternate the targets, so that drift in the machine's speed hits all alike;
  * the table gives the median of the rounds, and each ratio is the median of
@@ -18,11 +24,12 @@
  * flat (bytes are streamed to disk, never held whole).
  */
 import { createHash } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { parseByteSize } from '../bin/cli-support.js';
 import { describeNativeCopy, median, nativeCopy, nativeCopyTool, UploadData, uploadTo, type NativeCopyTool, type UploadTiming } from './targets/native-copy.js';
-import { startServerProcess, type BenchTarget } from './targets/server-process.js';
+import { startServerProcess, type BenchTarget, type ServerProcess } from './targets/server-process.js';
 import { OFF_THREAD_MIN_BYTES } from '../servers/storage/upload-digest.js';
 
 const args = await yargs(hideBin(process.argv))
@@ -43,10 +50,21 @@ async function measure(target: Target, tool: NativeCopyTool | null): Promise<Upl
   if (target === 'native') return nativeCopy(tool ?? 'socat', data);
   const server = await startServerProcess(target, { maxFileSize: '4GiB', threads: args.threads });
   try {
+    if (target !== 'copy-sink') await warmUp(server, target === 'workers' ? args.threads : 1);
     return await uploadTo(server, data);
   } finally {
     await server.stop();
   }
+}
+
+/** A hasher thread starts in tens of ms, more on a busy machine: this leaves it ten times that. */
+const HASHER_START_MS = 500;
+const warmUpData = new UploadData(OFF_THREAD_MIN_BYTES);
+
+/** One upload at once per receiving thread (a workers pool serves each connection on a thread of its own), then time for the hashers to start. */
+async function warmUp(server: ServerProcess, receivingThreads: number): Promise<void> {
+  await Promise.all(Array.from({ length: receivingThreads }, () => uploadTo(server, warmUpData)));
+  await delay(HASHER_START_MS);
 }
 
 const tool = nativeCopyTool();
@@ -89,7 +107,8 @@ for (const [target, list] of results) {
   );
 }
 process.stdout.write(
-  `\nserver CPU: all the server's threads together (the socklab servers hash on a thread of their own from ${OFF_THREAD_MIN_BYTES / MiB} MiB); ` +
+  `\nserver CPU: all the server's threads together (the socklab servers hash on a thread of their own from ${OFF_THREAD_MIN_BYTES / MiB} MiB, ` +
+    `started by a warm-up upload of that size before the measured one); ` +
     'cores busy: the whole machine during the upload, this sender included. When the cores are nearly all busy, the upload was CPU-bound: ' +
     `the sha256 alone takes ${sha256CpuSecondsPerGiB().toFixed(2)} CPU s per GiB on this machine (measured now), on top of the copy.\n`,
 );
