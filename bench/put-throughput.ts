@@ -1,6 +1,6 @@
 /**
  * One large upload per target, against what the machine itself can do:
- *   node dist/bench/put-throughput.js [--size 256MiB] [--rounds 3] [--targets native,copy-sink,async,workers,sequential]
+ *   node dist/bench/put-throughput.js [--size 256MiB] [--rounds 3] [--targets native,copy-sink,async,workers,sequential] [--no-warm-up]
  *
  * - `native`: a native program copies the same bytes from loopback into a
  *   file (socat with 256 KiB buffers, or nc if socat is missing), then the
@@ -37,6 +37,11 @@ const args = await yargs(hideBin(process.argv))
   .option('rounds', { type: 'number', default: 3 })
   .option('targets', { type: 'string', default: 'native,copy-sink,async,workers,sequential' })
   .option('threads', { type: 'number', default: 2, describe: 'workers pool size' })
+  .option('warm-up', {
+    type: 'boolean',
+    default: true,
+    describe: 'start each server with an 8 MiB upload per receiving thread, which starts its hashers (--no-warm-up: measure its first large upload, hashed inline)',
+  })
   .strict()
   .parseAsync();
 
@@ -50,7 +55,7 @@ async function measure(target: Target, tool: NativeCopyTool | null): Promise<Upl
   if (target === 'native') return nativeCopy(tool ?? 'socat', data);
   const server = await startServerProcess(target, { maxFileSize: '4GiB', threads: args.threads });
   try {
-    if (target !== 'copy-sink') await warmUp(server, target === 'workers' ? args.threads : 1);
+    if (args.warmUp && target !== 'copy-sink') await warmUp(server, target === 'workers' ? args.threads : 1);
     return await uploadTo(server, data);
   } finally {
     await server.stop();
@@ -108,7 +113,7 @@ for (const [target, list] of results) {
 }
 process.stdout.write(
   `\nserver CPU: all the server's threads together (the socklab servers hash on a thread of their own from ${OFF_THREAD_MIN_BYTES / MiB} MiB, ` +
-    `started by a warm-up upload of that size before the measured one); ` +
+    (args.warmUp ? 'started by a warm-up upload of that size before the measured one); ' : 'but this run measured each fresh server\'s first upload, hashed inline while that thread starts); ') +
     'cores busy: the whole machine during the upload, this sender included. When the cores are nearly all busy, the upload was CPU-bound: ' +
     `the sha256 alone takes ${sha256CpuSecondsPerGiB().toFixed(2)} CPU s per GiB on this machine (measured now), on top of the copy.\n`,
 );
