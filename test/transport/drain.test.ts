@@ -151,7 +151,7 @@ t.test('without a stall time the wait ends only when the client catches up or le
   t.equal(outcome instanceof ConnectionError ? outcome.code : outcome, ErrorCodes.CONNECTION_CLOSED, 'a client that leaves ends it');
 });
 
-t.test('a wait that is over leaves nothing on the socket: no listener piles up, no timer cuts the connection later', async (t) => {
+t.test('a wait that is over leaves nothing behind: no listener piles up, no watch keeps running, no timer cuts the connection later', async (t) => {
   const stallMs = 200;
   const { client, served } = await connected(t);
   let received = 0;
@@ -162,6 +162,18 @@ t.test('a wait that is over leaves nothing on the socket: no listener piles up, 
   });
   const drainListeners = served.listenerCount('drain');
   const closeListeners = served.listenerCount('close');
+  // Each wait's stall watch, counted as it runs: one left running would tick for the socket's whole life,
+  // one more per wait of a long GET to a slow reader.
+  let watchRuns = 0;
+  const realSetInterval = globalThis.setInterval;
+  globalThis.setInterval = ((callback: () => void, ms?: number) =>
+    realSetInterval(() => {
+      if (ms === stallMs / 4) watchRuns++;
+      callback();
+    }, ms)) as unknown as typeof setInterval;
+  t.teardown(() => {
+    globalThis.setInterval = realSetInterval;
+  });
   // A long GET waits for drain many times on one socket; more than Node's 10 listeners would warn.
   const waits = 12;
   let sent = 0;
@@ -174,10 +186,13 @@ t.test('a wait that is over leaves nothing on the socket: no listener piles up, 
     t.equal(served.listenerCount('drain'), drainListeners);
     t.equal(served.listenerCount('close'), closeListeners);
   }
+  globalThis.setInterval = realSetInterval;
   await eventually(() => received === sent, 'the client got every byte');
   // The connection now sits idle with nothing queued, longer than the stall time: it must stay open.
+  const watchRunsAtTheEnd = watchRuns;
   await delay(3 * stallMs);
   t.notOk(served.destroyed, 'an idle connection with nothing to send is not a stalled one');
+  t.equal(watchRuns, watchRunsAtTheEnd, 'no stall watch runs once its wait is over');
   served.write('220 still here\r\n');
   await eventually(() => last.endsWith('220 still here\r\n'), 'the connection still carries replies');
 });

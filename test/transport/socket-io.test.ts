@@ -289,13 +289,16 @@ t.test('a client that goes quiet right after a long server operation is still ti
   t.ok(performance.now() - started >= idleMs - 50, 'after a whole idle time');
 });
 
-t.test('replies queue until flush and leave in order; a large one leaves without waiting for flush', async (t) => {
-  const { client, io } = await session(t);
+t.test('replies queue until flush and leave in order, together; a large one leaves without waiting for flush', async (t) => {
+  const { client, served, io } = await session(t);
   const received: Buffer[] = [];
   client.on('data', (chunk: Buffer) => received.push(chunk));
   t.equal(io.write(Buffer.from('200 a\r\n')), undefined);
   t.equal(io.write(Buffer.from('200 b\r\n')), undefined);
+  // Replies to pipelined requests go out in one system call when the session has read all it had.
+  t.equal(served.bytesWritten, 0, 'nothing is handed to the socket before the flush');
   io.flush();
+  t.equal(served.bytesWritten, 14, 'the flush hands both replies to the socket');
   await eventually(() => Buffer.concat(received).length === 14, 'the flushed replies arrive');
   t.equal(Buffer.concat(received).toString(), '200 a\r\n200 b\r\n');
 

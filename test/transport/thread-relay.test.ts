@@ -258,6 +258,60 @@ t.test('what a client sent while it queued, more than the ring holds, reaches th
   t.equal(Buffer.from(io.read() as Uint8Array).toString(), 'QUIT\r\n');
 });
 
+t.test('a client that sent more than the ring holds and its end while it queued: the end comes after every held byte', async (t) => {
+  // `cat commands.txt | nc -N host port` to a busy pool: the session must see all of it and then the end, at
+  // once, not wait for more input until its idle timeout.
+  const { client, served } = await acceptedPair();
+  const channel = createRelayChannel();
+  const held = randomBytes(2 * RING_BYTES.input + 1000);
+  const relay = new SocketRelay(served, channel, 0, () => {}, { chunks: [held], ended: true });
+  t.teardown(() => {
+    client.destroy();
+    served.destroy();
+    relay.close();
+  });
+  const io = new BlockingRelayIO(channel); // in this thread: read() is only called when it has something to return
+  const header = new Int32Array(channel, 0, 16);
+  const inRing = () => (Atomics.load(header, 0) - Atomics.load(header, 1)) | 0;
+  const endSignalled = () => (Atomics.load(header, 6) & Flag.EOF) !== 0;
+  const taken: Buffer[] = [];
+  let total = 0;
+  while (total < held.length) {
+    await eventually(() => inRing() > 0, 'the relay refills the ring from what it held back');
+    // The end may be signalled once every byte before it is in the ring (the worker takes bytes before it looks at the end).
+    if (total + inRing() < held.length) t.notOk(endSignalled(), 'no end while held bytes are still to come to the ring');
+    const got = io.read();
+    if (!(got instanceof Uint8Array)) {
+      t.fail(`read ${got}`);
+      return;
+    }
+    taken.push(Buffer.from(got));
+    total += got.length;
+  }
+  t.ok(Buffer.concat(taken).equals(held), 'every held byte, in order');
+  await eventually(endSignalled, 'then the end of the input');
+  t.equal(io.read(), 'eof');
+});
+
+t.test('a client that sent more than the ring holds while it queued, and keeps sending, is not read further until its session takes', async (t) => {
+  // What the relay holds for a worker is bounded by the ring and what came before the worker started: a
+  // client flooding a connection that waits in the pool must not fill the server's memory.
+  const { client, served } = await acceptedPair();
+  const channel = createRelayChannel();
+  const relay = new SocketRelay(served, channel, 0, () => {}, { chunks: [randomBytes(2 * RING_BYTES.input)], ended: false });
+  t.teardown(() => {
+    client.destroy();
+    served.destroy();
+    relay.close();
+  });
+  new BlockingRelayIO(channel); // the session starts, and takes nothing yet
+  const header = new Int32Array(channel, 0, 16);
+  await eventually(() => Atomics.load(header, 0) === RING_BYTES.input, 'the relay fills the ring from what it held');
+  client.write(randomBytes(16 * MiB));
+  const read = await settled(() => served.bytesRead, 300);
+  t.ok(read <= 4 * SOCKET_READ_BYTES, `the socket stays paused while held bytes wait for the session (${read} bytes read from it)`);
+});
+
 t.test('a worker waiting for room in the output ring is woken as the client reads, and sends everything', async (t) => {
   const size = 8 * MiB;
   const { client, report, endWhenRelayed } = await bridged(t, { writeFirstBytes: size });
