@@ -11,11 +11,12 @@
  * - the socklab servers: a `PUT` with its sha256, which the server computes
  *   and checks, then an atomic, durable commit (fsync, rename, fsync of the directory).
  *
- * A socklab server starts a hasher thread at its first large upload and
- * hashes that one inline meanwhile (servers/storage/upload-digest.ts), and
- * each round starts a fresh server: so each gets warm-up uploads first, one
- * per thread that receives uploads, and its hashers time to start. What is
- * measured is a server that has served a large upload before.
+ * A socklab server (on more than two cores) starts a hasher thread at its
+ * first large upload and hashes that one inline meanwhile
+ * (servers/storage/upload-digest.ts), and each round starts a fresh server:
+ * so each gets warm-up uploads first, one per thread that receives uploads,
+ * and its hashers time to start. What is measured is a server that has
+ * served a large upload before.
  *
  * Every target gets the same sender (this process, 1 MiB writes). Rounds
  * alternate the targets, so that drift in the machine's speed hits all alike;
@@ -24,13 +25,14 @@
  * flat (bytes are streamed to disk, never held whole).
  */
 import { createHash } from 'node:crypto';
+import os from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { parseByteSize } from '../bin/cli-support.js';
 import { describeNativeCopy, median, nativeCopy, nativeCopyTool, UploadData, uploadTo, type NativeCopyTool, type UploadTiming } from './targets/native-copy.js';
 import { startServerProcess, type BenchTarget, type ServerProcess } from './targets/server-process.js';
-import { OFF_THREAD_MIN_BYTES } from '../servers/storage/upload-digest.js';
+import { OFF_THREAD_MIN_BYTES, STARTS_HASHERS } from '../servers/storage/upload-digest.js';
 
 const args = await yargs(hideBin(process.argv))
   .option('size', { type: 'string', default: '256MiB' })
@@ -112,11 +114,17 @@ for (const [target, list] of results) {
   );
 }
 process.stdout.write(
-  `\nserver CPU: all the server's threads together (the socklab servers hash on a thread of their own from ${OFF_THREAD_MIN_BYTES / MiB} MiB, ` +
-    (args.warmUp ? 'started by a warm-up upload of that size before the measured one); ' : 'but this run measured each fresh server\'s first upload, hashed inline while that thread starts); ') +
+  `\nserver CPU: all the server's threads together (${hashingNote()}); ` +
     'cores busy: the whole machine during the upload, this sender included. When the cores are nearly all busy, the upload was CPU-bound: ' +
     `the sha256 alone takes ${sha256CpuSecondsPerGiB().toFixed(2)} CPU s per GiB on this machine (measured now), on top of the copy.\n`,
 );
+
+/** Where the servers of this run computed the sha256 of the measured upload. */
+function hashingNote(): string {
+  if (!STARTS_HASHERS) return `the socklab servers hash inline: with ${os.availableParallelism()} cores they start no hasher thread, see servers/storage/upload-digest.ts`;
+  const onThread = `the socklab servers hash an upload of ${OFF_THREAD_MIN_BYTES / MiB} MiB or more on a thread of their own`;
+  return args.warmUp ? `${onThread}, started by a warm-up upload before the measured one` : `${onThread}, but this run measured each fresh server's first upload, hashed inline while that thread starts`;
+}
 
 /** CPU seconds Node's sha256 takes per GiB here: 64 MiB hashed, best of three. */
 function sha256CpuSecondsPerGiB(): number {
