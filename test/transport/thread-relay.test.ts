@@ -12,6 +12,7 @@ import { ErrorCodes } from '../../protocol/index.js';
 import { BlockingRelayIO, createRelayChannel, Flag, RING_BYTES, SocketRelay } from '../../transport/thread-relay.js';
 import { acceptedPair, busyPastTimers, readAll, settled, SOCKET_READ_BYTES, spinFor } from '../helpers/socket-pair.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
+import type { HeldInput } from '../../transport/session-io.js';
 import type { RelayWorkerReport, RelayWorkerScript } from './relay-worker.js';
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -223,36 +224,57 @@ t.test('bytes a client sends before its thread starts wait in the socket for it:
   t.same(seen, { received: sent.length, signals: ['eof'], written: 0, writeErrorCode: null }, 'the session gets every byte, then the end');
 });
 
-t.test('what a client sent while it queued, more than the ring holds, reaches the session in order; each refill wakes it', async (t) => {
+/** A relay that starts with what its client sent while it queued, and the session's side of it in this thread. */
+async function relayHolding(t: Tap, held: HeldInput) {
   const { client, served } = await acceptedPair();
   const channel = createRelayChannel();
-  const held = randomBytes(4 * RING_BYTES.input + 1000);
-  const relay = new SocketRelay(served, channel, 0, () => {}, { chunks: [held.subarray(0, 1000), held.subarray(1000)], ended: false });
+  const relay = new SocketRelay(served, channel, 0, () => {}, held);
   t.teardown(() => {
     client.destroy();
     served.destroy();
     relay.close();
   });
-  const io = new BlockingRelayIO(channel); // in this thread: read() is only called when the ring has bytes
+  // In this thread: read() is only called when it has something to return, so it never blocks here.
+  const io = new BlockingRelayIO(channel);
   const header = new Int32Array(channel, 0, 16);
-  const inRing = () => (Atomics.load(header, 0) - Atomics.load(header, 1)) | 0;
-  /** The worker's bell: a worker asleep on an empty ring wakes only when it rings. */
-  const bell = () => Atomics.load(header, 4);
-  const taken: Buffer[] = [];
-  let total = 0;
-  while (total < held.length) {
-    await eventually(() => inRing() > 0, 'the relay refills the ring from what it held back');
-    const rung = bell();
-    const got = io.read();
-    if (!(got instanceof Uint8Array)) {
-      t.fail(`read ${got}`);
-      return;
+  const inRing = () => (Atomics.load(header, Slot.IN_WRITTEN) - Atomics.load(header, Slot.IN_READ)) | 0;
+  /**
+   * Takes `length` bytes as the relay puts them in the ring; `beforeRead` looks at the ring before each
+   * take, `afterRead` after it. Null (and a failure) if a read returns a signal instead.
+   */
+  const takeAll = async (length: number, hooks: { beforeRead?: (total: number) => void; afterRead?: (total: number) => Promise<void> } = {}): Promise<Buffer | null> => {
+    const taken: Buffer[] = [];
+    let total = 0;
+    while (total < length) {
+      await eventually(() => inRing() > 0, 'the relay refills the ring from what it held back');
+      hooks.beforeRead?.(total);
+      const got = io.read();
+      if (!(got instanceof Uint8Array)) {
+        t.fail(`read ${got}`);
+        return null;
+      }
+      taken.push(Buffer.from(got));
+      total += got.length;
+      await hooks.afterRead?.(total);
     }
-    taken.push(Buffer.from(got));
-    total += got.length;
-    if (total < held.length) await eventually(() => bell() !== rung, 'the relay rings the worker once it has put bytes back in the ring');
-  }
-  t.ok(Buffer.concat(taken).equals(held), 'every held byte, in order');
+    return Buffer.concat(taken);
+  };
+  return { client, served, io, header, inRing, takeAll };
+}
+
+t.test('what a client sent while it queued, more than the ring holds, reaches the session in order; each refill wakes it', async (t) => {
+  const held = randomBytes(4 * RING_BYTES.input + 1000);
+  const { client, io, header, inRing, takeAll } = await relayHolding(t, { chunks: [held.subarray(0, 1000), held.subarray(1000)], ended: false });
+  /** The worker's bell: a worker asleep on an empty ring wakes only when it rings. */
+  const bell = () => Atomics.load(header, Slot.WORKER_BELL);
+  let rung = bell();
+  const taken = await takeAll(held.length, {
+    beforeRead: () => (rung = bell()),
+    afterRead: async (total) => {
+      if (total < held.length) await eventually(() => bell() !== rung, 'the relay rings the worker once it has put bytes back in the ring');
+    },
+  });
+  t.ok(taken?.equals(held), 'every held byte, in order');
   client.end('QUIT\r\n');
   await eventually(() => inRing() > 0, 'then the socket is read');
   t.equal(Buffer.from(io.read() as Uint8Array).toString(), 'QUIT\r\n');
@@ -261,34 +283,16 @@ t.test('what a client sent while it queued, more than the ring holds, reaches th
 t.test('a client that sent more than the ring holds and its end while it queued: the end comes after every held byte', async (t) => {
   // `cat commands.txt | nc -N host port` to a busy pool: the session must see all of it and then the end, at
   // once, not wait for more input until its idle timeout.
-  const { client, served } = await acceptedPair();
-  const channel = createRelayChannel();
   const held = randomBytes(2 * RING_BYTES.input + 1000);
-  const relay = new SocketRelay(served, channel, 0, () => {}, { chunks: [held], ended: true });
-  t.teardown(() => {
-    client.destroy();
-    served.destroy();
-    relay.close();
-  });
-  const io = new BlockingRelayIO(channel); // in this thread: read() is only called when it has something to return
-  const header = new Int32Array(channel, 0, 16);
-  const inRing = () => (Atomics.load(header, 0) - Atomics.load(header, 1)) | 0;
-  const endSignalled = () => (Atomics.load(header, 6) & Flag.EOF) !== 0;
-  const taken: Buffer[] = [];
-  let total = 0;
-  while (total < held.length) {
-    await eventually(() => inRing() > 0, 'the relay refills the ring from what it held back');
+  const { io, header, inRing, takeAll } = await relayHolding(t, { chunks: [held], ended: true });
+  const endSignalled = () => (Atomics.load(header, Slot.FLAGS) & Flag.EOF) !== 0;
+  const taken = await takeAll(held.length, {
     // The end may be signalled once every byte before it is in the ring (the worker takes bytes before it looks at the end).
-    if (total + inRing() < held.length) t.notOk(endSignalled(), 'no end while held bytes are still to come to the ring');
-    const got = io.read();
-    if (!(got instanceof Uint8Array)) {
-      t.fail(`read ${got}`);
-      return;
-    }
-    taken.push(Buffer.from(got));
-    total += got.length;
-  }
-  t.ok(Buffer.concat(taken).equals(held), 'every held byte, in order');
+    beforeRead: (total) => {
+      if (total + inRing() < held.length) t.notOk(endSignalled(), 'no end while held bytes are still to come to the ring');
+    },
+  });
+  t.ok(taken?.equals(held), 'every held byte, in order');
   await eventually(endSignalled, 'then the end of the input');
   t.equal(io.read(), 'eof');
 });
@@ -296,17 +300,8 @@ t.test('a client that sent more than the ring holds and its end while it queued:
 t.test('a client that sent more than the ring holds while it queued, and keeps sending, is not read further until its session takes', async (t) => {
   // What the relay holds for a worker is bounded by the ring and what came before the worker started: a
   // client flooding a connection that waits in the pool must not fill the server's memory.
-  const { client, served } = await acceptedPair();
-  const channel = createRelayChannel();
-  const relay = new SocketRelay(served, channel, 0, () => {}, { chunks: [randomBytes(2 * RING_BYTES.input)], ended: false });
-  t.teardown(() => {
-    client.destroy();
-    served.destroy();
-    relay.close();
-  });
-  new BlockingRelayIO(channel); // the session starts, and takes nothing yet
-  const header = new Int32Array(channel, 0, 16);
-  await eventually(() => Atomics.load(header, 0) === RING_BYTES.input, 'the relay fills the ring from what it held');
+  const { client, served, header } = await relayHolding(t, { chunks: [randomBytes(2 * RING_BYTES.input)], ended: false });
+  await eventually(() => Atomics.load(header, Slot.IN_WRITTEN) === RING_BYTES.input, 'the relay fills the ring from what it held');
   client.write(randomBytes(16 * MiB));
   const read = await settled(() => served.bytesRead, 300);
   t.ok(read <= 4 * SOCKET_READ_BYTES, `the socket stays paused while held bytes wait for the session (${read} bytes read from it)`);
