@@ -68,10 +68,10 @@ async function measure(target: Target, tool: NativeCopyTool | null): Promise<Upl
 const HASHER_START_MS = 500;
 const warmUpData = new UploadData(OFF_THREAD_MIN_BYTES);
 
-/** One upload at once per receiving thread (a workers pool serves each connection on a thread of its own), then time for the hashers to start. */
+/** One upload at once per receiving thread (a workers pool serves each connection on a thread of its own), then time for the hashers to start, if the servers start any here. */
 async function warmUp(server: ServerProcess, receivingThreads: number): Promise<void> {
   await Promise.all(Array.from({ length: receivingThreads }, () => uploadTo(server, warmUpData)));
-  await delay(HASHER_START_MS);
+  if (STARTS_HASHERS) await delay(HASHER_START_MS);
 }
 
 const tool = nativeCopyTool();
