@@ -202,22 +202,39 @@ t.test('a client that keeps sending is never idle', async (t) => {
   t.ok(received > 0);
 });
 
-t.test('bytes the client sent while the server\'s thread was busy past the idle time are read, not taken for idleness', async (t) => {
+/** What a read returned, as text: the bytes, or the signal's name. */
+function asText(input: ClientInput): string {
+  return typeof input === 'string' ? input : Buffer.from(input).toString();
+}
+
+/**
+ * The client sends PING a quarter of the idle time into a wait, while the server's thread is busy until the
+ * idle time is long past (the timer comes due before the poll that brings the bytes), then LIST. Both must
+ * be read as requests, whether the session waits again at once, before the late look at the timer, or
+ * only later, after it (busy with the request, a commit say).
+ */
+async function clientKeptUpWhileServerWasBusy(t: Tap, readAgain: 'at once' | 'later'): Promise<void> {
   const idleMs = 200;
   const { client, io } = await session(t, idleMs);
   const waiting = next(io);
   await delay(idleMs / 4);
-  // The client sends a quarter of the idle time into the wait; the server's thread is busy until the idle time is long past.
   await busyPastTimers(2 * idleMs, () => client.write('PING\r\n'));
-  const input = await waiting;
-  t.same(typeof input === 'string' ? input : Buffer.from(input).toString(), 'PING\r\n', 'the waiting read gets the bytes');
-  // The session waits again at once, before the late look at the timer: that look must not end the new wait.
-  const following = next(io);
-  await delay(idleMs / 4);
+  t.same(asText(await waiting), 'PING\r\n', 'the waiting read gets the bytes');
+  let following: Promise<ClientInput>;
+  if (readAgain === 'at once') {
+    following = next(io); // the late look must not end this new wait
+    await delay(idleMs / 4);
+  } else {
+    await delay(idleMs / 4);
+    following = next(io);
+  }
   client.write('LIST\r\n');
-  const after = await following;
-  t.same(typeof after === 'string' ? after : Buffer.from(after).toString(), 'LIST\r\n', 'and its next wait gets the next request');
-});
+  t.same(asText(await following), 'LIST\r\n', 'its next read gets the next request');
+}
+
+t.test('bytes the client sent while the server\'s thread was busy past the idle time are read, not taken for idleness', (t) =>
+  clientKeptUpWhileServerWasBusy(t, 'at once'),
+);
 
 t.test('no idle timeout (0): a wait for input never ends on its own', async (t) => {
   const { client, io } = await session(t, 0);
@@ -242,20 +259,9 @@ t.test('a wait that begins after the idle timer was set is timed from its own st
   t.ok(took < 1.5 * idleMs, `and not much later (${Math.round(took)} ms, not up to ${2 * idleMs})`);
 });
 
-t.test('bytes that came as the idle timer went off are not an idle timeout, even when the session reads again only later', async (t) => {
-  const idleMs = 200;
-  const { client, io } = await session(t, idleMs);
-  const waiting = next(io);
-  await delay(idleMs / 4);
-  // The client sends a quarter of the idle time into the wait; the thread is busy until the timer is long due.
-  await busyPastTimers(2 * idleMs, () => client.write('PING\r\n'));
-  t.same(Buffer.from((await waiting) as Uint8Array).toString(), 'PING\r\n', 'the waiting read gets the bytes');
-  await delay(idleMs / 4); // the session is busy with the request (a commit, say) past the late look at the timer
-  const following = next(io);
-  client.write('LIST\r\n');
-  const after = await following;
-  t.same(typeof after === 'string' ? after : Buffer.from(after).toString(), 'LIST\r\n', 'its next read gets the next request');
-});
+t.test('bytes that came as the idle timer went off are not an idle timeout, even when the session reads again only later', (t) =>
+  clientKeptUpWhileServerWasBusy(t, 'later'),
+);
 
 t.test('time the server spends busy is not idle time: the client gets the whole idle time from the next wait', async (t) => {
   const idleMs = 300;
