@@ -30,6 +30,17 @@ function foldersToMutate(argv) {
 
 const folders = foldersToMutate(process.argv);
 
+/**
+ * Tests from outside a folder that still judge it, because what they check only
+ * a server process shows: the storage's fsyncs and renames in the order that makes
+ * a commit durable (seen under strace), and what a restart keeps or undoes after a
+ * crash at each step of an append. stryker.coverage.cjs lets Stryker see the code
+ * those server processes reach.
+ */
+const PROCESS_TESTS = {
+  'servers/storage': ['durability', 'append-crash', 'append-race-crash', 'no-hard-links'].map((name) => `dist/test/reliability/${name}.test.js`),
+};
+
 // Every mutant that reaches the protocol core runs its property tests: 50 random
 // cases per property (not the 400 of `npm test`) keep a run within the hour on two
 // cores and still find what a change breaks. The test processes inherit this.
@@ -41,10 +52,10 @@ export default {
   mutate: FOLDERS.map((folder) => `${folder}/**/*.ts`),
   testRunner: 'tap',
   tap: {
-    // Each folder's own tests, compiled (see foldersToMutate).
-    testFiles: folders.map((folder) => `dist/test/${folder}/**/*.test.js`),
-    // The second file lets code that runs only in worker threads count as covered (see that file).
-    nodeArgs: ['-r', '{{hookFile}}', '-r', './stryker.worker-coverage.cjs', '{{testFile}}'],
+    // Each folder's own tests, compiled (see foldersToMutate), and the server-process tests that judge it.
+    testFiles: folders.flatMap((folder) => [`dist/test/${folder}/**/*.test.js`, ...(PROCESS_TESTS[folder] ?? [])]),
+    // The second file lets code that runs only in worker threads or child processes count as covered (see that file).
+    nodeArgs: ['-r', '{{hookFile}}', '-r', './stryker.coverage.cjs', '{{testFile}}'],
   },
   buildCommand: 'npm run build',
   // The instrumented code is not type-correct on purpose: tsc must still emit it.

@@ -7,5 +7,8 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   delete env.SOCKLAB_DEBUG;
   // The Python examples import each other: without this, running them would leave __pycache__ in the repository.
   env.PYTHONDONTWRITEBYTECODE = '1';
-  return { ...env, ...extra };
+  // Options every child must have, whatever else it is given: `npm run mutate` sets
+  // this so that a server process reports the code it reaches (stryker.coverage.cjs).
+  const nodeOptions = [extra.NODE_OPTIONS, env.SOCKLAB_CHILD_NODE_OPTIONS].filter((options) => options !== undefined && options !== '');
+  return { ...env, ...extra, ...(nodeOptions.length > 0 ? { NODE_OPTIONS: nodeOptions.join(' ') } : {}) };
 }
