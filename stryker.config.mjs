@@ -33,12 +33,13 @@ const folders = foldersToMutate(process.argv);
 /**
  * Tests from outside a folder that still judge it, because what they check only
  * a server process shows: the storage's fsyncs and renames in the order that makes
- * a commit durable (seen under strace), and what a restart keeps or undoes after a
- * crash at each step of an append. stryker.coverage.cjs lets Stryker see the code
+ * a commit durable (seen under strace), what a restart keeps or undoes after a
+ * crash at each step of an append, and which temporary files a start-up leaves to
+ * a server that is still running. stryker.coverage.cjs lets Stryker see the code
  * those server processes reach.
  */
 const PROCESS_TESTS = {
-  'servers/storage': ['durability', 'append-crash', 'append-race-crash', 'no-hard-links'].map((name) => `dist/test/reliability/${name}.test.js`),
+  'servers/storage': ['durability', 'append-crash', 'append-race-crash', 'no-hard-links', 'rolling-restart'].map((name) => `dist/test/reliability/${name}.test.js`),
 };
 
 // Every mutant that reaches the protocol core runs its property tests: 50 random
