@@ -1,0 +1,188 @@
+/**
+ * A disk that fails: each system call a storage step makes fails once, as a
+ * failing disk makes it fail (EIO), and the caller gets a STORAGE_FAILED error
+ * that names the step and the errno (a server sends it as `451 <step> failed
+ * (EIO)`), with nothing left behind: no temporary file, no open descriptor, no
+ * file slot, no lock. The same request then works. Both flavours, through the
+ * fs functions each calls (node:fs for the blocking one, node:fs/promises and
+ * its FileHandle for the other), replaced for one call at a time.
+ */
+import t from 'tap';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { ErrorCodes } from '../../../protocol/errors.js';
+import type { ListEntry } from '../../../protocol/index.js';
+import { AsyncStorage } from '../../../servers/storage/async.js';
+import { SyncStorage } from '../../../servers/storage/sync.js';
+import { TEMP_PREFIX, type AsyncStorageOps } from '../../../servers/storage/types.js';
+import { bytesOf, freshDir, promised, sha256, tempFilesIn, upload, type HasTeardown } from './flavours.js';
+
+const FileHandlePrototype: object = await (async () => {
+  const handle = await fsp.open(process.execPath, 'r');
+  await handle.close();
+  return Object.getPrototypeOf(handle) as object;
+})();
+
+/** Where a flavour's system call lives: an fs function, or a FileHandle method (promises flavour only). */
+interface Call {
+  readonly on: object;
+  readonly method: string;
+}
+
+interface Flavour {
+  readonly name: string;
+  open(root: string): Promise<AsyncStorageOps>;
+  readonly calls: {
+    readonly mkdir: Call;
+    readonly readdir: Call;
+    readonly lstat: Call;
+    readonly open: Call;
+    readonly read: Call;
+    readonly write: Call;
+    readonly fsync: Call;
+  };
+}
+
+const flavours: readonly Flavour[] = [
+  {
+    name: 'SyncStorage',
+    open: async (root) => promised(SyncStorage.open(root)),
+    calls: {
+      mkdir: { on: fs, method: 'mkdirSync' },
+      readdir: { on: fs, method: 'readdirSync' },
+      lstat: { on: fs, method: 'lstatSync' },
+      open: { on: fs, method: 'openSync' },
+      read: { on: fs, method: 'readSync' },
+      write: { on: fs, method: 'writeSync' },
+      fsync: { on: fs, method: 'fsyncSync' },
+    },
+  },
+  {
+    name: 'AsyncStorage',
+    // One file slot, given back within 300 ms or refused: a slot a failure keeps shows as the next request refused.
+    open: (root) => AsyncStorage.open(root, { fileSlots: { count: 1, waitMs: 300 } }),
+    calls: {
+      mkdir: { on: fsp, method: 'mkdir' },
+      readdir: { on: fsp, method: 'readdir' },
+      lstat: { on: fsp, method: 'lstat' },
+      open: { on: fsp, method: 'open' },
+      read: { on: FileHandlePrototype, method: 'read' },
+      // The write-behind gathers an upload's bytes into vectored writes (batched-writer.ts).
+      write: { on: FileHandlePrototype, method: 'writev' },
+      fsync: { on: FileHandlePrototype, method: 'sync' },
+    },
+  },
+];
+
+function ioError(syscall: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`EIO: i/o error, ${syscall}`), { code: 'EIO', errno: -5, syscall });
+}
+
+/**
+ * Makes the next call of `call` whose arguments `matches` accepts fail with EIO
+ * (a throw from a blocking function, a rejection from a promise one); every
+ * other call goes through. Returns how many calls failed so far.
+ */
+function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean): () => number {
+  const target = call.on as Record<string, unknown>;
+  const original = target[call.method] as (...args: unknown[]) => unknown;
+  let failed = 0;
+  const isPromiseApi = !call.method.endsWith('Sync');
+  target[call.method] = function (this: unknown, ...args: unknown[]) {
+    if (failed === 0 && matches(args)) {
+      failed++;
+      if (isPromiseApi) return Promise.reject(ioError(call.method));
+      throw ioError(call.method);
+    }
+    return original.apply(this, args);
+  };
+  const restore = () => {
+    target[call.method] = original;
+  };
+  t.teardown(restore);
+  return () => failed;
+}
+
+const anyCall = () => true;
+const onPath = (name: string) => (args: unknown[]) => typeof args[0] === 'string' && path.basename(args[0]) === name;
+const ofTemporaryFile = (args: unknown[]) => typeof args[0] === 'string' && path.basename(args[0]).startsWith(TEMP_PREFIX);
+
+function openDescriptors(): number {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+const STORED = bytesOf('stored before the disk failed\n');
+
+interface Step {
+  /** The step, as the error names it. */
+  readonly step: string;
+  readonly call: keyof Flavour['calls'];
+  readonly matches: (args: unknown[]) => boolean;
+  /** The request that meets the failure; it must reject, and work once the disk does. */
+  readonly request: (storage: AsyncStorageOps) => Promise<unknown>;
+  /** Checks the request's result once it works. */
+  readonly worked: (t: Tap, result: unknown, root: string) => void;
+}
+
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+
+const statOfStored = {
+  request: (storage: AsyncStorageOps) => storage.stat('stored.txt'),
+  worked: (t: Tap, result: unknown) => t.same(result, { size: STORED.length, sha256: sha256(STORED) }, 'the file is read whole'),
+};
+const NEW_BYTES = bytesOf('an upload\n'.repeat(100));
+const uploadOfNew = {
+  request: (storage: AsyncStorageOps) => upload(storage, 'new.txt', NEW_BYTES, 'new'),
+  worked: (t: Tap, result: unknown, root: string) => {
+    t.same(result, { size: NEW_BYTES.length, sha256: sha256(NEW_BYTES) }, 'the upload is committed');
+    t.ok(fs.readFileSync(path.join(root, 'new.txt')).equals(NEW_BYTES), 'with every byte');
+  },
+};
+
+const steps: readonly Step[] = [
+  {
+    step: 'listing the storage root',
+    call: 'readdir',
+    matches: anyCall,
+    request: (storage) => storage.list(),
+    worked: (t, result) => t.same((result as ListEntry[]).map(({ name, size }) => ({ name, size })), [{ name: 'stored.txt', size: STORED.length }], 'the list is whole'),
+  },
+  { step: 'looking up a file', call: 'lstat', matches: onPath('stored.txt'), ...statOfStored },
+  { step: 'opening a file', call: 'open', matches: onPath('stored.txt'), ...statOfStored },
+  { step: 'reading a file', call: 'read', matches: anyCall, ...statOfStored },
+  { step: 'creating a temporary file', call: 'open', matches: ofTemporaryFile, ...uploadOfNew },
+  { step: 'writing the upload', call: 'write', matches: anyCall, ...uploadOfNew },
+  { step: 'committing the upload', call: 'fsync', matches: anyCall, ...uploadOfNew },
+];
+
+for (const flavour of flavours) {
+  t.test(flavour.name, async (t) => {
+    for (const { step, call, matches, request, worked } of steps) {
+      t.test(`${step}: the error names it, nothing is left behind, and the request then works`, async (t) => {
+        const root = path.join(freshDir(t), 'root');
+        const storage = await flavour.open(root);
+        fs.writeFileSync(path.join(root, 'stored.txt'), STORED);
+        const descriptors = openDescriptors();
+
+        const failures = failOnce(t, flavour.calls[call], matches);
+        await t.rejects(request(storage), { code: ErrorCodes.STORAGE_FAILED, message: `${step} failed (EIO)` });
+        t.equal(failures(), 1, 'the injected failure is the one the request met');
+        t.same(tempFilesIn(root), [], 'no temporary file is left');
+        t.notOk(fs.existsSync(path.join(root, 'new.txt')), 'nothing is committed');
+        t.equal(openDescriptors(), descriptors, 'no descriptor is left open');
+
+        worked(t, await request(storage), root);
+        t.equal(openDescriptors(), descriptors, 'and none after it');
+      });
+    }
+
+    t.test('creating the storage root: the error names it; the root is created at the next start', async (t) => {
+      const root = path.join(freshDir(t), 'root');
+      failOnce(t, flavour.calls.mkdir, anyCall);
+      await t.rejects(flavour.open(root), { code: ErrorCodes.STORAGE_FAILED, message: 'creating the storage root failed (EIO)' });
+      const storage = await flavour.open(root);
+      t.same(await storage.list(), [], 'then it opens, empty');
+    });
+  });
+}
