@@ -75,16 +75,18 @@ const flavours: readonly Flavour[] = [
   },
 ];
 
-function ioError(syscall: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(`EIO: i/o error, ${syscall}`), { code: 'EIO', errno: -5, syscall });
+const ERRNO = { EIO: -5, EINVAL: -22 } as const;
+
+function errnoError(code: keyof typeof ERRNO, syscall: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: injected, ${syscall}`), { code, errno: ERRNO[code], syscall });
 }
 
 /**
- * Makes the next call of `call` whose arguments `matches` accepts fail with EIO
- * (a throw from a blocking function, a rejection from a promise one); every
- * other call goes through. Returns how many calls failed so far.
+ * Makes the next call of `call` whose arguments `matches` accepts fail with
+ * `code` (a throw from a blocking function, a rejection from a promise one);
+ * every other call goes through. Returns how many calls failed so far.
  */
-function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean): () => number {
+function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, code: keyof typeof ERRNO = 'EIO'): () => number {
   const target = call.on as Record<string, unknown>;
   const original = target[call.method] as (...args: unknown[]) => unknown;
   let failed = 0;
@@ -92,8 +94,8 @@ function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => bool
   target[call.method] = function (this: unknown, ...args: unknown[]) {
     if (failed === 0 && matches(args)) {
       failed++;
-      if (isPromiseApi) return Promise.reject(ioError(call.method));
-      throw ioError(call.method);
+      if (isPromiseApi) return Promise.reject(errnoError(code, call.method));
+      throw errnoError(code, call.method);
     }
     return original.apply(this, args);
   };
@@ -105,6 +107,11 @@ function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => bool
 }
 
 const anyCall = () => true;
+/** Lets the first `n` calls through and matches every later one. */
+const after = (n: number) => {
+  let seen = 0;
+  return () => ++seen > n;
+};
 const onPath = (name: string) => (args: unknown[]) => typeof args[0] === 'string' && path.basename(args[0]) === name;
 const ofTemporaryFile = (args: unknown[]) => typeof args[0] === 'string' && path.basename(args[0]).startsWith(TEMP_PREFIX);
 
@@ -176,6 +183,16 @@ for (const flavour of flavours) {
         t.equal(openDescriptors(), descriptors, 'and none after it');
       });
     }
+
+    t.test('a root whose directory cannot be fsync\'d (EINVAL, as on some file systems) still takes uploads', async (t) => {
+      const root = path.join(freshDir(t), 'root');
+      const storage = await flavour.open(root);
+      // The upload's own file first, then the root's directory, which makes its new name durable.
+      const failures = failOnce(t, flavour.calls.fsync, after(1), 'EINVAL');
+      uploadOfNew.worked(t, await uploadOfNew.request(storage), root);
+      t.equal(failures(), 1, "the root's fsync failed, and the commit went on");
+      t.same(tempFilesIn(root), [], 'no temporary file is left');
+    });
 
     t.test('creating the storage root: the error names it; the root is created at the next start', async (t) => {
       const root = path.join(freshDir(t), 'root');
