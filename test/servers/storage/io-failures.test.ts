@@ -15,7 +15,7 @@ import { ErrorCodes } from '../../../protocol/errors.js';
 import type { ListEntry } from '../../../protocol/index.js';
 import { AsyncStorage } from '../../../servers/storage/async.js';
 import { SyncStorage } from '../../../servers/storage/sync.js';
-import { TEMP_PREFIX, type AsyncStorageOps } from '../../../servers/storage/types.js';
+import { INTENT_PREFIX, TEMP_PREFIX, type AsyncStorageOps } from '../../../servers/storage/types.js';
 import { bytesOf, freshDir, promised, sha256, tempFilesIn, upload, type HasTeardown } from './flavours.js';
 
 const FileHandlePrototype: object = await (async () => {
@@ -41,6 +41,7 @@ interface Flavour {
     readonly read: Call;
     readonly write: Call;
     readonly fsync: Call;
+    readonly rename: Call;
   };
 }
 
@@ -56,6 +57,7 @@ const flavours: readonly Flavour[] = [
       read: { on: fs, method: 'readSync' },
       write: { on: fs, method: 'writeSync' },
       fsync: { on: fs, method: 'fsyncSync' },
+      rename: { on: fs, method: 'renameSync' },
     },
   },
   {
@@ -71,6 +73,7 @@ const flavours: readonly Flavour[] = [
       // The write-behind gathers an upload's bytes into vectored writes (batched-writer.ts).
       write: { on: FileHandlePrototype, method: 'writev' },
       fsync: { on: FileHandlePrototype, method: 'sync' },
+      rename: { on: fsp, method: 'rename' },
     },
   },
 ];
@@ -181,6 +184,31 @@ for (const flavour of flavours) {
 
         worked(t, await request(storage), root);
         t.equal(openDescriptors(), descriptors, 'and none after it');
+      });
+    }
+
+    // An append in place: its intent record (staged, fsync'd, renamed into place, the root fsync'd), then
+    // the new bytes at the file's end, fsync'd. A failure up to there must undo it all.
+    const appendFailures: readonly { readonly what: string; readonly call: keyof Flavour['calls']; readonly matches: () => boolean }[] = [
+      { what: "the intent record's fsync", call: 'fsync', matches: anyCall },
+      { what: "the intent record's rename", call: 'rename', matches: anyCall },
+      { what: "the root's fsync after it", call: 'fsync', matches: after(1) },
+      { what: "the appended bytes' fsync", call: 'fsync', matches: after(2) },
+    ];
+    for (const { what, call, matches } of appendFailures) {
+      t.test(`an append that fails at ${what} leaves the file as it was, and the append then works`, async (t) => {
+        const root = path.join(freshDir(t), 'root');
+        const storage = await flavour.open(root);
+        fs.writeFileSync(path.join(root, 'stored.txt'), STORED);
+        const more = bytesOf('appended\n');
+        const failures = failOnce(t, flavour.calls[call], matches);
+        await t.rejects(upload(storage, 'stored.txt', more, 'append'), { code: ErrorCodes.STORAGE_FAILED, message: 'committing the upload failed (EIO)' });
+        t.equal(failures(), 1, 'the injected failure is the one the append met');
+        t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(STORED), 'the file is as it was');
+        t.same(fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX) || name.startsWith(INTENT_PREFIX)), [], 'no record or temporary file is left');
+        const both = Buffer.concat([STORED, more]);
+        t.same(await upload(storage, 'stored.txt', more, 'append'), { size: both.length, sha256: sha256(more) }, "the file's new size, and the digest of the bytes received");
+        t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(both), 'the append is whole');
       });
     }
 
