@@ -222,7 +222,7 @@ for (const flavour of flavours) {
     t.test("'new' onto an existing file", async (t) => {
       const { root, storage } = await setup(t);
       fs.writeFileSync(path.join(root, 'kept'), 'original');
-      await t.rejects(upload(storage, 'kept', bytesOf('intruder'), 'new'), { code: ErrorCodes.EXISTS });
+      await t.rejects(upload(storage, 'kept', bytesOf('intruder'), 'new'), { code: ErrorCodes.EXISTS, message: 'kept exists' });
       t.equal(fs.readFileSync(path.join(root, 'kept'), 'utf8'), 'original');
       t.same(tempFilesIn(root), []);
     });
@@ -245,6 +245,8 @@ for (const flavour of flavours) {
       for (const mode of ['overwrite', 'append'] as const) {
         await t.rejects(upload(storage, 'checked', bytesOf('data'), mode, wrong), {
           code: ErrorCodes.CHECKSUM_MISMATCH,
+          // The client reads what the server received, to tell a changed file from a damaged transfer.
+          message: `sha256 mismatch: received ${sha256(bytesOf('data'))}`,
         }, mode);
         t.equal(fs.readFileSync(file, 'utf8'), 'original', `${mode}: the file is unchanged`);
         t.same(tempFilesIn(root), [], `${mode}: no temporary file is left`);
