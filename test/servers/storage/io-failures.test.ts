@@ -30,50 +30,32 @@ interface Call {
   readonly method: string;
 }
 
+/** The system calls the steps below make, named as node:fs names them. */
+type SystemCall = 'mkdir' | 'readdir' | 'lstat' | 'open' | 'read' | 'write' | 'fsync' | 'rename';
+
 interface Flavour {
   readonly name: string;
   open(root: string): Promise<AsyncStorageOps>;
-  readonly calls: {
-    readonly mkdir: Call;
-    readonly readdir: Call;
-    readonly lstat: Call;
-    readonly open: Call;
-    readonly read: Call;
-    readonly write: Call;
-    readonly fsync: Call;
-    readonly rename: Call;
-  };
+  /** Where this flavour makes `call`. */
+  where(call: SystemCall): Call;
 }
+
+/** The promises flavour reads, writes and fsyncs through a FileHandle; its write-behind writes vectored (batched-writer.ts). */
+const FILE_HANDLE_METHODS: Partial<Record<SystemCall, string>> = { read: 'read', write: 'writev', fsync: 'sync' };
 
 const flavours: readonly Flavour[] = [
   {
     name: 'SyncStorage',
     open: async (root) => promised(SyncStorage.open(root)),
-    calls: {
-      mkdir: { on: fs, method: 'mkdirSync' },
-      readdir: { on: fs, method: 'readdirSync' },
-      lstat: { on: fs, method: 'lstatSync' },
-      open: { on: fs, method: 'openSync' },
-      read: { on: fs, method: 'readSync' },
-      write: { on: fs, method: 'writeSync' },
-      fsync: { on: fs, method: 'fsyncSync' },
-      rename: { on: fs, method: 'renameSync' },
-    },
+    where: (call) => ({ on: fs, method: `${call}Sync` }),
   },
   {
     name: 'AsyncStorage',
     // One file slot, given back within 300 ms or refused: a slot a failure keeps shows as the next request refused.
     open: (root) => AsyncStorage.open(root, { fileSlots: { count: 1, waitMs: 300 } }),
-    calls: {
-      mkdir: { on: fsp, method: 'mkdir' },
-      readdir: { on: fsp, method: 'readdir' },
-      lstat: { on: fsp, method: 'lstat' },
-      open: { on: fsp, method: 'open' },
-      read: { on: FileHandlePrototype, method: 'read' },
-      // The write-behind gathers an upload's bytes into vectored writes (batched-writer.ts).
-      write: { on: FileHandlePrototype, method: 'writev' },
-      fsync: { on: FileHandlePrototype, method: 'sync' },
-      rename: { on: fsp, method: 'rename' },
+    where: (call) => {
+      const method = FILE_HANDLE_METHODS[call];
+      return method === undefined ? { on: fsp, method: call } : { on: FileHandlePrototype, method };
     },
   },
 ];
@@ -128,7 +110,7 @@ const STORED = bytesOf('stored before the disk failed\n');
 interface Step {
   /** The step, as the error names it. */
   readonly step: string;
-  readonly call: keyof Flavour['calls'];
+  readonly call: SystemCall;
   readonly matches: (args: unknown[]) => boolean;
   /** The request that meets the failure; it must reject, and work once the disk does. */
   readonly request: (storage: AsyncStorageOps) => Promise<unknown>;
@@ -176,7 +158,7 @@ for (const flavour of flavours) {
         fs.writeFileSync(path.join(root, 'stored.txt'), STORED);
         const descriptors = openDescriptors();
 
-        const failures = failOnce(t, flavour.calls[call], matches);
+        const failures = failOnce(t, flavour.where(call), matches);
         await t.rejects(request(storage), { code: ErrorCodes.STORAGE_FAILED, message: `${step} failed (EIO)` });
         t.equal(failures(), 1, 'the injected failure is the one the request met');
         t.same(tempFilesIn(root), [], 'no temporary file is left');
@@ -190,7 +172,7 @@ for (const flavour of flavours) {
 
     // An append in place: its intent record (staged, fsync'd, renamed into place, the root fsync'd), then
     // the new bytes at the file's end, fsync'd. A failure up to there must undo it all.
-    const appendFailures: readonly { readonly what: string; readonly call: keyof Flavour['calls']; readonly matches: () => boolean }[] = [
+    const appendFailures: readonly { readonly what: string; readonly call: SystemCall; readonly matches: () => boolean }[] = [
       { what: "the intent record's fsync", call: 'fsync', matches: anyCall },
       { what: "the intent record's rename", call: 'rename', matches: anyCall },
       { what: "the root's fsync after it", call: 'fsync', matches: after(1) },
@@ -202,7 +184,7 @@ for (const flavour of flavours) {
         const storage = await flavour.open(root);
         fs.writeFileSync(path.join(root, 'stored.txt'), STORED);
         const more = bytesOf('appended\n');
-        const failures = failOnce(t, flavour.calls[call], matches);
+        const failures = failOnce(t, flavour.where(call), matches);
         await t.rejects(upload(storage, 'stored.txt', more, 'append'), { code: ErrorCodes.STORAGE_FAILED, message: 'committing the upload failed (EIO)' });
         t.equal(failures(), 1, 'the injected failure is the one the append met');
         t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(STORED), 'the file is as it was');
@@ -217,7 +199,7 @@ for (const flavour of flavours) {
       const root = path.join(freshDir(t), 'root');
       const storage = await flavour.open(root);
       // The upload's own file first, then the root's directory, which makes its new name durable.
-      const failures = failOnce(t, flavour.calls.fsync, after(1), 'EINVAL');
+      const failures = failOnce(t, flavour.where('fsync'), after(1), 'EINVAL');
       uploadOfNew.worked(t, await uploadOfNew.request(storage), root);
       t.equal(failures(), 1, "the root's fsync failed, and the commit went on");
       t.same(tempFilesIn(root), [], 'no temporary file is left');
@@ -225,7 +207,7 @@ for (const flavour of flavours) {
 
     t.test('creating the storage root: the error names it; the root is created at the next start', async (t) => {
       const root = path.join(freshDir(t), 'root');
-      failOnce(t, flavour.calls.mkdir, anyCall);
+      failOnce(t, flavour.where('mkdir'), anyCall);
       await t.rejects(flavour.open(root), { code: ErrorCodes.STORAGE_FAILED, message: 'creating the storage root failed (EIO)' });
       const storage = await flavour.open(root);
       t.same(await storage.list(), [], 'then it opens, empty');
