@@ -14,6 +14,7 @@ import path from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
 import { BatchedFileWriter } from '../../../servers/storage/batched-writer.js';
+import { errnoError } from './flavours.js';
 
 function freshFile(t: Test, content = ''): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-writer-'));
@@ -156,10 +157,6 @@ function flushWatchedFile(file: FileHandle): {
   };
 }
 
-function ioError(): Error {
-  return Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
-}
-
 t.test('written data is flushed in the background once every syncEveryBytes, and never with 0', async (t) => {
   for (const [syncEveryBytes, expected] of [[30, 3], [0, 0]] as const) {
     const filePath = freshFile(t);
@@ -213,7 +210,7 @@ t.test('a background flush that fails is reported by settle, even when it fails 
   const { watched, writer, sync } = await writerWithFlushHeld(t);
   await watched.landed(1); // nothing in flight but the flush: settle has only that to wait for
   const settled = writer.settle();
-  sync.finish(ioError());
+  sync.finish(errnoError('EIO', 'fdatasync'));
   await t.rejects(settled, { code: 'EIO' }, 'settle reports the failed flush');
   t.throws(() => writer.write(Buffer.alloc(1)), { code: 'EIO' }, 'and so does the next write');
 });

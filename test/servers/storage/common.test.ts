@@ -1,4 +1,5 @@
 /** The pure helpers both storage flavours share, and the name locks. */
+import os from 'node:os';
 import t from 'tap';
 import { ErrorCodes, StorageError } from '../../../protocol/errors.js';
 import {
@@ -22,13 +23,10 @@ import { InThreadNameLock } from '../../../servers/storage/sync.js';
 import { PromiseChainNameLock } from '../../../servers/storage/async.js';
 import { SharedNameLock } from '../../../servers/storage/shared-lock.js';
 import { TEMP_PREFIX } from '../../../servers/storage/types.js';
-
-function errnoError(code: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(`${code}: something, open '/secret/path'`), { code, errno: -1, syscall: 'open' });
-}
+import { errnoError } from './flavours.js';
 
 t.test('toStorageError maps errno codes to stable codes, and to the text the client reads after the reply code', async (t) => {
-  const cases: [string, string, string, string][] = [
+  const cases: [keyof typeof os.constants.errno, string, string, string][] = [
     ['ENOSPC', 'not-found', ErrorCodes.NO_SPACE, 'out of space'],
     ['EDQUOT', 'failure', ErrorCodes.NO_SPACE, 'over quota'],
     ['ENOENT', 'not-found', ErrorCodes.NOT_FOUND, 'no such file'],
@@ -39,7 +37,7 @@ t.test('toStorageError maps errno codes to stable codes, and to the text the cli
     ['EACCES', 'failure', ErrorCodes.STORAGE_FAILED, 'doing it failed (EACCES)'],
   ];
   for (const [errno, missing, code, message] of cases) {
-    const mapped = toStorageError(errnoError(errno), 'doing it', missing as 'not-found' | 'failure');
+    const mapped = toStorageError(errnoError(errno, 'open', "something, open '/secret/path'"), 'doing it', missing as 'not-found' | 'failure');
     t.ok(mapped instanceof StorageError, `${errno} becomes a StorageError`);
     t.equal((mapped as StorageError).code, code, `${errno} (${missing}) → ${code}`);
     t.equal((mapped as StorageError).message, message, `saying "${message}", which does not reveal paths`);

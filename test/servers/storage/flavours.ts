@@ -60,6 +60,14 @@ export const flavours: readonly Flavour[] = [
   { name: 'AsyncStorage', open: (root, options) => AsyncStorage.open(root, options), attach: (root) => AsyncStorage.attach(root) },
 ];
 
+/**
+ * An error as a failed fs call throws it (code, negative errno, syscall), for a
+ * test to inject; `detail` stands for the system's text, which may name a path.
+ */
+export function errnoError(code: keyof typeof os.constants.errno, syscall: string, detail = 'injected'): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: ${detail}, ${syscall}`), { code, errno: -os.constants.errno[code], syscall });
+}
+
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }

@@ -16,7 +16,7 @@ import type { ListEntry } from '../../../protocol/index.js';
 import { AsyncStorage } from '../../../servers/storage/async.js';
 import { SyncStorage } from '../../../servers/storage/sync.js';
 import { INTENT_PREFIX, TEMP_PREFIX, type AsyncStorageOps } from '../../../servers/storage/types.js';
-import { bytesOf, freshDir, promised, sha256, tempFilesIn, upload, type HasTeardown } from './flavours.js';
+import { bytesOf, errnoError, freshDir, promised, sha256, tempFilesIn, upload, type HasTeardown } from './flavours.js';
 
 const FileHandlePrototype: object = await (async () => {
   const handle = await fsp.open(process.execPath, 'r');
@@ -60,18 +60,12 @@ const flavours: readonly Flavour[] = [
   },
 ];
 
-const ERRNO = { EIO: -5, EINVAL: -22 } as const;
-
-function errnoError(code: keyof typeof ERRNO, syscall: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(`${code}: injected, ${syscall}`), { code, errno: ERRNO[code], syscall });
-}
-
 /**
  * Makes the next call of `call` whose arguments `matches` accepts fail with
  * `code` (a throw from a blocking function, a rejection from a promise one);
  * every other call goes through. Returns how many calls failed so far.
  */
-function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, code: keyof typeof ERRNO = 'EIO'): () => number {
+function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, code: 'EIO' | 'EINVAL' = 'EIO'): () => number {
   const target = call.on as Record<string, unknown>;
   const original = target[call.method] as (...args: unknown[]) => unknown;
   let failed = 0;
