@@ -70,7 +70,7 @@ if (dryRun) {
     // Before Stryker's own exit handler, which writes the coverage out.
     process.prependListener('exit', () => {
       for (const file of fs.readdirSync(folder)) {
-        fs.readFileSync(path.join(folder, file), 'utf8').split('\n').filter(Boolean).forEach(countsIn(strykerGlobal.mutantCoverage ?? coverage));
+        fs.readFileSync(path.join(folder, file), 'utf8').split('\n').filter(Boolean).forEach(countsIn(coverage));
       }
       fs.rmSync(folder, { recursive: true, force: true });
     });
