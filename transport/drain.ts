@@ -43,7 +43,7 @@ export function drained(socket: Socket, stallMs: number, onStall?: () => void): 
       settled = true;
       socket.off('drain', onDrain);
       socket.off('close', onClose);
-      if (watch !== null) clearInterval(watch);
+      clearInterval(watch);
       if (error === null) resolve();
       else reject(error);
     };
@@ -72,7 +72,7 @@ export function drained(socket: Socket, stallMs: number, onStall?: () => void): 
               socket.destroy(error);
             });
           }, Math.min(1000, Math.max(10, stallMs / 4)))
-        : null;
+        : undefined;
     watch?.unref();
   });
 }

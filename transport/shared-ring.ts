@@ -26,7 +26,7 @@ export function copyIntoRing(ring: Buffer, at: number, bytes: Uint8Array, from: 
   const position = at & (ring.length - 1);
   const first = Math.min(count, ring.length - position);
   source.copy(ring, position, from, from + first);
-  if (count > first) source.copy(ring, 0, from + first, from + count);
+  source.copy(ring, 0, from + first, from + count); // the part that wrapped, if any
 }
 
 /** Copies `count` bytes out of the ring at counter `at` into a new buffer. */
@@ -35,7 +35,7 @@ export function copyOutOfRing(ring: Buffer, at: number, count: number): Buffer {
   const position = at & (ring.length - 1);
   const first = Math.min(count, ring.length - position);
   ring.copy(out, 0, position, position + first);
-  if (count > first) ring.copy(out, first, 0, count - first);
+  ring.copy(out, first, 0, count - first); // the part that wrapped, if any
   return out;
 }
 

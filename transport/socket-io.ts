@@ -53,7 +53,9 @@ export class SocketSessionIO implements AsyncSessionIO {
     if (held.ended) this.ended = 'eof';
     socket.on('data', (chunk: Buffer) => {
       const waiter = this.waiter;
-      if (waiter !== null && this.queue.length === 0) {
+      // A read waits only when nothing is queued (take() found nothing), and every chunk queued meanwhile wakes
+      // it: so a waiting read's bytes are exactly this chunk, handed over without a trip through the queue.
+      if (waiter !== null) {
         this.waiter = null;
         waiter(chunk);
         return;
@@ -124,7 +126,8 @@ export class SocketSessionIO implements AsyncSessionIO {
   private onIdleTimer(): void {
     this.idleTimer = null;
     // Not waiting: the client is waiting for us, not idle (a long append, a busy disk). The next wait arms the timer.
-    if (this.waiter === null || this.ended !== null) return;
+    // (An ended session has no timer: finish() cleared it.)
+    if (this.waiter === null) return;
     const waited = performance.now() - this.waitStartedAt;
     if (waited < this.idleTimeoutMs) {
       this.armIdleTimer(this.idleTimeoutMs - waited); // a wait that began after the timer was set
@@ -149,7 +152,8 @@ export class SocketSessionIO implements AsyncSessionIO {
     const chunk = this.queue.shift();
     if (chunk !== undefined) {
       this.queuedBytes -= chunk.length;
-      if (this.queuedBytes <= QUEUE_HIGH_WATER_BYTES && this.socket.isPaused() && this.ended === null) this.socket.resume();
+      // A no-op on a socket that flows or has ended.
+      if (this.queuedBytes <= QUEUE_HIGH_WATER_BYTES) this.socket.resume();
       return chunk;
     }
     if (this.idleTimedOut) {

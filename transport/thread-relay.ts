@@ -164,7 +164,7 @@ export class SocketRelay {
   private started = false;
   private stopped = false;
   private awaitingDrain = false;
-  private idleCheck: NodeJS.Timeout | null = null;
+  private idleCheck: NodeJS.Timeout | undefined;
   private relayedAll: () => void = () => {};
   /** Resolves once the worker is done and all it wrote is in the socket. */
   readonly finished = new Promise<void>((resolve) => {
@@ -192,10 +192,9 @@ export class SocketRelay {
 
   /** Stops relaying (the worker's task is over, whatever its outcome). */
   close(): void {
-    if (this.stopped) return;
     this.stopped = true;
-    if (this.idleCheck !== null) clearTimeout(this.idleCheck);
-    this.relayedAll();
+    clearTimeout(this.idleCheck);
+    this.relayedAll(); // a second close (the worker's DONE, then the task's end) changes nothing
     // Releases our own pending waitAsync, which would otherwise wait on this buffer for ever.
     ring(this.header, Slot.MAIN_BELL);
   }
@@ -271,7 +270,7 @@ export class SocketRelay {
   private relay(chunk: Uint8Array): void {
     if (this.overflow.length > 0) this.overflow.push(chunk);
     else {
-      const taken = this.fillInput(chunk, 0);
+      const taken = this.fillInput(chunk);
       if (taken < chunk.length) {
         this.overflow.push(chunk.subarray(taken));
         this.socket.pause();
@@ -282,36 +281,34 @@ export class SocketRelay {
     ringWorker(this.header);
   }
 
-  /** Copies as much of `bytes` from `from` as the input ring has room for; returns how much. */
-  private fillInput(bytes: Uint8Array, from: number): number {
+  /** Copies as much of `bytes` as the input ring has room for; returns how much. */
+  private fillInput(bytes: Uint8Array): number {
     const room = RING_BYTES.input - ((this.inWritten - Atomics.load(this.header, Slot.IN_READ)) | 0);
-    const count = Math.min(room, bytes.length - from);
-    if (count <= 0) return 0;
-    copyIntoRing(this.inputRing, this.inWritten, bytes, from, count);
+    const count = Math.min(room, bytes.length); // 0 when the ring is full: nothing moves
+    copyIntoRing(this.inputRing, this.inWritten, bytes, 0, count);
     this.inWritten = (this.inWritten + count) | 0;
     Atomics.store(this.header, Slot.IN_WRITTEN, this.inWritten);
     return count;
   }
 
   private refillInput(): void {
-    let moved = false;
     while (this.overflow.length > 0) {
       const head = this.overflow[0]!;
-      const taken = this.fillInput(head, 0);
-      if (taken > 0) moved = true;
+      const taken = this.fillInput(head);
       if (taken < head.length) {
         this.overflow[0] = head.subarray(taken);
         break;
       }
       this.overflow.shift();
     }
-    if (moved) ringWorker(this.header);
+    // Wakes the worker only if it sleeps (ringWorker); one woken with nothing new looks and sleeps again.
+    ringWorker(this.header);
     if (this.overflow.length === 0) {
       Atomics.and(this.header, Slot.FLAGS, ~Flag.INPUT_PAUSED);
       if (this.endAfterOverflow) {
         this.endAfterOverflow = false;
         this.raise(Flag.EOF);
-      } else if (!this.socket.destroyed) this.socket.resume();
+      } else this.socket.resume(); // a no-op on a socket already gone
     }
   }
 
@@ -332,7 +329,7 @@ export class SocketRelay {
    * looks at it once per idle time, and ends a wait that has lasted that long.
    */
   private readonly checkIdle = (): void => {
-    this.idleCheck = null;
+    this.idleCheck = undefined;
     const idleMs = this.times[Time.IDLE_TIMEOUT_MS]!;
     let next = idleMs;
     const wait = Atomics.load(this.header, Slot.INPUT_WAIT);
