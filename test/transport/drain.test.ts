@@ -149,6 +149,7 @@ t.test('without a stall time the wait ends only when the client catches up or le
   client.resetAndDestroy();
   const outcome = await outcomeWithin(wait, 5000);
   t.equal(outcome instanceof ConnectionError ? outcome.code : outcome, ErrorCodes.CONNECTION_CLOSED, 'a client that leaves ends it');
+  t.equal(outcome instanceof ConnectionError ? outcome.message : outcome, 'the client is gone', 'and the error says so');
 });
 
 t.test('a wait that is over leaves nothing behind: no listener piles up, no watch keeps running, no timer cuts the connection later', async (t) => {

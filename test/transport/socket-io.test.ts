@@ -21,6 +21,8 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 /** What the session lets pile up before it pauses the socket (socket-io.ts). */
 const QUEUE_HIGH_WATER_BYTES = 512 * KiB;
+/** Unsent replies past this many bytes go to the socket without a flush (socket-io.ts). */
+const WRITE_BATCH_BYTES = 64 * KiB;
 
 interface Served {
   readonly client: net.Socket;
@@ -116,6 +118,32 @@ t.test('what a client sent while it waited for its turn comes first; a client th
   t.same(await readToSignal(gone.io), { bytes: Buffer.from('PING\r\n'), signal: 'eof' }, 'the held end follows the held bytes');
 });
 
+t.test('a busy session reads up to the queue bound, and pauses the socket only past it', async (t) => {
+  const { client, served, io } = await session(t, 0, { chunks: [randomBytes(QUEUE_HIGH_WATER_BYTES - 1)], ended: false });
+  t.notOk(served.isPaused(), 'held bytes under the bound: the socket is read');
+  client.write('a');
+  await eventually(() => served.bytesRead === 1, 'the next byte is read');
+  t.notOk(served.isPaused(), 'exactly the bound queued: the socket is still read');
+  client.write('b');
+  await eventually(() => served.bytesRead === 2, 'and the one after it');
+  t.ok(served.isPaused(), 'one byte past the bound: the socket is paused');
+  client.end();
+  const { bytes, signal } = await readToSignal(io);
+  t.equal(bytes.length, QUEUE_HIGH_WATER_BYTES + 1, 'every byte reaches the session');
+  t.equal(signal, 'eof');
+
+  const atTheBound = await session(t, 0, { chunks: [randomBytes(QUEUE_HIGH_WATER_BYTES)], ended: false });
+  t.notOk(atTheBound.served.isPaused(), 'held bytes exactly at the bound: the socket is read');
+
+  // Taking bytes resumes reading only once what is left is within the bound.
+  const past = await session(t, 0, { chunks: [randomBytes(1), randomBytes(1), randomBytes(QUEUE_HIGH_WATER_BYTES)], ended: false });
+  t.ok(past.served.isPaused(), 'held bytes past the bound: the socket is not read');
+  t.equal(((await next(past.io)) as Uint8Array).length, 1);
+  t.ok(past.served.isPaused(), 'still past the bound after a take: still not read');
+  t.equal(((await next(past.io)) as Uint8Array).length, 1);
+  t.notOk(past.served.isPaused(), 'down to the bound: read again');
+});
+
 t.test('held input past the queue bound counts towards it: the socket stays paused until the session has taken enough', async (t) => {
   const heldBytes = QUEUE_HIGH_WATER_BYTES + 2 * SOCKET_READ_BYTES;
   const chunks = Array.from({ length: heldBytes / SOCKET_READ_BYTES }, () => randomBytes(SOCKET_READ_BYTES));
@@ -178,10 +206,14 @@ t.test('a client that ends after the server aborted its session does not undo th
 
 t.test('a waiting read ends with idle-timeout after the idle time without a byte, not before', async (t) => {
   const idleMs = 400;
-  const { io } = await session(t, idleMs);
+  const { client, io } = await session(t, idleMs);
   const started = performance.now();
   t.equal(await next(io), 'idle-timeout');
   t.ok(performance.now() - started >= idleMs - 50, 'not before the idle time');
+  // The verdict is for that wait only: a session that reads on gets the client's next bytes.
+  const input = next(io);
+  client.write('PING\r\n');
+  t.same(await input, Buffer.from('PING\r\n'), 'the next wait is a new one');
 });
 
 t.test('a client that keeps sending is never idle', async (t) => {
@@ -308,11 +340,35 @@ t.test('replies queue until flush and leave in order, together; a large one leav
   await eventually(() => Buffer.concat(received).length === 14, 'the flushed replies arrive');
   t.equal(Buffer.concat(received).toString(), '200 a\r\n200 b\r\n');
 
-  const large = randomBytes(96 * KiB);
+  // Replies that reach the batch size (a GET's 64 KiB chunk) are handed over at once, without a flush.
+  const large = randomBytes(WRITE_BATCH_BYTES);
   const wait = io.write(large);
+  t.equal(served.bytesWritten, 14 + large.length, 'a GET-sized write is handed to the socket without a flush');
   if (wait !== undefined) await wait;
-  await eventually(() => Buffer.concat(received).length === 14 + large.length, 'a GET-sized write is sent without a flush');
+  await eventually(() => Buffer.concat(received).length === 14 + large.length, 'and arrives');
   t.ok(Buffer.concat(received).subarray(14).equals(large));
+});
+
+t.test('a session that reads request after request arms one idle timer, not one per read', async (t) => {
+  const idleMs = 5000;
+  const { client, io } = await session(t, idleMs);
+  let armed = 0;
+  const realSetTimeout = globalThis.setTimeout;
+  globalThis.setTimeout = ((callback: () => void, ms?: number) => {
+    if (ms === idleMs) armed++;
+    return realSetTimeout(callback, ms);
+  }) as unknown as typeof setTimeout;
+  t.teardown(() => {
+    globalThis.setTimeout = realSetTimeout;
+  });
+  for (let request = 0; request < 20; request++) {
+    const input = next(io); // waits: nothing is queued
+    client.write('PING\r\n');
+    t.same(await input, Buffer.from('PING\r\n'));
+  }
+  globalThis.setTimeout = realSetTimeout;
+  // One timer looks at the wait once per idle time (socket-io.ts): re-arming it for every read would cost more than the read.
+  t.equal(armed, 1, 'one idle timer for twenty waits');
 });
 
 t.test('a client that stays connected but stops reading is cut off after the stall time; the server holds a bounded amount meanwhile', async (t) => {

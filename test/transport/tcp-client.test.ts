@@ -3,6 +3,7 @@
  * client reads and writes through, and the messages it gives when there is no
  * connection (the CLIs print them as they are, so they must say what to do).
  */
+import dns from 'node:dns';
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import t from 'tap';
@@ -10,7 +11,7 @@ import { ConnectionError, ErrorCodes } from '../../protocol/index.js';
 import { connectTcp } from '../../transport/tcp-client.js';
 import { closedPort } from '../clients/run-cli.js';
 import { spinFor } from '../helpers/socket-pair.js';
-import { delay } from '../helpers/wire-fixture.js';
+import { delay, eventually } from '../helpers/wire-fixture.js';
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -69,6 +70,22 @@ t.test('bytes go both ways; the end of the connection reads as null', async (t) 
   t.ok(channel.socket.destroyed, 'close() lets go of the socket');
 });
 
+t.test("the server ending its side leaves ours open: what the client sends after that still arrives", async (t) => {
+  const received: Buffer[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    socket.end('221 bye\r\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const channel = await connectTcp({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port });
+  t.teardown(() => channel.close());
+  t.equal(await readText(() => channel.read(), '\r\n'), '221 bye\r\n');
+  t.equal(await channel.read(), null, "the server's end");
+  await channel.write(Buffer.from('QUIT\r\n'));
+  await eventually(() => Buffer.concat(received).toString() === 'QUIT\r\n', 'the server gets what the client sent after its end');
+});
+
 t.test('the connect timeout bounds only the handshake: a connection older than it keeps working', async (t) => {
   const port = await echoServer(t);
   const channel = await connectTcp({ host: '127.0.0.1', port, connectTimeoutMs: 150 });
@@ -97,12 +114,31 @@ t.test('no server there: the message names the address and the command that star
   t.equal(error.code, ErrorCodes.CONNECTION_REFUSED);
   t.match(error.message, `could not connect to 127.0.0.1:${port}: connection refused`);
   t.match(error.message, new RegExp(`socklab server async --port ${port}"`), 'and how to start a server on that port');
+  t.equal((error.cause as NodeJS.ErrnoException).code, 'ECONNREFUSED', "the system's error is kept as the cause");
 });
 
 t.test('a host name that does not resolve: the message names it and the option to check', async (t) => {
   const error = await rejection(connectTcp({ host: 'no-such-host.invalid', port: 8020 }));
   t.equal(error.code, ErrorCodes.CONNECTION_FAILED);
   t.equal(error.message, 'could not connect: no such host "no-such-host.invalid" (check --host)');
+  // ENOTFOUND from a resolver, EAI_AGAIN on a machine without one.
+  t.match((error.cause as NodeJS.ErrnoException).code, /^(ENOTFOUND|EAI_AGAIN)$/, "the system's error is kept as the cause");
+});
+
+t.test('a name server that does not answer (EAI_AGAIN) reads as a host to check too', async (t) => {
+  // A resolver that fails this way cannot be summoned on demand: net.connect looks names up through dns.lookup.
+  const realLookup = dns.lookup;
+  dns.lookup = ((hostname: string, _options: unknown, callback: (error: NodeJS.ErrnoException) => void) => {
+    const error: NodeJS.ErrnoException = Object.assign(new Error(`getaddrinfo EAI_AGAIN ${hostname}`), { code: 'EAI_AGAIN', syscall: 'getaddrinfo' });
+    process.nextTick(callback, error);
+  }) as unknown as typeof dns.lookup;
+  t.teardown(() => {
+    dns.lookup = realLookup;
+  });
+  const error = await rejection(connectTcp({ host: 'flaky-resolver.example', port: 8020 }));
+  t.equal(error.code, ErrorCodes.CONNECTION_FAILED);
+  t.equal(error.message, 'could not connect: no such host "flaky-resolver.example" (check --host)');
+  t.equal((error.cause as NodeJS.ErrnoException).code, 'EAI_AGAIN');
 });
 
 t.test('any other failure says where and what the system said', async (t) => {

@@ -20,7 +20,7 @@ type Script = Partial<Omit<RelayWorkerScript, 'channel'>>;
 
 const MiB = 1024 * 1024;
 /** Int32 slots of the channel's header (thread-relay.ts's Slot). */
-const Slot = { IN_WRITTEN: 0, IN_READ: 1, WORKER_BELL: 4, FLAGS: 6, WORKER_ASLEEP: 7, INPUT_WAIT: 8, IDLE_ENDED: 9 } as const;
+const Slot = { IN_WRITTEN: 0, IN_READ: 1, OUT_WRITTEN: 2, WORKER_BELL: 4, FLAGS: 6, WORKER_ASLEEP: 7, INPUT_WAIT: 8, IDLE_ENDED: 9 } as const;
 
 /** Resolves with `promise`'s value, or with 'hung' if it takes longer than `ms`. */
 function within<Value>(promise: Promise<Value>, ms: number): Promise<Value | 'hung'> {
@@ -75,6 +75,28 @@ async function bridged(t: Tap, script: Script, stallMs = 0): Promise<Bridged> {
   };
   return { client, served, report, endWhenRelayed, relayed: () => relayed, relay, header: new Int32Array(channel, 0, 16) };
 }
+
+t.test("the worker's replies go into the output ring together: at its next wait (flush), or once they reach a GET's 64 KiB chunk", (t) => {
+  // No socket and no second thread: the worker's half on its own, and the ring's write counter.
+  const channel = createRelayChannel();
+  const io = new BlockingRelayIO(channel);
+  const header = new Int32Array(channel, 0, 16);
+  const inRing = () => Atomics.load(header, Slot.OUT_WRITTEN);
+  io.write(Buffer.from('200 a\r\n'));
+  io.write(Buffer.from('200 b\r\n'));
+  t.equal(inRing(), 0, 'small replies wait for the flush');
+  io.flush();
+  t.equal(inRing(), 14, 'the flush puts them in the ring');
+  io.write(Buffer.alloc(64 * 1024 - 1));
+  t.equal(inRing(), 14, 'one byte short of the batch size: still waiting');
+  io.write(Buffer.alloc(1));
+  t.equal(inRing(), 14 + 64 * 1024, 'at the batch size: in the ring without a flush');
+  io.write(Buffer.from('221 bye\r\n'));
+  io.done();
+  t.equal(inRing(), 14 + 64 * 1024 + 9, "a session's end puts its last reply in the ring");
+  t.not(Atomics.load(header, Slot.FLAGS) & Flag.DONE, 0, 'and says it is done');
+  t.end();
+});
 
 t.test('bytes go both ways unchanged and in order; the end of input reaches the worker as eof', async (t) => {
   const { client, report, endWhenRelayed } = await bridged(t, { echo: true });
