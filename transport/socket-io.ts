@@ -31,7 +31,7 @@ export class SocketSessionIO implements AsyncSessionIO {
    * and out, as socket.setTimeout would, which costs more than the rest of a
    * small request's reading and writing here.
    */
-  private idleTimer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | undefined;
   /** When the current wait for input began (performance.now()). */
   private waitStartedAt = 0;
   private waiter: ((input: ClientInput) => void) | null = null;
@@ -79,7 +79,7 @@ export class SocketSessionIO implements AsyncSessionIO {
     this.waits++;
     if (this.idleTimeoutMs > 0) {
       this.waitStartedAt = performance.now();
-      if (this.idleTimer === null) this.armIdleTimer(this.idleTimeoutMs);
+      if (this.idleTimer === undefined) this.armIdleTimer(this.idleTimeoutMs);
     }
     return null;
   }
@@ -124,7 +124,7 @@ export class SocketSessionIO implements AsyncSessionIO {
   }
 
   private onIdleTimer(): void {
-    this.idleTimer = null;
+    this.idleTimer = undefined;
     // Not waiting: the client is waiting for us, not idle (a long append, a busy disk). The next wait arms the timer.
     // (An ended session has no timer: finish() cleared it.)
     if (this.waiter === null) return;
@@ -165,10 +165,8 @@ export class SocketSessionIO implements AsyncSessionIO {
 
   private finish(how: 'eof' | 'abort'): void {
     if (this.ended !== 'abort') this.ended = how;
-    if (this.idleTimer !== null) {
-      clearTimeout(this.idleTimer);
-      this.idleTimer = null;
-    }
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     this.wake();
   }
 
