@@ -121,6 +121,8 @@ t.test('a client that took our bytes while the server\'s thread was busy past th
      parentPort.on('message', () => socket.resume());`,
     { eval: true, workerData: (server.address() as net.AddressInfo).port },
   );
+  // Listened for now: the worker's message can come before the connection is accepted here, and a message with no listener is lost.
+  const readerConnected = new Promise((resolve) => reader.once('message', resolve));
   const served = await accepted;
   served.on('error', () => {});
   server.close();
@@ -128,7 +130,7 @@ t.test('a client that took our bytes while the server\'s thread was busy past th
     served.destroy();
     await reader.terminate();
   });
-  await new Promise((resolve) => reader.once('message', resolve));
+  await readerConnected;
   // More than the kernel takes in one turn of the event loop: the first look after the busy time sees only part of it gone.
   fillBehind(served, 32 * MiB);
   const wait = drained(served, stallMs);
