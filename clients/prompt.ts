@@ -132,7 +132,9 @@ export class Prompter {
     try {
       if (this.terminal) {
         this.rl.setPrompt(question);
-        this.rl.prompt();
+        // Keep the cursor where the typing left it: text typed while queued is still in
+        // readline's line, and Node 24's prompt() would otherwise put the next key before it.
+        this.rl.prompt(true);
       } else if (this.transcript && question !== '') {
         this.output.write(question);
       }

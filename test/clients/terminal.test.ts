@@ -3,7 +3,7 @@
  * runs it: the "> " prompt, readline's line editing, keys typed while queued.
  * - typing while queued behind another client shows what was typed after the
  *   waiting line, which keeps counting (no `... 11.5 styp`), and the line typed
- *   ahead is sent once served;
+ *   ahead is sent once served; keys typed after the prompt shows go after it;
  * - a server SIGKILLed while the prompt waits: the reason on a line of its own
  *   at once, exit 1.
  */
@@ -71,11 +71,28 @@ t.test('typing while queued: the waiting line keeps counting, the text typed sho
   keys(terminal, 'ed ahead\r');
   first.release();
   t.ok(await terminal.see('served after', SEE_MS), 'served once the first client left');
-  t.ok(await terminal.see('> typed ahead\ntyped ahead\n', SEE_MS), 'the line typed ahead was sent, shown after the prompt, and echoed');
+  t.ok(await terminal.see('> typed ahead\ntyped ahead\n', SEE_MS), 'the line typed ahead was sent, shown after the prompt, and echoed', { shown: terminal.text });
   t.notMatch(terminal.text, /\d s(typ|ed ahead)/, 'never the typed text glued to the counter');
   await terminal.type('stop');
   const exit = await terminal.waitEnd(SEE_MS);
   t.equal(exit?.code, 0, 'lowercase stop ended the chat');
+});
+
+t.test('typing started while queued and finished once served: the keys go after the text typed ahead', async (t) => {
+  if (!needsScript(t)) return;
+  const sequential = await server(t, 'sequential');
+  const first = await occupy(sequential.port);
+  const terminal = chatInTerminal(t, sequential.port);
+  await terminal.started();
+  t.ok(await terminal.see('waiting for the server to serve us', SEE_MS));
+  keys(terminal, 'typ');
+  t.ok(await terminal.see('; typed ahead: typ', SEE_MS));
+  first.release();
+  t.ok(await terminal.see('socklab/1 sequential ready\n> typ', SEE_MS), 'the prompt shows the text typed ahead');
+  keys(terminal, 'ed ahead\r');
+  t.ok(await terminal.see('typed ahead\n', SEE_MS), 'the line as typed was sent and echoed', { shown: terminal.text });
+  await terminal.type('stop');
+  t.equal((await terminal.waitEnd(SEE_MS))?.code, 0);
 });
 
 /** True once the waiting line was drawn again (with a later count) after `from`. */
