@@ -129,6 +129,40 @@ t.test('PromiseChainNameLock serialises one name, not different names', async (t
   t.equal((lock as unknown as { tails: Map<string, unknown> }).tails.size, 0, 'drained chains are forgotten');
 });
 
+t.test('PromiseChainNameLock: a caller that comes while the second holder runs waits for it, though the first has left', async (t) => {
+  const lock = new PromiseChainNameLock();
+  const running = new Set<string>();
+  const overlaps: string[] = [];
+  const gates = new Map<string, () => void>();
+  const started = new Map<string, Promise<void>>();
+  const job = (id: string): Promise<void> => {
+    let markStarted!: () => void;
+    started.set(id, new Promise((resolve) => (markStarted = resolve)));
+    return lock.withLock('x', async () => {
+      if (running.size > 0) overlaps.push(`${id} ran beside ${[...running].join(', ')}`);
+      running.add(id);
+      markStarted();
+      await new Promise<void>((resolve) => gates.set(id, resolve));
+      running.delete(id);
+    });
+  };
+  const first = job('first');
+  const second = job('second');
+  await started.get('first');
+  gates.get('first')!();
+  await first;
+  await started.get('second');
+  const third = job('third');
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.same([...running], ['second'], 'the third waits');
+  gates.get('second')!();
+  await second;
+  await started.get('third');
+  gates.get('third')!();
+  await third;
+  t.same(overlaps, [], 'never two holders at once');
+});
+
 t.test('SharedNameLock', async (t) => {
   const lock = new SharedNameLock(undefined, 8);
   t.equal(lock.slotCount, 8);

@@ -31,7 +31,7 @@ interface Call {
 }
 
 /** The system calls the steps below make, named as node:fs names them. */
-type SystemCall = 'mkdir' | 'readdir' | 'lstat' | 'open' | 'read' | 'write' | 'fsync' | 'rename';
+type SystemCall = 'mkdir' | 'readdir' | 'lstat' | 'open' | 'read' | 'write' | 'fsync' | 'link' | 'rename';
 
 interface Flavour {
   readonly name: string;
@@ -141,6 +141,8 @@ const steps: readonly Step[] = [
   { step: 'creating a temporary file', call: 'open', matches: ofTemporaryFile, ...uploadOfNew },
   { step: 'writing the upload', call: 'write', matches: anyCall, ...uploadOfNew },
   { step: 'committing the upload', call: 'fsync', matches: anyCall, ...uploadOfNew },
+  // Only a file system without hard links falls back to a rename; a failing disk is a failure.
+  { step: 'committing the upload', call: 'link', matches: anyCall, ...uploadOfNew },
 ];
 
 for (const flavour of flavours) {
@@ -168,6 +170,7 @@ for (const flavour of flavours) {
     // the new bytes at the file's end, fsync'd. A failure up to there must undo it all.
     const appendFailures: readonly { readonly what: string; readonly call: SystemCall; readonly matches: () => boolean }[] = [
       { what: "the intent record's fsync", call: 'fsync', matches: anyCall },
+      { what: "the intent record's link into place", call: 'link', matches: anyCall },
       { what: "the intent record's rename", call: 'rename', matches: anyCall },
       { what: "the root's fsync after it", call: 'fsync', matches: after(1) },
       { what: "the appended bytes' fsync", call: 'fsync', matches: after(2) },

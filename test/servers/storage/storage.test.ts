@@ -152,6 +152,18 @@ for (const flavour of flavours) {
       await storage.closeRead(handle);
     });
 
+    t.test('a file cut partway into the next chunk: the bytes still there, none made up, then the error', async (t) => {
+      const { root, storage } = await setup(t);
+      const file = path.join(root, 'shrinking');
+      fs.writeFileSync(file, 'hello world');
+      const handle = await storage.openRead('shrinking');
+      t.equal(Buffer.from((await storage.readChunk(handle, 5)) ?? []).toString(), 'hello');
+      fs.truncateSync(file, 8);
+      t.equal(Buffer.from((await storage.readChunk(handle, 5)) ?? []).toString(), ' wo', 'the three bytes left, not five with zeros after them');
+      await t.rejects(storage.readChunk(handle, 5), { code: ErrorCodes.STORAGE_FAILED });
+      await storage.closeRead(handle);
+    });
+
     t.test('symbolic links are never followed', async (t) => {
       const { root, outside, storage } = await setup(t);
       const secretPath = path.join(outside, 'secret');
