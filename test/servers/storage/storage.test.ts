@@ -369,6 +369,8 @@ for (const flavour of flavours) {
       fs.writeFileSync(junk, '{"socklabAppendIntent":1,"own'); // never a whole record: nobody's, once old enough not to be one being written
       const longAgo = (Date.now() - 2 * RECORD_WRITE_MS) / 1000;
       fs.utimesSync(junk, longAgo, longAgo);
+      // Uploads whose clients paused longer than that: still their servers', not records to recover.
+      for (const name of [ofLive, ofSelf]) fs.utimesSync(path.join(dir, name), longAgo, longAgo);
 
       await flavour.open(dir);
       t.same(tempFilesIn(dir).sort(), [ofLive, ofSelf, intentFileName('held')].sort(), 'only what live processes own is left');
