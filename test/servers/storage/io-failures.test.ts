@@ -65,7 +65,7 @@ const flavours: readonly Flavour[] = [
  * `code` (a throw from a blocking function, a rejection from a promise one);
  * every other call goes through. Returns how many calls failed so far.
  */
-function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, code: 'EIO' | 'EINVAL' = 'EIO'): () => number {
+function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, code: 'EIO' | 'EINVAL' | 'EISDIR' = 'EIO'): () => number {
   const target = call.on as Record<string, unknown>;
   const original = target[call.method] as (...args: unknown[]) => unknown;
   let failed = 0;
@@ -192,15 +192,17 @@ for (const flavour of flavours) {
       });
     }
 
-    t.test('a root whose directory cannot be fsync\'d (EINVAL, as on some file systems) still takes uploads', async (t) => {
-      const root = path.join(freshDir(t), 'root');
-      const storage = await flavour.open(root);
-      // The upload's own file first, then the root's directory, which makes its new name durable.
-      const failures = failOnce(t, flavour.where('fsync'), after(1), 'EINVAL');
-      uploadOfNew.worked(t, await uploadOfNew.request(storage), root);
-      t.equal(failures(), 1, "the root's fsync failed, and the commit went on");
-      t.same(tempFilesIn(root), [], 'no temporary file is left');
-    });
+    for (const code of ['EINVAL', 'EISDIR'] as const) {
+      t.test(`a root whose directory cannot be fsync'd (${code}, as on some file systems) still takes uploads`, async (t) => {
+        const root = path.join(freshDir(t), 'root');
+        const storage = await flavour.open(root);
+        // The upload's own file first, then the root's directory, which makes its new name durable.
+        const failures = failOnce(t, flavour.where('fsync'), after(1), code);
+        uploadOfNew.worked(t, await uploadOfNew.request(storage), root);
+        t.equal(failures(), 1, "the root's fsync failed, and the commit went on");
+        t.same(tempFilesIn(root), [], 'no temporary file is left');
+      });
+    }
 
     t.test('creating the storage root: the error names it; the root is created at the next start', async (t) => {
       const root = path.join(freshDir(t), 'root');
