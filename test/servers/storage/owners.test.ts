@@ -17,6 +17,8 @@ t.test('the fields of /proc/<pid>/stat, whatever the command name holds', async 
   t.same(parseProcStat(`42 (a) b (c) Z ${rest} 77 0`), { state: 'Z', start: '77' }, 'a name with spaces and parentheses');
   t.equal(parseProcStat(`42 (node) S ${rest}`), null, 'cut short before the start time');
   t.equal(parseProcStat(`42 (node) S ${rest} soon 0`), null, 'a start time that is not a number');
+  t.equal(parseProcStat(`42 (node) S ${rest} 12ab 0`), null, 'nor one that only starts with digits');
+  t.equal(parseProcStat(`42 (node) S ${rest} ab12 0`), null, 'nor one that only ends with them');
 });
 
 t.test('owners that name no running process', async (t) => {
