@@ -235,6 +235,7 @@ for (const flavour of flavours) {
       const { root, storage } = await setup(t);
       fs.writeFileSync(path.join(root, 'kept'), 'original');
       await t.rejects(upload(storage, 'kept', bytesOf('intruder'), 'new'), { code: ErrorCodes.EXISTS, message: 'kept exists' });
+      await t.rejects(storage.beginUpload({ name: 'kept', size: 8, mode: 'new', sha256: null }), { code: ErrorCodes.EXISTS }, 'refused at its start, before any data is sent');
       t.equal(fs.readFileSync(path.join(root, 'kept'), 'utf8'), 'original');
       t.same(tempFilesIn(root), []);
     });
