@@ -231,6 +231,37 @@ for (const flavour of flavours) {
       t.same(tempFilesIn(root), [], 'no temporary file is left');
     });
 
+    t.test('a handle used wrongly is a typed error that names the misuse, and changes nothing', async (t) => {
+      const { root, storage } = await setup(t);
+      const { storage: other } = await setup(t);
+      fs.writeFileSync(path.join(root, 'kept'), 'kept');
+      const notMine = { code: ErrorCodes.INVALID_STATE };
+      const invalid = { code: ErrorCodes.INVALID_ARGUMENT };
+
+      const reading = await storage.openRead('kept');
+      await t.rejects(other.readChunk(reading, 4), { ...notMine, message: 'this read handle does not belong to this storage' });
+      await t.rejects(storage.readChunk({ size: 4 }, 4), { ...notMine, message: 'this read handle does not belong to this storage' }, 'nor does a look-alike');
+      for (const maxBytes of [0, -1, 1.5]) {
+        await t.rejects(storage.readChunk(reading, maxBytes), { ...invalid, message: `maxBytes must be a positive integer, not ${maxBytes}` });
+      }
+      t.equal(Buffer.from((await storage.readChunk(reading, 4)) ?? []).toString(), 'kept', 'the read is where it was');
+      await storage.closeRead(reading);
+      await t.rejects(storage.readChunk(reading, 4), { ...notMine, message: 'the read handle is closed' });
+
+      for (const size of [-1, 1.5]) {
+        await t.rejects(storage.beginUpload({ name: 'up', size, mode: 'new', sha256: null }), { ...invalid, message: `an upload size must be a non-negative integer, not ${size}` });
+      }
+      const handle = await storage.beginUpload({ name: 'up', size: 2, mode: 'new', sha256: null });
+      await t.rejects(async () => other.writeUpload(handle, bytesOf('ab')), { ...notMine, message: 'this upload handle does not belong to this storage' });
+      await t.rejects(other.commitUpload(handle), { ...notMine, message: 'this upload handle does not belong to this storage' });
+      await storage.writeUpload(handle, bytesOf('ab'));
+      await storage.commitUpload(handle);
+      await t.rejects(async () => storage.writeUpload(handle, bytesOf('c')), { ...notMine, message: 'cannot write to an upload that is finished' });
+      await t.rejects(storage.commitUpload(handle), { ...notMine, message: 'cannot commit an upload that is finished' });
+      t.equal(fs.readFileSync(path.join(root, 'up'), 'utf8'), 'ab', 'the committed file is as committed');
+      t.same(tempFilesIn(root), []);
+    });
+
     t.test("'new' onto an existing file", async (t) => {
       const { root, storage } = await setup(t);
       fs.writeFileSync(path.join(root, 'kept'), 'original');
