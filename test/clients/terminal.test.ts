@@ -58,8 +58,8 @@ async function occupy(port: number): Promise<{ release: () => void }> {
   return { release: () => socket.end('QUIT\n') };
 }
 
-t.test('typing while queued: the waiting line keeps counting, the text typed shows after it, and is sent once served', async (t) => {
-  if (!needsScript(t)) return;
+/** A chat queued behind another client on a sequential server, with `typ` typed while it waits. */
+async function typingWhileQueued(t: Tap): Promise<{ first: { release: () => void }; terminal: Terminal }> {
   const sequential = await server(t, 'sequential');
   const first = await occupy(sequential.port);
   const terminal = chatInTerminal(t, sequential.port);
@@ -67,6 +67,12 @@ t.test('typing while queued: the waiting line keeps counting, the text typed sho
   t.ok(await terminal.see('waiting for the server to serve us (it is busy with other clients)... ', SEE_MS), 'it waits, and says so truthfully');
   keys(terminal, 'typ');
   t.ok(await terminal.see('; typed ahead: typ', SEE_MS), 'what is typed shows after the waiting line');
+  return { first, terminal };
+}
+
+t.test('typing while queued: the waiting line keeps counting, the text typed shows after it, and is sent once served', async (t) => {
+  if (!needsScript(t)) return;
+  const { first, terminal } = await typingWhileQueued(t);
   t.ok(await waitForRedraw(terminal, terminal.text.length), 'the counter goes on, redrawn with the typed text after it');
   keys(terminal, 'ed ahead\r');
   first.release();
@@ -80,13 +86,7 @@ t.test('typing while queued: the waiting line keeps counting, the text typed sho
 
 t.test('typing started while queued and finished once served: the keys go after the text typed ahead', async (t) => {
   if (!needsScript(t)) return;
-  const sequential = await server(t, 'sequential');
-  const first = await occupy(sequential.port);
-  const terminal = chatInTerminal(t, sequential.port);
-  await terminal.started();
-  t.ok(await terminal.see('waiting for the server to serve us', SEE_MS));
-  keys(terminal, 'typ');
-  t.ok(await terminal.see('; typed ahead: typ', SEE_MS));
+  const { first, terminal } = await typingWhileQueued(t);
   first.release();
   t.ok(await terminal.see('socklab/1 sequential ready\n> typ', SEE_MS), 'the prompt shows the text typed ahead');
   keys(terminal, 'ed ahead\r');

@@ -21,6 +21,8 @@ import { block, bytesOf, flavours, freshDir, inTwoServerThreads, setUpRoot, sha2
 // ---------------------------------------------------------------------------
 // Fixtures (the rest are in flavours.ts)
 
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+
 /** Splits `content` into `blockLength` pieces and checks each is one uniform block; returns their values in order. */
 function uniformBlockValues(t: { fail(message: string): unknown }, content: Buffer, blockLength: number): number[] {
   const values: number[] = [];
@@ -141,24 +143,25 @@ for (const flavour of flavours) {
       await storage.closeRead(handle); // closing twice is harmless
     });
 
-    t.test('a file cut shorter while it is read ends the read with an error, not with empty chunks forever', async (t) => {
+    /** `hello world` read 5 bytes in, then cut to `length` bytes behind the server's back (`: > shrinking` for 0). */
+    const readThenCut = async (t: Tap, length: number) => {
       const { root, storage } = await setup(t);
       const file = path.join(root, 'shrinking');
       fs.writeFileSync(file, 'hello world');
       const handle = await storage.openRead('shrinking');
       t.equal(Buffer.from((await storage.readChunk(handle, 5)) ?? []).toString(), 'hello');
-      fs.truncateSync(file, 0); // someone ran `: > shrinking` in the root
+      fs.truncateSync(file, length);
+      return { storage, handle };
+    };
+
+    t.test('a file cut shorter while it is read ends the read with an error, not with empty chunks forever', async (t) => {
+      const { storage, handle } = await readThenCut(t, 0);
       await t.rejects(storage.readChunk(handle, 5), { code: ErrorCodes.STORAGE_FAILED, message: 'the file shrank while being read' });
       await storage.closeRead(handle);
     });
 
     t.test('a file cut partway into the next chunk: the bytes still there, none made up, then the error', async (t) => {
-      const { root, storage } = await setup(t);
-      const file = path.join(root, 'shrinking');
-      fs.writeFileSync(file, 'hello world');
-      const handle = await storage.openRead('shrinking');
-      t.equal(Buffer.from((await storage.readChunk(handle, 5)) ?? []).toString(), 'hello');
-      fs.truncateSync(file, 8);
+      const { storage, handle } = await readThenCut(t, 8);
       t.equal(Buffer.from((await storage.readChunk(handle, 5)) ?? []).toString(), ' wo', 'the three bytes left, not five with zeros after them');
       await t.rejects(storage.readChunk(handle, 5), { code: ErrorCodes.STORAGE_FAILED });
       await storage.closeRead(handle);
