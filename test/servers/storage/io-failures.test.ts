@@ -65,7 +65,7 @@ const flavours: readonly Flavour[] = [
  * `code` (a throw from a blocking function, a rejection from a promise one);
  * every other call goes through. Returns how many calls failed so far.
  */
-function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, code: 'EIO' | 'EINVAL' | 'EISDIR' = 'EIO'): () => number {
+function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, code: 'EIO' | 'EINVAL' | 'EISDIR' | 'ELOOP' = 'EIO'): () => number {
   const target = call.on as Record<string, unknown>;
   const original = target[call.method] as (...args: unknown[]) => unknown;
   let failed = 0;
@@ -191,6 +191,56 @@ for (const flavour of flavours) {
         t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(both), 'the append is whole');
       });
     }
+
+    // The commit checks that the name is still a regular file, then opens it for the append without following
+    // links. Replaced by a link in between, the open fails with ELOOP: the reply for a name that is not a regular
+    // file, as at the check. Any other failure of that open is the disk's.
+    const appendOpenFailures = [
+      { code: 'ELOOP', error: { code: ErrorCodes.EXISTS, message: 'stored.txt exists and is not a regular file' } },
+      { code: 'EIO', error: { code: ErrorCodes.STORAGE_FAILED, message: 'committing the upload failed (EIO)' } },
+    ] as const;
+    for (const { code, error } of appendOpenFailures) {
+      t.test(`an append whose file cannot be opened at the commit (${code}): ${error.code}, the file as it was, nothing left`, async (t) => {
+        const root = path.join(freshDir(t), 'root');
+        const storage = await flavour.open(root);
+        fs.writeFileSync(path.join(root, 'stored.txt'), STORED);
+        const descriptors = openDescriptors();
+        const failures = failOnce(t, flavour.where('open'), onPath('stored.txt'), code);
+        await t.rejects(upload(storage, 'stored.txt', bytesOf('appended\n'), 'append'), error);
+        t.equal(failures(), 1, 'the injected failure is the one the append met');
+        t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(STORED), 'the file is as it was');
+        t.same(fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX) || name.startsWith(INTENT_PREFIX)), [], 'no record or temporary file is left');
+        t.equal(openDescriptors(), descriptors, 'no descriptor is left open');
+        t.same(await upload(storage, 'stored.txt', bytesOf('appended\n'), 'append'), { size: STORED.length + 9, sha256: sha256(bytesOf('appended\n')) }, 'the next append lands');
+      });
+    }
+
+    t.test('a write that fails while the upload goes on is reported by a later write, not first at the commit', async (t) => {
+      const root = path.join(freshDir(t), 'root');
+      const storage = await flavour.open(root);
+      const descriptors = openDescriptors();
+      const piece = Buffer.alloc(64 * 1024, 7);
+      const pieces = 64; // 4 MiB: several of the async flavour's write-behind batches
+      const handle = await storage.beginUpload({ name: 'big.bin', size: piece.length * pieces, mode: 'new', sha256: null });
+      const failures = failOnce(t, flavour.where('write'), anyCall);
+      let refusedAt: number | null = null;
+      for (let at = 0; at < pieces && refusedAt === null; at++) {
+        try {
+          await storage.writeUpload(handle, piece);
+          // Time for a write-behind batch to fail, as the next socket chunk of a real upload would give.
+          await new Promise((resolve) => setImmediate(resolve));
+        } catch (error) {
+          t.match(error, { code: ErrorCodes.STORAGE_FAILED, message: 'writing the upload failed (EIO)' }, 'the error names the step');
+          refusedAt = at;
+        }
+      }
+      t.equal(failures(), 1, 'the injected failure is the one the upload met');
+      t.not(refusedAt, null, 'a write before the last one was refused');
+      t.same(tempFilesIn(root), [], 'no temporary file is left');
+      t.equal(openDescriptors(), descriptors, 'no descriptor is left open');
+      await storage.abortUpload(handle); // what a server does next, in its cleanup: harmless now
+      uploadOfNew.worked(t, await uploadOfNew.request(storage), root);
+    });
 
     for (const code of ['EINVAL', 'EISDIR'] as const) {
       t.test(`a root whose directory cannot be fsync'd (${code}, as on some file systems) still takes uploads`, async (t) => {
