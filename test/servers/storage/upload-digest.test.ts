@@ -261,3 +261,79 @@ t.test('abandoned right after it began, again and again: finish rejects, and the
   t.ok(report.rejectedAll, 'every abandoned finish rejected with STORAGE_FAILED');
   t.equal(report.hex, createHash('sha256').update(bytes).digest('hex'), 'and the next digest is right');
 });
+
+t.test('abandoned once its digest is written but before finish took it: the hasher comes back', async (t) => {
+  // In a worker thread, which has a single hasher. Here the event loop is held while the hasher writes the
+  // digest, so the abandon meets the job done rather than in progress, the one state the hasher thread
+  // itself never leaves: the abandon must hand the hasher back, or nobody ever will.
+  const script = `
+    import { workerData, parentPort } from 'node:worker_threads';
+    const { eventLoopDigest, warmUpHasher, OFF_THREAD_MIN_BYTES } = await import(workerData.module);
+    await warmUpHasher();
+    const bytes = Buffer.from(workerData.bytes);
+    const report = { cycles: 0, rejectedAll: true, lostAt: null, hex: null };
+    for (let cycle = 0; cycle < 5; cycle++) {
+      // The size announced decides the thread; the bytes fit in the ring, so take() needs no drain.
+      const digest = eventLoopDigest(OFF_THREAD_MIN_BYTES);
+      if (!digest.onThread) { report.lostAt = cycle; break; }
+      digest.take(bytes);
+      const finishing = digest.finish();
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200); // the hasher digests 1 MiB in a few ms
+      digest.abandon();
+      try { await finishing; report.rejectedAll = false; } catch (error) { if (error.code !== workerData.storageFailed) report.rejectedAll = false; }
+      report.cycles++;
+    }
+    const last = eventLoopDigest(OFF_THREAD_MIN_BYTES);
+    if (!last.onThread) report.lostAt ??= 'the end';
+    else { last.take(bytes); report.hex = await last.finish(); }
+    parentPort.postMessage(report);
+  `;
+  const bytes = data.subarray(0, MiB);
+  const report = await inWorkerThread<{ cycles: number; rejectedAll: boolean; lostAt: number | string | null; hex: string | null }>(script, bytes, {
+    storageFailed: ErrorCodes.STORAGE_FAILED,
+  });
+  t.equal(report.lostAt, null, 'the hasher came back after every job abandoned once digested');
+  t.equal(report.cycles, 5);
+  t.ok(report.rejectedAll, 'every abandoned finish rejected with STORAGE_FAILED');
+  t.equal(report.hex, createHash('sha256').update(bytes).digest('hex'), 'and the next digest is right');
+});
+
+t.test('a hasher thread that dies mid-upload: the upload fails with an error that says so, at once; the next one is hashed inline', async (t) => {
+  // The thread is ended from outside (as a crash or a resource limit would); a wait for it would otherwise
+  // only end at the stall timeout, 30 s, with the client and its file slot held all along.
+  const script = `
+    import { workerData, parentPort } from 'node:worker_threads';
+    const { eventLoopDigest, blockingDigest, warmUpHasher } = await import(workerData.module);
+    await warmUpHasher();
+    const bytes = Buffer.from(workerData.bytes);
+    const MiB = 1024 * 1024;
+    const digest = eventLoopDigest(bytes.length);
+    const report = { onThread: digest.onThread, error: null, nextOnThread: null, hex: null };
+    await digest.take(bytes.subarray(0, MiB));
+    await digest.hasher.worker.terminate(); // the hasher's Worker: private to upload-digest, reached here on purpose
+    await new Promise((resolve) => setImmediate(resolve));
+    const rest = (async () => {
+      await digest.take(bytes.subarray(MiB)); // more than the ring's room: this waits on the dead thread
+      return digest.finish();
+    })();
+    const noAnswer = new Promise((resolve) => setTimeout(resolve, 5000, 'no answer within 5 s')).then((text) => ({ code: text, message: text }));
+    try {
+      const outcome = await Promise.race([rest, noAnswer]);
+      report.error = typeof outcome === 'string' ? { code: 'none', message: 'a digest: ' + outcome } : outcome;
+    } catch (error) {
+      report.error = { code: error.code, message: error.message };
+    }
+    digest.abandon();
+    const next = blockingDigest(bytes.length);
+    report.nextOnThread = next.onThread;
+    for (let at = 0; at < bytes.length; at += MiB) next.take(bytes.subarray(at, at + MiB));
+    report.hex = next.finish();
+    parentPort.postMessage(report);
+  `;
+  const bytes = data.subarray(0, 9 * MiB);
+  const report = await inWorkerThread<{ onThread: boolean; error: unknown; nextOnThread: boolean; hex: string }>(script, bytes);
+  t.ok(report.onThread, 'the upload was on a hasher thread');
+  t.same(report.error, { code: ErrorCodes.STORAGE_FAILED, message: 'the thread computing the upload checksum stopped' });
+  t.notOk(report.nextOnThread, 'the dead thread is never handed a job again (a worker thread has only one)');
+  t.equal(report.hex, createHash('sha256').update(bytes).digest('hex'), 'and the next digest is right');
+});
