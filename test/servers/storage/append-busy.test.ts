@@ -45,12 +45,21 @@ interface Outcome {
   readonly message?: string;
 }
 
-/** Appends '+new' to `log` with the flavour's storage attached to `root`, in a worker thread with a fast clock. */
-function appendInWorker(flavour: 'SyncStorage' | 'AsyncStorage', root: string): Promise<Outcome> {
+/**
+ * Appends '+new' to `log` with the flavour's storage attached to `root`, in a
+ * worker thread with a fast clock; with `noHardLinks`, on what looks like a
+ * file system without hard links (every link fails with EPERM, as on FAT).
+ */
+function appendInWorker(flavour: 'SyncStorage' | 'AsyncStorage', root: string, noHardLinks: boolean): Promise<Outcome> {
   const script = `
     const { workerData, parentPort } = require('node:worker_threads');
     const realNow = performance.now.bind(performance);
     performance.now = () => realNow() * ${CLOCK_SPEED};
+    if (workerData.noHardLinks) {
+      const noLink = () => Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM', syscall: 'link' });
+      require('node:fs').linkSync = () => { throw noLink(); };
+      require('node:fs/promises').link = async () => { throw noLink(); };
+    }
     (async () => {
       const { [workerData.flavour]: Storage } = await import(workerData.moduleUrl);
       const storage = Storage.attach(workerData.root);
@@ -64,20 +73,24 @@ function appendInWorker(flavour: 'SyncStorage' | 'AsyncStorage', root: string): 
     })();
   `;
   const moduleUrl = new URL(flavour === 'SyncStorage' ? '../../../servers/storage/sync.js' : '../../../servers/storage/async.js', import.meta.url).href;
-  const worker = new Worker(script, { eval: true, workerData: { flavour, root, moduleUrl } });
+  const worker = new Worker(script, { eval: true, workerData: { flavour, root, moduleUrl, noHardLinks } });
   return new Promise<Outcome>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
   }).finally(() => worker.terminate());
 }
 
-t.test("an append waits for another live server's append to the name for 30 s, then fails saying so, changing nothing", async (t) => {
-  for (const flavour of ['SyncStorage', 'AsyncStorage'] as const) {
-    const root = rootWithHeldLog();
-    // As the workers server does: the main thread opens the root (a live server's record stays), the threads attach.
-    SyncStorage.open(root);
-    t.same(await appendInWorker(flavour, root), { code: ErrorCodes.STORAGE_FAILED, message: `another server has been appending to log for ${INTENT_WAIT_MS / 1000} s` }, `${flavour}: the append gives up`);
-    t.equal(fs.readFileSync(path.join(root, 'log'), 'utf8'), 'old', `${flavour}: the file is unchanged`);
-    t.same(tempFilesIn(root), [intentFileName('log')], `${flavour}: only the other server's record is left`);
-  }
-});
+for (const noHardLinks of [false, true]) {
+  // Without hard links the record is created in place (O_EXCL); the other server's record makes that fail with EEXIST.
+  const where = noHardLinks ? ' (no hard links)' : '';
+  t.test(`an append waits for another live server's append to the name for 30 s, then fails saying so, changing nothing${where}`, async (t) => {
+    for (const flavour of ['SyncStorage', 'AsyncStorage'] as const) {
+      const root = rootWithHeldLog();
+      // As the workers server does: the main thread opens the root (a live server's record stays), the threads attach.
+      SyncStorage.open(root);
+      t.same(await appendInWorker(flavour, root, noHardLinks), { code: ErrorCodes.STORAGE_FAILED, message: `another server has been appending to log for ${INTENT_WAIT_MS / 1000} s` }, `${flavour}: the append gives up`);
+      t.equal(fs.readFileSync(path.join(root, 'log'), 'utf8'), 'old', `${flavour}: the file is unchanged`);
+      t.same(tempFilesIn(root), [intentFileName('log')], `${flavour}: only the other server's record is left`);
+    }
+  });
+}

@@ -15,6 +15,7 @@ import { ErrorCodes } from '../../../protocol/errors.js';
 import type { ListEntry } from '../../../protocol/index.js';
 import { AsyncStorage } from '../../../servers/storage/async.js';
 import { SyncStorage } from '../../../servers/storage/sync.js';
+import { intentFileName } from '../../../servers/storage/common.js';
 import { INTENT_PREFIX, TEMP_PREFIX, type AsyncStorageOps } from '../../../servers/storage/types.js';
 import { bytesOf, errnoError, freshDir, promised, sha256, tempFilesIn, upload, type HasTeardown } from './flavours.js';
 
@@ -65,7 +66,7 @@ const flavours: readonly Flavour[] = [
  * `code` (a throw from a blocking function, a rejection from a promise one);
  * every other call goes through. Returns how many calls failed so far.
  */
-function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, code: 'EIO' | 'EINVAL' | 'EISDIR' | 'ELOOP' = 'EIO'): () => number {
+function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, code: 'EIO' | 'EINVAL' | 'EISDIR' | 'ELOOP' | 'EPERM' | 'EEXIST' = 'EIO'): () => number {
   const target = call.on as Record<string, unknown>;
   const original = target[call.method] as (...args: unknown[]) => unknown;
   let failed = 0;
@@ -212,6 +213,36 @@ for (const flavour of flavours) {
         t.same(fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX) || name.startsWith(INTENT_PREFIX)), [], 'no record or temporary file is left');
         t.equal(openDescriptors(), descriptors, 'no descriptor is left open');
         t.same(await upload(storage, 'stored.txt', bytesOf('appended\n'), 'append'), { size: STORED.length + 9, sha256: sha256(bytesOf('appended\n')) }, 'the next append lands');
+      });
+    }
+
+    // Where there are no hard links (link fails with EPERM), the append's record is created in place with
+    // O_EXCL instead. EEXIST there is another server's record, come since: wait for it, then take the name.
+    // Anything else is the disk's failure, not a lock held.
+    const namesRecord = (args: unknown[]) => args.some((arg) => typeof arg === 'string' && path.basename(arg) === intentFileName('stored.txt'));
+    const recordCreateFailures = [
+      { code: 'EEXIST', outcome: 'the append lands' },
+      { code: 'EIO', outcome: 'the append fails and leaves the file as it was' },
+    ] as const;
+    for (const { code, outcome } of recordCreateFailures) {
+      t.test(`no hard links, and the append's record cannot be created (${code}): ${outcome}`, async (t) => {
+        const root = path.join(freshDir(t), 'root');
+        const storage = await flavour.open(root);
+        fs.writeFileSync(path.join(root, 'stored.txt'), STORED);
+        const more = bytesOf('appended\n');
+        const linkFailures = failOnce(t, flavour.where('link'), namesRecord, 'EPERM');
+        const createFailures = failOnce(t, flavour.where('open'), namesRecord, code);
+        const appending = upload(storage, 'stored.txt', more, 'append');
+        if (code === 'EEXIST') {
+          t.same(await appending, { size: STORED.length + more.length, sha256: sha256(more) }, 'the append is committed');
+          t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(Buffer.concat([STORED, more])), 'whole');
+        } else {
+          await t.rejects(appending, { code: ErrorCodes.STORAGE_FAILED, message: 'committing the upload failed (EIO)' });
+          t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(STORED), 'the file is as it was');
+        }
+        t.equal(linkFailures(), 1, 'the record was not linked');
+        t.equal(createFailures(), 1, 'and its creation in place met the injected failure');
+        t.same(fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX) || name.startsWith(INTENT_PREFIX)), [], 'no record or temporary file is left');
       });
     }
 
