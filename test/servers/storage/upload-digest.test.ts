@@ -221,10 +221,18 @@ t.test('an abandon after finish (an upload cleaned up once committed) leaves the
   }
 });
 
-t.test('abandoned right after it began, again and again: finish rejects, and the hasher always comes back', async (t) => {
-  // In a worker thread, which has a single hasher: a hasher left in a wrong state shows as no hasher at all.
-  // Each cycle abandons a job a few microseconds after it began, often before the hasher thread has even
-  // woken to it, or while it is writing the digest: two windows that each once lost the hasher for good.
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+
+/**
+ * Runs `cycles` jobs in a worker thread, which has a single hasher (a hasher
+ * left in a wrong state shows as no hasher at all), each abandoned by
+ * `abandonOne`: JavaScript with `digest` (a job on the hasher) and `bytes` in
+ * scope that returns the job's finish() promise. Then checks that every such
+ * finish rejected, that the hasher came back each time, and that one more
+ * job's digest is right. `size` is the upload size announced (it decides the
+ * thread), by default the bytes' length.
+ */
+async function abandonCycles(t: Tap, { cycles, bytes, size, abandonOne }: { cycles: number; bytes: Uint8Array; size?: number; abandonOne: string }): Promise<void> {
   const script = `
     import { workerData, parentPort } from 'node:worker_threads';
     const { eventLoopDigest, warmUpHasher } = await import(workerData.module);
@@ -233,17 +241,15 @@ t.test('abandoned right after it began, again and again: finish rejects, and the
     const report = { cycles: 0, rejectedAll: true, lostAt: null, hex: null };
     const onThread = async () => {
       for (const deadline = Date.now() + 3000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 5))) {
-        const digest = eventLoopDigest(bytes.length);
+        const digest = eventLoopDigest(workerData.size);
         if (digest.onThread) return digest;
       }
       return null;
     };
-    for (let cycle = 0; cycle < 60; cycle++) {
+    for (let cycle = 0; cycle < workerData.cycles; cycle++) {
       const digest = await onThread();
       if (digest === null) { report.lostAt = cycle; break; }
-      void digest.take(bytes); // more than the ring holds: the rest waits for a drain, and finish waits for that
-      const finishing = digest.finish();
-      digest.abandon();
+      const finishing = (() => { ${abandonOne} })();
       try { await finishing; report.rejectedAll = false; } catch (error) { if (error.code !== workerData.storageFailed) report.rejectedAll = false; }
       report.cycles++;
     }
@@ -252,50 +258,44 @@ t.test('abandoned right after it began, again and again: finish rejects, and the
     else { await last.take(bytes); report.hex = await last.finish(); }
     parentPort.postMessage(report);
   `;
-  const bytes = data.subarray(0, 9 * MiB);
   const report = await inWorkerThread<{ cycles: number; rejectedAll: boolean; lostAt: number | string | null; hex: string | null }>(script, bytes, {
     storageFailed: ErrorCodes.STORAGE_FAILED,
+    size: size ?? bytes.length,
+    cycles,
   });
   t.equal(report.lostAt, null, 'the hasher came back after every abandoned job');
-  t.equal(report.cycles, 60);
+  t.equal(report.cycles, cycles);
   t.ok(report.rejectedAll, 'every abandoned finish rejected with STORAGE_FAILED');
   t.equal(report.hex, createHash('sha256').update(bytes).digest('hex'), 'and the next digest is right');
+}
+
+t.test('abandoned right after it began, again and again: finish rejects, and the hasher always comes back', async (t) => {
+  // Each cycle abandons a job a few microseconds after it began, often before the hasher thread has even
+  // woken to it, or while it is writing the digest: two windows that each once lost the hasher for good.
+  await abandonCycles(t, {
+    cycles: 60,
+    bytes: data.subarray(0, 9 * MiB),
+    // More than the ring holds: the rest waits for a drain, and finish waits for that.
+    abandonOne: 'void digest.take(bytes); const finishing = digest.finish(); digest.abandon(); return finishing;',
+  });
 });
 
 t.test('abandoned once its digest is written but before finish took it: the hasher comes back', async (t) => {
-  // In a worker thread, which has a single hasher. Here the event loop is held while the hasher writes the
-  // digest, so the abandon meets the job done rather than in progress, the one state the hasher thread
-  // itself never leaves: the abandon must hand the hasher back, or nobody ever will.
-  const script = `
-    import { workerData, parentPort } from 'node:worker_threads';
-    const { eventLoopDigest, warmUpHasher, OFF_THREAD_MIN_BYTES } = await import(workerData.module);
-    await warmUpHasher();
-    const bytes = Buffer.from(workerData.bytes);
-    const report = { cycles: 0, rejectedAll: true, lostAt: null, hex: null };
-    for (let cycle = 0; cycle < 5; cycle++) {
-      // The size announced decides the thread; the bytes fit in the ring, so take() needs no drain.
-      const digest = eventLoopDigest(OFF_THREAD_MIN_BYTES);
-      if (!digest.onThread) { report.lostAt = cycle; break; }
+  // The event loop is held while the hasher writes the digest, so the abandon meets the job done rather
+  // than in progress: the one state the hasher thread itself never leaves, so the abandon must hand the
+  // hasher back, or nobody ever will. The bytes fit in the ring (take needs no drain); the size announced
+  // puts the job on the hasher.
+  await abandonCycles(t, {
+    cycles: 5,
+    bytes: data.subarray(0, MiB),
+    size: OFF_THREAD_MIN_BYTES,
+    abandonOne: `
       digest.take(bytes);
       const finishing = digest.finish();
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200); // the hasher digests 1 MiB in a few ms
       digest.abandon();
-      try { await finishing; report.rejectedAll = false; } catch (error) { if (error.code !== workerData.storageFailed) report.rejectedAll = false; }
-      report.cycles++;
-    }
-    const last = eventLoopDigest(OFF_THREAD_MIN_BYTES);
-    if (!last.onThread) report.lostAt ??= 'the end';
-    else { last.take(bytes); report.hex = await last.finish(); }
-    parentPort.postMessage(report);
-  `;
-  const bytes = data.subarray(0, MiB);
-  const report = await inWorkerThread<{ cycles: number; rejectedAll: boolean; lostAt: number | string | null; hex: string | null }>(script, bytes, {
-    storageFailed: ErrorCodes.STORAGE_FAILED,
+      return finishing;`,
   });
-  t.equal(report.lostAt, null, 'the hasher came back after every job abandoned once digested');
-  t.equal(report.cycles, 5);
-  t.ok(report.rejectedAll, 'every abandoned finish rejected with STORAGE_FAILED');
-  t.equal(report.hex, createHash('sha256').update(bytes).digest('hex'), 'and the next digest is right');
 });
 
 t.test('a hasher thread that dies mid-upload: the upload fails with an error that says so, at once; the next one is hashed inline', async (t) => {
