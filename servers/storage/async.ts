@@ -430,7 +430,7 @@ export class AsyncStorage implements AsyncStorageOps {
       throw error;
     }
     try {
-      const { intent, oldSize } = await this.takeIntentAtEnd(file, upload.name);
+      const { intent, recorded, oldSize } = await this.takeIntentAtEnd(file, upload.name);
       try {
         const received = await fsp.open(upload.tempPath, READ_FLAGS);
         let newBytes: number;
@@ -448,7 +448,7 @@ export class AsyncStorage implements AsyncStorageOps {
         await this.dropIntent(intent);
         throw error;
       }
-      await this.dropIntent(intent);
+      await this.acknowledgeAppend(intent, recorded, file, oldSize);
       await removeQuietly(upload.tempPath);
       return oldSize + upload.received;
     } finally {
@@ -460,15 +460,16 @@ export class AsyncStorage implements AsyncStorageOps {
    * Takes the name's intent record, then records in it the size `file` has,
    * read only once the record is ours (see SyncStorage.takeIntentAtEnd, in sync.ts).
    */
-  private async takeIntentAtEnd(file: FileHandle, name: string): Promise<{ readonly intent: string; readonly oldSize: number }> {
+  private async takeIntentAtEnd(file: FileHandle, name: string): Promise<{ readonly intent: string; readonly recorded: AppendIntent; readonly oldSize: number }> {
     const stats = await file.stat({ bigint: true });
     if (!stats.isFile()) throw notRegular(name);
     const taken: AppendIntent = { owner: SELF_OWNER, name, file: fileIdentity(stats), size: null };
     const intent = await this.takeIntent(taken);
     try {
       const oldSize = Number((await file.stat({ bigint: true })).size);
-      await this.recordIntent(intent, { ...taken, size: oldSize });
-      return { intent, oldSize };
+      const recorded = { ...taken, size: oldSize };
+      await this.recordIntent(intent, recorded);
+      return { intent, recorded, oldSize };
     } catch (error) {
       await this.dropIntent(intent);
       throw error;
@@ -543,6 +544,30 @@ export class AsyncStorage implements AsyncStorageOps {
       throw error;
     }
     await closeQuietly(file);
+  }
+
+  /** Removes the append's record, which acknowledges it; undoes the append if that is not durable (see SyncStorage.acknowledgeAppend). */
+  private async acknowledgeAppend(intentPath: string, recorded: AppendIntent, file: FileHandle, oldSize: number): Promise<void> {
+    await fsp.unlink(intentPath);
+    try {
+      await this.syncRoot();
+    } catch (error) {
+      try {
+        const staging = await this.stageIntent(recorded, false);
+        try {
+          if (await this.placeRecord(staging, intentPath, recorded)) {
+            await file.truncate(oldSize);
+            await file.sync();
+            await this.dropIntent(intentPath);
+          }
+        } finally {
+          await removeQuietly(staging);
+        }
+      } catch {
+        // The disk fails the undo too: the record, if taken back, stays, and the next start-up undoes the append.
+      }
+      throw error;
+    }
   }
 
   private async dropIntent(intentPath: string): Promise<void> {

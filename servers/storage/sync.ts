@@ -299,7 +299,7 @@ export class SyncStorage implements StorageOps {
       throw error;
     }
     try {
-      const { intent, oldSize } = this.takeIntentAtEnd(file, upload.name);
+      const { intent, recorded, oldSize } = this.takeIntentAtEnd(file, upload.name);
       try {
         const received = fs.openSync(upload.tempPath, READ_FLAGS);
         let newBytes: number;
@@ -317,7 +317,7 @@ export class SyncStorage implements StorageOps {
         this.dropIntent(intent);
         throw error;
       }
-      this.dropIntent(intent);
+      this.acknowledgeAppend(intent, recorded, file, oldSize);
       removeQuietly(upload.tempPath);
       return oldSize + upload.received;
     } finally {
@@ -332,15 +332,16 @@ export class SyncStorage implements StorageOps {
    * it could predate another server's append that ended meanwhile, and an
    * undo after a crash would cut that acknowledged append off.
    */
-  private takeIntentAtEnd(file: number, name: string): { readonly intent: string; readonly oldSize: number } {
+  private takeIntentAtEnd(file: number, name: string): { readonly intent: string; readonly recorded: AppendIntent; readonly oldSize: number } {
     const stats = fs.fstatSync(file, { bigint: true });
     if (!stats.isFile()) throw notRegular(name);
     const taken: AppendIntent = { owner: SELF_OWNER, name, file: fileIdentity(stats), size: null };
     const intent = this.takeIntent(taken);
     try {
       const oldSize = Number(fs.fstatSync(file, { bigint: true }).size);
-      this.recordIntent(intent, { ...taken, size: oldSize });
-      return { intent, oldSize };
+      const recorded = { ...taken, size: oldSize };
+      this.recordIntent(intent, recorded);
+      return { intent, recorded, oldSize };
     } catch (error) {
       this.dropIntent(intent);
       throw error;
@@ -426,6 +427,37 @@ export class SyncStorage implements StorageOps {
       throw error;
     }
     closeQuietly(fd);
+  }
+
+  /**
+   * Removes the append's record, which acknowledges the append once the root
+   * is fsync'd. If that fsync fails, a crash could bring the record back and
+   * a start-up would cut the append off: it is not durable, and the 451 that
+   * follows must leave the file as it was. So the record is taken back and
+   * the append undone under it, unless another server's append has taken the
+   * name in between (the file is then theirs to change, and stays as it is).
+   */
+  private acknowledgeAppend(intentPath: string, recorded: AppendIntent, file: number, oldSize: number): void {
+    fs.unlinkSync(intentPath);
+    try {
+      this.syncRoot();
+    } catch (error) {
+      try {
+        const staging = this.stageIntent(recorded, false);
+        try {
+          if (this.placeRecord(staging, intentPath, recorded)) {
+            fs.ftruncateSync(file, oldSize);
+            fs.fsyncSync(file);
+            this.dropIntent(intentPath);
+          }
+        } finally {
+          removeQuietly(staging);
+        }
+      } catch {
+        // The disk fails the undo too: the record, if taken back, stays, and the next start-up undoes the append.
+      }
+      throw error;
+    }
   }
 
   private dropIntent(intentPath: string): void {

@@ -175,6 +175,9 @@ for (const flavour of flavours) {
       { what: "the intent record's rename", call: 'rename', matches: anyCall },
       { what: "the root's fsync after it", call: 'fsync', matches: after(1) },
       { what: "the appended bytes' fsync", call: 'fsync', matches: after(2) },
+      // The record's removal acknowledges the append: not durable, a crash could bring the record back and cut the
+      // append off, so the append is not acknowledged, and its 451 must mean the file is as it was.
+      { what: "the root's fsync once the record is removed", call: 'fsync', matches: after(3) },
     ];
     for (const { what, call, matches } of appendFailures) {
       t.test(`an append that fails at ${what} leaves the file as it was, and the append then works`, async (t) => {
@@ -271,6 +274,21 @@ for (const flavour of flavours) {
       t.equal(openDescriptors(), descriptors, 'no descriptor is left open');
       await storage.abortUpload(handle); // what a server does next, in its cleanup: harmless now
       uploadOfNew.worked(t, await uploadOfNew.request(storage), root);
+    });
+
+    t.test("an append whose record's removal is not durable, and whose name another append took meanwhile: 451, and the file is not cut", async (t) => {
+      // The undo needs the record back first: without it, cutting the file could cut off the other server's append.
+      const root = path.join(freshDir(t), 'root');
+      const storage = await flavour.open(root);
+      fs.writeFileSync(path.join(root, 'stored.txt'), STORED);
+      const more = bytesOf('appended\n');
+      const rootSyncFailures = failOnce(t, flavour.where('fsync'), after(3));
+      const retakeFailures = failOnce(t, flavour.where('link'), after(1), 'EEXIST'); // the record taken back: another server holds it
+      await t.rejects(upload(storage, 'stored.txt', more, 'append'), { code: ErrorCodes.STORAGE_FAILED, message: 'committing the upload failed (EIO)' });
+      t.equal(rootSyncFailures(), 1, "the root's fsync failed once the record was removed");
+      t.equal(retakeFailures(), 1, 'the record could not be taken back');
+      t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(Buffer.concat([STORED, more])), 'the file is left to the server that holds it now');
+      t.same(fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX) || name.startsWith(INTENT_PREFIX)), [], 'no record or temporary file of this append is left');
     });
 
     for (const code of ['EINVAL', 'EISDIR'] as const) {
