@@ -448,7 +448,7 @@ export class AsyncStorage implements AsyncStorageOps {
         await this.dropIntent(intent);
         throw error;
       }
-      await this.acknowledgeAppend(intent, recorded, file, oldSize);
+      await this.acknowledgeAppend(intent, recorded, file, oldSize, oldSize + upload.received);
       await removeQuietly(upload.tempPath);
       return oldSize + upload.received;
     } finally {
@@ -547,26 +547,35 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   /** Removes the append's record, which acknowledges it; undoes the append if that is not durable (see SyncStorage.acknowledgeAppend). */
-  private async acknowledgeAppend(intentPath: string, recorded: AppendIntent, file: FileHandle, oldSize: number): Promise<void> {
-    await fsp.unlink(intentPath);
+  private async acknowledgeAppend(intentPath: string, recorded: AppendIntent, file: FileHandle, oldSize: number, newSize: number): Promise<void> {
+    let removed = false;
     try {
+      await fsp.unlink(intentPath);
+      removed = true;
       await this.syncRoot();
     } catch (error) {
       try {
-        const staging = await this.stageIntent(recorded, false);
-        try {
-          if (await this.placeRecord(staging, intentPath, recorded)) {
+        if (!removed || (await this.retakeIntent(intentPath, { ...recorded, size: null }))) {
+          if ((await file.stat()).size === newSize) {
             await file.truncate(oldSize);
             await file.sync();
-            await this.dropIntent(intentPath);
           }
-        } finally {
-          await removeQuietly(staging);
+          await this.dropIntent(intentPath);
         }
       } catch {
-        // The disk fails the undo too: the record, if taken back, stays, and the next start-up undoes the append.
+        // The disk fails the undo too: a record still in place stays, and the next start-up deals with it.
       }
       throw error;
+    }
+  }
+
+  /** One try at putting `intent` at `intentPath`: false if another server's record is there. */
+  private async retakeIntent(intentPath: string, intent: AppendIntent): Promise<boolean> {
+    const staging = await this.stageIntent(intent, false);
+    try {
+      return await this.placeRecord(staging, intentPath, intent);
+    } finally {
+      await removeQuietly(staging);
     }
   }
 

@@ -317,7 +317,7 @@ export class SyncStorage implements StorageOps {
         this.dropIntent(intent);
         throw error;
       }
-      this.acknowledgeAppend(intent, recorded, file, oldSize);
+      this.acknowledgeAppend(intent, recorded, file, oldSize, oldSize + upload.received);
       removeQuietly(upload.tempPath);
       return oldSize + upload.received;
     } finally {
@@ -431,32 +431,44 @@ export class SyncStorage implements StorageOps {
 
   /**
    * Removes the append's record, which acknowledges the append once the root
-   * is fsync'd. If that fsync fails, a crash could bring the record back and
-   * a start-up would cut the append off: it is not durable, and the 451 that
-   * follows must leave the file as it was. So the record is taken back and
-   * the append undone under it, unless another server's append has taken the
-   * name in between (the file is then theirs to change, and stays as it is).
+   * is fsync'd. If that fails, a crash could bring the record back and a
+   * start-up would cut the append off: the append is not durable, and the
+   * 451 that follows must leave the file as it was. So it is undone under the
+   * record: still ours if its removal failed, else taken back, with no size
+   * (a record left behind then never makes a start-up cut the file). Only a
+   * file still `newSize` long is cut: another server may have taken the name
+   * and appended in between, and that append is not ours to undo. If another
+   * server holds the record now, the file is theirs to change.
    */
-  private acknowledgeAppend(intentPath: string, recorded: AppendIntent, file: number, oldSize: number): void {
-    fs.unlinkSync(intentPath);
+  private acknowledgeAppend(intentPath: string, recorded: AppendIntent, file: number, oldSize: number, newSize: number): void {
+    let removed = false;
     try {
+      fs.unlinkSync(intentPath);
+      removed = true;
       this.syncRoot();
     } catch (error) {
       try {
-        const staging = this.stageIntent(recorded, false);
-        try {
-          if (this.placeRecord(staging, intentPath, recorded)) {
+        if (!removed || this.retakeIntent(intentPath, { ...recorded, size: null })) {
+          if (fs.fstatSync(file).size === newSize) {
             fs.ftruncateSync(file, oldSize);
             fs.fsyncSync(file);
-            this.dropIntent(intentPath);
           }
-        } finally {
-          removeQuietly(staging);
+          this.dropIntent(intentPath);
         }
       } catch {
-        // The disk fails the undo too: the record, if taken back, stays, and the next start-up undoes the append.
+        // The disk fails the undo too: a record still in place stays, and the next start-up deals with it.
       }
       throw error;
+    }
+  }
+
+  /** One try at putting `intent` at `intentPath`: false if another server's record is there. */
+  private retakeIntent(intentPath: string, intent: AppendIntent): boolean {
+    const staging = this.stageIntent(intent, false);
+    try {
+      return this.placeRecord(staging, intentPath, intent);
+    } finally {
+      removeQuietly(staging);
     }
   }
 

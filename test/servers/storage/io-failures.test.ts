@@ -86,7 +86,30 @@ function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => bool
   return () => failed;
 }
 
+/**
+ * Runs `action` just before the first call of `call` whose arguments `matches`
+ * accepts, then makes that call as usual: what another server process did at
+ * that instant. Returns how many times the action ran.
+ */
+function beforeCall(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, action: () => void): () => number {
+  const target = call.on as Record<string, unknown>;
+  const original = target[call.method] as (...args: unknown[]) => unknown;
+  let ran = 0;
+  target[call.method] = function (this: unknown, ...args: unknown[]) {
+    if (ran === 0 && matches(args)) {
+      ran++;
+      action();
+    }
+    return original.apply(this, args);
+  };
+  t.teardown(() => {
+    target[call.method] = original;
+  });
+  return () => ran;
+}
+
 const anyCall = () => true;
+const namesRecordOf = (name: string) => (args: unknown[]) => args.some((arg) => typeof arg === 'string' && path.basename(arg) === intentFileName(name));
 /** Lets the first `n` calls through and matches every later one. */
 const after = (n: number) => {
   let seen = 0;
@@ -222,7 +245,7 @@ for (const flavour of flavours) {
     // Where there are no hard links (link fails with EPERM), the append's record is created in place with
     // O_EXCL instead. EEXIST there is another server's record, come since: wait for it, then take the name.
     // Anything else is the disk's failure, not a lock held.
-    const namesRecord = (args: unknown[]) => args.some((arg) => typeof arg === 'string' && path.basename(arg) === intentFileName('stored.txt'));
+    const namesRecord = namesRecordOf('stored.txt');
     const recordCreateFailures = [
       { code: 'EEXIST', outcome: 'the append lands' },
       { code: 'EIO', outcome: 'the append fails and leaves the file as it was' },
@@ -276,20 +299,45 @@ for (const flavour of flavours) {
       uploadOfNew.worked(t, await uploadOfNew.request(storage), root);
     });
 
-    t.test("an append whose record's removal is not durable, and whose name another append took meanwhile: 451, and the file is not cut", async (t) => {
-      // The undo needs the record back first: without it, cutting the file could cut off the other server's append.
-      const root = path.join(freshDir(t), 'root');
-      const storage = await flavour.open(root);
-      fs.writeFileSync(path.join(root, 'stored.txt'), STORED);
-      const more = bytesOf('appended\n');
-      const rootSyncFailures = failOnce(t, flavour.where('fsync'), after(3));
-      const retakeFailures = failOnce(t, flavour.where('link'), after(1), 'EEXIST'); // the record taken back: another server holds it
-      await t.rejects(upload(storage, 'stored.txt', more, 'append'), { code: ErrorCodes.STORAGE_FAILED, message: 'committing the upload failed (EIO)' });
-      t.equal(rootSyncFailures(), 1, "the root's fsync failed once the record was removed");
-      t.equal(retakeFailures(), 1, 'the record could not be taken back');
-      t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(Buffer.concat([STORED, more])), 'the file is left to the server that holds it now');
-      t.same(fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX) || name.startsWith(INTENT_PREFIX)), [], 'no record or temporary file of this append is left');
-    });
+    // The record's removal failed to become durable, and the append is to be undone under the record taken back.
+    // Between its removal and its retaking, another server may take the name: the undo must not touch its work.
+    const FOREIGN_RECORD = 'another server holds this record';
+    const FOREIGN_BYTES = bytesOf('appended by another server\n');
+    const meanwhile = [
+      {
+        what: 'holds the name now',
+        // Its record at the name, when ours is to be taken back: the retaking link fails with a real EEXIST.
+        act: (root: string) => fs.writeFileSync(path.join(root, intentFileName('stored.txt')), FOREIGN_RECORD),
+        after: (more: Buffer) => Buffer.concat([STORED, more]),
+        leftRecord: [intentFileName('stored.txt')],
+      },
+      {
+        what: 'appended and let go',
+        act: (root: string) => fs.appendFileSync(path.join(root, 'stored.txt'), FOREIGN_BYTES),
+        after: (more: Buffer) => Buffer.concat([STORED, more, FOREIGN_BYTES]),
+        leftRecord: [],
+      },
+    ] as const;
+    for (const { what, act, after: expected, leftRecord } of meanwhile) {
+      t.test(`an append whose record's removal is not durable, while another server ${what}: 451, and the file is not cut`, async (t) => {
+        const root = path.join(freshDir(t), 'root');
+        const storage = await flavour.open(root);
+        fs.writeFileSync(path.join(root, 'stored.txt'), STORED);
+        const more = bytesOf('appended\n');
+        const rootSyncFailures = failOnce(t, flavour.where('fsync'), after(3));
+        const actions = beforeCall(t, flavour.where('link'), (() => { // the first link takes the record; the second takes it back
+          const isRecord = namesRecordOf('stored.txt');
+          let links = 0;
+          return (args: unknown[]) => isRecord(args) && ++links === 2;
+        })(), () => act(root));
+        await t.rejects(upload(storage, 'stored.txt', more, 'append'), { code: ErrorCodes.STORAGE_FAILED, message: 'committing the upload failed (EIO)' });
+        t.equal(rootSyncFailures(), 1, "the root's fsync failed once the record was removed");
+        t.equal(actions(), 1, 'the other server came in between');
+        t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(expected(more)), 'the file is not cut');
+        t.same(fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX) || name.startsWith(INTENT_PREFIX)), leftRecord, "only the other server's record, if it holds one, is left");
+        if (leftRecord.length > 0) t.equal(fs.readFileSync(path.join(root, intentFileName('stored.txt')), 'utf8'), FOREIGN_RECORD, 'untouched');
+      });
+    }
 
     for (const code of ['EINVAL', 'EISDIR'] as const) {
       t.test(`a root whose directory cannot be fsync'd (${code}, as on some file systems) still takes uploads`, async (t) => {
