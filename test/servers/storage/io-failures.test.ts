@@ -16,8 +16,9 @@ import type { ListEntry } from '../../../protocol/index.js';
 import { AsyncStorage } from '../../../servers/storage/async.js';
 import { SyncStorage } from '../../../servers/storage/sync.js';
 import { intentFileName } from '../../../servers/storage/common.js';
-import { INTENT_PREFIX, TEMP_PREFIX, type AsyncStorageOps } from '../../../servers/storage/types.js';
+import { TEMP_PREFIX, type AsyncStorageOps } from '../../../servers/storage/types.js';
 import { bytesOf, errnoError, freshDir, promised, sha256, tempFilesIn, upload, type HasTeardown } from './flavours.js';
+import type { Tap } from '../../helpers/tap.js';
 
 const FileHandlePrototype: object = await (async () => {
   const handle = await fsp.open(process.execPath, 'r');
@@ -62,28 +63,44 @@ const flavours: readonly Flavour[] = [
 ];
 
 /**
+ * Replaces the first call of `call` whose arguments `matches` accepts by
+ * `instead` (given the original function, to call or not); every other call
+ * goes through, and the original is put back at the test's end. Returns how
+ * many calls were replaced so far.
+ */
+function interceptOnce(
+  t: HasTeardown,
+  call: Call,
+  matches: (args: unknown[]) => boolean,
+  instead: (original: (...args: unknown[]) => unknown, self: unknown, args: unknown[]) => unknown,
+): () => number {
+  const target = call.on as Record<string, unknown>;
+  const original = target[call.method] as (...args: unknown[]) => unknown;
+  let replaced = 0;
+  target[call.method] = function (this: unknown, ...args: unknown[]) {
+    if (replaced === 0 && matches(args)) {
+      replaced++;
+      return instead(original, this, args);
+    }
+    return original.apply(this, args);
+  };
+  t.teardown(() => {
+    target[call.method] = original;
+  });
+  return () => replaced;
+}
+
+/**
  * Makes the next call of `call` whose arguments `matches` accepts fail with
  * `code` (a throw from a blocking function, a rejection from a promise one);
  * every other call goes through. Returns how many calls failed so far.
  */
 function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, code: 'EIO' | 'EINVAL' | 'EISDIR' | 'ELOOP' | 'EPERM' | 'EEXIST' = 'EIO'): () => number {
-  const target = call.on as Record<string, unknown>;
-  const original = target[call.method] as (...args: unknown[]) => unknown;
-  let failed = 0;
   const isPromiseApi = !call.method.endsWith('Sync');
-  target[call.method] = function (this: unknown, ...args: unknown[]) {
-    if (failed === 0 && matches(args)) {
-      failed++;
-      if (isPromiseApi) return Promise.reject(errnoError(code, call.method));
-      throw errnoError(code, call.method);
-    }
-    return original.apply(this, args);
-  };
-  const restore = () => {
-    target[call.method] = original;
-  };
-  t.teardown(restore);
-  return () => failed;
+  return interceptOnce(t, call, matches, () => {
+    if (isPromiseApi) return Promise.reject(errnoError(code, call.method));
+    throw errnoError(code, call.method);
+  });
 }
 
 /**
@@ -92,24 +109,15 @@ function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => bool
  * that instant. Returns how many times the action ran.
  */
 function beforeCall(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, action: () => void): () => number {
-  const target = call.on as Record<string, unknown>;
-  const original = target[call.method] as (...args: unknown[]) => unknown;
-  let ran = 0;
-  target[call.method] = function (this: unknown, ...args: unknown[]) {
-    if (ran === 0 && matches(args)) {
-      ran++;
-      action();
-    }
-    return original.apply(this, args);
-  };
-  t.teardown(() => {
-    target[call.method] = original;
+  return interceptOnce(t, call, matches, (original, self, args) => {
+    action();
+    return original.apply(self, args);
   });
-  return () => ran;
 }
 
 const anyCall = () => true;
-const namesRecordOf = (name: string) => (args: unknown[]) => args.some((arg) => typeof arg === 'string' && path.basename(arg) === intentFileName(name));
+/** A call with `stored.txt`'s intent record among its paths (a link's source or target, an open). */
+const namesStoredRecord = (args: unknown[]) => args.some((arg) => typeof arg === 'string' && path.basename(arg) === intentFileName('stored.txt'));
 /** Lets the first `n` calls through and matches every later one. */
 const after = (n: number) => {
   let seen = 0;
@@ -135,8 +143,6 @@ interface Step {
   /** Checks the request's result once it works. */
   readonly worked: (t: Tap, result: unknown, root: string) => void;
 }
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
 const statOfStored = {
   request: (storage: AsyncStorageOps) => storage.stat('stored.txt'),
@@ -212,7 +218,7 @@ for (const flavour of flavours) {
         await t.rejects(upload(storage, 'stored.txt', more, 'append'), { code: ErrorCodes.STORAGE_FAILED, message: 'committing the upload failed (EIO)' });
         t.equal(failures(), 1, 'the injected failure is the one the append met');
         t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(STORED), 'the file is as it was');
-        t.same(fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX) || name.startsWith(INTENT_PREFIX)), [], 'no record or temporary file is left');
+        t.same(tempFilesIn(root), [], 'no record or temporary file is left');
         const both = Buffer.concat([STORED, more]);
         t.same(await upload(storage, 'stored.txt', more, 'append'), { size: both.length, sha256: sha256(more) }, "the file's new size, and the digest of the bytes received");
         t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(both), 'the append is whole');
@@ -236,7 +242,7 @@ for (const flavour of flavours) {
         await t.rejects(upload(storage, 'stored.txt', bytesOf('appended\n'), 'append'), error);
         t.equal(failures(), 1, 'the injected failure is the one the append met');
         t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(STORED), 'the file is as it was');
-        t.same(fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX) || name.startsWith(INTENT_PREFIX)), [], 'no record or temporary file is left');
+        t.same(tempFilesIn(root), [], 'no record or temporary file is left');
         t.equal(openDescriptors(), descriptors, 'no descriptor is left open');
         t.same(await upload(storage, 'stored.txt', bytesOf('appended\n'), 'append'), { size: STORED.length + 9, sha256: sha256(bytesOf('appended\n')) }, 'the next append lands');
       });
@@ -245,7 +251,6 @@ for (const flavour of flavours) {
     // Where there are no hard links (link fails with EPERM), the append's record is created in place with
     // O_EXCL instead. EEXIST there is another server's record, come since: wait for it, then take the name.
     // Anything else is the disk's failure, not a lock held.
-    const namesRecord = namesRecordOf('stored.txt');
     const recordCreateFailures = [
       { code: 'EEXIST', outcome: 'the append lands' },
       { code: 'EIO', outcome: 'the append fails and leaves the file as it was' },
@@ -256,8 +261,8 @@ for (const flavour of flavours) {
         const storage = await flavour.open(root);
         fs.writeFileSync(path.join(root, 'stored.txt'), STORED);
         const more = bytesOf('appended\n');
-        const linkFailures = failOnce(t, flavour.where('link'), namesRecord, 'EPERM');
-        const createFailures = failOnce(t, flavour.where('open'), namesRecord, code);
+        const linkFailures = failOnce(t, flavour.where('link'), namesStoredRecord, 'EPERM');
+        const createFailures = failOnce(t, flavour.where('open'), namesStoredRecord, code);
         const appending = upload(storage, 'stored.txt', more, 'append');
         if (code === 'EEXIST') {
           t.same(await appending, { size: STORED.length + more.length, sha256: sha256(more) }, 'the append is committed');
@@ -268,7 +273,7 @@ for (const flavour of flavours) {
         }
         t.equal(linkFailures(), 1, 'the record was not linked');
         t.equal(createFailures(), 1, 'and its creation in place met the injected failure');
-        t.same(fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX) || name.startsWith(INTENT_PREFIX)), [], 'no record or temporary file is left');
+        t.same(tempFilesIn(root), [], 'no record or temporary file is left');
       });
     }
 
@@ -308,33 +313,31 @@ for (const flavour of flavours) {
         what: 'holds the name now',
         // Its record at the name, when ours is to be taken back: the retaking link fails with a real EEXIST.
         act: (root: string) => fs.writeFileSync(path.join(root, intentFileName('stored.txt')), FOREIGN_RECORD),
-        after: (more: Buffer) => Buffer.concat([STORED, more]),
+        expected: (more: Buffer) => Buffer.concat([STORED, more]),
         leftRecord: [intentFileName('stored.txt')],
       },
       {
         what: 'appended and let go',
         act: (root: string) => fs.appendFileSync(path.join(root, 'stored.txt'), FOREIGN_BYTES),
-        after: (more: Buffer) => Buffer.concat([STORED, more, FOREIGN_BYTES]),
+        expected: (more: Buffer) => Buffer.concat([STORED, more, FOREIGN_BYTES]),
         leftRecord: [],
       },
     ] as const;
-    for (const { what, act, after: expected, leftRecord } of meanwhile) {
+    for (const { what, act, expected, leftRecord } of meanwhile) {
       t.test(`an append whose record's removal is not durable, while another server ${what}: 451, and the file is not cut`, async (t) => {
         const root = path.join(freshDir(t), 'root');
         const storage = await flavour.open(root);
         fs.writeFileSync(path.join(root, 'stored.txt'), STORED);
         const more = bytesOf('appended\n');
         const rootSyncFailures = failOnce(t, flavour.where('fsync'), after(3));
-        const actions = beforeCall(t, flavour.where('link'), (() => { // the first link takes the record; the second takes it back
-          const isRecord = namesRecordOf('stored.txt');
-          let links = 0;
-          return (args: unknown[]) => isRecord(args) && ++links === 2;
-        })(), () => act(root));
+        // The first link of the record takes it; the second takes it back.
+        const afterTheFirst = after(1);
+        const actions = beforeCall(t, flavour.where('link'), (args) => namesStoredRecord(args) && afterTheFirst(), () => act(root));
         await t.rejects(upload(storage, 'stored.txt', more, 'append'), { code: ErrorCodes.STORAGE_FAILED, message: 'committing the upload failed (EIO)' });
         t.equal(rootSyncFailures(), 1, "the root's fsync failed once the record was removed");
         t.equal(actions(), 1, 'the other server came in between');
         t.ok(fs.readFileSync(path.join(root, 'stored.txt')).equals(expected(more)), 'the file is not cut');
-        t.same(fs.readdirSync(root).filter((name) => name.startsWith(TEMP_PREFIX) || name.startsWith(INTENT_PREFIX)), leftRecord, "only the other server's record, if it holds one, is left");
+        t.same(tempFilesIn(root), leftRecord, "only the other server's record, if it holds one, is left");
         if (leftRecord.length > 0) t.equal(fs.readFileSync(path.join(root, intentFileName('stored.txt')), 'utf8'), FOREIGN_RECORD, 'untouched');
       });
     }
