@@ -18,8 +18,7 @@ import { readOrNull } from '../helpers/wire-fixture.js';
 import { startFaultyProxy } from '../reliability/faulty-proxy.js';
 import { ServerProcess } from '../reliability/processes.js';
 import { finished, isOneSentence, printed, runCli, type RunResult } from './run-cli.js';
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+import type { Tap } from '../helpers/tap.js';
 
 let local: string;
 t.before(() => {

@@ -15,8 +15,7 @@ import { requireSystemTools } from '../helpers/system-tool.js';
 import { Terminal } from '../docs/lesson-runner.js';
 import { ServerProcess } from '../reliability/processes.js';
 import { BIN } from './run-cli.js';
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+import type { Tap } from '../helpers/tap.js';
 
 const SEE_MS = 20_000;
 

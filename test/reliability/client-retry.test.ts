@@ -28,8 +28,7 @@ import { startTestServer, type TestServer, makeTempRoot } from '../helpers/serve
 import { delay, eventually, readOrNull, tempFilesIn } from '../helpers/wire-fixture.js';
 import { startFaultyProxy, type Fault } from './faulty-proxy.js';
 import { ServerProcess } from './processes.js';
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+import type { Tap } from '../helpers/tap.js';
 
 let local: string;
 let bigFile: string;

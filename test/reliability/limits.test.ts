@@ -35,6 +35,7 @@ import { WireClient } from '../helpers/wire.js';
 import { delay, eventually, readOrNull, sha256, tempFilesIn, WireFixture } from '../helpers/wire-fixture.js';
 import { ServerProcess } from './processes.js';
 import { makeTempRoot } from '../helpers/server.js';
+import type { Tap } from '../helpers/tap.js';
 
 const INJECT = fileURLToPath(new URL('./inject-full-disk.cjs', import.meta.url));
 
@@ -272,8 +273,6 @@ t.test('--max-root-size on the command line: byte units, 0 = no quota', async (t
 
 // ---------------------------------------------------------------------------
 // A full disk, and the quota through the real binary
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
 async function fullDiskServer(t: Tap, model: ServerModelName, how: string): Promise<{ server: ServerProcess; root: string }> {
   const root = makeTempRoot(`socklab-full-${model}-`);

@@ -14,10 +14,9 @@ import { makeTempRoot } from '../helpers/server.js';
 import { WireClient } from '../helpers/wire.js';
 import { delay, sha256, tempFilesIn } from '../helpers/wire-fixture.js';
 import { ServerProcess } from './processes.js';
+import type { Tap } from '../helpers/tap.js';
 
 const UPLOAD_BYTES = 200_000;
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
 /** A new server on `port`, retrying while the old one may still hold it. */
 async function startOn(t: Tap, model: (typeof SERVER_MODELS)[number], root: string, port: number): Promise<ServerProcess> {

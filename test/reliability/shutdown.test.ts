@@ -17,8 +17,7 @@ import { WireClient } from '../helpers/wire.js';
 import { makeTempRoot } from '../helpers/server.js';
 import { eventually, readOrNull, sha256, tempFilesIn } from '../helpers/wire-fixture.js';
 import { ServerProcess } from './processes.js';
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+import type { Tap } from '../helpers/tap.js';
 
 async function serverWith(t: Tap, model: ServerModelName, grace: number): Promise<ServerProcess> {
   const root = makeTempRoot(`socklab-shutdown-${model}-`);

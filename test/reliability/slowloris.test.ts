@@ -28,8 +28,8 @@ import type { WireClient } from '../helpers/wire.js';
 import { delay, eventually, WireFixture } from '../helpers/wire-fixture.js';
 import { SERVER_MODELS } from '../../servers/index.js';
 import { crowdBounds, freshClientServed, HOSTILE_GET_BYTES, HOSTILE_GET_NAME, HOSTILE_KINDS, hostileEndings, launchCrowd } from './hostile-clients.js';
+import type { Tap } from '../helpers/tap.js';
 
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 const HELD = 300;
 /** Generous: "promptly" is about order (served while the others are held), not speed. */
 const PROMPT_MS = 5000;

@@ -23,8 +23,7 @@ import t from 'tap';
 import { SERVER_MODELS, type ServerModelName, type ServerOptions } from '../../servers/index.js';
 import { WireClient } from '../helpers/wire.js';
 import { delay, EMPTY_SHA256, eventually, sha256, WireFixture } from '../helpers/wire-fixture.js';
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+import type { Tap } from '../helpers/tap.js';
 
 // ---------------------------------------------------------------------------
 // Small assertion helpers

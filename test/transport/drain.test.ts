@@ -12,8 +12,7 @@ import { ConnectionError, ErrorCodes } from '../../protocol/index.js';
 import { drained } from '../../transport/drain.js';
 import { acceptedPair, busyPastTimers } from '../helpers/socket-pair.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+import type { Tap } from '../helpers/tap.js';
 
 const MiB = 1024 * 1024;
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);

@@ -7,8 +7,7 @@ import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { copyIntoRing, copyOutOfRing, ringBell, sleepWhile, sleepWhileAsync } from '../../transport/shared-ring.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+import type { Tap } from '../helpers/tap.js';
 
 t.test('bytes copied in at any counter come out the same, across the wrap and past 2^31', async (t) => {
   const ring = Buffer.from(new SharedArrayBuffer(16));

@@ -14,8 +14,7 @@ import type { ClientInput, HeldInput } from '../../transport/session-io.js';
 import { SocketSessionIO } from '../../transport/socket-io.js';
 import { acceptedPair, busyPastTimers, readAll, settled, SOCKET_READ_BYTES } from '../helpers/socket-pair.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+import type { Tap } from '../helpers/tap.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -12,8 +12,7 @@ import { connectTcp } from '../../transport/tcp-client.js';
 import { closedPort } from '../clients/run-cli.js';
 import { spinFor } from '../helpers/socket-pair.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+import type { Tap } from '../helpers/tap.js';
 
 /** A listener that answers each line with `200 <line>` and ends after `QUIT`. */
 async function echoServer(t: Tap): Promise<number> {

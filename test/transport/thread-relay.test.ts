@@ -14,8 +14,8 @@ import { acceptedPair, busyPastTimers, readAll, settled, SOCKET_READ_BYTES, spin
 import { delay, eventually } from '../helpers/wire-fixture.js';
 import type { HeldInput } from '../../transport/session-io.js';
 import type { RelayWorkerReport, RelayWorkerScript } from './relay-worker.js';
+import type { Tap } from '../helpers/tap.js';
 
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 type Script = Partial<Omit<RelayWorkerScript, 'channel'>>;
 
 const MiB = 1024 * 1024;

@@ -17,11 +17,10 @@ import { encodeIntent, fileIdentity, intentFileName, RECORD_WRITE_MS, tempFileNa
 import { ownerOf, SELF_OWNER } from '../../../servers/storage/owners.js';
 import { TEMP_PREFIX, type AsyncStorageOps } from '../../../servers/storage/types.js';
 import { block, bytesOf, flavours, freshDir, inTwoServerThreads, setUpRoot, sha256, tempFilesIn, upload, type HasTeardown } from './flavours.js';
+import type { Tap } from '../../helpers/tap.js';
 
 // ---------------------------------------------------------------------------
 // Fixtures (the rest are in flavours.ts)
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
 /** Splits `content` into `blockLength` pieces and checks each is one uniform block; returns their values in order. */
 function uniformBlockValues(t: { fail(message: string): unknown }, content: Buffer, blockLength: number): number[] {

@@ -9,6 +9,7 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import { blockingDigest, eventLoopDigest, OFF_THREAD_MIN_BYTES, warmUpHasher, type BlockingDigest, type EventLoopDigest } from '../../../servers/storage/upload-digest.js';
+import type { Tap } from '../../helpers/tap.js';
 
 const MiB = 1024 * 1024;
 // A large upload uses a hasher thread only once one is up (until then it is hashed inline): start one first.
@@ -220,8 +221,6 @@ t.test('an abandon after finish (an upload cleaned up once committed) leaves the
     t.equal(await next.finish(), right, `${flavour}: the next upload's digest is whole`);
   }
 });
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
 /**
  * Runs `cycles` jobs in a worker thread, which has a single hasher (a hasher
