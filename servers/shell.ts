@@ -306,7 +306,9 @@ function closeSocket(socket: net.Socket): void {
   socket.end();
   // A socket never read (refused, or queued) must flow to see the peer's FIN and close.
   socket.resume();
-  setTimeout(() => socket.destroy(), 2000).unref();
+  // Cleared at close: armed, the timer would keep the whole socket (streams, buffers) alive for two more seconds.
+  const killer = setTimeout(() => socket.destroy(), 2000).unref();
+  socket.once('close', () => clearTimeout(killer));
 }
 
 export async function startWith(model: ConcurrencyModel, options: ServerOptions): Promise<RunningServer> {
