@@ -30,6 +30,8 @@ const FileHandlePrototype: object = await (async () => {
 interface Call {
   readonly on: object;
   readonly method: string;
+  /** How the function reports: by throwing (`…Sync`), by rejecting (fs/promises, FileHandle), or through its last argument. */
+  readonly reports: 'throw' | 'reject' | 'callback';
 }
 
 /** The system calls the steps below make, named as node:fs names them. */
@@ -44,20 +46,23 @@ interface Flavour {
 
 /** The promises flavour reads, writes and fsyncs through a FileHandle; its write-behind writes vectored (batched-writer.ts). */
 const FILE_HANDLE_METHODS: Partial<Record<SystemCall, string>> = { read: 'read', write: 'writev', fsync: 'sync' };
+/** ...and looks names up with the callback form (storage/async.ts, lstatOrNull). */
+const CALLBACK_CALLS: ReadonlySet<SystemCall> = new Set(['lstat']);
 
 const flavours: readonly Flavour[] = [
   {
     name: 'SyncStorage',
     open: async (root) => promised(SyncStorage.open(root)),
-    where: (call) => ({ on: fs, method: `${call}Sync` }),
+    where: (call) => ({ on: fs, method: `${call}Sync`, reports: 'throw' }),
   },
   {
     name: 'AsyncStorage',
     // One file slot, given back within 300 ms or refused: a slot a failure keeps shows as the next request refused.
     open: (root) => AsyncStorage.open(root, { fileSlots: { count: 1, waitMs: 300 } }),
     where: (call) => {
+      if (CALLBACK_CALLS.has(call)) return { on: fs, method: call, reports: 'callback' };
       const method = FILE_HANDLE_METHODS[call];
-      return method === undefined ? { on: fsp, method: call } : { on: FileHandlePrototype, method };
+      return method === undefined ? { on: fsp, method: call, reports: 'reject' } : { on: FileHandlePrototype, method, reports: 'reject' };
     },
   },
 ];
@@ -96,10 +101,19 @@ function interceptOnce(
  * every other call goes through. Returns how many calls failed so far.
  */
 function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, code: 'EIO' | 'EINVAL' | 'EISDIR' | 'ELOOP' | 'EPERM' | 'EEXIST' = 'EIO'): () => number {
-  const isPromiseApi = !call.method.endsWith('Sync');
-  return interceptOnce(t, call, matches, () => {
-    if (isPromiseApi) return Promise.reject(errnoError(code, call.method));
-    throw errnoError(code, call.method);
+  return interceptOnce(t, call, matches, (_original, _self, args) => {
+    const error = errnoError(code, call.method);
+    switch (call.reports) {
+      case 'throw':
+        throw error;
+      case 'reject':
+        return Promise.reject(error);
+      case 'callback': {
+        const callback = args.at(-1) as (error: Error) => void;
+        process.nextTick(callback, error);
+        return undefined;
+      }
+    }
   });
 }
 
