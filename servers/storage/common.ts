@@ -62,9 +62,22 @@ export interface PendingUpload {
 
 const TEMP_NAME = /^\.socklab-tmp-(\d+\.\d+)-[0-9a-f]{16}-([noa])(\d{1,16})-([0-9a-f]{16})$/;
 
+/** Random bits drawn 512 names at a time: a draw costs a system call and a trip into OpenSSL, per call, not per byte. */
+const RANDOM_IDS_PER_DRAW = 512;
+let randomIds = Buffer.alloc(0);
+let randomIdsUsed = 0;
+function randomTempId(): string {
+  if (randomIdsUsed >= randomIds.length) {
+    randomIds = randomBytes(8 * RANDOM_IDS_PER_DRAW);
+    randomIdsUsed = 0;
+  }
+  randomIdsUsed += 8;
+  return randomIds.toString('hex', randomIdsUsed - 8, randomIdsUsed);
+}
+
 /** `<TEMP_PREFIX><owner>-<64 random bits>-<mode letter><reserved bytes>-<name key>`; the random bits make a collision (EEXIST from 'wx') a non-event. */
 export function tempFileName(owner: string, plan: Pick<UploadPlan, 'name' | 'mode' | 'size'>): string {
-  return `${TEMP_PREFIX}${owner}-${randomBytes(8).toString('hex')}-${MODE_LETTERS[plan.mode]}${plan.size}-${nameKey(plan.name)}`;
+  return `${TEMP_PREFIX}${owner}-${randomTempId()}-${MODE_LETTERS[plan.mode]}${plan.size}-${nameKey(plan.name)}`;
 }
 
 /** The upload a temporary file name describes, or null for anything else (an intent record, a file of unknown origin). */
