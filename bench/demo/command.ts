@@ -20,7 +20,7 @@ import { DEFAULT_THREADS } from '../../servers/cli.js';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { checkInteger, exitWithFailure, outputWidth, UsageError } from '../../bin/cli-support.js';
 import { socklabCommand } from '../../bin/invocation.js';
-import { defaultProcessCount, LoadGenerator, type LoadRunResult } from '../load/load-generator.js';
+import { defaultProcessCount, LoadGenerator, LoadGeneratorError, type LoadRunResult } from '../load/load-generator.js';
 import { idealMakespanMs, makespanMs } from '../load/metrics.js';
 import { buildScenarioReport } from '../report/build-report.js';
 import type { TargetMeasurement } from '../report/report-model.js';
@@ -188,9 +188,11 @@ class StopSignal {
  * may have run: that is a stop, not a failure.
  */
 function killedBySignal(error: unknown): string | null {
-  const match = /killed by (SIGINT|SIGTERM|SIGHUP)/.exec(error instanceof Error ? error.message : String(error));
-  return match?.[1] ?? null;
+  if (!(error instanceof LoadGeneratorError) || error.signal === null) return null;
+  return STOP_SIGNALS.has(error.signal) ? error.signal : null;
 }
+
+const STOP_SIGNALS: ReadonlySet<NodeJS.Signals> = new Set(['SIGINT', 'SIGTERM', 'SIGHUP']);
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -32,13 +32,20 @@ export type LoadFailureCode = 'WORKER_EXITED' | 'WORKER_FAILED' | 'RUN_TIMEOUT' 
 /** The load generator itself failed (not a session: those are recorded, not thrown). */
 export class LoadGeneratorError extends Error {
   override readonly name = 'LoadGeneratorError';
+  /**
+   * The signal that killed the load process, when that is why the run failed:
+   * a terminal's Ctrl-C reaches every process of its group, the load processes
+   * too, sometimes before the command's own handler has run.
+   */
+  readonly signal: NodeJS.Signals | null;
 
   constructor(
     readonly code: LoadFailureCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { readonly cause?: unknown; readonly signal?: NodeJS.Signals | null },
   ) {
     super(message, options);
+    this.signal = options?.signal ?? null;
   }
 }
 
@@ -95,7 +102,7 @@ interface Worker {
   readonly child: ChildProcess;
   /** Set while a run waits for this worker's next message. */
   listener: ((message: WorkerMessage) => void) | null;
-  exited: string | null;
+  exited: { readonly signal: NodeJS.Signals | null; readonly how: string } | null;
 }
 
 export class LoadGenerator {
@@ -110,12 +117,17 @@ export class LoadGenerator {
       const worker: Worker = { index, child, listener: null, exited: null };
       child.on('message', (message: WorkerMessage) => worker.listener?.(message));
       child.once('exit', (code, signal) => {
-        worker.exited = signal !== null ? `killed by ${signal}` : `exited with code ${code}`;
-        worker.listener?.({ type: 'failed', message: worker.exited });
+        worker.exited = { signal, how: signal !== null ? `killed by ${signal}` : `exited with code ${code}` };
+        worker.listener?.({ type: 'failed', message: worker.exited.how });
       });
       return worker;
     });
     return new LoadGenerator(workers);
+  }
+
+  /** The load processes' pids, to look at them from outside (`strace -p`, `perf record -p`). */
+  get processIds(): readonly number[] {
+    return this.workers.map((worker) => worker.child.pid ?? 0);
   }
 
   /** One run: prepare every process, release them together, collect every timeline. */
@@ -126,6 +138,8 @@ export class LoadGenerator {
     const shares = assignSessions(planned, this.workers.length);
     const active = this.workers.filter((worker) => (shares[worker.index]?.length ?? 0) > 0);
     const barrier = new StartBarrier(active.length);
+    /** The signal that killed the first load process lost before the start, if one did: the barrier's failure carries it on. */
+    let lostSignal: NodeJS.Signals | null = null;
     const reports = active.map((worker, participant) => {
       const assignment: WorkerAssignment = {
         processIndex: worker.index,
@@ -143,6 +157,7 @@ export class LoadGenerator {
         if (message.type === 'event') request.onEvent?.(message.event);
         return message.type === 'finished' ? message : null;
       }).catch((error: unknown) => {
+        lostSignal ??= error instanceof LoadGeneratorError ? error.signal : null;
         barrier.lose(participant, error instanceof Error ? error.message : String(error));
         throw error;
       });
@@ -154,7 +169,7 @@ export class LoadGenerator {
     try {
       await barrier.allReady(READY_TIMEOUT_MS);
     } catch (error) {
-      throw new LoadGeneratorError('BARRIER', error instanceof Error ? error.message : String(error), { cause: error });
+      throw new LoadGeneratorError('BARRIER', error instanceof Error ? error.message : String(error), { cause: error, signal: lostSignal });
     }
     const startAt = chooseStartInstant(active.length);
     for (const worker of active) this.post(worker, { type: 'start', at: startAt });
@@ -210,14 +225,14 @@ export class LoadGenerator {
   private exchange<T>(worker: Worker, message: ParentMessage, onMessage: (message: WorkerMessage) => T | null): Promise<T> {
     return new Promise((resolve, reject) => {
       if (worker.exited !== null) {
-        reject(new LoadGeneratorError('WORKER_EXITED', `load process ${worker.index} ${worker.exited}`));
+        reject(new LoadGeneratorError('WORKER_EXITED', `load process ${worker.index} ${worker.exited.how}`, { signal: worker.exited.signal }));
         return;
       }
       worker.listener = (reply) => {
         if (reply.type === 'failed') {
           worker.listener = null;
           const code = worker.exited !== null ? 'WORKER_EXITED' : 'WORKER_FAILED';
-          reject(new LoadGeneratorError(code, `load process ${worker.index} (run ${this.runs}): ${reply.message}`));
+          reject(new LoadGeneratorError(code, `load process ${worker.index} (run ${this.runs}): ${reply.message}`, { signal: worker.exited?.signal ?? null }));
           return;
         }
         const result = onMessage(reply);

@@ -10,6 +10,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { INTERRUPTED_EXIT_CODE, withInterruptHandler } from '../../clients/interrupt.js';
 import type { ServerModelName } from '../../servers/index.js';
+import { LoadGeneratorError } from '../load/load-generator.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const SOCKLAB_BIN = path.resolve(here, '../../bin/socklab.js');
@@ -76,7 +77,7 @@ export function stoppingServersOnInterrupt<T>(what: string, lost: string, work: 
   return withInterruptHandler(interrupted, () =>
     work().catch((error: unknown) => {
       // A load process may die of the same Ctrl-C before this process's handler has run.
-      if (/killed by SIGINT/.test(error instanceof Error ? error.message : String(error))) interrupted();
+      if (error instanceof LoadGeneratorError && error.signal === 'SIGINT') interrupted();
       throw error;
     }),
   );
