@@ -143,6 +143,9 @@ function expectation(spec: TargetSpec, clients: number): string {
   }
 }
 
+/** The signals that stop the demo: Ctrl-C, and what a closing terminal or a `kill` sends. */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 /** Ctrl-C (SIGINT), SIGTERM and SIGHUP: the first stops the demo cleanly, a second one at once. */
 class StopSignal {
   signal: string | null = null;
@@ -152,7 +155,7 @@ class StopSignal {
 
   constructor(private readonly forceStop: () => void) {
     this.stopped = new Promise((resolve) => (this.resolve = resolve));
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    for (const signal of STOP_SIGNALS) {
       const handler = () => this.request(signal);
       this.handlers.set(signal, handler);
       process.on(signal, handler);
@@ -187,12 +190,10 @@ class StopSignal {
  * process group gets the SIGINT) fails the run before the demo's own handler
  * may have run: that is a stop, not a failure.
  */
-function killedBySignal(error: unknown): string | null {
+export function killedBySignal(error: unknown): NodeJS.Signals | null {
   if (!(error instanceof LoadGeneratorError) || error.signal === null) return null;
-  return STOP_SIGNALS.has(error.signal) ? error.signal : null;
+  return STOP_SIGNALS.includes(error.signal) ? error.signal : null;
 }
-
-const STOP_SIGNALS: ReadonlySet<NodeJS.Signals> = new Set(['SIGINT', 'SIGTERM', 'SIGHUP']);
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -116,18 +116,25 @@ export class LoadGenerator {
       const child = fork(WORKER_SCRIPT, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
       const worker: Worker = { index, child, listener: null, exited: null };
       child.on('message', (message: WorkerMessage) => worker.listener?.(message));
-      child.once('exit', (code, signal) => {
-        worker.exited = { signal, how: signal !== null ? `killed by ${signal}` : `exited with code ${code}` };
-        worker.listener?.({ type: 'failed', message: worker.exited.how });
+      const exited = (how: { readonly signal: NodeJS.Signals | null; readonly how: string }) => {
+        if (worker.exited !== null) return;
+        worker.exited = how;
+        worker.listener?.({ type: 'failed', message: how.how });
+      };
+      child.once('exit', (code, signal) => exited({ signal, how: signal !== null ? `killed by ${signal}` : `exited with code ${code}` }));
+      child.on('error', (error) => {
+        // A message sent just as the process died fails (EPIPE): its exit, which follows, fails the run. A process
+        // that could not be started at all has no exit to come.
+        if (child.pid === undefined) exited({ signal: null, how: `could not be started (${error.message})` });
       });
       return worker;
     });
     return new LoadGenerator(workers);
   }
 
-  /** The load processes' pids, to look at them from outside (`strace -p`, `perf record -p`). */
+  /** The load processes' pids (a process that could not be started has none). */
   get processIds(): readonly number[] {
-    return this.workers.map((worker) => worker.child.pid ?? 0);
+    return this.workers.flatMap((worker) => (worker.child.pid === undefined ? [] : [worker.child.pid]));
   }
 
   /** One run: prepare every process, release them together, collect every timeline. */
@@ -138,7 +145,7 @@ export class LoadGenerator {
     const shares = assignSessions(planned, this.workers.length);
     const active = this.workers.filter((worker) => (shares[worker.index]?.length ?? 0) > 0);
     const barrier = new StartBarrier(active.length);
-    /** The signal that killed the first load process lost before the start, if one did: the barrier's failure carries it on. */
+    /** The signal that killed a load process lost before the start: the first such loss fails the barrier, and its error carries it on. */
     let lostSignal: NodeJS.Signals | null = null;
     const reports = active.map((worker, participant) => {
       const assignment: WorkerAssignment = {

@@ -1,6 +1,7 @@
 /**
- * The storage root with promises, for the async server: node:fs/promises only,
- * so no call ever blocks the event loop. Same semantics as SyncStorage
+ * The storage root with promises, for the async server: node:fs/promises (and
+ * node:fs's callback form where that is cheaper), never a ...Sync call, so no
+ * call ever blocks the event loop. Same semantics as SyncStorage
  * (sync.ts); the shared decisions live in common.ts, so this file is only the
  * order of the file-system calls.
  */
@@ -779,8 +780,8 @@ export class AsyncStorage implements AsyncStorageOps {
 
   /** lstat, which never follows a link; null when nothing is there (or it vanished since readdir). */
   private lstatOrNull(filePath: string): Promise<Stats | null> {
-    // The callback form: a missing name (every new upload's, twice) is a plain value here, where
-    // fs/promises would build and throw an Error with its stack first, several times the cost of the lstat.
+    // The callback form: fs/promises captures a stack for the Error of a missing name and throws it through
+    // the async frames, several times the cost of the lstat itself, and every new upload meets a missing name twice.
     return new Promise((resolve, reject) => {
       fs.lstat(filePath, (error, stats) => {
         if (error === null) resolve(stats);

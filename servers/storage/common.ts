@@ -62,7 +62,11 @@ export interface PendingUpload {
 
 const TEMP_NAME = /^\.socklab-tmp-(\d+\.\d+)-[0-9a-f]{16}-([noa])(\d{1,16})-([0-9a-f]{16})$/;
 
-/** Random bits drawn 512 names at a time: a draw costs a system call and a trip into OpenSSL, per call, not per byte. */
+/**
+ * Random bits drawn 512 names at a time, as Node batches randomUUID: each
+ * randomBytes call costs a crypto job and a getpid (OpenSSL's fork check,
+ * one per upload in strace), whatever its size.
+ */
 const RANDOM_IDS_PER_DRAW = 512;
 let randomIds = Buffer.alloc(0);
 let randomIdsUsed = 0;

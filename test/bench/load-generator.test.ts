@@ -3,18 +3,21 @@
  * died: a command tells a Ctrl-C (the terminal's SIGINT reaches the load
  * processes too) from a crash by the error's signal, not by its wording.
  */
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import t from 'tap';
+import { killedBySignal } from '../../bench/demo/command.js';
 import { LoadGenerator, LoadGeneratorError } from '../../bench/load/load-generator.js';
 import { socklabEndpoints } from '../../bench/load/script-client.js';
 import type { Tap } from '../helpers/tap.js';
 
-/** Accepts connections and never greets: a session waits for its greeting until its process is killed. */
-async function silentServer(t: Tap): Promise<number> {
+/** Accepts connections and never greets, so a session waits; `onConnection` runs as each arrives. */
+async function silentServer(t: Tap, onConnection: () => void = () => {}): Promise<number> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('error', () => {});
+    onConnection();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => {
@@ -34,53 +37,79 @@ function chatRun(port: number) {
   };
 }
 
-function waitForExit(pid: number): Promise<void> {
-  return new Promise((resolve) => {
-    const poll = setInterval(() => {
-      try {
-        process.kill(pid, 0);
-      } catch {
-        clearInterval(poll);
-        resolve();
-      }
-    }, 20);
-  });
+function failureOf(run: Promise<unknown>): Promise<unknown> {
+  return run.then(
+    () => null,
+    (error: unknown) => error,
+  );
 }
 
 t.test('a load process killed between runs: the next run fails before its start, with the signal', async (t) => {
   const generator = LoadGenerator.start(1);
   t.teardown(() => generator.close());
   const [pid] = generator.processIds;
-  t.ok(pid !== undefined && pid > 0, 'the load process has a pid');
-  process.kill(pid ?? 0, 'SIGTERM');
-  await waitForExit(pid ?? 0);
-  // The parent learns of the exit from its own event loop: give it the turn.
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  const failure = await generator.run(chatRun(await silentServer(t))).then(
-    () => null,
-    (error: unknown) => error,
-  );
+  if (pid === undefined) {
+    t.fail('the load process has no pid');
+    return;
+  }
+  process.kill(pid, 'SIGTERM');
+  const failure = await failureOf(generator.run(chatRun(await silentServer(t))));
   t.ok(failure instanceof LoadGeneratorError, 'a LoadGeneratorError');
-  t.match(failure, { code: 'BARRIER', signal: 'SIGTERM', message: /load process 0 was lost before the start: load process 0 killed by SIGTERM/ });
+  t.match(failure, { code: 'BARRIER', signal: 'SIGTERM', message: /load process 0 was lost before the start: load process 0 .*killed by SIGTERM/ });
 });
 
 t.test('a load process killed by SIGINT in the middle of a run: the run fails, and the error names SIGINT', async (t) => {
   const generator = LoadGenerator.start(1);
   t.teardown(() => generator.close());
-  const port = await silentServer(t);
   const [pid] = generator.processIds;
-  const running = generator.run(chatRun(port));
-  // The session is connected and waits for the greeting that never comes; then the Ctrl-C.
-  setTimeout(() => process.kill(pid ?? 0, 'SIGINT'), 1500);
-  const failure = await running.then(
-    () => null,
-    (error: unknown) => error,
-  );
+  if (pid === undefined) {
+    t.fail('the load process has no pid');
+    return;
+  }
+  // Once its session is connected (and waits for a greeting that never comes): the Ctrl-C.
+  const port = await silentServer(t, () => process.kill(pid, 'SIGINT'));
+  const failure = await failureOf(generator.run(chatRun(port)));
   t.ok(failure instanceof LoadGeneratorError, 'a LoadGeneratorError');
-  t.match(failure, { code: 'WORKER_EXITED', signal: 'SIGINT' });
+  t.match(failure, { code: 'WORKER_EXITED', signal: 'SIGINT', message: /killed by SIGINT/ });
 });
 
-t.test('a load process that exits on its own carries no signal', async (t) => {
-  const error = new LoadGeneratorError('WORKER_EXITED', 'load process 0 exited with code 1');
-  t.equal(error.signal, null);
+t.test('load processes that exited on their own: the run fails, and no signal is named', async (t) => {
+  const generator = LoadGenerator.start(1);
+  await generator.close();
+  const failure = await failureOf(generator.run(chatRun(await silentServer(t))));
+  t.ok(failure instanceof LoadGeneratorError, 'a LoadGeneratorError');
+  t.match(failure, { code: 'BARRIER', signal: null, message: /exited with code 0/ });
+});
+
+t.test("the demo counts a load process's SIGINT, SIGTERM or SIGHUP as a stop, by the error's signal", async (t) => {
+  const lost = (signal: NodeJS.Signals | null) => new LoadGeneratorError('BARRIER', `load process 0 was lost before the start: load process 0 killed by ${signal}`, { signal });
+  t.equal(killedBySignal(lost('SIGINT')), 'SIGINT');
+  t.equal(killedBySignal(lost('SIGHUP')), 'SIGHUP');
+  t.equal(killedBySignal(lost('SIGKILL')), null, 'SIGKILL is a crash, not a stop');
+  t.equal(killedBySignal(lost(null)), null);
+  t.equal(killedBySignal(new Error('load process 0 killed by SIGINT')), null, 'words alone are not a signal');
+});
+
+/** Runs `stoppingServersOnInterrupt` around work that fails with `failure` (JavaScript source), in a process of its own. */
+function commandFailingWith(failure: string) {
+  const module = (file: string) => JSON.stringify(new URL(file, import.meta.url).href);
+  const source = [
+    `import { stoppingServersOnInterrupt } from ${module('../../bench/targets/server-process.js')};`,
+    `import { LoadGeneratorError } from ${module('../../bench/load/load-generator.js')};`,
+    `await stoppingServersOnInterrupt('socklab load', 'nothing was measured', () => Promise.reject(${failure}));`,
+  ].join('\n');
+  return spawnSync(process.execPath, ['--input-type=module', '-e', source], { encoding: 'utf8', timeout: 30_000 });
+}
+
+t.test("a command whose load process got the terminal's SIGINT ends as interrupted (exit 130); other failures stay failures", async (t) => {
+  const interrupted = commandFailingWith("new LoadGeneratorError('WORKER_EXITED', 'load process 0 killed by SIGINT', { signal: 'SIGINT' })");
+  t.equal(interrupted.status, 130, 'exit 130');
+  t.match(interrupted.stderr, /^socklab load: interrupted \(Ctrl-C\); nothing was measured\./);
+
+  const crashed = commandFailingWith("new LoadGeneratorError('WORKER_EXITED', 'load process 0 killed by SIGKILL', { signal: 'SIGKILL' })");
+  t.not(crashed.status, 130, 'a SIGKILL is not a Ctrl-C');
+  t.notMatch(crashed.stderr, /interrupted/);
+
+  const worded = commandFailingWith("new Error('load process 0 killed by SIGINT')");
+  t.not(worded.status, 130, 'an error that only says so is not one either');
 });

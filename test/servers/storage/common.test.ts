@@ -62,6 +62,13 @@ t.test('names', async (t) => {
   t.match(temp, new RegExp(`^${TEMP_PREFIX.replace(/[.]/g, '\\.')}123\\.456-[0-9a-f]{16}-a4096-${nameKey('notes.txt')}$`));
   t.ok(isTempName(temp));
   t.not(tempFileName('123.456', { name: 'notes.txt', mode: 'append', size: 4096 }), temp, 'random');
+  // The random bits come from draws of 512 names: across several draws, every name is still new and well formed.
+  const many = Array.from({ length: 1500 }, () => tempFileName('123.456', { name: 'notes.txt', mode: 'new', size: 1 }));
+  t.equal(new Set(many).size, many.length, '1500 names, none twice');
+  t.ok(
+    many.every((name) => parseTempName(name) !== null),
+    'each one parses',
+  );
   t.same(parseTempName(temp), { fileName: temp, owner: '123.456', mode: 'append', reserved: 4096, key: nameKey('notes.txt') });
   t.equal(parseTempName(`${TEMP_PREFIX}planted`), null, 'a temporary file of unknown origin says nothing');
   for (const mode of ['new', 'overwrite', 'append'] as const) {

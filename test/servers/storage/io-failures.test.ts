@@ -4,8 +4,9 @@
  * that names the step and the errno (a server sends it as `451 <step> failed
  * (EIO)`), with nothing left behind: no temporary file, no open descriptor, no
  * file slot, no lock. The same request then works. Both flavours, through the
- * fs functions each calls (node:fs for the blocking one, node:fs/promises and
- * its FileHandle for the other), replaced for one call at a time.
+ * fs functions each calls (node:fs for the blocking one; node:fs/promises, its
+ * FileHandle and node:fs's callback lstat for the other), replaced for one call
+ * at a time.
  */
 import t from 'tap';
 import fs from 'node:fs';
@@ -97,7 +98,8 @@ function interceptOnce(
 
 /**
  * Makes the next call of `call` whose arguments `matches` accepts fail with
- * `code` (a throw from a blocking function, a rejection from a promise one);
+ * `code` (a throw from a blocking function, a rejection from a promise one,
+ * the error handed to the callback of a callback one);
  * every other call goes through. Returns how many calls failed so far.
  */
 function failOnce(t: HasTeardown, call: Call, matches: (args: unknown[]) => boolean, code: 'EIO' | 'EINVAL' | 'EISDIR' | 'ELOOP' | 'EPERM' | 'EEXIST' = 'EIO'): () => number {
