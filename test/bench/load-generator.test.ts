@@ -44,14 +44,17 @@ function failureOf(run: Promise<unknown>): Promise<unknown> {
   );
 }
 
-t.test('a load process killed between runs: the next run fails before its start, with the signal', async (t) => {
+/** One load process, closed at the test's end, and its pid (a test without one fails: kill(0) would signal the whole group). */
+function oneLoadProcess(t: Tap): { readonly generator: LoadGenerator; readonly pid: number } {
   const generator = LoadGenerator.start(1);
   t.teardown(() => generator.close());
   const [pid] = generator.processIds;
-  if (pid === undefined) {
-    t.fail('the load process has no pid');
-    return;
-  }
+  if (pid === undefined) throw new Error('the load process has no pid');
+  return { generator, pid };
+}
+
+t.test('a load process killed between runs: the next run fails before its start, with the signal', async (t) => {
+  const { generator, pid } = oneLoadProcess(t);
   process.kill(pid, 'SIGTERM');
   const failure = await failureOf(generator.run(chatRun(await silentServer(t))));
   t.ok(failure instanceof LoadGeneratorError, 'a LoadGeneratorError');
@@ -59,13 +62,7 @@ t.test('a load process killed between runs: the next run fails before its start,
 });
 
 t.test('a load process killed by SIGINT in the middle of a run: the run fails, and the error names SIGINT', async (t) => {
-  const generator = LoadGenerator.start(1);
-  t.teardown(() => generator.close());
-  const [pid] = generator.processIds;
-  if (pid === undefined) {
-    t.fail('the load process has no pid');
-    return;
-  }
+  const { generator, pid } = oneLoadProcess(t);
   // Once its session is connected (and waits for a greeting that never comes): the Ctrl-C.
   const port = await silentServer(t, () => process.kill(pid, 'SIGINT'));
   const failure = await failureOf(generator.run(chatRun(port)));
