@@ -116,16 +116,16 @@ export class LoadGenerator {
       const child = fork(WORKER_SCRIPT, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
       const worker: Worker = { index, child, listener: null, exited: null };
       child.on('message', (message: WorkerMessage) => worker.listener?.(message));
-      const exited = (how: { readonly signal: NodeJS.Signals | null; readonly how: string }) => {
+      const markExited = (how: { readonly signal: NodeJS.Signals | null; readonly how: string }) => {
         if (worker.exited !== null) return;
         worker.exited = how;
         worker.listener?.({ type: 'failed', message: how.how });
       };
-      child.once('exit', (code, signal) => exited({ signal, how: signal !== null ? `killed by ${signal}` : `exited with code ${code}` }));
+      child.once('exit', (code, signal) => markExited({ signal, how: signal !== null ? `killed by ${signal}` : `exited with code ${code}` }));
       child.on('error', (error) => {
         // A message sent just as the process died fails (EPIPE): its exit, which follows, fails the run. A process
         // that could not be started at all has no exit to come.
-        if (child.pid === undefined) exited({ signal: null, how: `could not be started (${error.message})` });
+        if (child.pid === undefined) markExited({ signal: null, how: `could not be started (${error.message})` });
       });
       return worker;
     });

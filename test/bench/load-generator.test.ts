@@ -4,27 +4,18 @@
  * processes too) from a crash by the error's signal, not by its wording.
  */
 import { spawnSync } from 'node:child_process';
-import net from 'node:net';
 import t from 'tap';
 import { killedBySignal } from '../../bench/demo/command.js';
 import { LoadGenerator, LoadGeneratorError } from '../../bench/load/load-generator.js';
 import { socklabEndpoints } from '../../bench/load/script-client.js';
+import { startFakeServer } from '../clients/run-cli.js';
 import type { Tap } from '../helpers/tap.js';
 
 /** Accepts connections and never greets, so a session waits; `onConnection` runs as each arrives. */
 async function silentServer(t: Tap, onConnection: () => void = () => {}): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {});
-    onConnection();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
-  });
-  return (server.address() as net.AddressInfo).port;
+  const server = await startFakeServer(onConnection);
+  t.teardown(() => server.close());
+  return server.port;
 }
 
 function chatRun(port: number) {
@@ -35,13 +26,6 @@ function chatRun(port: number) {
     arrivalsPerSecond: null,
     sessionTimeoutMs: 30_000,
   };
-}
-
-function failureOf(run: Promise<unknown>): Promise<unknown> {
-  return run.then(
-    () => null,
-    (error: unknown) => error,
-  );
 }
 
 /** One load process, closed at the test's end, and its pid (a test without one fails: kill(0) would signal the whole group). */
@@ -56,7 +40,7 @@ function oneLoadProcess(t: Tap): { readonly generator: LoadGenerator; readonly p
 t.test('a load process killed between runs: the next run fails before its start, with the signal', async (t) => {
   const { generator, pid } = oneLoadProcess(t);
   process.kill(pid, 'SIGTERM');
-  const failure = await failureOf(generator.run(chatRun(await silentServer(t))));
+  const failure = await generator.run(chatRun(await silentServer(t))).catch((error: unknown) => error);
   t.ok(failure instanceof LoadGeneratorError, 'a LoadGeneratorError');
   t.match(failure, { code: 'BARRIER', signal: 'SIGTERM', message: /load process 0 was lost before the start: load process 0 .*killed by SIGTERM/ });
 });
@@ -65,7 +49,7 @@ t.test('a load process killed by SIGINT in the middle of a run: the run fails, a
   const { generator, pid } = oneLoadProcess(t);
   // Once its session is connected (and waits for a greeting that never comes): the Ctrl-C.
   const port = await silentServer(t, () => process.kill(pid, 'SIGINT'));
-  const failure = await failureOf(generator.run(chatRun(port)));
+  const failure = await generator.run(chatRun(port)).catch((error: unknown) => error);
   t.ok(failure instanceof LoadGeneratorError, 'a LoadGeneratorError');
   t.match(failure, { code: 'WORKER_EXITED', signal: 'SIGINT', message: /killed by SIGINT/ });
 });
@@ -73,7 +57,7 @@ t.test('a load process killed by SIGINT in the middle of a run: the run fails, a
 t.test('load processes that exited on their own: the run fails, and no signal is named', async (t) => {
   const generator = LoadGenerator.start(1);
   await generator.close();
-  const failure = await failureOf(generator.run(chatRun(await silentServer(t))));
+  const failure = await generator.run(chatRun(await silentServer(t))).catch((error: unknown) => error);
   t.ok(failure instanceof LoadGeneratorError, 'a LoadGeneratorError');
   t.match(failure, { code: 'BARRIER', signal: null, message: /exited with code 0/ });
 });
