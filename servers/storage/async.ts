@@ -30,6 +30,7 @@ import {
   copyMismatch,
   decodeIntent,
   encodeIntent,
+  entryPath,
   fileExists,
   fileIdentity,
   FreeSpaceEstimate,
@@ -78,29 +79,41 @@ import type {
 type AsyncUpload = UploadState<FileHandle, EventLoopDigest>;
 
 /**
- * The default lock: one promise chain per name, so commits to a name run one
- * after the other, in call order. A name's entry is dropped when its chain
- * drains, so the map holds only names with a commit in progress.
+ * The default lock: one queue per name, so commits to a name run one after
+ * the other, in call order. A name's entry is dropped when its queue drains,
+ * so the map holds only names with a commit in progress. Taking a free name
+ * costs no promise of its own: every upload of a crowd takes two names' locks.
  */
-export class PromiseChainNameLock implements AsyncNameLock {
-  private readonly tails = new Map<string, Promise<void>>();
+export class NameQueueLock implements AsyncNameLock {
+  /** For each name held: the callers waiting for it, first come first served. */
+  private readonly waiting = new Map<string, (() => void)[]>();
 
-  async withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(name);
-    let release!: () => void;
-    const done = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    // Chained promises only ever resolve (release is called in finally), so one failure never blocks the rest.
-    const tail = previous === undefined ? done : previous.then(() => done);
-    this.tails.set(name, tail);
-    try {
-      if (previous !== undefined) await previous;
-      return await fn();
-    } finally {
-      release();
-      if (this.tails.get(name) === tail) this.tails.delete(name);
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const queue = this.waiting.get(name);
+    if (queue === undefined) {
+      this.waiting.set(name, []);
+      return this.holding(name, fn);
     }
+    return new Promise<void>((resolve) => queue.push(resolve)).then(() => this.holding(name, fn));
+  }
+
+  private holding<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    let running: Promise<T>;
+    try {
+      running = fn();
+    } catch (error) {
+      this.release(name);
+      return Promise.reject(error);
+    }
+    // Released whichever way fn ends, so one failure never blocks the rest.
+    return running.finally(() => this.release(name));
+  }
+
+  private release(name: string): void {
+    const queue = this.waiting.get(name);
+    const next = queue?.shift();
+    if (next !== undefined) next();
+    else this.waiting.delete(name);
   }
 }
 
@@ -137,12 +150,13 @@ class FileSlots {
     this.free = count;
   }
 
-  async acquire(): Promise<void> {
+  /** Nothing when a slot was free (taken at once), else a promise of one. */
+  acquire(): void | Promise<void> {
     if (this.free > 0) {
       this.free--;
       return;
     }
-    await new Promise<void>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       const granted = () => {
         clearTimeout(timer);
         resolve();
@@ -185,7 +199,8 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   private async withSlot<T extends object>(open: () => Promise<T>): Promise<T> {
-    await this.slots.acquire();
+    const waitForSlot = this.slots.acquire();
+    if (waitForSlot !== undefined) await waitForSlot;
     try {
       const handle = await open();
       this.slotHolders.add(handle);
@@ -214,7 +229,7 @@ export class AsyncStorage implements AsyncStorageOps {
 
   /** A storage over a root that is already open elsewhere: no clean-up, no I/O (see OpenStorageOptions). */
   static attach(root: string, options: OpenStorageOptions<AsyncNameLock> = {}): AsyncStorage {
-    return new AsyncStorage(path.resolve(root), options.lock ?? new PromiseChainNameLock(), quotaOf(options.maxRootSize), options.fileSlots ?? DEFAULT_FILE_SLOTS);
+    return new AsyncStorage(path.resolve(root), options.lock ?? new NameQueueLock(), quotaOf(options.maxRootSize), options.fileSlots ?? DEFAULT_FILE_SLOTS);
   }
 
   async list(): Promise<ListEntry[]> {
@@ -226,14 +241,20 @@ export class AsyncStorage implements AsyncStorageOps {
     const names = entries ?? (await this.readRoot());
     return Promise.all(
       names.filter(isListableName).map(async (name) => {
-        const stats = await this.lstatOrNull(path.join(this.root, name));
+        const stats = await this.lstatOrNull(entryPath(this.root, name));
         return stats === null ? null : listEntry(name, stats);
       }),
     );
   }
 
-  async probe(name: string): Promise<number | null> {
-    return regularSizeOrNull(name, await this.lstatOrNull(pathInRoot(this.root, name)));
+  probe(name: string): Promise<number | null> {
+    let filePath: string;
+    try {
+      filePath = pathInRoot(this.root, name);
+    } catch (error) {
+      return Promise.reject(error); // this flavour's failures are rejections, like every other call's
+    }
+    return this.lstatThen(filePath, (stats) => regularSizeOrNull(name, stats));
   }
 
   async stat(name: string): Promise<FileDigest> {
@@ -281,7 +302,7 @@ export class AsyncStorage implements AsyncStorageOps {
     this.releaseSlot(reading);
   }
 
-  async beginUpload(plan: UploadPlan, probed?: ProbedName): Promise<UploadHandle> {
+  beginUpload(plan: UploadPlan, probed?: ProbedName): Promise<UploadHandle> {
     return this.withSlot(() => this.createUpload(plan, probed));
   }
 
@@ -292,8 +313,9 @@ export class AsyncStorage implements AsyncStorageOps {
     return this.lock.withLock(commitLockKey(plan.name, this.quota), async () => {
       const currentSize = probed === undefined ? regularSizeOrNull(plan.name, await this.lstatOrNull(target)) : probed.size;
       if (plan.mode === 'new' && currentSize !== null) throw fileExists(plan.name);
-      await this.refuseIfVisiblyFull(plan, currentSize);
-      const tempPath = path.join(this.root, tempFileName(SELF_OWNER, plan));
+      const roomChecked = this.refuseIfVisiblyFull(plan, currentSize);
+      if (roomChecked !== undefined) await roomChecked;
+      const tempPath = entryPath(this.root, tempFileName(SELF_OWNER, plan));
       let file: FileHandle;
       try {
         file = await fsp.open(tempPath, TEMP_CREATE_FLAGS, FILE_MODE);
@@ -302,7 +324,8 @@ export class AsyncStorage implements AsyncStorageOps {
       }
       // The reservation first, then the limits against everyone's (see SyncStorage.beginUpload).
       try {
-        await this.refuseIfPastLimits(plan, currentSize, path.basename(tempPath));
+        const limitsChecked = this.refuseIfPastLimits(plan, currentSize, tempPath);
+        if (limitsChecked !== undefined) await limitsChecked;
       } catch (error) {
         await closeQuietly(file);
         await removeQuietly(tempPath);
@@ -355,9 +378,15 @@ export class AsyncStorage implements AsyncStorageOps {
       let closing: Promise<void> | null = null;
       try {
         // An append's data is fsync'd where it lands (see install); the rest is renamed as it is.
-        // The flush to disk and the end of the hashing (on its thread, for a large upload) overlap.
-        const [digest] = await Promise.all([upload.finishDigest(), upload.mode !== 'append' ? file.sync() : undefined]);
-        uploadSha256 = upload.verifiedSha256(digest);
+        const digest = upload.finishDigest();
+        if (typeof digest === 'string') {
+          uploadSha256 = upload.verifiedSha256(digest);
+          if (upload.mode !== 'append') await file.sync();
+        } else {
+          // The flush to disk and the end of the hashing on its thread (a large upload) overlap.
+          const [finished] = await Promise.all([digest, upload.mode !== 'append' ? file.sync() : undefined]);
+          uploadSha256 = upload.verifiedSha256(finished);
+        }
         // Its data is on disk and a rename needs no descriptor: closing it overlaps the install.
         if (upload.mode !== 'append') closing = closeQuietly(file);
         size = await this.lock.withLock(commitLockKey(upload.name, this.quota), () => this.install(upload, file));
@@ -384,11 +413,12 @@ export class AsyncStorage implements AsyncStorageOps {
 
   /** Under the name's lock: puts the upload in place, durably, and returns the file's new size. */
   private async install(upload: AsyncUpload, file: FileHandle): Promise<number> {
-    const target = path.join(this.root, upload.name);
-    const currentSize = regularSizeOrNull(upload.name, await this.lstatOrNull(target));
+    const target = entryPath(this.root, upload.name);
+    const currentSize = await this.lstatThen(target, (stats) => regularSizeOrNull(upload.name, stats));
     if (upload.mode === 'new' && currentSize !== null) throw fileExists(upload.name);
     // Again at the commit: the root may have changed behind the server's back since beginUpload.
-    await this.refuseIfPastLimits(upload.plan, currentSize, path.basename(upload.tempPath));
+    const limitsChecked = this.refuseIfPastLimits(upload.plan, currentSize, upload.tempPath);
+    if (limitsChecked !== undefined) await limitsChecked;
     if (upload.mode === 'append' && currentSize !== null) return this.appendInPlace(upload, target);
     if (upload.mode === 'overwrite') {
       await fsp.rename(upload.tempPath, target);
@@ -479,7 +509,7 @@ export class AsyncStorage implements AsyncStorageOps {
 
   /** Takes the name's intent record, the lock on appends to the name across server processes (see SyncStorage.takeIntent). */
   private async takeIntent(intent: AppendIntent): Promise<string> {
-    const intentPath = path.join(this.root, intentFileName(intent.name));
+    const intentPath = entryPath(this.root, intentFileName(intent.name));
     const staging = await this.stageIntent(intent, false);
     try {
       const deadline = performance.now() + INTENT_WAIT_MS;
@@ -528,7 +558,7 @@ export class AsyncStorage implements AsyncStorageOps {
 
   /** `intent`, written whole into a new temporary file beside the records (and fsync'd if `durable`). */
   private async stageIntent(intent: AppendIntent, durable: boolean): Promise<string> {
-    const staging = path.join(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
+    const staging = entryPath(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
     await this.writeRecord(staging, intent, durable);
     return staging;
   }
@@ -591,7 +621,7 @@ export class AsyncStorage implements AsyncStorageOps {
    * false, leaving it, while its server lives; true when it is gone.
    */
   private async recoverIntentIfOrphaned(intentName: string): Promise<boolean> {
-    const intentPath = path.join(this.root, intentName);
+    const intentPath = entryPath(this.root, intentName);
     let intent: AppendIntent | null;
     let changedAtMs = 0;
     try {
@@ -619,7 +649,7 @@ export class AsyncStorage implements AsyncStorageOps {
     if (oldSize === null) return; // taken, its size never recorded: nothing was appended
     let file: FileHandle;
     try {
-      file = await fsp.open(path.join(this.root, intent.name), APPEND_FLAGS);
+      file = await fsp.open(entryPath(this.root, intent.name), APPEND_FLAGS);
     } catch (error) {
       if (isMissingOrNotRegular(error)) return; // gone, or something else holds the name now (a directory too): nothing of the append is left
       throw error;
@@ -717,9 +747,14 @@ export class AsyncStorage implements AsyncStorageOps {
   /** The statfs under way, shared by the uploads that begin meanwhile. */
   private spaceReading: Promise<void> | null = null;
 
-  private async refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null): Promise<void> {
+  /** Nothing when the estimate admits the upload at once, else a promise that checks a fresh statfs. */
+  private refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null): void | Promise<void> {
     const needed = bytesNeededForUpload(plan, currentSize);
     if (this.freeSpace.admit(needed, performance.now())) return;
+    return this.refuseIfFull(needed);
+  }
+
+  private async refuseIfFull(needed: number): Promise<void> {
     if (!(await this.readSpace())) return; // Cannot tell: the writes will find out.
     if (!this.freeSpace.admit(needed, performance.now())) throw noSpace();
   }
@@ -746,14 +781,18 @@ export class AsyncStorage implements AsyncStorageOps {
 
   /**
    * --max-file-size for appends and --max-root-size, counting the uploads in
-   * progress (but `ownTemp`, a commit's own upload): the files LIST shows,
+   * progress (but the one at `ownTempPath`, a commit's own): the files LIST shows,
    * with this upload committed, must fit in the quota.
    */
-  private async refuseIfPastLimits(plan: UploadPlan, currentSize: number | null, ownTemp: string | null): Promise<void> {
+  private refuseIfPastLimits(plan: UploadPlan, currentSize: number | null, ownTempPath: string | null): void | Promise<void> {
     const needsPending = this.quota !== null || (plan.mode === 'append' && plan.maxFileSize !== undefined);
     if (!needsPending) return;
+    return this.refuseIfPendingPastLimits(plan, currentSize, ownTempPath);
+  }
+
+  private async refuseIfPendingPastLimits(plan: UploadPlan, currentSize: number | null, ownTempPath: string | null): Promise<void> {
     const entries = await this.readRoot();
-    const pending: PendingUpload[] = pendingUploads(entries, ownTemp);
+    const pending: PendingUpload[] = pendingUploads(entries, ownTempPath === null ? null : path.basename(ownTempPath));
     refuseIfFileWouldPassLimit(plan, currentSize, pending);
     if (this.quota !== null && wouldExceedQuota(this.quota, await this.listedEntries(entries), pending, plan)) throw overQuota(this.quota);
   }
@@ -767,7 +806,7 @@ export class AsyncStorage implements AsyncStorageOps {
       const upload = parseTempName(name);
       return upload === null || !isOwnerAlive(upload.owner);
     });
-    await Promise.all(stale.map((name) => removeQuietly(path.join(this.root, name))));
+    await Promise.all(stale.map((name) => removeQuietly(entryPath(this.root, name))));
   }
 
   private async readRoot(): Promise<string[]> {
@@ -780,13 +819,22 @@ export class AsyncStorage implements AsyncStorageOps {
 
   /** lstat, which never follows a link; null when nothing is there (or it vanished since readdir). */
   private lstatOrNull(filePath: string): Promise<Stats | null> {
+    return this.lstatThen(filePath, (stats) => stats);
+  }
+
+  /** lstatOrNull's result through `use`, in the lstat's own callback: no further promise or tick per lookup. */
+  private lstatThen<T>(filePath: string, use: (stats: Stats | null) => T): Promise<T> {
     // The callback form: fs/promises captures a stack for the Error of a missing name and throws it through
     // the async frames, several times the cost of the lstat itself, and every new upload meets a missing name twice.
     return new Promise((resolve, reject) => {
       fs.lstat(filePath, (error, stats) => {
-        if (error === null) resolve(stats);
-        else if (isMissing(error)) resolve(null);
-        else reject(toStorageError(error, 'looking up a file', 'failure'));
+        try {
+          if (error === null) resolve(use(stats));
+          else if (isMissing(error)) resolve(use(null));
+          else reject(toStorageError(error, 'looking up a file', 'failure'));
+        } catch (thrown) {
+          reject(thrown);
+        }
       });
     });
   }

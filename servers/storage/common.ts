@@ -189,7 +189,17 @@ export function appendBusy(name: string): StorageError {
  */
 export function pathInRoot(root: string, name: string): string {
   if (!isValidName(name)) throw new StorageError(ErrorCodes.BAD_NAME, 'bad name');
-  return path.join(root, name);
+  return entryPath(root, name);
+}
+
+/**
+ * The path of one directory entry (a checked name, a temporary file's, one
+ * readdir returned) in an absolute `root`. Plain concatenation: path.join
+ * would normalise a path that is already normal, and a crowd of uploads
+ * builds several each.
+ */
+export function entryPath(root: string, entry: string): string {
+  return root.endsWith(path.sep) ? root + entry : root + path.sep + entry;
 }
 
 // ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import {
   copyMismatch,
   decodeIntent,
   encodeIntent,
+  entryPath,
   fileExists,
   fileIdentity,
   FreeSpaceEstimate,
@@ -128,7 +129,7 @@ export class SyncStorage implements StorageOps {
     return entries
       .filter(isListableName)
       .map((name) => {
-        const stats = this.lstatOrNull(path.join(this.root, name));
+        const stats = this.lstatOrNull(entryPath(this.root, name));
         return stats === null ? null : listEntry(name, stats);
       });
   }
@@ -187,7 +188,7 @@ export class SyncStorage implements StorageOps {
       const currentSize = probed === undefined ? regularSizeOrNull(plan.name, this.lstatOrNull(target)) : probed.size;
       if (plan.mode === 'new' && currentSize !== null) throw fileExists(plan.name);
       this.refuseIfVisiblyFull(plan, currentSize);
-      const tempPath = path.join(this.root, tempFileName(SELF_OWNER, plan));
+      const tempPath = entryPath(this.root, tempFileName(SELF_OWNER, plan));
       let fd: number;
       try {
         fd = fs.openSync(tempPath, TEMP_CREATE_FLAGS, FILE_MODE);
@@ -197,7 +198,7 @@ export class SyncStorage implements StorageOps {
       // The temporary file is the reservation every server on the root sees: made first, then the limits are
       // checked against everyone's, so of two servers reserving at once, at least one sees the other.
       try {
-        this.refuseIfPastLimits(plan, currentSize, path.basename(tempPath));
+        this.refuseIfPastLimits(plan, currentSize, tempPath);
       } catch (error) {
         closeQuietly(fd);
         removeQuietly(tempPath);
@@ -247,11 +248,11 @@ export class SyncStorage implements StorageOps {
 
   /** Under the name's lock: puts the upload in place, durably, and returns the file's new size. */
   private install(upload: UploadState<number>, fd: number): number {
-    const target = path.join(this.root, upload.name);
+    const target = entryPath(this.root, upload.name);
     const currentSize = regularSizeOrNull(upload.name, this.lstatOrNull(target));
     if (upload.mode === 'new' && currentSize !== null) throw fileExists(upload.name);
     // Again at the commit: the root may have changed behind the server's back since beginUpload.
-    this.refuseIfPastLimits(upload.plan, currentSize, path.basename(upload.tempPath));
+    this.refuseIfPastLimits(upload.plan, currentSize, upload.tempPath);
     if (upload.mode === 'append' && currentSize !== null) return this.appendInPlace(upload, target);
     if (upload.mode === 'overwrite') {
       fs.renameSync(upload.tempPath, target);
@@ -357,7 +358,7 @@ export class SyncStorage implements StorageOps {
    * lock, and a start-up removes what is left.
    */
   private takeIntent(intent: AppendIntent): string {
-    const intentPath = path.join(this.root, intentFileName(intent.name));
+    const intentPath = entryPath(this.root, intentFileName(intent.name));
     const staging = this.stageIntent(intent, false);
     try {
       const deadline = performance.now() + INTENT_WAIT_MS;
@@ -410,7 +411,7 @@ export class SyncStorage implements StorageOps {
 
   /** `intent`, written whole into a new temporary file beside the records (and fsync'd if `durable`). */
   private stageIntent(intent: AppendIntent, durable: boolean): string {
-    const staging = path.join(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
+    const staging = entryPath(this.root, tempFileName(SELF_OWNER, { name: intent.name, mode: 'append', size: 0 }));
     this.writeRecord(staging, intent, durable);
     return staging;
   }
@@ -483,7 +484,7 @@ export class SyncStorage implements StorageOps {
    * false, leaving it, while its server lives; true when it is gone.
    */
   private recoverIntentIfOrphaned(intentName: string): boolean {
-    const intentPath = path.join(this.root, intentName);
+    const intentPath = entryPath(this.root, intentName);
     let intent: AppendIntent | null;
     let changedAtMs = 0;
     try {
@@ -511,7 +512,7 @@ export class SyncStorage implements StorageOps {
     if (oldSize === null) return; // taken, its size never recorded: nothing was appended
     let fd: number;
     try {
-      fd = fs.openSync(path.join(this.root, intent.name), APPEND_FLAGS);
+      fd = fs.openSync(entryPath(this.root, intent.name), APPEND_FLAGS);
     } catch (error) {
       if (isMissingOrNotRegular(error)) return; // gone, or something else holds the name now (a directory too): nothing of the append is left
       throw error;
@@ -568,14 +569,14 @@ export class SyncStorage implements StorageOps {
 
   /**
    * --max-file-size for appends and --max-root-size, counting the uploads in
-   * progress (but `ownTemp`, a commit's own upload): the files LIST shows,
+   * progress (but the one at `ownTempPath`, a commit's own): the files LIST shows,
    * with this upload committed, must fit in the quota.
    */
-  private refuseIfPastLimits(plan: UploadPlan, currentSize: number | null, ownTemp: string | null): void {
+  private refuseIfPastLimits(plan: UploadPlan, currentSize: number | null, ownTempPath: string | null): void {
     const needsPending = this.quota !== null || (plan.mode === 'append' && plan.maxFileSize !== undefined);
     if (!needsPending) return;
     const entries = this.readRoot();
-    const pending: PendingUpload[] = pendingUploads(entries, ownTemp);
+    const pending: PendingUpload[] = pendingUploads(entries, ownTempPath === null ? null : path.basename(ownTempPath));
     refuseIfFileWouldPassLimit(plan, currentSize, pending);
     if (this.quota !== null && wouldExceedQuota(this.quota, this.listedEntries(entries), pending, plan)) throw overQuota(this.quota);
   }
@@ -587,7 +588,7 @@ export class SyncStorage implements StorageOps {
     for (const name of entries) {
       if (isIntentName(name)) continue;
       const upload = parseTempName(name);
-      if (upload === null || !isOwnerAlive(upload.owner)) removeQuietly(path.join(this.root, name));
+      if (upload === null || !isOwnerAlive(upload.owner)) removeQuietly(entryPath(this.root, name));
     }
   }
 

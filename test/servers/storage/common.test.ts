@@ -20,7 +20,7 @@ import {
   FreeSpaceEstimate,
 } from '../../../servers/storage/common.js';
 import { InThreadNameLock } from '../../../servers/storage/sync.js';
-import { PromiseChainNameLock } from '../../../servers/storage/async.js';
+import { NameQueueLock } from '../../../servers/storage/async.js';
 import { SharedNameLock } from '../../../servers/storage/shared-lock.js';
 import { TEMP_PREFIX } from '../../../servers/storage/types.js';
 import { errnoError } from './flavours.js';
@@ -109,8 +109,8 @@ t.test('InThreadNameLock refuses a nested take of the same name', async (t) => {
   t.equal(lock.withLock('a', () => 'free again'), 'free again');
 });
 
-t.test('PromiseChainNameLock serialises one name, not different names', async (t) => {
-  const lock = new PromiseChainNameLock();
+t.test('NameQueueLock serialises one name, not different names', async (t) => {
+  const lock = new NameQueueLock();
   const events: string[] = [];
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
   const job = (name: string, id: string, ms: number) =>
@@ -133,11 +133,22 @@ t.test('PromiseChainNameLock serialises one name, not different names', async (t
   const xEvents = events.filter((e) => !e.startsWith('c'));
   t.same(xEvents, ['f+', 'a+', 'a-', 'b+', 'b-'], 'one after the other, in call order, despite the failure');
   t.ok(events.indexOf('c-') < events.indexOf('a-'), 'another name does not wait');
-  t.equal((lock as unknown as { tails: Map<string, unknown> }).tails.size, 0, 'drained chains are forgotten');
+  t.equal((lock as unknown as { waiting: Map<string, unknown> }).waiting.size, 0, 'drained queues are forgotten');
 });
 
-t.test('PromiseChainNameLock: a caller that comes while the second holder runs waits for it, though the first has left', async (t) => {
-  const lock = new PromiseChainNameLock();
+t.test('NameQueueLock: a holder that throws before returning a promise still frees the name', async (t) => {
+  const lock = new NameQueueLock();
+  const throwing = lock.withLock('x', (): Promise<string> => {
+    throw new Error('thrown at once');
+  });
+  await t.rejects(throwing, { message: 'thrown at once' }, 'the throw is its own call\'s rejection');
+  const queued = lock.withLock('x', () => lock.withLock('y', async () => 'nested, other name'));
+  t.equal(await queued, 'nested, other name', 'the next caller of the name runs');
+  t.equal((lock as unknown as { waiting: Map<string, unknown> }).waiting.size, 0, 'and the name is forgotten');
+});
+
+t.test('NameQueueLock: a caller that comes while the second holder runs waits for it, though the first has left', async (t) => {
+  const lock = new NameQueueLock();
   const running = new Set<string>();
   const overlaps: string[] = [];
   const gates = new Map<string, () => void>();
