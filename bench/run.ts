@@ -22,7 +22,7 @@ import { hideBin } from 'yargs/helpers';
 import { DEFAULT_THREADS } from '../servers/cli.js';
 import { checkInteger, exitWithFailure, OUTPUT_COLUMNS, outputWidth, UsageError } from '../bin/cli-support.js';
 import { socklabCommand } from '../bin/invocation.js';
-import { defaultProcessCount, LoadGenerator } from './load/load-generator.js';
+import { defaultProcessCount, loadCompilerFor, LoadGenerator } from './load/load-generator.js';
 import { describeMachine } from './report/machine.js';
 import { measureTargets } from './load/measure.js';
 import { writeHtmlReport } from './report/report-html.js';
@@ -119,14 +119,16 @@ async function main(): Promise<void> {
   const ceilingCheck = usesCopySink ? await checkCopySinkCeiling(CEILING_CHECK_BYTES, args.quick ? 1 : 3) : null;
 
   const reports: ScenarioReport[] = [];
-  // Load processes are kept from scenario to scenario when as many are needed: starting them costs seconds.
-  const generators = new Map<number, LoadGenerator>();
+  // Load processes are kept from scenario to scenario when as many, on the same compiler, are needed: starting them costs seconds.
+  const generators = new Map<string, LoadGenerator>();
   try {
     for (const name of scenarios) {
       const params = scenarioParams(SCENARIOS[name], args.quick ? QUICK_PARAMS[name] : {});
       const processes = defaultProcessCount(params.clients ?? 1, SCENARIOS[name].defaultProcesses);
-      const generator = generators.get(processes) ?? LoadGenerator.start(processes);
-      generators.set(processes, generator);
+      const compiler = loadCompilerFor(name);
+      const generatorKey = `${processes} ${compiler}`;
+      const generator = generators.get(generatorKey) ?? LoadGenerator.start(processes, compiler);
+      generators.set(generatorKey, generator);
       const task = `${name} × ${targets.map((spec) => targetLabel(spec)).join(', ')}`;
       if (onTTY) progress.update({ task });
       else process.stderr.write(`${task}: ${warmupRuns} warm-up + ${measuredRuns} measured run(s) each, their runs alternating\n`);

@@ -20,7 +20,7 @@ import { DEFAULT_THREADS } from '../../servers/cli.js';
 import { SERVER_MODELS, type ServerModelName } from '../../servers/index.js';
 import { checkInteger, exitWithFailure, outputWidth, UsageError } from '../../bin/cli-support.js';
 import { socklabCommand } from '../../bin/invocation.js';
-import { defaultProcessCount, LoadGenerator, LoadGeneratorError, type LoadRunResult } from '../load/load-generator.js';
+import { defaultProcessCount, loadCompilerFor, LoadGenerator, LoadGeneratorError, type LoadRunResult } from '../load/load-generator.js';
 import { idealMakespanMs, makespanMs } from '../load/metrics.js';
 import { buildScenarioReport } from '../report/build-report.js';
 import type { TargetMeasurement } from '../report/report-model.js';
@@ -226,7 +226,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     process.stderr.write('socklab: stopped at once; the temporary root may be left behind\n');
     process.exit(130);
   });
-  const generator = LoadGenerator.start(defaultProcessCount(options.clients));
+  const generator = LoadGenerator.start(defaultProcessCount(options.clients), loadCompilerFor('chat'));
   const measurements: TargetMeasurement[] = [];
   try {
     for (const [index, model] of options.servers.entries()) {

@@ -85,6 +85,24 @@ export interface LoadRunResult {
   readonly cpu: RunCpu;
 }
 
+/**
+ * Which of V8's compilers a load process runs its JavaScript with. A process
+ * that runs sessions (connect, a few requests, quit; a few dozen per run)
+ * never runs a function long enough for the optimizing compiler (TurboFan) to
+ * pay back its compile time, and 32 processes compile the same functions 32
+ * times over: in a crowd on 2 cores, about a third of the load's CPU even
+ * after six warm-up runs, taken from the server under test. So they run on
+ * baseline code (`--max-opt=1`: the interpreter and Sparkplug). A PING burst
+ * is one tight loop for seconds: there TurboFan pays for itself.
+ */
+export type LoadCompiler = 'baseline' | 'optimizing';
+
+export function loadCompilerFor(scenario: ScenarioName): LoadCompiler {
+  return SCENARIOS[scenario].script.kind === 'ping-burst' ? 'optimizing' : 'baseline';
+}
+
+const COMPILER_ARGS: { readonly [C in LoadCompiler]: readonly string[] } = { baseline: ['--max-opt=1'], optimizing: [] };
+
 /** Default process count: the scenario's own, else one per client up to the cap. */
 export function defaultProcessCount(clients: number, scenarioDefault?: number, cap = DEFAULT_MAX_PROCESSES): number {
   return Math.max(1, Math.min(clients, scenarioDefault ?? cap));
@@ -110,10 +128,10 @@ export class LoadGenerator {
 
   private constructor(private readonly workers: readonly Worker[]) {}
 
-  static start(processes: number): LoadGenerator {
+  static start(processes: number, compiler: LoadCompiler): LoadGenerator {
     const workers = Array.from({ length: processes }, (_, index): Worker => {
-      // execArgv: []: a parent run under --inspect (or a test runner's hooks) must not hand them to 32 children.
-      const child = fork(WORKER_SCRIPT, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+      // Only these: a parent run under --inspect (or a test runner's hooks) must not hand its own to 32 children.
+      const child = fork(WORKER_SCRIPT, [], { execArgv: [...COMPILER_ARGS[compiler]], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
       const worker: Worker = { index, child, listener: null, exited: null };
       child.on('message', (message: WorkerMessage) => worker.listener?.(message));
       const markExited = (how: { readonly signal: NodeJS.Signals | null; readonly how: string }) => {

@@ -3,7 +3,7 @@
  * command line): the load processes, the server (and the ceiling beside it,
  * with --ceiling, their runs alternating), the runs; then prints the report.
  */
-import { LoadGenerator } from './load-generator.js';
+import { loadCompilerFor, LoadGenerator } from './load-generator.js';
 import { describeMachine } from '../report/machine.js';
 import { measureTargets, type LoadRequest } from './measure.js';
 import { buildScenarioReport } from '../report/build-report.js';
@@ -47,7 +47,7 @@ async function load(options: LoadOptions): Promise<void> {
     const starting = `${scenario}: ${params.clients ?? 0} clients over ${processes} load processes against ${specs.map((spec) => targetLabel(spec)).join(' and ')}${specs.length > 1 ? ', their runs alternating' : ''}...`;
     process.stderr.write(`${wrapText(starting, options.width)}\n`);
   }
-  const generator = LoadGenerator.start(processes);
+  const generator = LoadGenerator.start(processes, loadCompilerFor(scenario));
   let measurements: TargetMeasurement[];
   try {
     // The ceiling's runs and the server's alternate (measureTargets): neither pays for what the other left on the machine.

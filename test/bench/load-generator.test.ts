@@ -2,11 +2,14 @@
  * A load process that dies fails the run with a typed error that says how it
  * died: a command tells a Ctrl-C (the terminal's SIGINT reaches the load
  * processes too) from a crash by the error's signal, not by its wording.
+ * And load processes run on the compiler their script calls for.
  */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import t from 'tap';
 import { killedBySignal } from '../../bench/demo/command.js';
-import { LoadGenerator, LoadGeneratorError } from '../../bench/load/load-generator.js';
+import { LoadGenerator, LoadGeneratorError, loadCompilerFor } from '../../bench/load/load-generator.js';
+import { SCENARIO_NAMES } from '../../bench/load/scenarios.js';
 import { socklabEndpoints } from '../../bench/load/script-client.js';
 import { startFakeServer } from '../clients/run-cli.js';
 import type { Tap } from '../helpers/tap.js';
@@ -30,7 +33,7 @@ function chatRun(port: number) {
 
 /** One load process, closed at the test's end, and its pid (a test without one fails: kill(0) would signal the whole group). */
 function oneLoadProcess(t: Tap): { readonly generator: LoadGenerator; readonly pid: number } {
-  const generator = LoadGenerator.start(1);
+  const generator = LoadGenerator.start(1, 'baseline');
   t.teardown(() => generator.close());
   const [pid] = generator.processIds;
   if (pid === undefined) throw new Error('the load process has no pid');
@@ -55,7 +58,7 @@ t.test('a load process killed by SIGINT in the middle of a run: the run fails, a
 });
 
 t.test('load processes that exited on their own: the run fails, and no signal is named', async (t) => {
-  const generator = LoadGenerator.start(1);
+  const generator = LoadGenerator.start(1, 'baseline');
   await generator.close();
   const failure = await generator.run(chatRun(await silentServer(t))).catch((error: unknown) => error);
   t.ok(failure instanceof LoadGeneratorError, 'a LoadGeneratorError');
@@ -93,4 +96,27 @@ t.test("a command whose load process got the terminal's SIGINT ends as interrupt
 
   const worded = commandFailingWith("new Error('load process 0 killed by SIGINT')");
   t.not(worded.status, 130, 'an error that only says so is not one either');
+});
+
+/** The load process's command line, once it runs the load worker (until then, fork's child may still show ours). */
+async function workerCommandLine(pid: number): Promise<string[]> {
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (argv.some((arg) => arg.endsWith('load-worker.js'))) return argv;
+    if (performance.now() > deadline) throw new Error(`load process ${pid} never ran the load worker: ${argv.join(' ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+t.test('session scripts run on baseline code, a PING burst on the optimizing compiler', async (t) => {
+  for (const name of SCENARIO_NAMES) t.equal(loadCompilerFor(name), name === 'ceiling' ? 'optimizing' : 'baseline', name);
+  for (const compiler of ['baseline', 'optimizing'] as const) {
+    const generator = LoadGenerator.start(1, compiler);
+    t.teardown(() => generator.close());
+    const [pid] = generator.processIds;
+    if (pid === undefined) throw new Error('the load process has no pid');
+    const argv = await workerCommandLine(pid);
+    t.equal(argv.includes('--max-opt=1'), compiler === 'baseline', `${compiler}: ${argv.join(' ')}`);
+  }
 });

@@ -54,7 +54,7 @@ const SMALL_CHAT = { clients: 4, echoes: 2, thinkMs: 300 };
  */
 let generator: LoadGenerator;
 t.before(() => {
-  generator = LoadGenerator.start(SMALL_CHAT.clients);
+  generator = LoadGenerator.start(SMALL_CHAT.clients, 'baseline');
 });
 t.teardown(() => generator.close());
 
