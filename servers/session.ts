@@ -55,7 +55,8 @@ type Attempt<T> = { readonly ok: true; readonly value: T } | { readonly ok: fals
 /** A storage call whose protocol-level failure (StorageError) is a value, not an exception. */
 function* attempt<K extends keyof StorageOps>(op: K, ...args: Parameters<StorageOps[K]>): Generator<Effect, Attempt<ReturnType<StorageOps[K]>>, unknown> {
   try {
-    return { ok: true, value: yield* call(op, ...args) };
+    // The effect itself, not `yield* call(...)`: a session makes four of these per upload, each a generator less.
+    return { ok: true, value: (yield { kind: 'storage', op, args }) as ReturnType<StorageOps[K]> };
   } catch (error) {
     if (error instanceof StorageError) return { ok: false, error };
     throw error;

@@ -370,7 +370,16 @@ export class AsyncStorage implements AsyncStorageOps {
 
   async commitUpload(handle: UploadHandle): Promise<FileDigest> {
     const upload = UploadState.of<FileHandle, EventLoopDigest>(handle, this);
-    await this.settleWrites(upload);
+    // The upload's writes in flight land first; the first one that failed discards the upload.
+    const writer = this.uploadWriters.get(upload);
+    if (writer !== undefined) {
+      try {
+        await writer.settle();
+      } catch (error) {
+        await writer.discard();
+        throw await this.discard(upload, toStorageError(error, 'writing the upload', 'failure'));
+      }
+    }
     const file = upload.startCommit();
     try {
       let size: number;
@@ -717,17 +726,7 @@ export class AsyncStorage implements AsyncStorageOps {
     return writer;
   }
 
-  /** Waits for the upload's writes in flight; the first one that failed discards the upload. */
-  private async settleWrites(upload: AsyncUpload): Promise<void> {
-    const writer = this.uploadWriters.get(upload);
-    if (writer === undefined) return;
-    try {
-      await writer.settle();
-    } catch (error) {
-      await writer.discard();
-      throw await this.discard(upload, toStorageError(error, 'writing the upload', 'failure'));
-    }
-  }
+
 
   /** Removes an upload's temporary file and returns `error`, now recorded as why the upload is gone. */
   private async discard(upload: AsyncUpload, error: unknown): Promise<unknown> {
@@ -881,18 +880,14 @@ async function copyToEnd(from: FileHandle, to: FileHandle, buffer: Buffer, posit
 }
 
 /** Cleanup after the fact: a failure here must not hide the error being reported. */
-async function closeQuietly(file: FileHandle): Promise<void> {
-  try {
-    await file.close();
-  } catch {
-    // Nothing useful to do: the descriptor is gone either way.
-  }
+function closeQuietly(file: FileHandle): Promise<void> {
+  // Nothing useful to do on failure: the descriptor is gone either way.
+  return file.close().then(undefined, ignore);
 }
 
-async function removeQuietly(filePath: string): Promise<void> {
-  try {
-    await fsp.unlink(filePath);
-  } catch {
-    // Already gone, or not removable: a leftover temporary file is removed at the next start.
-  }
+function removeQuietly(filePath: string): Promise<void> {
+  // On failure the file was already gone, or is not removable: a leftover temporary file is removed at the next start.
+  return fsp.unlink(filePath).then(undefined, ignore);
 }
+
+function ignore(): void {}
