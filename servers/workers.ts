@@ -11,7 +11,7 @@
  */
 import { Piscina } from 'piscina';
 import { Replies } from '../protocol/index.js';
-import { createRelayChannel, SocketRelay } from '../transport/thread-relay.js';
+import { RelayChannelPool, SocketRelay } from '../transport/thread-relay.js';
 import type { SessionOutcome } from './session.js';
 import { startWith, type Connection, type RunningServer, type ServerOptions, type Shell } from './shell.js';
 import { SharedNameLock } from './storage/shared-lock.js';
@@ -48,6 +48,7 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
   // what it queues itself (an abortable task it cannot dispatch at once goes to
   // the back of its queue), which let later clients overtake a waiting one.
   const queue: Connection[] = [];
+  const channels = new RelayChannelPool(options.idleTimeoutSeconds * 1000);
   const dispatch = () => {
     while (running < options.threads) {
       const next = queue.shift();
@@ -73,7 +74,7 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
   }
 
   function runInThread(connection: Connection): void {
-    const channel = createRelayChannel(options.idleTimeoutSeconds * 1000);
+    const channel = channels.take();
     let started = false;
     const onStarted = () => {
       started = true;
@@ -95,6 +96,8 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
       .finally(() => {
         if (started) busy--;
         relay.close();
+        // The thread's task has returned (or its thread is gone), and the relay is closed: nobody touches the channel now.
+        channels.give(channel);
         running--;
         dispatch();
       });

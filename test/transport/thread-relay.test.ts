@@ -1,15 +1,16 @@
 /**
  * transport/thread-relay.ts over a real TCP connection and a real worker
  * thread (relay-worker.ts): bytes both ways, flow control both ways, a client
- * that goes away waking a worker blocked in a read or a write, and a client
- * that stops reading being cut off after the stall time.
+ * that goes away waking a worker blocked in a read or a write, a client
+ * that stops reading being cut off after the stall time, and a channel
+ * handed to the next connection only once its relay is closed.
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { ErrorCodes } from '../../protocol/index.js';
-import { BlockingRelayIO, createRelayChannel, Flag, RING_BYTES, SocketRelay } from '../../transport/thread-relay.js';
+import { BlockingRelayIO, createRelayChannel, Flag, RelayChannelPool, RING_BYTES, SocketRelay } from '../../transport/thread-relay.js';
 import { acceptedPair, busyPastTimers, readAll, settled, SOCKET_READ_BYTES, spinFor } from '../helpers/socket-pair.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
 import type { HeldInput } from '../../transport/session-io.js';
@@ -474,4 +475,42 @@ t.test('a bell with nothing for a waiting worker neither ends its wait nor resta
   // The wait was seen up to a poll after it began, hence 0.9.
   t.ok(waited >= 0.9 * idleMs, `the bell did not end the wait (${Math.round(waited)} ms)`);
   t.ok(waited < 1.4 * idleMs, `nor restart its idle time, which would take 1.6 idle times (${Math.round(waited)} ms)`);
+});
+
+t.test('a channel given back to the pool serves the next connection, and the closed relay never touches it again', async (t) => {
+  const pool = new RelayChannelPool(5000);
+  const channel = pool.take();
+  const { client, served } = await acceptedPair();
+  const relay = new SocketRelay(served, channel, 0, () => {});
+  t.teardown(() => {
+    client.destroy();
+    served.destroy();
+    relay.close();
+  });
+  const io = new BlockingRelayIO(channel); // in this thread: it only takes what is there, so it never blocks here
+  await eventually(() => !served.isPaused(), 'the relay reads the socket once the session starts');
+  const header = new Int32Array(channel, 0, 16);
+  client.write(randomBytes(1000));
+  await eventually(() => Atomics.load(header, Slot.IN_WRITTEN) === 1000, 'the first connection\'s bytes reach the ring');
+  t.ok(io.read() instanceof Uint8Array, 'and the session takes them');
+
+  relay.close();
+  pool.give(channel);
+  t.equal(pool.idle, 1, 'one channel waits for the next connection');
+  const next = pool.take();
+  t.equal(next, channel, 'the same memory, not a new allocation');
+  t.equal(pool.idle, 0);
+  t.same([...header], new Array(16).fill(0).map((zero, slot) => (slot === 10 || slot === 11 ? header[slot] : zero)), 'every counter and flag is back to zero');
+  t.equal(new Float64Array(channel, 0, 8)[5], 5000, 'with the pool\'s idle timeout');
+
+  // The first connection carries on after its relay closed: more bytes, its end, its close.
+  const ended = new Promise((resolve) => served.once('end', resolve));
+  client.end(randomBytes(1000));
+  await ended;
+  const closed = new Promise((resolve) => served.once('close', resolve));
+  served.destroy();
+  await closed;
+  await delay(20);
+  t.equal(Atomics.load(header, Slot.IN_WRITTEN), 0, 'no byte of the old connection lands in the next one\'s ring');
+  t.equal(Atomics.load(header, Slot.FLAGS), 0, 'and no EOF or ABORT of its reaches the next session');
 });
