@@ -123,19 +123,29 @@ t.test('a worker that falls behind pauses the socket, and catching up resumes it
   t.equal(seen.received, size, 'every byte reached the worker');
 });
 
-t.test('a worker that empties the ring while the socket is paused rings the main thread, which resumes the socket', async (t) => {
-  // Staged: the main thread has paused the socket with bytes left over; the
-  // worker takes what the ring holds and must say so, or the socket stays paused for good.
+/**
+ * A connection relayed over `channel` to a session in this very thread: its
+ * BlockingRelayIO only takes what is there, so it never blocks here. Resolves
+ * once the session has started and the relay reads the socket.
+ */
+async function relayedHere(t: Tap, channel: SharedArrayBuffer): Promise<{ client: net.Socket; served: net.Socket; relay: SocketRelay; io: BlockingRelayIO }> {
   const { client, served } = await acceptedPair();
-  const channel = createRelayChannel();
   const relay = new SocketRelay(served, channel, 0, () => {});
   t.teardown(() => {
     client.destroy();
     served.destroy();
     relay.close();
   });
-  const io = new BlockingRelayIO(channel); // in this thread: it only takes what is there, so it never blocks here
+  const io = new BlockingRelayIO(channel);
   await eventually(() => !served.isPaused(), 'the relay reads the socket once the session starts');
+  return { client, served, relay, io };
+}
+
+t.test('a worker that empties the ring while the socket is paused rings the main thread, which resumes the socket', async (t) => {
+  // Staged: the main thread has paused the socket with bytes left over; the
+  // worker takes what the ring holds and must say so, or the socket stays paused for good.
+  const channel = createRelayChannel();
+  const { client, served, io } = await relayedHere(t, channel);
   client.write(randomBytes(RING_BYTES.input + 4 * SOCKET_READ_BYTES));
   await eventually(() => served.isPaused(), 'a full ring pauses the socket');
   const header = new Int32Array(channel, 0, 16);
@@ -480,15 +490,7 @@ t.test('a bell with nothing for a waiting worker neither ends its wait nor resta
 t.test('a channel given back to the pool serves the next connection, and the closed relay never touches it again', async (t) => {
   const pool = new RelayChannelPool(5000);
   const channel = pool.take();
-  const { client, served } = await acceptedPair();
-  const relay = new SocketRelay(served, channel, 0, () => {});
-  t.teardown(() => {
-    client.destroy();
-    served.destroy();
-    relay.close();
-  });
-  const io = new BlockingRelayIO(channel); // in this thread: it only takes what is there, so it never blocks here
-  await eventually(() => !served.isPaused(), 'the relay reads the socket once the session starts');
+  const { client, served, relay, io } = await relayedHere(t, channel);
   const header = new Int32Array(channel, 0, 16);
   client.write(randomBytes(1000));
   await eventually(() => Atomics.load(header, Slot.IN_WRITTEN) === 1000, 'the first connection\'s bytes reach the ring');
