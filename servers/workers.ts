@@ -84,10 +84,13 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
     const relay = new SocketRelay(connection.socket, channel, options.idleTimeoutSeconds * 1000, onStarted, connection.takeHeld());
     // The thread is free: the session starts at once and hears the signal in its first read.
     connection.onSignal = (signal) => relay.signal(signal);
+    /** Set once the thread's task has returned: only then is the thread done with the channel. */
+    let returned = false;
     pool
       .run({ channel })
       .then(
         async (outcome) => {
+          returned = true;
           await relay.finished;
           connection.ended(outcome);
         },
@@ -96,8 +99,8 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
       .finally(() => {
         if (started) busy--;
         relay.close();
-        // The thread's task has returned (or its thread is gone), and the relay is closed: nobody touches the channel now.
-        channels.give(channel);
+        // Reused only after a task that returned: a pool being destroyed rejects a task whose thread may still run.
+        if (returned) channels.give(channel);
         running--;
         dispatch();
       });

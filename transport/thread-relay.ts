@@ -385,7 +385,8 @@ export class SocketRelay {
         // Bytes the client sent while this thread was busy are relayed by the next poll, and the worker
         // takes bytes before it looks at IDLE_ENDED: so the verdict after that poll spares a client that kept up.
         afterPendingIO(() => {
-          if (Atomics.load(this.header, Slot.INPUT_WAIT) !== wait) return;
+          // Closed meanwhile: the channel may carry the next connection now, whose first wait has the same number.
+          if (this.stopped || Atomics.load(this.header, Slot.INPUT_WAIT) !== wait) return;
           Atomics.store(this.header, Slot.IDLE_ENDED, wait);
           ringWorker(this.header);
         });

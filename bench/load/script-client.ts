@@ -41,12 +41,23 @@ export interface Payload {
 const PAYLOAD_KEY = Buffer.alloc(16, 0x5a);
 const PAYLOAD_COUNTER = Buffer.alloc(16, 0);
 
-export function makePayload(size: number): Payload {
+/** A cipher's update() takes less than 2 GiB at once: the keystream is made, and hashed, this much at a time. */
+const PAYLOAD_PIECE_BYTES = 64 * 1024 * 1024;
+
+export function makePayload(size: number, pieceBytes = PAYLOAD_PIECE_BYTES): Payload {
   // A keystream, not zeros or a short pattern, so nothing on the way can compress it away. Made by
   // OpenSSL, so at its speed: a load process runs on baseline code (loadCompilerFor), where a
   // JavaScript loop over every byte of a large payload would take seconds.
-  const bytes = createCipheriv('aes-128-ctr', PAYLOAD_KEY, PAYLOAD_COUNTER).update(Buffer.alloc(size));
-  return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+  const keystream = createCipheriv('aes-128-ctr', PAYLOAD_KEY, PAYLOAD_COUNTER);
+  const hash = createHash('sha256');
+  const bytes = Buffer.allocUnsafe(size);
+  const zeros = Buffer.alloc(Math.min(size, pieceBytes));
+  for (let at = 0; at < size; at += zeros.length) {
+    const piece = bytes.subarray(at, at + zeros.length);
+    keystream.update(zeros.subarray(0, piece.length)).copy(piece);
+    hash.update(piece);
+  }
+  return { bytes, sha256: hash.digest('hex') };
 }
 
 /** What a script can do on any line server, socklab's or a plain one: send a line, wait for its answer. */

@@ -3,10 +3,12 @@
  * a session against a student's line server records, on a channel whose
  * answers and clock the test controls; and the chat script's pacing, which
  * must count from the first answer, since a plain server does not greet.
+ * And the payloads the uploads send.
  */
+import { createHash } from 'node:crypto';
 import t from 'tap';
 import { SCENARIOS, type PlannedSession } from '../../bench/load/scenarios.js';
-import { connectEchoClient, EchoScriptClient, PLAIN_LINE_REQUEST, type LineScriptClient } from '../../bench/load/script-client.js';
+import { connectEchoClient, EchoScriptClient, makePayload, PLAIN_LINE_REQUEST, type LineScriptClient } from '../../bench/load/script-client.js';
 import { sharedNow, sleep } from '../../bench/load/shared-clock.js';
 import { SessionRecorder } from '../../bench/load/timeline.js';
 import { ConnectionError, ErrorCodes, type ByteChannel } from '../../protocol/index.js';
@@ -132,4 +134,19 @@ t.test('the chat script paces its lines from the first answer, so a queue wait d
     const due = firstAnsweredAt + (k + 1) * thinkMs;
     t.ok(call.at >= due, `line ${k + 2} went ${k + 1} think times after the first answer, not after the first line was sent (${(call.at - due).toFixed(2)} ms after due)`);
   }
+});
+
+t.test('payloads: the same bytes in every process, whatever piece size they are made in, and their sha256', async (t) => {
+  const whole = makePayload(100_003);
+  const inPieces = makePayload(100_003, 4096);
+  t.ok(inPieces.bytes.equals(whole.bytes), 'pieces of 4 KiB make the same bytes as one piece');
+  t.equal(inPieces.sha256, whole.sha256);
+  t.equal(whole.sha256, createHash('sha256').update(whole.bytes).digest('hex'), 'the sha256 is that of the bytes');
+  t.ok(makePayload(100_003).bytes.equals(whole.bytes), 'made again, the same bytes');
+  const distinct = new Set(whole.bytes).size;
+  t.ok(distinct > 250, `not zeros or a short pattern: ${distinct} distinct byte values`);
+  t.not(whole.bytes.subarray(0, 4096).toString('hex'), whole.bytes.subarray(4096, 8192).toString('hex'), 'no repeat from one piece to the next');
+  const empty = makePayload(0);
+  t.equal(empty.bytes.length, 0);
+  t.equal(empty.sha256, createHash('sha256').digest('hex'), 'an empty payload has the empty sha256');
 });

@@ -516,3 +516,25 @@ t.test('a channel given back to the pool serves the next connection, and the clo
   t.equal(Atomics.load(header, Slot.IN_WRITTEN), 0, 'no byte of the old connection lands in the next one\'s ring');
   t.equal(Atomics.load(header, Slot.FLAGS), 0, 'and no EOF or ABORT of its reaches the next session');
 });
+
+t.test('an idle verdict already on its way when the relay closes does not reach the connection that reuses the channel', async (t) => {
+  // Staged: the idle check found the wait over and put its verdict after the
+  // poll; in that same turn the session ended, its channel went back to the
+  // pool and the next connection's session began its first wait, numbered 1
+  // as the old one's was.
+  const pool = new RelayChannelPool(50);
+  const channel = pool.take();
+  const { relay } = await relayedHere(t, channel);
+  const header = new Int32Array(channel, 0, 16);
+  const times = new Float64Array(channel, 0, 8);
+  Atomics.store(header, Slot.INPUT_WAIT, 1);
+  times[6] = Date.now() - 1000; // INPUT_WAIT_SINCE: the wait began a second ago, past the 50 ms idle time
+  (relay as unknown as { checkIdle: () => void }).checkIdle();
+  relay.close();
+  pool.give(channel);
+  t.equal(pool.take(), channel);
+  Atomics.store(header, Slot.INPUT_WAIT, 1);
+  times[6] = Date.now();
+  await delay(20);
+  t.equal(Atomics.load(header, Slot.IDLE_ENDED), 0, 'the next session\'s first wait is not ended by the old verdict');
+});
