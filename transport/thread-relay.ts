@@ -107,8 +107,18 @@ const WRITE_BATCH_BYTES = 64 * 1024;
  * worker is busy.
  */
 export function createRelayChannel(idleTimeoutMs = 0): SharedArrayBuffer {
-  const channel = new SharedArrayBuffer(HEADER_BYTES + RING_BYTES.input + RING_BYTES.output);
-  viewsOf(channel).times[Time.IDLE_TIMEOUT_MS] = idleTimeoutMs;
+  return setUpHeader(new SharedArrayBuffer(HEADER_BYTES + RING_BYTES.input + RING_BYTES.output), idleTimeoutMs);
+}
+
+/**
+ * The header of a channel no session has used: every counter and flag is in
+ * it, so zeroing it makes a used channel new (the rings' old bytes lie beyond
+ * the counters).
+ */
+function setUpHeader(channel: SharedArrayBuffer, idleTimeoutMs: number): SharedArrayBuffer {
+  const { header, times } = viewsOf(channel);
+  header.fill(0);
+  times[Time.IDLE_TIMEOUT_MS] = idleTimeoutMs;
   return channel;
 }
 
@@ -128,12 +138,7 @@ export class RelayChannelPool {
 
   take(): SharedArrayBuffer {
     const channel = this.free.pop();
-    if (channel === undefined) return createRelayChannel(this.idleTimeoutMs);
-    // A zero header is a new channel: every counter and flag is in it, and the rings' old bytes lie beyond the counters.
-    const { header, times } = viewsOf(channel);
-    header.fill(0);
-    times[Time.IDLE_TIMEOUT_MS] = this.idleTimeoutMs;
-    return channel;
+    return channel === undefined ? createRelayChannel(this.idleTimeoutMs) : setUpHeader(channel, this.idleTimeoutMs);
   }
 
   /** Only once neither side can touch `channel` again. */

@@ -376,8 +376,7 @@ export class AsyncStorage implements AsyncStorageOps {
       try {
         await writer.settle();
       } catch (error) {
-        await writer.discard();
-        throw await this.discard(upload, toStorageError(error, 'writing the upload', 'failure'));
+        return this.failWrite(upload, error);
       }
     }
     const file = upload.startCommit();
@@ -726,8 +725,6 @@ export class AsyncStorage implements AsyncStorageOps {
     return writer;
   }
 
-
-
   /** Removes an upload's temporary file and returns `error`, now recorded as why the upload is gone. */
   private async discard(upload: AsyncUpload, error: unknown): Promise<unknown> {
     await this.removeUploadFiles(upload);
@@ -791,7 +788,7 @@ export class AsyncStorage implements AsyncStorageOps {
 
   private async refuseIfPendingPastLimits(plan: UploadPlan, currentSize: number | null, ownTempPath: string | null): Promise<void> {
     const entries = await this.readRoot();
-    const pending: PendingUpload[] = pendingUploads(entries, ownTempPath === null ? null : path.basename(ownTempPath));
+    const pending: PendingUpload[] = pendingUploads(entries, ownTempPath);
     refuseIfFileWouldPassLimit(plan, currentSize, pending);
     if (this.quota !== null && wouldExceedQuota(this.quota, await this.listedEntries(entries), pending, plan)) throw overQuota(this.quota);
   }

@@ -94,8 +94,9 @@ export function parseTempName(fileName: string): PendingUpload | null {
   return { fileName, owner, mode, reserved: Number(reserved), key };
 }
 
-/** The uploads in progress (of every owner) among the root's entries, but `except` (a commit's own). */
-export function pendingUploads(entries: Iterable<string>, except: string | null = null): PendingUpload[] {
+/** The uploads in progress (of every owner) among the root's entries, but the one at `exceptPath` (a commit's own temporary file). */
+export function pendingUploads(entries: Iterable<string>, exceptPath: string | null = null): PendingUpload[] {
+  const except = exceptPath === null ? null : path.basename(exceptPath);
   const pending: PendingUpload[] = [];
   for (const entry of entries) {
     if (entry === except) continue;

@@ -576,7 +576,7 @@ export class SyncStorage implements StorageOps {
     const needsPending = this.quota !== null || (plan.mode === 'append' && plan.maxFileSize !== undefined);
     if (!needsPending) return;
     const entries = this.readRoot();
-    const pending: PendingUpload[] = pendingUploads(entries, ownTempPath === null ? null : path.basename(ownTempPath));
+    const pending: PendingUpload[] = pendingUploads(entries, ownTempPath);
     refuseIfFileWouldPassLimit(plan, currentSize, pending);
     if (this.quota !== null && wouldExceedQuota(this.quota, this.listedEntries(entries), pending, plan)) throw overQuota(this.quota);
   }
