@@ -25,6 +25,24 @@ t.test('bytes copied in at any counter come out the same, across the wrap and pa
   t.same([...copied], [1, 2, 3, 4], 'what comes out is a copy, not a view of the ring');
 });
 
+t.test('a copy writes exactly its range: the ring around it keeps its bytes, at any alignment', async (t) => {
+  const ring = Buffer.from(new SharedArrayBuffer(64));
+  const source = Buffer.from(Uint8Array.from({ length: 100 }, (_, i) => i + 1));
+  for (const [at, from, count] of [
+    [5, 3, 7],
+    [8, 0, 24],
+    [61, 11, 9], // wraps: 3 bytes at the end, 6 at the start
+    [13, 1, 1],
+  ] as const) {
+    ring.fill(0xee);
+    copyIntoRing(ring, at, source, from, count);
+    const expected = Buffer.alloc(64, 0xee);
+    for (let i = 0; i < count; i++) expected[(at + i) & 63] = source[from + i] ?? 0;
+    t.same([...ring], [...expected], `${count} bytes at ${at}, from ${from}`);
+    t.same([...copyOutOfRing(ring, at, count)], [...source.subarray(from, from + count)], `and back out (${count} at ${at})`);
+  }
+});
+
 t.test('sleepWhile: returns at once when the word moved, times out when it did not, the flag down afterwards', async (t) => {
   const words = new Int32Array(new SharedArrayBuffer(8));
   ringBell(words, 0, 1);
