@@ -58,7 +58,12 @@ const MAX_HASHERS = isMainThread ? os.availableParallelism() : 1;
  * thread only adds its hand-offs and its copy. Measured on two cores, one
  * 256 MiB upload to async, inline against on a thread, alternating in one
  * run: 628 against 607 MiB/s, 2.24 against 2.72 CPU s per GiB; workers in
- * `put-throughput.js` runs: 3.60 against 4.52 CPU s per GiB.
+ * `put-throughput.js` runs: 3.60 against 4.52 CPU s per GiB. Again once the
+ * ring copy was one memcpy (shared-ring.ts), three runs each: async 886–991
+ * against 890–934 MiB/s inline, 1.56–1.68 against 1.44–1.48 CPU s per GiB;
+ * workers 588–631 against 648–679. The receiving thread spends 60% of its
+ * time hashing inline, but the other core is already busy with the sender
+ * and the writes.
  */
 export const STARTS_HASHERS = os.availableParallelism() > 2;
 /**
