@@ -152,7 +152,7 @@ export class RelayChannelPool {
   }
 }
 
-/** The rings are Buffers: Buffer#copy is several times faster than TypedArray#set into or out of shared memory. */
+/** The rings as Buffers, for copyIntoRing and copyOutOfRing (shared-ring.ts, which says how they copy). */
 interface Views {
   readonly header: Int32Array;
   readonly times: Float64Array;

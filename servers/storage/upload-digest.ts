@@ -101,7 +101,7 @@ function inlineDigest(): BlockingDigest {
  */
 class HasherThread {
   readonly ring: HashRing;
-  /** The ring's data as a Buffer: Buffer#copy is several times faster than TypedArray#set into shared memory. */
+  /** The ring's data as a Buffer, for copyIntoRing (shared-ring.ts, which says how it copies). */
   readonly dataBuffer: Buffer;
   private readonly worker: Worker;
   private waiters = 0;
