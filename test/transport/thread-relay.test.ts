@@ -22,6 +22,8 @@ type Script = Partial<Omit<RelayWorkerScript, 'channel'>>;
 const MiB = 1024 * 1024;
 /** Int32 slots of the channel's header (thread-relay.ts's Slot). */
 const Slot = { IN_WRITTEN: 0, IN_READ: 1, OUT_WRITTEN: 2, WORKER_BELL: 4, FLAGS: 6, WORKER_ASLEEP: 7, INPUT_WAIT: 8, IDLE_ENDED: 9 } as const;
+/** Float64 slots of the same header (thread-relay.ts's Time): each covers Int32 slots 2 × index and 2 × index + 1. */
+const Time = { IDLE_TIMEOUT_MS: 5, INPUT_WAIT_SINCE: 6 } as const;
 
 /** Resolves with `promise`'s value, or with 'hung' if it takes longer than `ms`. */
 function within<Value>(promise: Promise<Value>, ms: number): Promise<Value | 'hung'> {
@@ -502,8 +504,9 @@ t.test('a channel given back to the pool serves the next connection, and the clo
   const next = pool.take();
   t.equal(next, channel, 'the same memory, not a new allocation');
   t.equal(pool.idle, 0);
-  t.same([...header], new Array(16).fill(0).map((zero, slot) => (slot === 10 || slot === 11 ? header[slot] : zero)), 'every counter and flag is back to zero');
-  t.equal(new Float64Array(channel, 0, 8)[5], 5000, 'with the pool\'s idle timeout');
+  const timeoutSlots = [2 * Time.IDLE_TIMEOUT_MS, 2 * Time.IDLE_TIMEOUT_MS + 1];
+  t.same([...header], new Array(16).fill(0).map((zero, slot) => (timeoutSlots.includes(slot) ? header[slot] : zero)), 'every counter and flag is back to zero');
+  t.equal(new Float64Array(channel, 0, 8)[Time.IDLE_TIMEOUT_MS], 5000, 'with the pool\'s idle timeout');
 
   // The first connection carries on after its relay closed: more bytes, its end, its close.
   const ended = new Promise((resolve) => served.once('end', resolve));
@@ -528,13 +531,13 @@ t.test('an idle verdict already on its way when the relay closes does not reach 
   const header = new Int32Array(channel, 0, 16);
   const times = new Float64Array(channel, 0, 8);
   Atomics.store(header, Slot.INPUT_WAIT, 1);
-  times[6] = Date.now() - 1000; // INPUT_WAIT_SINCE: the wait began a second ago, past the 50 ms idle time
+  times[Time.INPUT_WAIT_SINCE] = Date.now() - 1000; // the wait began a second ago, past the 50 ms idle time
   (relay as unknown as { checkIdle: () => void }).checkIdle();
   relay.close();
   pool.give(channel);
   t.equal(pool.take(), channel);
   Atomics.store(header, Slot.INPUT_WAIT, 1);
-  times[6] = Date.now();
+  times[Time.INPUT_WAIT_SINCE] = Date.now();
   await delay(20);
   t.equal(Atomics.load(header, Slot.IDLE_ENDED), 0, 'the next session\'s first wait is not ended by the old verdict');
 });
