@@ -19,6 +19,13 @@ export interface StatusDisplay {
   readonly enabled: boolean;
   draw(text: string): void;
   clear(): void;
+  /**
+   * Calls `listener` if the person watching gives up while it is subscribed:
+   * Ctrl-D at the terminal with nothing typed ahead. Returns the unsubscribe.
+   * Absent where input cannot say that (a pipe ends as soon as its lines are
+   * read, which is not giving up).
+   */
+  onGiveUp?(listener: () => void): () => void;
 }
 
 /** One line at the bottom of a terminal, redrawn in place; does nothing on anything else. */

@@ -88,6 +88,10 @@ export class Prompter {
   private readonly output: Output;
   private readonly transcript: boolean;
   private open = true;
+  /** readline has closed: Ctrl-D on an empty line, or the end of a pipe. */
+  private inputClosed = false;
+  /** Told when a person ends the input (Ctrl-D) while no question is asked and nothing was typed ahead. */
+  private readonly giveUpListeners = new Set<() => void>();
   private asking = false;
   /** Lines a person typed (and readline took) before any question asked for them. */
   private linesTypedAhead = 0;
@@ -113,6 +117,10 @@ export class Prompter {
     });
     // readline closes as soon as a pipe ends, while lines read before still wait
     // in the iterator: only the iterator says when the input is really over.
+    this.rl.once('close', () => {
+      this.inputClosed = true;
+      if (this.open && !this.asking && this.linesTypedAhead === 0) for (const listener of [...this.giveUpListeners]) listener();
+    });
   }
 
   /** True while a question waits for its answer (status lines must not be drawn then). */
@@ -131,10 +139,9 @@ export class Prompter {
     this.asking = true;
     try {
       if (this.terminal) {
-        this.rl.setPrompt(question);
         // Keep the cursor where the typing left it: text typed while queued is still in
         // readline's line, and Node 24's prompt() would otherwise put the next key before it.
-        this.rl.prompt(true);
+        this.showPrompt(question);
       } else if (this.transcript && question !== '') {
         this.output.write(question);
       }
@@ -202,8 +209,7 @@ export class Prompter {
     const render = () => {
       if (text === null || this.asking) return;
       showsTyping = this.rl.line !== '';
-      this.rl.setPrompt(showsTyping ? `${text}; typed ahead: ` : text);
-      this.rl.prompt(true);
+      this.showPrompt(showsTyping ? `${text}; typed ahead: ` : text);
     };
     // readline handled the key first (it listened first): redraw when typing starts or a line is done.
     const onKey = () => {
@@ -211,6 +217,10 @@ export class Prompter {
     };
     return {
       enabled: true,
+      onGiveUp: (listener) => {
+        this.giveUpListeners.add(listener);
+        return () => this.giveUpListeners.delete(listener);
+      },
       draw: (status) => {
         if (text === null) this.input.on('keypress', onKey);
         text = status;
@@ -223,12 +233,28 @@ export class Prompter {
         if (this.asking) return;
         // Down to the typed text alone (readline keeps track of its rows), then off the screen too:
         // it is still in readline's line, and the next question shows it again.
-        this.rl.setPrompt('');
-        this.rl.prompt(true);
+        this.showPrompt('');
         readline.cursorTo(this.output, 0);
         readline.clearScreenDown(this.output);
       },
     };
+  }
+
+  /**
+   * Draws `text` as readline's prompt, the typed text after it. Once readline
+   * has closed (Ctrl-D), the text alone: prompting a closed readline starts
+   * reading the terminal again, and the program would then wait for a second
+   * Ctrl-D after its last line.
+   */
+  private showPrompt(text: string): void {
+    if (!this.inputClosed) {
+      this.rl.setPrompt(text);
+      this.rl.prompt(true);
+      return;
+    }
+    readline.cursorTo(this.output, 0);
+    readline.clearLine(this.output, 0);
+    this.output.write(text);
   }
 
   /** Stops reading stdin (and gives the terminal back its normal mode). */

@@ -46,18 +46,22 @@ export async function openSession(args: ConnectionArgs, status?: StatusDisplay):
   const watched = new WatchedChannel(channel);
   const client = new SocklabClient(watched);
   const waiting = showWaiting(process.stderr, status);
-  const gaveUp = () => {
+  const gaveUp = (why = '', exitCode = INTERRUPTED_EXIT_CODE) => {
     const waited = waiting.stop('failed');
     client.close();
-    exitWith(new GaveUp(`gave up waiting for the server after ${waited.toFixed(1)} s`, INTERRUPTED_EXIT_CODE));
+    exitWith(new GaveUp(`gave up waiting for the server after ${waited.toFixed(1)} s${why}`, exitCode));
   };
+  // Ctrl-D while queued means "never mind" as much as Ctrl-C does; it is not an interruption, hence exit code 1.
+  const stopWatchingInput = status?.onGiveUp?.(() => gaveUp(' (the input ended)', 1));
   try {
-    const greeting = await withInterruptHandler(gaveUp, () => client.greeting());
+    const greeting = await withInterruptHandler(() => gaveUp(), () => client.greeting());
     return { client, channel: watched, greeting, host, port, waitedSeconds: waiting.stop('served') };
   } catch (error) {
     waiting.stop('failed');
     client.close();
     throw explainFailure(error, { kind: 'greeting' });
+  } finally {
+    stopWatchingInput?.();
   }
 }
 

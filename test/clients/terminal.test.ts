@@ -5,7 +5,10 @@
  *   waiting line, which keeps counting (no `... 11.5 styp`), and the line typed
  *   ahead is sent once served; keys typed after the prompt shows go after it;
  * - a server SIGKILLed while the prompt waits: the reason on a line of its own
- *   at once, exit 1.
+ *   at once, exit 1;
+ * - Ctrl-D while queued gives up at once (exit 1, saying so); Ctrl-D after a
+ *   line typed ahead keeps that line: it is sent once served, and the chat
+ *   ends after it, without waiting for a second Ctrl-D.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -92,6 +95,36 @@ t.test('typing started while queued and finished once served: the keys go after 
   t.ok(await terminal.see('typed ahead\n', SEE_MS), 'the line as typed was sent and echoed', { shown: terminal.text });
   await terminal.type('stop');
   t.equal((await terminal.waitEnd(SEE_MS))?.code, 0);
+});
+
+/** Ctrl-D: the terminal's end of input, on an empty line. */
+const END_OF_INPUT = '\x04';
+
+t.test('Ctrl-D while queued, nothing typed: it gives up waiting at once, and says so', async (t) => {
+  if (!needsScript(t)) return;
+  const sequential = await server(t, 'sequential');
+  const first = await occupy(sequential.port);
+  t.teardown(first.release);
+  const terminal = chatInTerminal(t, sequential.port);
+  await terminal.started();
+  t.ok(await terminal.see('waiting for the server to serve us', SEE_MS), 'queued');
+  keys(terminal, END_OF_INPUT);
+  t.ok(await terminal.see('socklab: gave up waiting for the server after ', SEE_MS), 'it gives up', { shown: terminal.text });
+  t.ok(await terminal.see(' s (the input ended)\n', SEE_MS), '...saying why');
+  t.equal((await terminal.waitEnd(SEE_MS))?.code, 1, 'exit 1, while the first client is still being served');
+});
+
+t.test('Ctrl-D while queued after a line typed ahead: the line is sent once served, then the chat ends by itself', async (t) => {
+  if (!needsScript(t)) return;
+  const { first, terminal } = await typingWhileQueued(t);
+  keys(terminal, 'ed ahead\r');
+  keys(terminal, END_OF_INPUT);
+  // Still queued: the line typed ahead keeps it waiting.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  t.notOk(terminal.hasEnded, 'it keeps waiting, with a line to send');
+  first.release();
+  t.ok(await terminal.see('typed ahead\ntyped ahead\n', SEE_MS), 'the line typed ahead was sent and echoed', { shown: terminal.text });
+  t.equal((await terminal.waitEnd(SEE_MS))?.code, 0, 'and the chat ended without a second Ctrl-D');
 });
 
 /** True once the waiting line was drawn again (with a later count) after `from`. */
