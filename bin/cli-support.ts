@@ -56,6 +56,25 @@ export function checkInteger(value: number, option: string, min: number, max = N
   return value;
 }
 
+/**
+ * Node's timers hold at most 2^31 - 1 ms: a longer delay fires at once (with a
+ * warning each time), which would turn "wait 30 days" into "do not wait".
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
+
+/**
+ * A number of seconds for a timer: above 0, or 0 or more when `zeroMeans` says
+ * what 0 does ("never"); at most MAX_TIMER_SECONDS (24 days).
+ */
+export function checkSeconds(value: number, option: string, zeroMeans?: string): number {
+  const lowest = zeroMeans === undefined ? 'above 0' : `0 (${zeroMeans}) or more`;
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && zeroMeans === undefined) || value > MAX_TIMER_SECONDS) {
+    throw new UsageError(`${option} takes a number of seconds ${lowest}, at most ${MAX_TIMER_SECONDS} (24 days), not ${value}`);
+  }
+  return value;
+}
+
 /** Text for people fits this many columns unless --wide says otherwise: a projector, an 80×24 terminal. */
 export const OUTPUT_COLUMNS = 100;
 
@@ -67,13 +86,58 @@ export function outputWidth(wide: boolean): number {
 }
 
 export function withConnectionOptions<T>(yargs: Argv<T>) {
-  return yargs
-    .option('host', { type: 'string', default: DEFAULT_HOST, describe: 'server address' })
-    .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'server port' });
+  return yargs.option('host', hostOption('server address', DEFAULT_HOST)).option('port', portOption('server port'));
 }
 
 export function checkedPort(port: number): number {
   return checkInteger(port, '--port', 0, 65535);
+}
+
+/*
+ * --host, --port and --root are read as text and checked here. yargs alone
+ * would take "" as port 0 and 0x10 as port 16, a bare `--port` (a shell
+ * variable that was not set) as the default, and an empty --host as "every
+ * network": a server meant for this machine would listen on all of them.
+ * `nargs: 1` makes the bare option an error instead.
+ */
+
+/** The one value of an option given more than once, or a usage error that says so. */
+function single(raw: unknown, option: string): string {
+  if (Array.isArray(raw)) throw new UsageError(`${option} is given ${raw.length} times (${raw.join(', ')}): give it once`);
+  return String(raw);
+}
+
+export function parsePort(raw: unknown, option = '--port'): number {
+  const text = single(raw, option);
+  if (!/^[0-9]+$/.test(text.trim())) throw new UsageError(`${option} takes a port number from 0 to 65535, not "${text}"`);
+  return checkInteger(Number(text), option, 0, 65535);
+}
+
+export function parseHost(raw: unknown, option = '--host'): string {
+  const text = single(raw, option);
+  if (text.trim() === '') {
+    throw new UsageError(`${option} is empty: give a name or an address, such as 127.0.0.1 (this machine only) or 0.0.0.0 (every network)`);
+  }
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\/([^/:]*)/i.exec(text);
+  if (scheme !== null) throw new UsageError(`${option} takes a name or an address, not a URL: ${scheme[1] || 'the host part'} for "${text}"`);
+  if (/\s/.test(text)) throw new UsageError(`${option} "${text}" has a space in it: give the name or the address alone, such as 127.0.0.1`);
+  return text;
+}
+
+export function parseDirectory(raw: unknown, option: string): string {
+  const text = single(raw, option);
+  if (text === '') throw new UsageError(`${option} is empty: name a directory, such as ./storage (. for this one)`);
+  return text;
+}
+
+export function portOption(describe: string) {
+  return { type: 'string', default: String(DEFAULT_PORT), nargs: 1, describe, coerce: (raw: unknown) => parsePort(raw) } as const;
+}
+
+/** Without a default, leaving --host out means something of its own (load: start a server here). */
+export function hostOption(describe: string, defaultHost?: string) {
+  const option = { type: 'string', nargs: 1, describe, coerce: (raw: unknown) => (raw === undefined ? undefined : parseHost(raw)) } as const;
+  return defaultHost === undefined ? option : { ...option, default: defaultHost };
 }
 
 /** The one line a user sees for a failure. */

@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_FILE_SIZE, DEFAULT_PORT } from '../protocol/index.js';
-import { byteSizeText, checkedPort, checkInteger, exitWithFailure, parseByteSize, UsageError } from '../bin/cli-support.js';
+import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_FILE_SIZE } from '../protocol/index.js';
+import { byteSizeText, checkedPort, checkInteger, checkSeconds, exitWithFailure, hostOption, parseByteSize, parseDirectory, portOption, UsageError } from '../bin/cli-support.js';
 import { SERVER_MODELS, startServer, type ServerModelName, type ServerOptions } from './index.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 16_384;
@@ -45,19 +45,14 @@ export function serverOptionsFromArgs(args: Omit<ServerArgs, 'model' | 'quiet'>,
     root: path.resolve(args.root),
     maxFileSize: parseByteSize(args['max-file-size'], '--max-file-size'),
     maxRootSize: parseByteSize(args['max-root-size'], '--max-root-size'),
-    idleTimeoutSeconds: checkNonNegative(args['idle-timeout'], '--idle-timeout'),
+    idleTimeoutSeconds: checkSeconds(args['idle-timeout'], '--idle-timeout', 'never'),
     minUploadRate: parseByteSize(args['min-upload-rate'], '--min-upload-rate'),
     maxConnections: checkInteger(args['max-connections'], '--max-connections', 1),
     threads: checkInteger(args.threads, '--threads', 1, 1024),
     maxQueue: checkInteger(args['max-queue'], '--max-queue', 0),
-    graceSeconds: checkNonNegative(args.grace, '--grace'),
+    graceSeconds: checkSeconds(args.grace, '--grace', 'abort uploads at once'),
     log,
   };
-}
-
-function checkNonNegative(value: number, option: string): number {
-  if (!Number.isFinite(value) || value < 0) throw new UsageError(`${option} must be a number of seconds, 0 or more, not ${value}`);
-  return value;
 }
 
 export const serverCommand: CommandModule<object, ServerArgs> = {
@@ -66,9 +61,9 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
   builder: (yargs: Argv) =>
     yargs
       .positional('model', { choices: SERVER_MODELS, describe: 'concurrency model', demandOption: true })
-      .option('host', { type: 'string', default: DEFAULT_HOST, describe: 'address to listen on' })
-      .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'port to listen on (0 = any free port)' })
-      .option('root', { type: 'string', default: './storage', describe: 'directory holding the files' })
+      .option('host', hostOption('address to listen on', DEFAULT_HOST))
+      .option('port', portOption('port to listen on (0 = any free port)'))
+      .option('root', { type: 'string', default: './storage', nargs: 1, describe: 'directory holding the files', coerce: (raw: unknown) => parseDirectory(raw, '--root') })
       .option('max-file-size', { type: 'string', default: byteSizeText(DEFAULT_MAX_FILE_SIZE), describe: 'largest upload in bytes (units like 64MiB work)' })
       .option('max-root-size', { type: 'string', default: '0', describe: 'quota: most bytes all files together may hold; an upload past it gets 452 (0 = none)' })
       .option('idle-timeout', { type: 'number', default: DEFAULT_IDLE_TIMEOUT_SECONDS, describe: 'seconds without a byte from a client before 421 (0 = never)' })
@@ -95,7 +90,7 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
       // Stamped like the log lines around them, so that a reader of the log (socklab demo) orders them by one clock.
       const say = (line: string) => process.stdout.write(args.quiet ? `${line}\n` : `${new Date().toISOString()} ${line}\n`);
       const options = serverOptionsFromArgs(args, log);
-      checkRootIsDirectory(args.root, options.root);
+      prepareRoot(args.root, options.root);
       const running = await startServer(args.model as ServerModelName, options);
       // The log's own line says it (with the model and the root); without the log, this is the line that does.
       if (args.quiet) process.stdout.write(`listening on ${running.host}:${running.port}\n`);
@@ -120,17 +115,70 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
   },
 };
 
-/** A --root that names a file (or lies under one) cannot be created: say so, instead of mkdir's EEXIST. */
-function checkRootIsDirectory(given: string, root: string): void {
-  let stats: fs.Stats;
+const ROOT_EXAMPLE = 'such as --root ./storage';
+
+const WHY_NOT: Readonly<Record<string, string>> = {
+  EACCES: 'permission denied',
+  EPERM: 'not permitted',
+  EROFS: 'a read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'over the disk quota',
+};
+
+function whyNot(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | null)?.code ?? 'unknown error';
+  const why = WHY_NOT[code];
+  return why === undefined ? code : `${code}: ${why}`;
+}
+
+/**
+ * The server's directory, ready before it listens, or a usage error that names
+ * the path, the reason and the fix (the storage's own errors say only what
+ * failed). Missing directories are made one level at a time: fs.mkdir's
+ * recursive mode spins forever where mkdir answers ENOENT (under /proc).
+ */
+function prepareRoot(given: string, root: string): void {
+  let stats: fs.Stats | null;
   try {
     stats = fs.statSync(root);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR') throw new UsageError(`--root ${given}: part of that path is a file, not a directory; name a directory (it is created if missing), such as --root ./storage`);
-    return; // missing: the storage creates it, and reports any other failure itself
+    if (code === 'ENOTDIR') throw new UsageError(`--root ${given}: part of that path is a file, not a directory; name a directory (it is created if missing), ${ROOT_EXAMPLE}`);
+    if (code !== 'ENOENT') throw new UsageError(`--root ${given}: cannot look at that directory (${whyNot(error)}); name another one, ${ROOT_EXAMPLE}`);
+    if (fs.lstatSync(root, { throwIfNoEntry: false })?.isSymbolicLink() === true) {
+      throw new UsageError(`--root ${given} is a symbolic link to ${fs.readlinkSync(root)}, which does not exist; create that directory, or name another one, ${ROOT_EXAMPLE}`);
+    }
+    stats = null;
   }
-  if (!stats.isDirectory()) throw new UsageError(`--root ${given} is a file, not a directory; name a directory for the server's files (it is created if missing), such as --root ./storage`);
+  if (stats === null) {
+    createDirectory(given, root);
+  } else if (!stats.isDirectory()) {
+    throw new UsageError(`--root ${given} is a file, not a directory; name a directory for the server's files (it is created if missing), ${ROOT_EXAMPLE}`);
+  }
+  try {
+    // As root, access() answers as the kernel would for a write: allowed, unless the file system is read-only.
+    fs.accessSync(root, fs.constants.R_OK | fs.constants.W_OK | fs.constants.X_OK);
+  } catch (error) {
+    throw new UsageError(
+      `--root ${given}: the server may not list and write files there (${whyNot(error)}); fix its permissions (ls -ld ${given} shows them), or name another directory, ${ROOT_EXAMPLE}`,
+    );
+  }
+}
+
+function createDirectory(given: string, root: string): void {
+  const missing: string[] = [];
+  for (let at = root; !fs.existsSync(at); at = path.dirname(at)) {
+    missing.unshift(at);
+    if (path.dirname(at) === at) break;
+  }
+  for (const directory of missing) {
+    try {
+      fs.mkdirSync(directory);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST' && fs.statSync(directory, { throwIfNoEntry: false })?.isDirectory() === true) continue;
+      throw new UsageError(`--root ${given}: cannot create ${directory} (${whyNot(error)}); name a directory this user may write in, ${ROOT_EXAMPLE}`);
+    }
+  }
 }
 
 function listenFailure(error: unknown, args: ServerArgs): unknown {
@@ -138,5 +186,8 @@ function listenFailure(error: unknown, args: ServerArgs): unknown {
   if (code === 'EADDRINUSE') return new UsageError(`port ${args.port} on ${args.host} is already in use (another server running? pick another with --port)`);
   if (code === 'EACCES') return new UsageError(`not allowed to listen on ${args.host}:${args.port} (ports below 1024 need privileges; pick another with --port)`);
   if (code === 'EADDRNOTAVAIL') return new UsageError(`${args.host} is not an address of this machine (check --host)`);
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return new UsageError(`no such host "${args.host}" (check --host: a name or an address of this machine, such as 127.0.0.1, or 0.0.0.0 for every network)`);
+  }
   return error;
 }

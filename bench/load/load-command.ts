@@ -10,8 +10,7 @@
  *   socklab load chat --protocol echo --port 9000 --serves 1    a student's plain line server on this machine
  */
 import type { Argv, CommandModule } from 'yargs';
-import { DEFAULT_PORT } from '../../protocol/index.js';
-import { checkedPort, checkInteger, exitWithFailure, OUTPUT_COLUMNS, outputWidth, parseByteSize, UsageError } from '../../bin/cli-support.js';
+import { checkedPort, checkInteger, checkSeconds, hostOption, portOption, exitWithFailure, MAX_TIMER_MS, MAX_TIMER_SECONDS, OUTPUT_COLUMNS, outputWidth, parseByteSize, UsageError } from '../../bin/cli-support.js';
 import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './load-generator.js';
 import {
   formatParam,
@@ -73,8 +72,8 @@ function withLoadOptions(yargs: Argv): Argv {
       choices: LOCAL_SERVERS,
       describe: 'server to start as its own process (ceiling: the bare Node line server and raw copy sink); leave out with --host',
     })
-    .option('host', { type: 'string', describe: 'load a server already running there instead of starting one' })
-    .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'its port (with --host or --protocol echo)' })
+    .option('host', hostOption('load a server already running there instead of starting one'))
+    .option('port', portOption('its port (with --host or --protocol echo)'))
     .option('protocol', {
       choices: LOAD_PROTOCOLS,
       default: 'v1' as LoadProtocol,
@@ -210,7 +209,8 @@ function paramsFrom(scenario: Scenario, args: LoadArgs): ScenarioParams {
   for (const [key, spec] of Object.entries(scenario.params)) {
     const raw = args[key] ?? args[spec.flag];
     const value = isByteUnit(spec.unit) ? parseByteSize(String(raw), `--${spec.flag}`) : Number(raw);
-    given[key] = checkInteger(value, `--${spec.flag}`, spec.min);
+    // A time in ms ends up in a timer, which holds at most MAX_TIMER_MS.
+    given[key] = checkInteger(value, `--${spec.flag}`, spec.min, spec.unit === 'ms' ? MAX_TIMER_MS : undefined);
   }
   return scenarioParams(scenario, given);
 }
@@ -219,8 +219,10 @@ function optionsFrom(name: ScenarioName, args: LoadArgs): LoadOptions {
   const scenario = SCENARIOS[name];
   const params = paramsFrom(scenario, args);
   const clients = params.clients ?? 1;
-  if (args.rate !== undefined && !(args.rate > 0)) throw new UsageError(`--rate must be more than 0 sessions per second, not ${args.rate}`);
-  if (!(args.timeout > 0)) throw new UsageError(`--timeout must be more than 0 seconds, not ${args.timeout}`);
+  if (args.rate !== undefined && !(args.rate >= 1 / MAX_TIMER_SECONDS)) {
+    throw new UsageError(`--rate must be more than 0 sessions per second (at least one every 24 days), not ${args.rate}`);
+  }
+  checkSeconds(args.timeout, '--timeout');
   if (args.ceiling && args.host !== undefined) {
     throw new UsageError('--ceiling starts the bare servers on this machine, which says nothing about a server on another one: leave it out with --host');
   }

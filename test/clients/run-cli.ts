@@ -34,6 +34,8 @@ export interface RunOptions {
   readonly limitMs?: number;
   /** Leave stdin open after `stdin`: the test writes the rest (or ends it) through the child from onSpawn. */
   readonly keepStdinOpen?: boolean;
+  /** Run as this user (the test runs as root): what a student without privileges sees. */
+  readonly user?: { readonly uid: number; readonly gid: number };
 }
 
 export function runCli(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
@@ -41,7 +43,11 @@ export function runCli(args: readonly string[], options: RunOptions = {}): Promi
     const limitMs = options.limitMs ?? RUN_LIMIT_MS;
     const env = { ...process.env };
     delete env.SOCKLAB_DEBUG;
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // tap's process-info hook (put back into every spawn's NODE_OPTIONS) writes under the repository, which
+    // another user may not: `env -u` takes it out on the far side of the spawn.
+    const [command, ...commandArgs] =
+      options.user === undefined ? [process.execPath, BIN, ...args] : ['env', '-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, BIN, ...args];
+    const child = spawn(command as string, commandArgs, { cwd: options.cwd, env, stdio: ['pipe', 'pipe', 'pipe'], uid: options.user?.uid, gid: options.user?.gid });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let timedOut = false;

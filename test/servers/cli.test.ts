@@ -45,6 +45,107 @@ t.test('--root naming a file: one sentence that says so, and what to give instea
   t.match(below.stderr, /part of that path is a file, not a directory/);
 });
 
+/** What follows a usage error on stderr. */
+const USAGE_HINT = /\n\(run "[^"]+" or "[^"]+ <command> --help" for usage\)\n$/;
+
+t.test('seconds past what a timer holds (24 days) are refused, naming the limit, instead of firing at once', async (t) => {
+  const root = tempDir(t);
+  for (const [args, expected] of [
+    [['server', 'async', '--idle-timeout', '99999999999'], '--idle-timeout takes a number of seconds 0 (never) or more, at most 2147483 (24 days), not 99999999999'],
+    [['server', 'workers', '--grace', '3000000'], '--grace takes a number of seconds 0 (abort uploads at once) or more, at most 2147483 (24 days), not 3000000'],
+    [['server', 'sequential', '--grace', '-1'], '--grace takes a number of seconds 0 (abort uploads at once) or more, at most 2147483 (24 days), not -1'],
+    [['load', 'chat', 'async', '--timeout', '3000000'], '--timeout takes a number of seconds above 0, at most 2147483 (24 days), not 3000000'],
+    [['load', 'chat', 'async', '--think-ms', '99999999999'], '--think-ms must be a whole number from 0 to 2147483647, not 99999999999'],
+  ] as const) {
+    const r = await runCli([...args, '--port', '0', ...(args[0] === 'server' ? ['--root', root] : [])]);
+    finished(t, r);
+    t.equal(r.code, 2, `${args.join(' ')}: a usage error`);
+    t.equal(r.stderr, `socklab: ${expected}\n`, 'one sentence naming the limit');
+  }
+});
+
+t.test('--host, --port and --root as typed: empty, bare, not decimal, twice, a URL: refused, naming the option, never a default', async (t) => {
+  const root = tempDir(t);
+  for (const [args, expected] of [
+    [['--host', ''], /^socklab: --host is empty: give a name or an address, such as 127\.0\.0\.1 \(this machine only\) or 0\.0\.0\.0 \(every network\)/],
+    [['--host', '127.0.0.1 '], /^socklab: --host "127\.0\.0\.1 " has a space in it/],
+    [['--host', 'http://127.0.0.1:8020/'], /^socklab: --host takes a name or an address, not a URL: 127\.0\.0\.1 for "http:\/\/127\.0\.0\.1:8020\/"/],
+    [['--port', ''], /^socklab: --port takes a port number from 0 to 65535, not ""/],
+    [['--port', '0x10'], /^socklab: --port takes a port number from 0 to 65535, not "0x10"/],
+    [['--port', '70000'], /^socklab: --port must be a whole number from 0 to 65535, not 70000/],
+    [['--port', '0', '--port', '1'], /^socklab: --port is given 2 times \(0, 1\): give it once/],
+    [['--port'], /^socklab: Not enough arguments following: port/],
+    [['--root', ''], /^socklab: --root is empty: name a directory, such as \.\/storage/],
+    [['--root'], /^socklab: Not enough arguments following: root/],
+  ] as const) {
+    // Every other option valid: what is refused is the one under test, before anything listens.
+    const others = [...((args as readonly string[]).includes('--port') ? [] : ['--port', '0']), ...((args as readonly string[]).includes('--root') ? [] : ['--root', root])];
+    const r = await runCli(['server', 'async', ...others, ...args]);
+    finished(t, r);
+    t.equal(r.code, 2, `${JSON.stringify(args)}: a usage error`);
+    t.match(r.stderr, expected, `${JSON.stringify(args)}: says which option and why`);
+    t.match(r.stderr, USAGE_HINT);
+  }
+  const client = await runCli(['client', 'list', '--host', '']);
+  t.equal(client.code, 2, 'the clients read --host the same way');
+  t.match(client.stderr, /^socklab: --host is empty/);
+});
+
+t.test('--host that names no machine: one sentence, not getaddrinfo', async (t) => {
+  const r = await runCli(['server', 'async', '--port', '0', '--root', tempDir(t), '--host', 'nosuchhost.invalid']);
+  finished(t, r);
+  t.equal(r.code, 2);
+  t.equal(r.stderr, 'socklab: no such host "nosuchhost.invalid" (check --host: a name or an address of this machine, such as 127.0.0.1, or 0.0.0.0 for every network)\n');
+});
+
+/** The uid the test may run a server as to see what a user without privileges sees (root bypasses permissions). */
+function unprivilegedUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  return { uid: 65534, gid: 65534 }; // nobody
+}
+
+/** True when uid `nobody` can run this node binary: each directory above it is searchable by others. */
+function othersCanRun(file: string): boolean {
+  for (let at = file; path.dirname(at) !== at; at = path.dirname(at)) {
+    if ((fs.statSync(at).mode & 0o001) === 0) return false;
+  }
+  return true;
+}
+
+t.test('--root that cannot be made or used: the path, the reason and the fix, before listening', async (t) => {
+  const dir = tempDir(t);
+  const link = path.join(dir, 'link');
+  fs.symlinkSync(path.join(dir, 'gone', 'files'), link);
+  const dangling = await runCli(['server', 'async', '--port', '0', '--root', link]);
+  finished(t, dangling);
+  t.equal(dangling.code, 2);
+  t.equal(dangling.stderr, `socklab: --root ${link} is a symbolic link to ${path.join(dir, 'gone', 'files')}, which does not exist; create that directory, or name another one, such as --root ./storage\n`);
+
+  // fs.mkdir's recursive mode spins forever here (ENOENT from /proc); the server must not.
+  const proc = await runCli(['server', 'sequential', '--port', '0', '--root', '/proc/socklab-files']);
+  finished(t, proc);
+  t.equal(proc.code, 2, 'under /proc: refused at once');
+  t.match(proc.stderr, /^socklab: --root \/proc\/socklab-files: cannot create \/proc\/socklab-files \(E[A-Z]+\); name a directory this user may write in, such as --root \.\/storage\n$/);
+
+  // Read-only for whoever runs the server: refused before it listens (not a 451 at every upload).
+  fs.chmodSync(dir, 0o755);
+  const readOnly = path.join(dir, 'read-only');
+  fs.mkdirSync(readOnly, { mode: 0o555 });
+  fs.chmodSync(readOnly, 0o555);
+  const user = unprivilegedUser();
+  if (user !== undefined && !othersCanRun(process.execPath)) {
+    // (CI's Node 24 lives under /root, which nobody may enter: root itself may write there, so the server starts.)
+    const server = await ServerProcess.start('async', { root: readOnly });
+    t.teardown(() => server.stop());
+    t.pass('as root, whom permissions do not stop, a 555 root is writable: the server starts');
+    return;
+  }
+  const r = await runCli(['server', 'workers', '--port', '0', '--root', readOnly], { user });
+  finished(t, r);
+  t.equal(r.code, 2, 'a read-only root: refused');
+  t.equal(r.stderr, `socklab: --root ${readOnly}: the server may not list and write files there (EACCES: permission denied); fix its permissions (ls -ld ${readOnly} shows them), or name another directory, such as --root ./storage\n`);
+});
+
 t.test('the log: "listening on" once, "1 request" in the singular, a SIGTERM answered with SIGTERM', async (t) => {
   const server = await ServerProcess.start('async', { root: tempDir(t) });
   t.teardown(() => server.stop());
