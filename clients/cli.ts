@@ -263,6 +263,8 @@ export const clientCommand: CommandModule<object, InteractiveArgs> = {
         type: 'number',
         default: DEFAULT_RECONNECTS,
         describe: 'if the connection is lost, reconnect (with backoff) up to N times in all and go on; an append is never applied twice',
+        // The interactive client's: list, stat and get do not retry (put has a --retry of its own).
+        global: false,
       })
       .command(listCommand)
       .command(statCommand)

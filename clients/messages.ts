@@ -27,7 +27,8 @@ export type Operation =
   | { readonly kind: 'greeting' }
   | { readonly kind: 'list' }
   | { readonly kind: 'stat'; readonly name: string }
-  | { readonly kind: 'get'; readonly name: string }
+  /** `written`: bytes already written to stdout (`--out -`), which no failure can take back; undefined when saving to a file. */
+  | { readonly kind: 'get'; readonly name: string; readonly written?: number; readonly size?: number }
   /** `sent`: data bytes handed to the connection so far, when known; `asked`: the server's 350 was put to the user. */
   | { readonly kind: 'put'; readonly name: string; readonly size: number; readonly sent?: number; readonly asked?: boolean }
   | { readonly kind: 'echo' }
@@ -123,7 +124,7 @@ function connectionSentence(error: ConnectionError, operation?: Operation): stri
           }
           return `the server closed the connection in the middle of the upload of ${quote(operation.name)}; the server discards partial uploads, so the file on the server is as it was`;
         case 'get':
-          return `the server closed the connection in the middle of the download of ${quote(operation.name)}; nothing was saved`;
+          return `the server closed the connection in the middle of the download of ${quote(operation.name)}; ${downloadLeftover(operation)}`;
         case 'greeting':
           return 'the server closed the connection before greeting us (was it stopped? is it a socklab server?)';
         case 'quit':
@@ -139,6 +140,14 @@ function connectionSentence(error: ConnectionError, operation?: Operation): stri
       // Connect errors are already worded by transport/tcp-client.ts.
       return error.message;
   }
+}
+
+/** What a failed download leaves: nothing when it was saving to a file (kept only once verified); on stdout, what was written. */
+export function downloadLeftover(operation: { readonly written?: number; readonly size?: number }): string {
+  if (operation.written === undefined) return 'nothing was saved';
+  if (operation.written === 0) return 'nothing was written to the output';
+  const of = operation.size === undefined ? '' : ` of ${operation.size}`;
+  return `the output is incomplete (${operation.written}${of} bytes were written to it): discard it`;
 }
 
 /** Local file-system and other non-protocol errors. */

@@ -6,7 +6,7 @@
 import { ErrorCodes, type ExistsDecision, type PutMode, type SocklabClient } from '../protocol/index.js';
 import { INTERRUPTED_EXIT_CODE, withInterruptHandler } from './interrupt.js';
 import { DownloadTarget, type LocalFile } from './local-file.js';
-import { ClientFailure, exitWith, explainFailure, GaveUp } from './messages.js';
+import { ClientFailure, downloadLeftover, exitWith, explainFailure, GaveUp } from './messages.js';
 import { StatusLine, TransferProgress } from './progress.js';
 
 export type UploadOutcome =
@@ -93,15 +93,15 @@ export interface DownloadResult {
  * or onto stdout (`-`: bytes flow as they come; a mismatch is reported after).
  */
 export async function download(client: SocklabClient, name: string, target: string, force: boolean): Promise<DownloadResult> {
-  const operation = { kind: 'get', name } as const;
   const toStdout = target === '-';
+  const operation: { kind: 'get'; name: string; written?: number; size?: number } = { kind: 'get', name, written: toStdout ? 0 : undefined };
   let file: DownloadTarget | null = null;
   let progress: TransferProgress | null = null;
   const cancel = () => {
     progress?.abandon();
     client.close();
     file?.discardNow();
-    exitWith(new GaveUp(toStdout ? 'download cancelled' : 'download cancelled; nothing was saved', INTERRUPTED_EXIT_CODE));
+    exitWith(new GaveUp(`download cancelled; ${downloadLeftover(operation)}`, INTERRUPTED_EXIT_CODE));
   };
   return withInterruptHandler(cancel, async () => {
     try {
@@ -109,8 +109,12 @@ export async function download(client: SocklabClient, name: string, target: stri
       const sink = file ?? stdoutSink;
       const digest = await client.get(
         name,
-        (chunk) => sink.write(chunk),
+        async (chunk) => {
+          await sink.write(chunk);
+          if (toStdout) operation.written = (operation.written ?? 0) + chunk.length;
+        },
         (received, size) => {
+          operation.size = size;
           progress ??= new TransferProgress(`downloading ${name}`, size);
           progress.update(received);
         },

@@ -146,6 +146,24 @@ t.test('the server dies in the middle of a download: nothing is saved', async (t
   t.same(fs.readdirSync(dir), [], 'neither the file nor a temporary file');
 });
 
+t.test('the server dies in the middle of a download to stdout (--out -): it says the output is incomplete, and how much of it there is', async (t) => {
+  const fake = await fakeSocklab(t, (line, socket) => {
+    if (!line.startsWith('GET ')) return;
+    socket.write('150 1000\n');
+    socket.end('only 24 bytes of 1000...');
+  });
+  const r = await runCli(['client', 'get', 'file.txt', '--out', '-', '--port', String(fake.port)]);
+  finished(t, r);
+  t.equal(r.code, 1);
+  t.equal(r.stdout, 'only 24 bytes of 1000...', 'what arrived went out as it came');
+  t.ok(isOneSentence(r.stderr), r.stderr);
+  t.match(
+    r.stderr,
+    /the server closed the connection in the middle of the download of file\.txt; the output is incomplete \(24 of 1000 bytes were written to it\): discard it/,
+    'not "nothing was saved": 24 bytes were',
+  );
+});
+
 t.test('a download whose sha256 does not match is not saved', async (t) => {
   const fake = await fakeSocklab(t, (line, socket) => {
     if (!line.startsWith('GET ')) return;

@@ -210,3 +210,16 @@ t.test('get checks where it will save before it connects', async (t) => {
   t.equal(taken.code, 1);
   t.match(taken.stderr, /taken\.txt already exists; pass --force/);
 });
+
+t.test('--retry is offered where it works (the interactive client, put), and refused where it would be ignored (list, stat, get)', async (t) => {
+  for (const command of ['list', 'stat', 'get']) {
+    const help = await runCli(['client', command, '--help']);
+    t.notMatch(help.stdout, /--retry/, `client ${command} --help does not offer --retry`);
+  }
+  t.match((await runCli(['client', 'put', '--help'])).stdout, /--retry\s+if the connection is lost/);
+  t.match((await runCli(['client', '--help'])).stdout, /--retry .*if the connection is lost/);
+  const r = await client(['get', 'notes.txt', '--retry', '5']);
+  finished(t, r);
+  t.equal(r.code, 2, 'a usage error, not a get that silently does not retry');
+  t.match(r.stderr, /^socklab: Unknown argument: retry\n/);
+});
