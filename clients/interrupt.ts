@@ -1,7 +1,9 @@
 /**
  * Ctrl-C, with a meaning that depends on what the client is doing: waiting to
  * be served, answering a prompt, uploading. Handlers nest; the innermost one
- * decides. A handler ends the process (it cleans up synchronously first).
+ * decides. A handler usually ends the process (it cleans up synchronously
+ * first); one that returns lets the work wind down itself (socklab check
+ * stops its run and removes its files).
  */
 const handlers: (() => void)[] = [];
 

@@ -50,6 +50,9 @@ export class Conversation {
   /** The request the last reply answered: a reply that ends a GET still belongs to it. */
   private lastAnswered: string | null = null;
   private closed = false;
+  /** The names this connection sent a PUT for: the server may have written a file of each. */
+  private readonly putNames = new Set<string>();
+  private storedOne = false;
 
   private constructor(
     private readonly channel: TcpChannel,
@@ -83,8 +86,19 @@ export class Conversation {
     return conversation;
   }
 
+  /** A PUT went out on this connection: the server may hold a file of it. */
+  get sentPut(): boolean {
+    return this.putNames.size > 0;
+  }
+
+  /** The server said it stored a file this connection uploaded: a `226 <name> …` naming one of its PUTs. */
+  get storedFile(): boolean {
+    return this.storedOne;
+  }
+
   /** Sends one request line (LF added). `shown` replaces it in a report (a long line). */
   async send(line: string, shown = line): Promise<void> {
+    this.notePut(line);
     this.unanswered.push(showLine(shown));
     await this.write(new TextEncoder().encode(`${line}\n`));
   }
@@ -95,7 +109,9 @@ export class Conversation {
    * entry per reply expected (a data block's is its 226).
    */
   async sendRaw(bytes: Uint8Array, shown: string | readonly string[]): Promise<void> {
-    this.unanswered.push(...(typeof shown === 'string' ? [shown] : shown));
+    const requests = typeof shown === 'string' ? [shown] : shown;
+    for (const request of requests) this.notePut(request);
+    this.unanswered.push(...requests);
     await this.write(bytes);
   }
 
@@ -115,6 +131,8 @@ export class Conversation {
     } catch {
       this.fail(expected, [`${showLine(line)}  (not a reply line: CODE or CODE SP text)`]);
     }
+    // Noted before the reply is judged: a 226 with the wrong size still means the file is there.
+    if (r.code === 226 && this.putNames.has(r.text.split(' ')[0] ?? '')) this.storedOne = true;
     if (r.code !== code) this.fail(expected, [showLine(line)]);
     const problem = options.text === undefined ? null : checkText(r.text, options.text);
     if (problem !== null) this.fail(expected, [showLine(line), problem]);
@@ -154,6 +172,31 @@ export class Conversation {
     await new Promise<void>((resolve) => this.channel.socket.end(() => resolve()));
   }
 
+  /**
+   * Leaves the way a polite client does, our EOF, and waits (at most `graceMs`)
+   * for the server to close its side: by then it has finished with what this
+   * connection sent (discarded a half-sent upload, or committed a whole one),
+   * so a file it was writing is there to be removed, not created afterwards.
+   */
+  async leave(graceMs: number): Promise<void> {
+    const socket = this.channel.socket;
+    if (!this.closed && !socket.destroyed && !socket.readableEnded) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          socket.off('end', done);
+          socket.off('close', done);
+          resolve();
+        };
+        const timer = setTimeout(done, graceMs);
+        socket.once('end', done);
+        socket.once('close', done);
+        socket.end();
+      });
+    }
+    this.close();
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -165,6 +208,11 @@ export class Conversation {
     const sent =
       this.unanswered.length > 0 ? [...this.unanswered] : this.lastAnswered !== null ? [`${this.lastAnswered} (its reply so far was as expected)`] : ['(nothing yet)'];
     throw new CaseFailure({ sent, expected, got });
+  }
+
+  private notePut(request: string): void {
+    const name = /^\s*put\s+(\S+)/i.exec(request)?.[1];
+    if (name !== undefined) this.putNames.add(name);
   }
 
   private async write(bytes: Uint8Array): Promise<void> {

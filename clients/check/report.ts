@@ -4,6 +4,8 @@ import type { CaseResult, CheckReport } from './run.js';
 
 /** How many lines of what was sent and what came back a failure shows. */
 const SHOWN_LINES = 4;
+/** How many names (failed cases, files left) a sentence gives: past that, a list no one reads (72 when every case times out). */
+const SHOWN_NAMES = 10;
 
 export function describeFiles(filePrefix: string, root: string | null): string {
   return root === null
@@ -14,26 +16,31 @@ export function describeFiles(filePrefix: string, root: string | null): string {
 
 export function header(host: string, port: number, count: number, timeoutSeconds: number, filePrefix: string, root: string | null): string {
   return (
-    `socklab check ${host}:${port}: protocol v1 (protocol/PROTOCOL.md), ${count} case${count === 1 ? '' : 's'}, each within ${timeoutSeconds} s.\n` +
+    `socklab check ${host}:${port}: protocol v1 (protocol/PROTOCOL.md), ${counted(count, 'case')}, each within ${timeoutSeconds} s.\n` +
     `${describeFiles(filePrefix, root)}\n`
   );
 }
 
-/** Prints a case's line (and its failure) as it ends, with the section above the first case of each. */
-export function caseLines(width: number): (result: CaseResult) => string {
+/**
+ * Prints a case's line (and its failure) as it ends, with the section above
+ * the first case of each. A case that was not run prints nothing: they are the
+ * cases after a failed gate, and the summary says once why none of them ran.
+ */
+export function caseLines(cases: readonly CheckCase[]): (result: CaseResult) => string {
+  const width = Math.max(...cases.map((c) => c.id.length));
   let section: string | null = null;
   return (result) => {
+    if (result.notRun !== undefined) return '';
     const lines: string[] = [];
     if (result.section !== section) {
       section = result.section;
       lines.push(`\n${section}`);
     }
-    const status = result.passed ? 'pass' : result.notRun !== undefined ? 'skip' : 'FAIL';
-    lines.push(`  ${status}  ${result.id.padEnd(width)}  ${result.requirement}`);
+    lines.push(`  ${result.passed ? 'pass' : 'FAIL'}  ${result.id.padEnd(width)}  ${result.requirement}`);
     const failure = result.failure;
     if (failure !== undefined) {
       const indent = ' '.repeat(8);
-      lines.push(`${indent}sent:     ${firstLines(failure.sent, ' | ')}`);
+      lines.push(`${indent}sent:     ${firstOf(failure.sent, SHOWN_LINES, ' | ')}`);
       lines.push(`${indent}expected: ${failure.expected}`);
       for (const [i, got] of failure.got.slice(0, SHOWN_LINES).entries()) lines.push(`${indent}${i === 0 ? 'got:     ' : '         '} ${got}`);
     }
@@ -41,9 +48,19 @@ export function caseLines(width: number): (result: CaseResult) => string {
   };
 }
 
-function firstLines(lines: readonly string[], separator: string): string {
-  const shown = lines.slice(0, SHOWN_LINES).join(separator);
-  return lines.length > SHOWN_LINES ? `${shown}${separator}… (${lines.length - SHOWN_LINES} more)` : shown;
+/** The first `count` items, then how many more there are (`… (N more)` after a separator, or `and N more` in a sentence). */
+function firstOf(items: readonly string[], count: number, separator: string, more = (n: number) => `${separator}… (${n} more)`): string {
+  const shown = items.slice(0, count).join(separator);
+  return items.length > count ? `${shown}${more(items.length - count)}` : shown;
+}
+
+/** Names in a sentence: `a, b and 3 more`. */
+function nameList(names: readonly string[]): string {
+  return firstOf(names, SHOWN_NAMES, ', ', (n) => ` and ${n} more`);
+}
+
+function counted(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
 export function summary(report: CheckReport, root: string | null): string {
@@ -53,15 +70,39 @@ export function summary(report: CheckReport, root: string | null): string {
   const verdict =
     report.passed === total
       ? `${total} cases: all passed. The server speaks protocol v1 as far as these cases go.`
-      : `${total} cases: ${report.passed} passed, ${report.failed} failed (${failedIds.join(', ')})` +
-        (reason === undefined ? '.' : `, ${report.notRun} not run (${reason}).`);
-  const files =
-    report.removed === null
-      ? `Files ${report.filePrefix}* are left on the server (no --root given).`
-      : report.removed.length === 0 && report.passed > 0
-        ? `No file named ${report.filePrefix}* was in ${root ?? '?'}: is that the folder the server stores its files in? The check's files are still on the server.`
-        : `Removed ${report.removed.length} file${report.removed.length === 1 ? '' : 's'} named ${report.filePrefix}* from ${root ?? '?'}.`;
-  return `\n${verdict}\n${files}\n`;
+      : `${total} cases: ${report.passed} passed, ${report.failed} failed (${nameList(failedIds)})` +
+        (reason === undefined ? '.' : `, the remaining ${report.notRun} not run (${reason}).`);
+  const files = filesLine(report, root);
+  return `\n${verdict}\n${files === null ? '' : `${files}\n`}`;
+}
+
+/** A run cut short by Ctrl-C: how far it got, and where its files are. */
+export function interruptedLine(report: CheckReport, planned: number, root: string | null): string {
+  const files = filesLine(report, root) ?? 'It left no file on the server.';
+  return `\nInterrupted (Ctrl-C) after ${report.results.length} of ${counted(planned, 'case')}. ${files}\n`;
+}
+
+/** A second Ctrl-C stops at once, before the files are removed: which ones to delete. */
+export function stoppedAtOnceLine(filePrefix: string, root: string | null): string {
+  const where = root === null ? 'on the server' : `in ${root}`;
+  return `socklab check: stopped at once (a second Ctrl-C); files named ${filePrefix}* may be left ${where}: delete them yourself.\n`;
+}
+
+/** What became of the run's files, or null when no case wrote any (nor could have). */
+function filesLine(report: CheckReport, root: string | null): string | null {
+  const { filePrefix, removed, notRemoved } = report;
+  if (removed === null) return report.sentPut ? `Files ${filePrefix}* are left on the server (no --root given).` : null;
+  const folder = root ?? '?';
+  if (notRemoved !== null) {
+    const left = nameList(notRemoved.names);
+    const done =
+      removed.length > 0 ? `Removed ${counted(removed.length, 'file')} named ${filePrefix}* from ${folder}, but not ${left}` : `Could not remove ${left} from ${folder}`;
+    return `${done} (${notRemoved.reason}): delete the files named ${filePrefix}* there yourself.`;
+  }
+  if (removed.length > 0) return `Removed ${counted(removed.length, 'file')} named ${filePrefix}* from ${folder}.`;
+  return report.storedFile
+    ? `No file named ${filePrefix}* was in ${folder}: is that the folder the server stores its files in? The check's files are still on the server.`
+    : null;
 }
 
 export function asJson(report: CheckReport, timeoutSeconds: number): string {

@@ -212,6 +212,7 @@ t.test('a failing server: pass/FAIL per case, what was sent, expected and got, a
     'a server that stops answering fails the case at its timeout; "sent" is the requests still unanswered',
   );
   t.match(r.stdout, /\n4 cases: 1 passed, 3 failed \(framing\/pipelining, framing\/pipelining-after-data, put\/ask-350\)\.\n/, 'the summary names the failed cases');
+  t.match(r.stdout, /\nFiles socklab-check-[0-9a-f]{8}-\* are left on the server \(no --root given\)\.\n$/, 'cases that uploaded: the summary says their files stay');
 });
 
 t.test('--json: the whole report, and exit 1 when a case fails', async (t) => {
@@ -236,11 +237,11 @@ t.test('a server that never greets: the greeting case fails at its timeout, the 
   finished(t, r);
   t.equal(r.code, 1, 'exit 1');
   t.match(r.stdout, /FAIL {2}greeting[^\n]*\n[^\n]*sent: +\(nothing yet\)\n[^\n]*expected: 220 socklab\/1 <model> ready, before the client sends anything\n[^\n]*got: +\(nothing within the case's 1 s\)/);
-  t.match(r.stdout, /^ {2}skip {2}ping +PING gets 200 PONG$/m, 'a case that cannot pass without a greeting is shown as not run');
+  t.notMatch(r.stdout, /skip|ping/, 'no line for each case that was not run');
   t.match(
     r.stdout,
-    new RegExp(`\\n${CASES.length} cases: 0 passed, 1 failed \\(greeting\\), ${CASES.length - 1} not run \\(greeting failed, and every other case starts by reading the greeting\\)\\.\\n`),
-    'the summary says why the rest were not run',
+    new RegExp(`FAIL {2}greeting[^]*\\n\\n${CASES.length} cases: 0 passed, 1 failed \\(greeting\\), the remaining ${CASES.length - 1} not run \\(greeting failed, and every other case starts by reading the greeting\\)\\.\\n$`),
+    'the summary says once why the rest were not run, and no file line: no case wrote one',
   );
   t.ok(performance.now() - began < 15_000, 'the check ends within its one timeout plus start-up, not one timeout per case');
 });
@@ -260,8 +261,57 @@ t.test('a server that dies in the middle: the case that killed it fails, the res
   t.equal(r.code, 1, 'exit 1');
   t.match(r.stdout, /FAIL {2}ping[^\n]*\n +sent: +PING\n +expected: 200\n +got: +\(the server closed the connection\)/, 'the case that killed it (the probe sent nothing)');
   t.match(r.stdout, /FAIL {2}echo[^\n]*\n +sent: +\(TCP connect\)\n +expected: a connection\n +got: +could not connect to 127\.0\.0\.1:\d+: connection refused/, 'the next case finds nobody');
-  t.match(r.stdout, /^ {2}skip {2}echo\/empty /m, 'the rest are not run');
-  t.match(r.stdout, /4 cases: 0 passed, 2 failed \(ping, echo\), 2 not run \(the server refused connections from echo on: did it stop during ping\?\)\./);
+  t.notMatch(r.stdout, /echo\/empty|help/, 'the rest are not run, and get no line each');
+  t.match(r.stdout, /4 cases: 0 passed, 2 failed \(ping, echo\), the remaining 2 not run \(the server refused connections from echo on: did it stop during ping\?\)\./);
+});
+
+t.test('a summary names at most 10 failed cases, then how many more', async (t) => {
+  // Greets, then answers every line with 500: each case fails at its first reply, none waits out its timeout.
+  const server = await startFakeServer((socket) => {
+    socket.write('220 socklab/1 fake ready\n');
+    readLines(socket, () => void socket.write('500 no\n'));
+  });
+  t.teardown(() => server.close());
+  const names = selectCases(['names']);
+  t.ok(names.length > 10, `more than 10 cases under names/ (${names.length})`);
+  const r = await runCli(['check', '--port', String(server.port), '--case', 'names', '--timeout', '5']);
+  finished(t, r);
+  t.equal(r.code, 1, 'exit 1');
+  const shown = names.slice(0, 10).map((c) => c.id).join(', ');
+  t.ok(
+    r.stdout.includes(`\n${names.length} cases: 0 passed, ${names.length} failed (${shown} and ${names.length - 10} more).\n`),
+    'the first 10 failed ids, then "and N more"',
+    { stdout: r.stdout.slice(-600) },
+  );
+  t.equal(r.stdout.match(/^ {2}FAIL /gm)?.length, names.length, 'while every failed case still has its own line above');
+});
+
+t.test('the files line: only when a case wrote a file, or could have', async (t) => {
+  const server = await startBrokenServer();
+  t.teardown(() => server.close());
+  const port = String(server.port);
+  const root = makeTempRoot();
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const noUpload = ['--case', 'ping', '--case', 'echo/empty'];
+
+  const leftNothing = await runCli(['check', '--port', port, ...noUpload]);
+  finished(t, leftNothing);
+  t.equal(leftNothing.code, 0, 'exit 0', { stderr: leftNothing.stderr });
+  t.match(leftNothing.stdout, /\n2 cases: all passed\. The server speaks protocol v1 as far as these cases go\.\n$/, 'no case uploaded: no line about files left on the server');
+
+  const removedNothing = await runCli(['check', '--port', port, '--root', root, ...noUpload]);
+  finished(t, removedNothing);
+  t.match(removedNothing.stdout, /as far as these cases go\.\n$/, 'with --root: no "Removed 0 files", no question about the folder');
+
+  const uploaded = await runCli(['check', '--port', port, '--case', 'put/bad-name']);
+  finished(t, uploaded);
+  t.equal(uploaded.code, 0, 'exit 0', { stderr: uploaded.stderr });
+  t.match(uploaded.stdout, /\nFiles socklab-check-[0-9a-f]{8}-\* are left on the server \(no --root given\)\.\n$/, 'a case sent a PUT (a server could have stored it): the line is there');
+
+  const rejectedOnly = await runCli(['check', '--port', port, '--root', root, '--case', 'put/bad-name']);
+  finished(t, rejectedOnly);
+  t.match(rejectedOnly.stdout, /as far as these cases go\.\n$/, 'with --root, PUTs the server refused: nothing to remove, and no doubt about the folder');
+  t.same(filesIn(root), [], 'nothing was written there');
 });
 
 t.test('a refused connection is one sentence, before anything else', async (t) => {
@@ -274,7 +324,7 @@ t.test('a refused connection is one sentence, before anything else', async (t) =
   t.match(r.stderr, new RegExp(`nothing is listening on 127\\.0\\.0\\.1:${port} \\(connection refused\\): start your server first`));
 });
 
-t.test('usage errors (no such case, --root that is not a folder, --port 0), and a --root that is not the server\'s', async (t) => {
+t.test('usage errors (no such case, an empty --case, a --root that is not there or is a file, --port 0), and a --root that is not the server\'s', async (t) => {
   const server = await startBrokenServer();
   t.teardown(() => server.close());
   const port = String(server.port);
@@ -282,10 +332,23 @@ t.test('usage errors (no such case, --root that is not a folder, --port 0), and 
   t.equal(noCase.code, 2);
   t.ok(isOneSentence(noCase.stderr));
   t.match(noCase.stderr, /no case matches --case no-such-case \(see "socklab check --list"\)/);
+  for (const empty of [['--case', ''], ['--case', ' '], ['--case']]) {
+    const emptyCase = await runCli(['check', '--port', port, ...empty]);
+    t.equal(emptyCase.code, 2, `${JSON.stringify(empty)}: a usage error`);
+    t.ok(isOneSentence(emptyCase.stderr), 'one sentence', { stderr: emptyCase.stderr });
+    t.match(emptyCase.stderr, /--case needs a case id or pattern, such as --case put\/350 or --case "names\/\*" \(see "socklab check --list"\), not an empty one/);
+  }
   const missing = path.join(makeTempRoot(), 'absent');
   const noRoot = await runCli(['check', '--port', port, '--root', missing]);
   t.equal(noRoot.code, 2);
   t.match(noRoot.stderr, /--root .*absent: there is no such folder here/);
+  const aFile = path.join(makeTempRoot(), 'hello.txt');
+  fs.writeFileSync(aFile, 'hello\n');
+  const fileRoot = await runCli(['check', '--port', port, '--root', aFile]);
+  t.equal(fileRoot.code, 2);
+  t.ok(isOneSentence(fileRoot.stderr), 'one sentence', { stderr: fileRoot.stderr });
+  t.match(fileRoot.stderr, /--root .*hello\.txt is a file, not a folder: give the folder your server stores its files in, or leave --root out/);
+  fs.rmSync(path.dirname(aFile), { recursive: true, force: true });
   const elsewhere = makeTempRoot();
   const wrongRoot = await runCli(['check', '--port', port, '--root', elsewhere, '--case', 'stat']);
   t.equal(wrongRoot.code, 0, 'a --root that is not the server\'s does not fail the check');

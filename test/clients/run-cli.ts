@@ -6,6 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type tap from 'tap';
 
@@ -38,6 +40,39 @@ export interface RunOptions {
   readonly user?: { readonly uid: number; readonly gid: number };
 }
 
+/** The nobody user: what a student without privileges sees, where the tests run as root (CI), whom no permission stops. */
+export const NOBODY = { uid: 65534, gid: 65534 } as const;
+
+/** The user to run the CLI as for file permissions to apply: this one, or nobody when this one is root. */
+export function unprivilegedUser(): RunOptions['user'] {
+  return process.getuid?.() === 0 ? NOBODY : undefined;
+}
+
+let nodeCopy: string | null = null;
+
+/**
+ * This node, where another user may run it: itself, or a copy when it lies
+ * where others may not enter (CI's Node 24 is under /root).
+ */
+function nodeOthersMayRun(): string {
+  const othersMayEnter = (file: string): boolean => {
+    for (let at = path.dirname(file); ; at = path.dirname(at)) {
+      if ((fs.statSync(at).mode & 0o001) === 0) return false;
+      if (path.dirname(at) === at) return true;
+    }
+  };
+  if (othersMayEnter(process.execPath)) return process.execPath;
+  if (nodeCopy === null) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-node-'));
+    fs.chmodSync(dir, 0o755);
+    nodeCopy = path.join(dir, 'node');
+    fs.copyFileSync(process.execPath, nodeCopy);
+    fs.chmodSync(nodeCopy, 0o755);
+    process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  }
+  return nodeCopy;
+}
+
 export function runCli(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const limitMs = options.limitMs ?? RUN_LIMIT_MS;
@@ -46,7 +81,7 @@ export function runCli(args: readonly string[], options: RunOptions = {}): Promi
     // tap's process-info hook (put back into every spawn's NODE_OPTIONS) writes under the repository, which
     // another user may not: `env -u` takes it out on the far side of the spawn.
     const [command, ...commandArgs] =
-      options.user === undefined ? [process.execPath, BIN, ...args] : ['env', '-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, BIN, ...args];
+      options.user === undefined ? [process.execPath, BIN, ...args] : ['env', '-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', nodeOthersMayRun(), BIN, ...args];
     const child = spawn(command as string, commandArgs, { cwd: options.cwd, env, stdio: ['pipe', 'pipe', 'pipe'], uid: options.user?.uid, gid: options.user?.gid });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];

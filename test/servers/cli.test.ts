@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { finished, runCli } from '../clients/run-cli.js';
+import { finished, runCli, unprivilegedUser } from '../clients/run-cli.js';
 import { ServerProcess } from '../reliability/processes.js';
 
 function tempDir(t: { teardown(fn: () => void): void }): string {
@@ -98,20 +98,6 @@ t.test('--host that names no machine: one sentence, not getaddrinfo', async (t) 
   t.equal(r.stderr, 'socklab: no such host "nosuchhost.invalid" (check --host: a name or an address of this machine, such as 127.0.0.1, or 0.0.0.0 for every network)\n');
 });
 
-/** The uid the test may run a server as to see what a user without privileges sees (root bypasses permissions). */
-function unprivilegedUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  return { uid: 65534, gid: 65534 }; // nobody
-}
-
-/** True when uid `nobody` can run this node binary: each directory above it is searchable by others. */
-function othersCanRun(file: string): boolean {
-  for (let at = file; path.dirname(at) !== at; at = path.dirname(at)) {
-    if ((fs.statSync(at).mode & 0o001) === 0) return false;
-  }
-  return true;
-}
-
 t.test('--root that cannot be made or used: the path, the reason and the fix, before listening', async (t) => {
   const dir = tempDir(t);
   const link = path.join(dir, 'link');
@@ -132,15 +118,7 @@ t.test('--root that cannot be made or used: the path, the reason and the fix, be
   const readOnly = path.join(dir, 'read-only');
   fs.mkdirSync(readOnly, { mode: 0o555 });
   fs.chmodSync(readOnly, 0o555);
-  const user = unprivilegedUser();
-  if (user !== undefined && !othersCanRun(process.execPath)) {
-    // (CI's Node 24 lives under /root, which nobody may enter: root itself may write there, so the server starts.)
-    const server = await ServerProcess.start('async', { root: readOnly });
-    t.teardown(() => server.stop());
-    t.pass('as root, whom permissions do not stop, a 555 root is writable: the server starts');
-    return;
-  }
-  const r = await runCli(['server', 'workers', '--port', '0', '--root', readOnly], { user });
+  const r = await runCli(['server', 'workers', '--port', '0', '--root', readOnly], { user: unprivilegedUser() });
   finished(t, r);
   t.equal(r.code, 2, 'a read-only root: refused');
   t.equal(r.stderr, `socklab: --root ${readOnly}: the server may not list and write files there (EACCES: permission denied); fix its permissions (ls -ld ${readOnly} shows them), or name another directory, such as --root ./storage\n`);
