@@ -229,6 +229,13 @@ const NO_SPACE_MESSAGES: Readonly<Record<string, string>> = {
   EDQUOT: 'over quota',
 };
 
+/**
+ * Out of file descriptors (the process's limit, or the system's): the server
+ * cannot open one more file for a while, which PROTOCOL.md answers `450 busy`
+ * (before a PUT's data; `451` after it), the connection staying usable.
+ */
+const NO_DESCRIPTOR_CODES = new Set(['EMFILE', 'ENFILE']);
+
 function errnoCode(error: unknown): string | null {
   if (!(error instanceof Error) || error instanceof SocklabError) return null;
   const { code, syscall } = error as NodeJS.ErrnoException;
@@ -276,6 +283,7 @@ export function toStorageError(error: unknown, doing: string, missing: MissingMe
   if (code === null) return error;
   const noSpace = NO_SPACE_MESSAGES[code];
   if (noSpace !== undefined) return new StorageError(ErrorCodes.NO_SPACE, noSpace, { cause: error });
+  if (NO_DESCRIPTOR_CODES.has(code)) return new StorageError(ErrorCodes.BUSY, `too many files open on the server (${code})`, { cause: error });
   if (missing === 'not-found' && MISSING_CODES.has(code)) {
     return new StorageError(ErrorCodes.NOT_FOUND, 'no such file', { cause: error });
   }

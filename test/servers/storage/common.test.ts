@@ -35,6 +35,9 @@ t.test('toStorageError maps errno codes to stable codes, and to the text the cli
     ['ENOENT', 'failure', ErrorCodes.STORAGE_FAILED, 'doing it failed (ENOENT)'],
     ['EIO', 'not-found', ErrorCodes.STORAGE_FAILED, 'doing it failed (EIO)'],
     ['EACCES', 'failure', ErrorCodes.STORAGE_FAILED, 'doing it failed (EACCES)'],
+    // Out of descriptors: busy for a while, not broken (450 before a PUT's data).
+    ['EMFILE', 'not-found', ErrorCodes.BUSY, 'too many files open on the server (EMFILE)'],
+    ['ENFILE', 'failure', ErrorCodes.BUSY, 'too many files open on the server (ENFILE)'],
   ];
   for (const [errno, missing, code, message] of cases) {
     const mapped = toStorageError(errnoError(errno, 'open', "something, open '/secret/path'"), 'doing it', missing as 'not-found' | 'failure');
