@@ -102,7 +102,7 @@ export class LocalFile {
     while (position < this.size) {
       const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, this.size - position));
       const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, position);
-      if (bytesRead === 0) return; // the file shrank; the upload notices the missing bytes
+      if (bytesRead === 0) throw await this.shrank(position);
       position += bytesRead;
       yield buffer.subarray(0, bytesRead);
     }
@@ -110,6 +110,15 @@ export class LocalFile {
 
   async close(): Promise<void> {
     await this.handle.close();
+  }
+
+  /** The file ended at `position`, before the size it had when opened: someone truncated or rewrote it meanwhile. */
+  private async shrank(position: number): Promise<ClientFailure> {
+    const now = await this.handle.stat().then((stats) => stats.size, () => position);
+    return new ClientFailure(
+      ErrorCodes.SOURCE_ENDED,
+      `${this.path} changed while it was being read: it is now ${now} bytes, not the ${this.size} it had when the upload started; nothing was committed (upload it again once nothing is writing to it)`,
+    );
   }
 }
 

@@ -169,18 +169,25 @@ export class SocklabClient {
     }
     if (r.code !== 150) throw new ReplyError(r, `PUT ${name}`);
     let sent = 0;
-    for await (const chunk of source) {
-      const part = chunk.length > size - sent ? chunk.subarray(0, size - sent) : chunk;
-      if (part.length === 0) continue;
-      await this.channel.write(part);
-      sent += part.length;
-      options.onProgress?.(sent);
-      if (sent === size) break;
+    try {
+      for await (const chunk of source) {
+        const part = chunk.length > size - sent ? chunk.subarray(0, size - sent) : chunk;
+        if (part.length === 0) continue;
+        await this.channel.write(part);
+        sent += part.length;
+        options.onProgress?.(sent);
+        if (sent === size) break;
+      }
+    } catch (error) {
+      // The source failed (a file that could not be read further) or the connection did: either way the
+      // upload cannot go on, and the server must not wait for the rest.
+      this.close();
+      throw error;
     }
     if (sent !== size) {
       // Never leave the server waiting for bytes that will not come: drop the connection.
       this.close();
-      throw new ConnectionError(ErrorCodes.CONNECTION_CLOSED, `PUT ${name}: the source ended after ${sent} of ${size} bytes`);
+      throw new SocklabError(ErrorCodes.SOURCE_ENDED, `PUT ${name}: the source ended after ${sent} of ${size} bytes`);
     }
     const done = await this.readReply();
     if (done.code !== 226) throw new ReplyError(done, `PUT ${name}`);

@@ -32,6 +32,8 @@ export const ErrorCodes = {
   WRITE_STALLED: 'SOCKLAB_WRITE_STALLED',
   REPLY_ERROR: 'SOCKLAB_REPLY_ERROR',
   MALFORMED_REPLY: 'SOCKLAB_MALFORMED_REPLY',
+  /** An upload's own bytes ran out (or failed) before the size it announced: the sender's side, not the connection's. */
+  SOURCE_ENDED: 'SOCKLAB_SOURCE_ENDED',
   // Programs using the library wrongly (a bug, not bad input).
   INVALID_STATE: 'SOCKLAB_INVALID_STATE',
   INVALID_ARGUMENT: 'SOCKLAB_INVALID_ARGUMENT',

@@ -85,6 +85,44 @@ t.test('the server dies in the middle of an upload (put)', async (t) => {
   t.ok(received >= 100_000 && received < BIG_BYTES, 'the upload had started and did not finish');
 });
 
+t.test('the local file shrinks during an upload (put --retry): said as a change of the file, not blamed on the server, and not retried', async (t) => {
+  const SIZE = 32 * 1024 * 1024;
+  const file = path.join(fs.mkdtempSync(path.join(local, 'shrink-')), 'growing.log');
+  fs.writeFileSync(file, Buffer.alloc(SIZE, 'x'));
+  let received = 0;
+  let puts = 0;
+  let closedByClient: Promise<unknown> = Promise.reject(new Error('no PUT arrived'));
+  closedByClient.catch(() => {});
+  const fake = await fakeSocklab(
+    t,
+    (line, socket) => {
+      if (line.startsWith('PUT ')) puts++;
+      closedByClient = new Promise((resolve) => socket.once('close', resolve));
+      return acceptPut(line, socket);
+    },
+    (chunk, socket) => {
+      received += chunk.length;
+      if (received - chunk.length > 0) return;
+      // The upload is under way and far from done (the socket holds a few MiB at most): the file is cut short.
+      socket.pause();
+      fs.truncateSync(file, 1000);
+      setTimeout(() => socket.resume(), 50);
+    },
+  );
+  const r = await runCli(['client', 'put', file, '--retry', '3', '--port', String(fake.port)]);
+  finished(t, r);
+  t.equal(r.code, 1);
+  t.ok(isOneSentence(r.stderr), r.stderr);
+  t.equal(
+    r.stderr,
+    `socklab: ${file} changed while it was being read: it is now 1000 bytes, not the ${SIZE} it had when the upload started; nothing was committed (upload it again once nothing is writing to it)\n`,
+  );
+  t.equal(puts, 1, 'one PUT: a file that changed is not sent again');
+  const withinFiveSeconds = new Promise((_, reject) => setTimeout(() => reject(new Error('still open 5 s after the client exited')), 5000).unref());
+  await t.resolves(Promise.race([closedByClient, withinFiveSeconds]), 'the client dropped the connection, so the server does not wait for the rest');
+  t.ok(received < SIZE, `the upload had started and did not finish (${received} bytes)`);
+});
+
 t.test('the server dies in the middle of an upload (interactive client)', async (t) => {
   const fake = await fakeSocklab(
     t,

@@ -447,8 +447,20 @@ t.test('put: a 226 that is not "<name> <size> <sha256>" is MALFORMED_REPLY, not 
 t.test('put: a source shorter than size drops the connection', async (t) => {
   const { c, ch } = client(`${GREETING}150 send 5 bytes\n`);
   await c.greeting();
-  isCode(t, await rejection(c.put('a', 5, [bytes('abc')])), ErrorCodes.CONNECTION_CLOSED, 'short source');
+  isCode(t, await rejection(c.put('a', 5, [bytes('abc')])), ErrorCodes.SOURCE_ENDED, 'short source: the sender\'s side, not the connection');
   t.equal(ch.closed, true, 'the server must not wait for bytes that will not come');
+});
+
+t.test('put: a source that fails drops the connection, and its error comes out as it was', async (t) => {
+  const { c, ch } = client(`${GREETING}150 send 5 bytes\n`);
+  await c.greeting();
+  const unreadable = new Error('the disk went away');
+  async function* source(): AsyncGenerator<Uint8Array> {
+    yield bytes('ab');
+    throw unreadable;
+  }
+  t.equal(await rejection(c.put('a', 5, source())), unreadable, 'the source\'s own error');
+  t.equal(ch.closed, true, 'the server must not wait for the rest');
 });
 
 t.test('put: a source longer than size: exactly size bytes are sent', async (t) => {
