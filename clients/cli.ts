@@ -11,7 +11,7 @@
  * Every one takes --host and --port. A failure is one sentence on stderr and
  * a non-zero exit (1; 2 for a bad command line; 130 after Ctrl-C).
  */
-import { existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { ErrorCodes, PUT_MODES, type ExistsDecision, type PutMode } from '../protocol/index.js';
@@ -154,6 +154,12 @@ function checkTargetBeforeConnecting(target: string, force: boolean): void {
   if (target === '-') return;
   const dir = path.dirname(target);
   if (!isDirectory(dir)) throw new ClientFailure(ErrorCodes.INVALID_ARGUMENT, `cannot save to ${target}: there is no directory ${dir}`);
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'EACCES';
+    throw new ClientFailure(ErrorCodes.INVALID_ARGUMENT, `cannot save to ${target}: this user may not write in ${dir} (${code}); pass --out to save elsewhere`);
+  }
   if (!force && existsSync(target)) {
     throw new ClientFailure(ErrorCodes.EXISTS, `${target} already exists; pass --force to replace it, or --out to save elsewhere`);
   }

@@ -9,7 +9,7 @@
  *   socklab load chat --host 10.0.0.7 --port 8020 --threads 4   a server already running elsewhere
  *   socklab load chat --protocol echo --port 9000 --serves 1    a student's plain line server on this machine
  */
-import type { Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { checkedPort, checkInteger, checkSeconds, hostOption, portOption, exitWithFailure, MAX_TIMER_MS, MAX_TIMER_SECONDS, OUTPUT_COLUMNS, outputWidth, parseByteSize, UsageError } from '../../bin/cli-support.js';
 import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './load-generator.js';
 import {
@@ -154,8 +154,17 @@ export const loadCommand: CommandModule = {
   describe: 'start many client processes together against a server and measure each session: queue wait, replies, makespan',
   builder: (yargs: Argv) => {
     for (const name of SCENARIO_NAMES) yargs.command(scenarioCommand(SCENARIOS[name]));
+    // A word that is no scenario (a typo, a server named first): say which ones there are, not "Unknown arguments".
+    yargs.command({
+      command: '* [scenario] [rest..]',
+      describe: false,
+      builder: (inner: Argv) => inner.strict(false),
+      handler: (args: ArgumentsCamelCase<{ scenario?: string }>) => {
+        const named = `name a scenario first: ${SCENARIO_NAMES.join(', ')} (socklab load <scenario> --help)`;
+        exitWithFailure(new UsageError(args.scenario === undefined ? named : `there is no scenario "${args.scenario}": ${named}`));
+      },
+    });
     return yargs
-      .demandCommand(1, `name a scenario: ${SCENARIO_NAMES.join(', ')}`)
       .example('$0 load chat sequential', 'homework 2: 8 clients × 5 ECHO 200 ms apart against a sequential server it starts')
       .example('$0 load chat workers --threads 4', 'the same against a pool of 4 threads: the other 4 clients queue')
       .example('$0 load slow-client async --ceiling', 'head-of-line blocking, with the bare Node ceiling measured in alternation')

@@ -193,6 +193,20 @@ t.test('a server is named, or reached with --host; neither is a usage error', as
   t.match(r.stderr, /name a server to start \(sequential, workers, async, ceiling\) or give --host and --port/);
 });
 
+t.test('a scenario left out, or a word that is none (a server named first): the scenarios are listed, not "Unknown arguments"', async (t) => {
+  const scenarios = 'chat, upload, slow-client, crowd, ceiling';
+  for (const [args, expected] of [
+    [['load'], `socklab: name a scenario first: ${scenarios} (socklab load <scenario> --help)\n`],
+    [['load', '--clients', '3'], `socklab: name a scenario first: ${scenarios} (socklab load <scenario> --help)\n`],
+    [['load', 'async', 'chat'], `socklab: there is no scenario "async": name a scenario first: ${scenarios} (socklab load <scenario> --help)\n`],
+  ] as const) {
+    const r = await runCli(args);
+    finished(t, r);
+    t.equal(r.code, 2, `${args.join(' ')}: a usage error`);
+    t.equal(r.stderr, expected);
+  }
+});
+
 t.test('a server reached with --host is named by the model its greeting gives, and its address', async (t) => {
   const server = await startServerProcess('async');
   t.teardown(() => server.stop());

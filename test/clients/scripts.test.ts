@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { makeTempRoot, startTestServer, type TestServer } from '../helpers/server.js';
-import { closedPort, finished, isOneSentence, runCli, sha256, sha256File, type RunResult } from './run-cli.js';
+import { closedPort, finished, isOneSentence, runCli, sha256, sha256File, unprivilegedUser, type RunResult } from './run-cli.js';
 
 let server: TestServer;
 let local: string;
@@ -222,4 +222,16 @@ t.test('--retry is offered where it works (the interactive client, put), and ref
   finished(t, r);
   t.equal(r.code, 2, 'a usage error, not a get that silently does not retry');
   t.match(r.stderr, /^socklab: Unknown argument: retry\n/);
+});
+
+t.test('get into a directory this user may not write in: said before connecting, naming the directory, not a temporary file', async (t) => {
+  const dir = fs.mkdtempSync(path.join(local, 'read-only-'));
+  fs.chmodSync(local, 0o755);
+  fs.chmodSync(dir, 0o555);
+  t.teardown(() => fs.chmodSync(dir, 0o755));
+  // A port nothing listens on: the check must come first.
+  const r = await runCli(['client', 'get', 'notes.txt', '--out', `${dir}/`, '--port', String(await closedPort())], { user: unprivilegedUser() });
+  finished(t, r);
+  t.equal(r.code, 1);
+  t.equal(r.stderr, `socklab: cannot save to ${path.join(dir, 'notes.txt')}: this user may not write in ${dir} (EACCES); pass --out to save elsewhere\n`);
 });
