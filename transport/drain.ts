@@ -4,6 +4,13 @@
  * its thread or its open file for ever. Progress (any queued byte taken by the
  * kernel) restarts the clock, so a slow reader is served; only a client that
  * takes nothing for the whole stall time is cut off.
+ *
+ * The kernel takes more only once the client freed room in the send buffer,
+ * and says so in steps (on Linux, writable again when about half of it is
+ * free, and the buffer grows to tcp_wmem's maximum, 4 MiB here): a client
+ * reading slower than half a buffer per stall time looks stopped. Node 20
+ * shows neither the kernel's queue nor a way to shrink the buffer, so
+ * PROTOCOL.md states the limit as what a server can see.
  */
 import type { Socket } from 'node:net';
 import { ConnectionError, ErrorCodes } from '../protocol/index.js';
