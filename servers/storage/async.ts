@@ -51,6 +51,7 @@ import {
   parseTempName,
   pathInRoot,
   pendingUploads,
+  stillToWrite,
   quotaOf,
   refuseIfFileWouldPassLimit,
   regularSizeOrNull,
@@ -60,6 +61,7 @@ import {
   wouldExceedQuota,
   type AppendIntent,
   type PendingUpload,
+  type SpaceReading,
 } from './common.js';
 import { isOwnerAlive, SELF_OWNER } from './owners.js';
 import { eventLoopDigest, type EventLoopDigest } from './upload-digest.js';
@@ -313,8 +315,6 @@ export class AsyncStorage implements AsyncStorageOps {
     return this.lock.withLock(commitLockKey(plan.name, this.quota), async () => {
       const currentSize = probed === undefined ? regularSizeOrNull(plan.name, await this.lstatOrNull(target)) : probed.size;
       if (plan.mode === 'new' && currentSize !== null) throw fileExists(plan.name);
-      const roomChecked = this.refuseIfVisiblyFull(plan, currentSize);
-      if (roomChecked !== undefined) await roomChecked;
       const tempPath = entryPath(this.root, tempFileName(SELF_OWNER, plan));
       let file: FileHandle;
       try {
@@ -324,6 +324,8 @@ export class AsyncStorage implements AsyncStorageOps {
       }
       // The reservation first, then the limits against everyone's (see SyncStorage.beginUpload).
       try {
+        const roomChecked = this.refuseIfVisiblyFull(plan, currentSize, tempPath);
+        if (roomChecked !== undefined) await roomChecked;
         const limitsChecked = this.refuseIfPastLimits(plan, currentSize, tempPath);
         if (limitsChecked !== undefined) await limitsChecked;
       } catch (error) {
@@ -740,39 +742,56 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   private readonly freeSpace = new FreeSpaceEstimate();
-  /** The statfs under way, shared by the uploads that begin meanwhile. */
-  private spaceReading: Promise<void> | null = null;
+  /** The reading under way, shared by the uploads that begin meanwhile (one for upper bounds, one precise). */
+  private readonly spaceReadings: (Promise<void> | null)[] = [null, null];
 
-  /** Nothing when the estimate admits the upload at once, else a promise that checks a fresh statfs. */
-  private refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null): void | Promise<void> {
+  /**
+   * Nothing when the estimate admits the upload at once, else a promise that
+   * checks a fresh reading. After the upload's temporary file is made: then of
+   * two uploads checking at once, at least one sees the other.
+   */
+  private refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null, tempPath: string): void | Promise<void> {
     const needed = bytesNeededForUpload(plan, currentSize);
-    if (this.freeSpace.admit(needed, performance.now())) return;
-    return this.refuseIfFull(needed);
+    const own = path.basename(tempPath);
+    if (this.freeSpace.admit(own, needed, performance.now())) return;
+    return this.refuseIfFull(own, needed);
   }
 
-  private async refuseIfFull(needed: number): Promise<void> {
-    if (!(await this.readSpace())) return; // Cannot tell: the writes will find out.
-    if (!this.freeSpace.admit(needed, performance.now())) throw noSpace();
+  /** A fresh reading with the promises as upper bounds (a readdir alone); if that is too tight, what each wrote too. */
+  private async refuseIfFull(own: string, needed: number): Promise<void> {
+    for (const precise of [false, true]) {
+      if (!(await this.readSpace(precise))) return; // Cannot tell: the writes will find out.
+      if (this.freeSpace.admit(own, needed, performance.now())) return;
+    }
+    throw noSpace();
   }
 
-  /** A fresh statfs into the estimate; false if the file system cannot tell. */
-  private async readSpace(): Promise<boolean> {
-    this.spaceReading ??= fsp.statfs(this.root).then(
-      (space) => {
-        this.spaceReading = null;
-        this.freeSpace.record(space, performance.now());
+  /** A fresh reading into the estimate; false if the file system cannot tell. */
+  private async readSpace(precise: boolean): Promise<boolean> {
+    const slot = precise ? 1 : 0;
+    const reading = (this.spaceReadings[slot] ??= this.takeSpaceReading(precise).then(
+      (taken) => {
+        this.spaceReadings[slot] = null;
+        this.freeSpace.record(taken, performance.now());
       },
       (error: unknown) => {
-        this.spaceReading = null;
+        this.spaceReadings[slot] = null;
         throw error;
       },
-    );
+    ));
     try {
-      await this.spaceReading;
+      await reading;
       return true;
     } catch {
       return false;
     }
+  }
+
+  private async takeSpaceReading(precise: boolean): Promise<SpaceReading> {
+    const [stats, entries] = await Promise.all([fsp.statfs(this.root), this.readRoot()]);
+    const pending = pendingUploads(entries);
+    const written = precise ? await Promise.all(pending.map(async (upload) => (await this.lstatOrNull(entryPath(this.root, upload.fileName)))?.size ?? 0)) : null;
+    return { stats, promised: new Map(pending.map((upload, i) => [upload.fileName, stillToWrite(upload, written?.[i] ?? null)])), precise };
   }
 
   /**

@@ -381,33 +381,69 @@ export function visibleRoom(stats: SpaceStats): number {
 export const SPACE_READING_REUSE_MS = 1000;
 
 /**
- * The visible free space, from one statfs reading reused for a moment: a
- * crowd of small uploads then costs one statfs a second, not one each (for
- * the async flavour, each is a round trip through the thread pool). The
- * uploads admitted since the reading are taken off it, so the estimate only
- * shrinks until the next one, and an upload it cannot admit is decided on a
- * fresh reading: a refusal is never based on an old one. Space taken from
- * outside within the moment is not seen, as it is not between any check and
- * the writes either: ENOSPC while writing covers both.
+ * Bytes an upload in progress may still add to the disk: the size its
+ * temporary file's name reserves (an append lands twice: received, then at
+ * the file's end), less what it has written, which a statfs already counts.
+ * `written` null: not looked at, so none (an upper bound).
+ */
+export function stillToWrite(upload: PendingUpload, written: number | null): number {
+  return Math.max(0, upload.reserved * (upload.mode === 'append' ? 2 : 1) - (written ?? 0));
+}
+
+/** What one look at the root found: the visible room, and what each upload in progress (by its temporary file's name) may still write. */
+export interface SpaceReading {
+  readonly stats: SpaceStats;
+  readonly promised: ReadonlyMap<string, number>;
+  /** True when each upload's written bytes were looked up; false when the promises are upper bounds (nothing written). */
+  readonly precise: boolean;
+}
+
+/**
+ * The visible free space beside the uploads in progress (PROTOCOL.md: a `150`
+ * reserves the announced size), from one reading reused for a moment: a crowd
+ * of small uploads then costs one statfs and one readdir a second, not one
+ * each (for the async flavour, each is a round trip through the thread pool).
+ * The uploads admitted since the reading are added to its promises, so the
+ * estimate only shrinks until the next one, and an upload it cannot admit is
+ * decided on a fresh reading: a refusal is never based on an old one (nor on
+ * upper bounds). Space taken from outside, and uploads another thread or
+ * server admits, within the moment are not seen, as they are not between any
+ * check and the writes either: ENOSPC while writing covers both.
  */
 export class FreeSpaceEstimate {
-  /** Bytes left of the last reading (Infinity: the file system reports nothing), or null before any. */
-  private left: number | null = null;
+  /** The room of the last reading (Infinity: the file system reports nothing), or null before any. */
+  private room: number | null = null;
   private readAt = Number.NEGATIVE_INFINITY;
+  private readonly promised = new Map<string, number>();
+  private promisedTotal = 0;
 
   constructor(private readonly reuseMs = SPACE_READING_REUSE_MS) {}
 
-  /** Whether `needed` bytes fit in what is left of a recent reading; if so they are counted as taken. */
-  admit(needed: number, now: number): boolean {
-    if (this.left === null || now - this.readAt > this.reuseMs || this.left < needed) return false;
-    this.left -= needed;
+  /**
+   * Whether the upload whose temporary file is `tempName` fits, `needed` bytes
+   * beside every other upload's promise, in a recent reading; if so it is
+   * counted. Its own file, if the reading saw it, counts as this.
+   */
+  admit(tempName: string, needed: number, now: number): boolean {
+    if (this.room === null || now - this.readAt > this.reuseMs) return false;
+    const others = this.promisedTotal - (this.promised.get(tempName) ?? 0);
+    if (this.room - others < needed) return false;
+    this.promise(tempName, needed);
     return true;
   }
 
-  /** A fresh reading, taken at `now`: what is left starts again from it. */
-  record(stats: SpaceStats, now: number): void {
-    this.left = visibleRoom(stats);
+  /** A fresh reading, taken at `now`: the estimate starts again from it. */
+  record(reading: SpaceReading, now: number): void {
+    this.room = visibleRoom(reading.stats);
     this.readAt = now;
+    this.promised.clear();
+    this.promisedTotal = 0;
+    for (const [tempName, bytes] of reading.promised) this.promise(tempName, bytes);
+  }
+
+  private promise(tempName: string, bytes: number): void {
+    this.promisedTotal += bytes - (this.promised.get(tempName) ?? 0);
+    this.promised.set(tempName, bytes);
   }
 }
 

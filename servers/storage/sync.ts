@@ -47,6 +47,7 @@ import {
   parseTempName,
   pathInRoot,
   pendingUploads,
+  stillToWrite,
   quotaOf,
   refuseIfFileWouldPassLimit,
   regularSizeOrNull,
@@ -56,6 +57,7 @@ import {
   wouldExceedQuota,
   type AppendIntent,
   type PendingUpload,
+  type SpaceReading,
 } from './common.js';
 import { isOwnerAlive, SELF_OWNER } from './owners.js';
 import { blockingDigest } from './upload-digest.js';
@@ -187,7 +189,6 @@ export class SyncStorage implements StorageOps {
     return this.lock.withLock(commitLockKey(plan.name, this.quota), () => {
       const currentSize = probed === undefined ? regularSizeOrNull(plan.name, this.lstatOrNull(target)) : probed.size;
       if (plan.mode === 'new' && currentSize !== null) throw fileExists(plan.name);
-      this.refuseIfVisiblyFull(plan, currentSize);
       const tempPath = entryPath(this.root, tempFileName(SELF_OWNER, plan));
       let fd: number;
       try {
@@ -198,6 +199,7 @@ export class SyncStorage implements StorageOps {
       // The temporary file is the reservation every server on the root sees: made first, then the limits are
       // checked against everyone's, so of two servers reserving at once, at least one sees the other.
       try {
+        this.refuseIfVisiblyFull(plan, currentSize, tempPath);
         this.refuseIfPastLimits(plan, currentSize, tempPath);
       } catch (error) {
         closeQuietly(fd);
@@ -556,15 +558,31 @@ export class SyncStorage implements StorageOps {
 
   private readonly freeSpace = new FreeSpaceEstimate();
 
-  private refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null): void {
+  /** After the upload's temporary file is made: then of two uploads checking at once, at least one sees the other. */
+  private refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null, tempPath: string): void {
     const needed = bytesNeededForUpload(plan, currentSize);
-    if (this.freeSpace.admit(needed, performance.now())) return;
-    try {
-      this.freeSpace.record(fs.statfsSync(this.root), performance.now());
-    } catch {
-      return; // Cannot tell: the writes will find out.
+    const own = path.basename(tempPath);
+    if (this.freeSpace.admit(own, needed, performance.now())) return;
+    // A fresh reading with the promises as upper bounds (a readdir alone); if that is too tight, what each wrote too.
+    for (const precise of [false, true]) {
+      try {
+        this.freeSpace.record(this.readSpace(precise), performance.now());
+      } catch {
+        return; // Cannot tell: the writes will find out.
+      }
+      if (this.freeSpace.admit(own, needed, performance.now())) return;
     }
-    if (!this.freeSpace.admit(needed, performance.now())) throw noSpace();
+    throw noSpace();
+  }
+
+  private readSpace(precise: boolean): SpaceReading {
+    const stats = fs.statfsSync(this.root);
+    const promised = new Map<string, number>();
+    for (const upload of pendingUploads(this.readRoot())) {
+      const written = precise ? (this.lstatOrNull(entryPath(this.root, upload.fileName))?.size ?? 0) : null;
+      promised.set(upload.fileName, stillToWrite(upload, written));
+    }
+    return { stats, promised, precise };
   }
 
   /**

@@ -18,6 +18,7 @@ import {
   toStorageError,
   visibleRoom,
   FreeSpaceEstimate,
+  stillToWrite,
 } from '../../../servers/storage/common.js';
 import { InThreadNameLock } from '../../../servers/storage/sync.js';
 import { NameQueueLock } from '../../../servers/storage/async.js';
@@ -89,20 +90,37 @@ t.test('visibleRoom', async (t) => {
   t.equal(visibleRoom({ bavail: 0, bsize: 4096, blocks: 0 }), Number.POSITIVE_INFINITY, 'a file system that reports nothing limits nothing');
 });
 
-t.test('FreeSpaceEstimate: a recent reading admits what fits in what is left of it, and nothing else', async (t) => {
+t.test('FreeSpaceEstimate: a recent reading admits what fits beside every upload in progress, and nothing else', async (t) => {
   const space = new FreeSpaceEstimate(1000);
-  t.equal(space.admit(1, 0), false, 'no reading yet: read first');
-  space.record({ bavail: 10, bsize: 4096, blocks: 100 }, 0);
-  t.equal(space.admit(30_000, 10), true, 'fits in the reading');
-  t.equal(space.admit(10_961, 20), false, 'the upload admitted before is counted: 10 960 bytes are left');
-  t.equal(space.admit(10_960, 20), true, 'exactly what is left');
-  t.equal(space.admit(1, 30), false, 'nothing left');
-  space.record({ bavail: 10, bsize: 4096, blocks: 100 }, 40);
-  t.equal(space.admit(40_960, 1040), true, 'a new reading starts again from its own figure');
-  space.record({ bavail: 10, bsize: 4096, blocks: 100 }, 2000);
-  t.equal(space.admit(1, 3001), false, 'a reading older than the reuse time admits nothing: read again');
-  space.record({ bavail: 0, bsize: 4096, blocks: 0 }, 4000);
-  t.equal(space.admit(Number.MAX_SAFE_INTEGER, 4001), true, 'a file system that reports nothing refuses nothing');
+  const reading = (bavail: number, promised: Record<string, number> = {}, blocks = 100) => ({
+    stats: { bavail, bsize: 4096, blocks },
+    promised: new Map(Object.entries(promised)),
+    precise: true,
+  });
+  t.equal(space.admit('a', 1, 0), false, 'no reading yet: read first');
+  space.record(reading(10), 0);
+  t.equal(space.admit('a', 30_000, 10), true, 'fits in the reading');
+  t.equal(space.admit('b', 10_961, 20), false, 'the upload admitted before is counted: 10 960 bytes are left');
+  t.equal(space.admit('b', 10_960, 20), true, 'exactly what is left');
+  t.equal(space.admit('c', 1, 30), false, 'nothing left');
+  t.equal(space.admit('a', 30_000, 30), true, 'an upload asked about again is counted once, not twice');
+  space.record(reading(10, { x: 40_000 }), 40);
+  t.equal(space.admit('a', 961, 50), false, 'an upload in progress the reading found (another thread\'s, another server\'s) keeps its promise');
+  t.equal(space.admit('a', 960, 50), true, '...and the rest is free');
+  space.record(reading(10, { a: 40_000 }), 60);
+  t.equal(space.admit('a', 40_960, 70), true, 'the asking upload\'s own temporary file, found by the reading, is not counted against it');
+  space.record(reading(10), 2000);
+  t.equal(space.admit('d', 1, 3001), false, 'a reading older than the reuse time admits nothing: read again');
+  space.record(reading(0, { x: 10 ** 15 }, 0), 4000);
+  t.equal(space.admit('e', Number.MAX_SAFE_INTEGER, 4001), true, 'a file system that reports nothing refuses nothing');
+});
+
+t.test('stillToWrite: what an upload reserved, twice for an append, less what it wrote', async (t) => {
+  const pending = (mode: 'new' | 'overwrite' | 'append', reserved: number) => ({ fileName: 'f', owner: '1.1', mode, reserved, key: 'k' });
+  t.equal(stillToWrite(pending('new', 100), null), 100, 'not looked at: all of it (an upper bound)');
+  t.equal(stillToWrite(pending('overwrite', 100), 30), 70);
+  t.equal(stillToWrite(pending('append', 100), 30), 170, 'an append lands twice: received, then at the file\'s end');
+  t.equal(stillToWrite(pending('new', 100), 150), 0, 'never below nothing');
 });
 
 t.test('InThreadNameLock refuses a nested take of the same name', async (t) => {

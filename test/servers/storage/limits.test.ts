@@ -113,6 +113,27 @@ for (const flavour of flavours) {
       }
       t.same(tempFilesIn(root), []);
     });
+
+    t.test('the free space counts the uploads in progress: a 150 reserves the announced size (PROTOCOL.md)', { skip: reportsBlocks ? false : 'the temporary directory reports no blocks, so nothing is visibly full there' }, async (t) => {
+      const { root, storage } = await setUpRoot(t, flavour);
+      const { bavail, bsize } = fs.statfsSync(root);
+      // Six tenths of the free space: one fits, two do not.
+      const size = Math.floor(bavail * bsize * 0.6);
+      const outOfSpace = { code: ErrorCodes.NO_SPACE, message: 'out of space' };
+      const first = await storage.beginUpload(plan('one', size, 'new'));
+      await t.rejects(storage.beginUpload(plan('two', size, 'new')), outOfSpace, 'the first upload\'s reservation counts, though none of its bytes are written');
+      await storage.abortUpload(first);
+      const again = await storage.beginUpload(plan('two', size, 'new'));
+      t.pass('an aborted upload no longer reserves its size');
+      await storage.abortUpload(again);
+
+      // Another storage on the root (another thread of the workers server, another server) reading afresh sees it too.
+      const held = await storage.beginUpload(plan('one', size, 'new'));
+      const other = await flavour.attach(root);
+      await t.rejects(other.beginUpload(plan('three', size, 'new')), outOfSpace, 'another storage on the root counts it');
+      await storage.abortUpload(held);
+      t.same(tempFilesIn(root), [], 'a refused upload leaves no temporary file');
+    });
   });
 }
 
@@ -122,6 +143,23 @@ for (const flavour of flavours) {
 const QUOTA = 1000;
 const STORED = 400;
 const EACH = 400; // two of these do not fit beside what is stored
+
+t.test('two AsyncStorages on one root (two servers) reserving at once: never both, past the free space', { skip: reportsBlocks ? false : 'the temporary directory reports no blocks' }, async (t) => {
+  for (let round = 0; round < 10; round++) {
+    const root = freshDir(t);
+    const first = await AsyncStorage.open(root);
+    const second = AsyncStorage.attach(root);
+    const { bavail, bsize } = fs.statfsSync(root);
+    const size = Math.floor(bavail * bsize * 0.6);
+    const outcomes = await Promise.allSettled([first.beginUpload(plan('one', size, 'new')), second.beginUpload(plan('two', size, 'new'))]);
+    const began = outcomes.filter((outcome) => outcome.status === 'fulfilled').length;
+    // Both may be refused (each saw the other's temporary file): before any data, so each may try again.
+    t.ok(began <= 1, `round ${round}: ${began} of two reservations of six tenths of the free space began`);
+    for (const outcome of outcomes) if (outcome.status === 'rejected') t.match(outcome.reason, { code: ErrorCodes.NO_SPACE, message: 'out of space' });
+    await Promise.all(outcomes.map((outcome, i) => (outcome.status === 'fulfilled' ? (i === 0 ? first : second).abortUpload(outcome.value) : undefined)));
+    t.same(tempFilesIn(root), [], `round ${round}: no temporary file is left`);
+  }
+});
 
 t.test('two AsyncStorages on one root (two servers) reserving at once: never both, past the quota', async (t) => {
   for (let round = 0; round < 20; round++) {
