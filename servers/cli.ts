@@ -5,6 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_FILE_SIZE } from '../protocol/index.js';
 import { byteSizeText, checkedPort, checkInteger, checkSeconds, exitWithFailure, hostOption, parseByteSize, parseDirectory, portOption, UsageError } from '../bin/cli-support.js';
 import { SERVER_MODELS, startServer, type ServerModelName, type ServerOptions } from './index.js';
+import { hostAndPort } from './shell.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 16_384;
 /**
@@ -46,7 +47,7 @@ export function serverOptionsFromArgs(args: Omit<ServerArgs, 'model' | 'quiet'>,
     maxFileSize: parseByteSize(args['max-file-size'], '--max-file-size'),
     maxRootSize: parseByteSize(args['max-root-size'], '--max-root-size'),
     idleTimeoutSeconds: checkSeconds(args['idle-timeout'], '--idle-timeout', 'never'),
-    minUploadRate: parseByteSize(args['min-upload-rate'], '--min-upload-rate'),
+    minUploadRate: checkedRate(args['min-upload-rate'], '--min-upload-rate'),
     maxConnections: checkInteger(args['max-connections'], '--max-connections', 1),
     threads: checkInteger(args.threads, '--threads', 1, 1024),
     maxQueue: checkInteger(args['max-queue'], '--max-queue', 0),
@@ -93,7 +94,7 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
       prepareRoot(args.root, options.root);
       const running = await startServer(args.model as ServerModelName, options);
       // The log's own line says it (with the model and the root); without the log, this is the line that does.
-      if (args.quiet) process.stdout.write(`listening on ${running.host}:${running.port}\n`);
+      if (args.quiet) process.stdout.write(`listening on ${hostAndPort(running.host, running.port)}\n`);
       let signals = 0;
       const stop = (signal: string) => {
         signals++;
@@ -114,6 +115,15 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
     }
   },
 };
+
+/** A rate in bytes per second: 0 means no minimum, so a fraction that would round to 0 is refused, not silently turned into "none". */
+function checkedRate(text: string, option: string): number {
+  const rate = parseByteSize(text, option);
+  if (rate === 0 && !/^\s*0+(\.0*)?\s*[a-z]*\s*$/i.test(text)) {
+    throw new UsageError(`${option} ${text} is less than 1 byte per second; give 1 or more (0 means no minimum)`);
+  }
+  return rate;
+}
 
 const ROOT_EXAMPLE = 'such as --root ./storage';
 

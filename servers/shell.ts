@@ -232,7 +232,7 @@ export class Shell {
     });
     this.server.on('error', (error) => this.log(`server error: ${error.message}`));
     const address = this.server.address() as net.AddressInfo;
-    this.log(`socklab ${this.model.name} server listening on ${address.address}:${address.port}, root ${this.options.root}`);
+    this.log(`socklab ${this.model.name} server listening on ${hostAndPort(address.address, address.port)}, root ${this.options.root}`);
     return {
       model: this.model.name,
       host: address.address,
@@ -313,4 +313,9 @@ function closeSocket(socket: net.Socket): void {
 
 export async function startWith(model: ConcurrencyModel, options: ServerOptions): Promise<RunningServer> {
   return new Shell(options, model).listen();
+}
+
+/** `127.0.0.1:8020`, and `[::1]:8020` for IPv6, as a URL or `nc` would want it. */
+export function hostAndPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -9,6 +9,7 @@ import path from 'node:path';
 import t from 'tap';
 import { finished, runCli, unprivilegedUser } from '../clients/run-cli.js';
 import { ServerProcess } from '../reliability/processes.js';
+import { hostAndPort } from '../../servers/shell.js';
 
 function tempDir(t: { teardown(fn: () => void): void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-server-cli-'));
@@ -56,6 +57,8 @@ t.test('seconds past what a timer holds (24 days) are refused, naming the limit,
     [['server', 'sequential', '--grace', '-1'], '--grace takes a number of seconds 0 (abort uploads at once) or more, at most 2147483 (24 days), not -1'],
     [['load', 'chat', 'async', '--timeout', '3000000'], '--timeout takes a number of seconds above 0, at most 2147483 (24 days), not 3000000'],
     [['load', 'chat', 'async', '--think-ms', '99999999999'], '--think-ms must be a whole number from 0 to 2147483647, not 99999999999'],
+    // Not a time, but the same trap: a tiny minimum must not silently become "no minimum".
+    [['server', 'async', '--min-upload-rate', '0.1'], '--min-upload-rate 0.1 is less than 1 byte per second; give 1 or more (0 means no minimum)'],
   ] as const) {
     const r = await runCli([...args, '--port', '0', ...(args[0] === 'server' ? ['--root', root] : [])]);
     finished(t, r);
@@ -89,6 +92,12 @@ t.test('--host, --port and --root as typed: empty, bare, not decimal, twice, a U
   const client = await runCli(['client', 'list', '--host', '']);
   t.equal(client.code, 2, 'the clients read --host the same way');
   t.match(client.stderr, /^socklab: --host is empty/);
+});
+
+t.test('an IPv6 address is logged in brackets, as nc or a URL takes it', async (t) => {
+  t.equal(hostAndPort('::1', 8020), '[::1]:8020');
+  t.equal(hostAndPort('127.0.0.1', 8020), '127.0.0.1:8020');
+  t.equal(hostAndPort('localhost', 8020), 'localhost:8020');
 });
 
 t.test('--host that names no machine: one sentence, not getaddrinfo', async (t) => {
