@@ -17,11 +17,11 @@
  * if it is taken now), and an upload whose confirmation was lost (never sent
  * twice: see uploadWithRetry).
  */
-import type { ExistsDecision, RemoteFile } from '../protocol/index.js';
+import { ReplyError, type ExistsDecision, type RemoteFile } from '../protocol/index.js';
 import { formatFileTable } from './format.js';
 import { INTERRUPTED_EXIT_CODE, withInterruptHandler } from './interrupt.js';
 import { expandPath, LocalFile, localFileProblem } from './local-file.js';
-import { exitWith, explainFailure, GaveUp, nameRule, quote, suggestName } from './messages.js';
+import { ClientFailure, exitWith, explainFailure, GaveUp, nameRule, quote, suggestName } from './messages.js';
 import { EndOfInput, Prompter, shellWord, type Choice } from './prompt.js';
 import { Reconnecting, uploadWithRetry } from './retry.js';
 import { openSession, type ConnectionArgs, type Session } from './session.js';
@@ -86,6 +86,12 @@ export async function interactiveUpload(args: InteractiveArgs): Promise<void> {
 }
 
 async function converse(connection: Reconnecting, prompter: Prompter, say: (line: string) => void): Promise<void> {
+  // A file the server refuses as too large is not the end: the user may pick another (nothing was sent).
+  while ((await uploadOneFile(connection, prompter, say)) === 'too-large');
+}
+
+/** One local file asked for and uploaded; 'too-large' when the server refused its size (552) before any data. */
+async function uploadOneFile(connection: Reconnecting, prompter: Prompter, say: (line: string) => void): Promise<'done' | 'too-large'> {
   const file = await askLocalFile(prompter);
   try {
     let files = await connection.run((session) => session.client.list(), { kind: 'list' });
@@ -100,7 +106,7 @@ async function converse(connection: Reconnecting, prompter: Prompter, say: (line
       files = now;
     }, { kind: 'list' });
     let gaveUp = false;
-    const result = await uploadWithRetry(
+    const result = await refusedAsTooLarge(uploadWithRetry(
       connection,
       file,
       name,
@@ -118,16 +124,34 @@ async function converse(connection: Reconnecting, prompter: Prompter, say: (line
         },
       },
       say,
-    );
+    ));
     if (gaveUp) throw new EndOfInput();
+    if (result instanceof ClientFailure) {
+      prompter.say(`${result.message}; nothing was sent: choose another file`);
+      return 'too-large';
+    }
     if (result.outcome === 'cancelled') {
       prompter.say(`cancelled: ${name} on the server is unchanged`);
-      return;
+      return 'done';
     }
     prompter.say(`uploaded ${file.path} as ${result.name}: ${result.summary}; ${result.name} is now ${result.size} bytes on the server`);
     prompter.say(`sha256 ${result.sha256} verified (the server received exactly the bytes of ${file.path})`);
+    return 'done';
   } finally {
     await file.close();
+  }
+}
+
+/** PROTOCOL.md's reply to a PUT whose size is past the server's limit, before any data. */
+const FILE_TOO_LARGE = 552;
+
+/** The upload's outcome, or the failure if the server refused the file's size (552, before any data); other failures go on. */
+async function refusedAsTooLarge<T>(upload: Promise<T>): Promise<T | ClientFailure> {
+  try {
+    return await upload;
+  } catch (error) {
+    if (error instanceof ClientFailure && error.cause instanceof ReplyError && error.cause.reply.code === FILE_TOO_LARGE) return error;
+    throw error;
   }
 }
 

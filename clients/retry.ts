@@ -46,6 +46,17 @@ export function isRetriable(error: unknown): error is ClientFailure {
   }
 }
 
+/**
+ * A request the server refused with a reply of its own before anything else
+ * was under way (no such file, too large, a bad name, exists): the session is
+ * back at its commands, so the next step may use it (no reconnection to say).
+ */
+const REFUSALS = new Set([550, 552, 553, 554]);
+function leavesSessionUsable(error: unknown): boolean {
+  const reply = error instanceof ClientFailure ? error.cause : error;
+  return reply instanceof ReplyError && REFUSALS.has(reply.reply.code);
+}
+
 /** Milliseconds before retry number `retry` (1, 2, ...): 250 ms doubling to at most 4 s, ±25 % jitter so clients do not reconnect in lockstep. */
 export function backoffMs(retry: number, random: () => number = Math.random): number {
   const base = Math.min(4000, 250 * 2 ** Math.max(0, retry - 1));
@@ -110,7 +121,7 @@ export class Reconnecting {
         void this.session.channel.watch();
         return result;
       } catch (error) {
-        this.close();
+        if (!leavesSessionUsable(error)) this.close();
         const failure = explainFailure(error, operation);
         if (!isRetriable(failure) || this.options.retries === 0) throw failure;
         if (this.retried >= this.options.retries) {

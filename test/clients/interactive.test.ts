@@ -128,6 +128,21 @@ t.test('a name typed shell-style is read as a shell would, and the client says w
   t.equal(fs.readFileSync(onServer('quoted.txt'), 'utf8'), 'typed\n');
 });
 
+t.test('a file over the server\'s size limit: said, and another file is asked for (nothing was sent)', async (t) => {
+  const limited = await startTestServer('async', { maxFileSize: 1000 });
+  t.teardown(() => limited.close());
+  const big = localFile('big.log', 'x'.repeat(1001));
+  const small = localFile('small.log', 'small\n');
+  const r = await runCli(['client', '--port', String(limited.port)], { stdin: [big, 'big.log', small, ''].map((a) => `${a}\n`).join('') });
+  finished(t, r);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /the file is larger than the server accepts \(1001 bytes; the limit is 1000 bytes\); nothing was sent: choose another file/);
+  t.equal((r.stdout.match(/local file to upload:/g) ?? []).length, 2, 'asked for a local file again');
+  t.notMatch(r.stdout, /reconnected/, 'on the same connection: a refusal leaves it usable');
+  t.equal(fs.readFileSync(path.join(limited.root, 'small.log'), 'utf8'), 'small\n', 'the second file is uploaded');
+  t.notOk(fs.existsSync(path.join(limited.root, 'big.log')), 'the first is not');
+});
+
 t.test('stdin ends at a prompt: the user gave up, exit 1, nothing uploaded', async (t) => {
   const file = localFile('unsent.txt', 'unsent\n');
   const atName = await interactive([file]);
