@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { checkedPort, checkSeconds, exitWithFailure, UsageError, withConnectionOptions } from '../../bin/cli-support.js';
 import { INTERRUPTED_EXIT_CODE, withInterruptHandler } from '../interrupt.js';
-import { asJson, caseLines, caseList, header, interruptedLine, stoppedAtOnceLine, summary } from './report.js';
+import { asJson, caseLines, caseList, caseListJson, header, interruptedLine, stoppedAtOnceLine, summary } from './report.js';
 import { DEFAULT_CASE_TIMEOUT_SECONDS, FILE_PREFIX, newRunId, probe, runCheck, selectCases } from './run.js';
 
 interface CheckArgs {
@@ -56,7 +56,7 @@ async function check(args: CheckArgs): Promise<void> {
   const cases = selectCases(patterns);
   if (cases.length === 0) throw new UsageError(`no case matches --case ${patterns.join(' --case ')} (see "socklab check --list")`);
   if (args.list) {
-    process.stdout.write(caseList(cases));
+    process.stdout.write(args.json ? caseListJson(cases) : caseList(cases));
     return;
   }
   const port = checkedPort(args.port);

@@ -109,6 +109,11 @@ export function asJson(report: CheckReport, timeoutSeconds: number): string {
   return `${JSON.stringify({ protocol: 1, timeoutSeconds, ...report }, null, 2)}\n`;
 }
 
+/** --list --json: the cases as data, for a program that picks some. */
+export function caseListJson(cases: readonly CheckCase[]): string {
+  return `${JSON.stringify(cases.map((c) => ({ id: c.id, section: c.section, requirement: c.requirement })), null, 2)}\n`;
+}
+
 export function caseList(cases: readonly CheckCase[]): string {
   const width = Math.max(...cases.map((c) => c.id.length));
   let section: string | null = null;

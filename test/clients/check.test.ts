@@ -364,4 +364,11 @@ t.test('--list: every case with its section, without connecting', async (t) => {
   t.equal(r.code, 0);
   for (const c of CASES) t.match(r.stdout, new RegExp(`^  ${c.id.replace(/[/]/g, '\\/')} +\\S`, 'm'), `lists ${c.id}`);
   t.match(r.stdout, /^Upload$/m, 'under its section');
+  const json = await runCli(['check', '--list', '--json']);
+  t.equal(json.code, 0);
+  t.same(
+    JSON.parse(json.stdout),
+    CASES.map((c) => ({ id: c.id, section: c.section, requirement: c.requirement })),
+    '--json: the same cases as data',
+  );
 });
