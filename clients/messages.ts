@@ -86,7 +86,10 @@ export function replySentence(code: number, text: string, operation?: Operation)
     }
     case 554:
       return `${quote(name ?? '?')} already exists on the server; pass --mode overwrite or --mode append to say what to do with it`;
+    case 450:
+      return `the server is busy (${text.replace(/^busy:?\s*/, '').replace(/,?\s*try again later$/, '') || 'no reason given'}); nothing happened: try again later`;
     case 451:
+      if (operation !== undefined && operation.kind !== 'put') return `the server could not read${what(operation).replace(/^ to /, ' for ')} (${text || 'no reason given'})`;
       return `the server discarded the upload (${text || 'no reason given'}); ${quote(name ?? 'the file')} on the server is as it was${/sha256|checksum/i.test(text) ? ' (did the local file change while it was being sent?)' : ''}`;
     case 452:
       return `the server is out of space or over a quota (${text || 'no reason given'}); the upload was discarded and ${quote(name ?? 'the file')} on the server is as it was`;

@@ -118,17 +118,21 @@ export function* sessionProgram(session: ServerSession, policy: SessionPolicy = 
           yield write(event.bytes);
           if (event.close) return ended(event.reply.code === 221 ? 'quit' : `closed after ${event.reply.code} ${event.reply.text}`);
           break;
-        case 'list':
-          yield write(session.listReply(yield* call('list')));
+        case 'list': {
+          const listed = yield* attempt('list');
+          yield write(listed.ok ? session.listReply(listed.value) : session.storageErrorReply(listed.error));
           break;
+        }
         case 'stat': {
           const digest = yield* attempt('stat', event.name);
           yield write(digest.ok ? session.statReply(digest.value.size, digest.value.sha256) : session.storageErrorReply(digest.error, event.name));
           break;
         }
-        case 'get':
-          yield* sendFile(session, event.name);
+        case 'get': {
+          const end = yield* sendFile(session, event.name);
+          if (end !== null) return ended(end);
           break;
+        }
         case 'put': {
           const size = yield* attempt('probe', event.request.name);
           if (!size.ok) {
@@ -163,11 +167,17 @@ export function* sessionProgram(session: ServerSession, policy: SessionPolicy = 
   }
 }
 
-function* sendFile(session: ServerSession, name: string): Generator<Effect, void, unknown> {
+/**
+ * GET: `150 <size>`, the bytes, `226 <sha256>`. Returns null when the session
+ * goes on, or why it must end: once the `150` has promised a byte count, a
+ * read that fails or comes up short can only drop the connection, with no
+ * further byte (a reply line now would be read as the file's data).
+ */
+function* sendFile(session: ServerSession, name: string): Generator<Effect, string | null, unknown> {
   const opened = yield* attempt('openRead', name);
   if (!opened.ok) {
     yield write(session.storageErrorReply(opened.error, name));
-    return;
+    return null;
   }
   const handle = opened.value;
   try {
@@ -175,17 +185,17 @@ function* sendFile(session: ServerSession, name: string): Generator<Effect, void
     const hash = createHash('sha256');
     let sent = 0;
     for (;;) {
-      const chunk = yield* call('readChunk', handle, READ_CHUNK_BYTES);
+      const read = yield* attempt('readChunk', handle, READ_CHUNK_BYTES);
+      if (!read.ok) return `GET ${name} failed after its 150 (${read.error.message}): dropped`;
+      const chunk = read.value;
       if (chunk === null) break;
       hash.update(chunk);
       sent += chunk.length;
       yield write(chunk);
     }
-    if (sent !== handle.size) {
-      // The byte count is already promised; the only honest way out is to drop the connection.
-      throw new StorageError(ErrorCodes.STORAGE_FAILED, `${name} shrank while being sent`);
-    }
+    if (sent !== handle.size) return `GET ${name}: the file shrank while being sent (${sent} of ${handle.size} bytes): dropped`;
     yield write(session.getEndReply(hash.digest('hex')));
+    return null;
   } finally {
     yield* call('closeRead', handle);
   }

@@ -407,7 +407,7 @@ export class AsyncStorage implements AsyncStorageOps {
       this.releaseSlot(upload);
       return { size, sha256: uploadSha256 };
     } catch (error) {
-      throw await this.discard(upload, toStorageError(error, 'committing the upload', 'failure'));
+      throw await this.discard(upload, toStorageError(error, 'committing the upload', 'failure', 'failure'));
     }
   }
 

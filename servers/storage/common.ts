@@ -278,12 +278,20 @@ export function isMissingOrNotRegular(error: unknown): boolean {
  * of a StorageError may end up in a reply, and server paths are not the
  * client's business.
  */
-export function toStorageError(error: unknown, doing: string, missing: MissingMeans): unknown {
+/**
+ * `outOfDescriptors`: 'busy' where nothing happened yet (the request may be
+ * sent again: 450 before a PUT's data); 'failure' where something did (a
+ * commit whose directory fsync could not open the directory: PROTOCOL.md,
+ * "Durable", says `451 committing the upload failed (<errno>)`).
+ */
+export function toStorageError(error: unknown, doing: string, missing: MissingMeans, outOfDescriptors: 'busy' | 'failure' = 'busy'): unknown {
   const code = errnoCode(error);
   if (code === null) return error;
   const noSpace = NO_SPACE_MESSAGES[code];
   if (noSpace !== undefined) return new StorageError(ErrorCodes.NO_SPACE, noSpace, { cause: error });
-  if (NO_DESCRIPTOR_CODES.has(code)) return new StorageError(ErrorCodes.BUSY, `too many files open on the server (${code})`, { cause: error });
+  if (NO_DESCRIPTOR_CODES.has(code) && outOfDescriptors === 'busy') {
+    return new StorageError(ErrorCodes.BUSY, `too many files open on the server (${code})`, { cause: error });
+  }
   if (missing === 'not-found' && MISSING_CODES.has(code)) {
     return new StorageError(ErrorCodes.NOT_FOUND, 'no such file', { cause: error });
   }

@@ -237,7 +237,7 @@ export class SyncStorage implements StorageOps {
       upload.committed();
       return { size, sha256: uploadSha256 };
     } catch (error) {
-      throw this.discard(upload, toStorageError(error, 'committing the upload', 'failure'));
+      throw this.discard(upload, toStorageError(error, 'committing the upload', 'failure', 'failure'));
     }
   }
 

@@ -273,6 +273,35 @@ t.test('error replies become sentences', async (t) => {
   t.match(full.stderr, /out of space or over a quota \(quota exceeded\)/);
 });
 
+t.test('450 busy and 451 to LIST, STAT and GET: a busy server, a file it could not read (not "the upload was discarded")', async (t) => {
+  const answers: Record<string, string> = {
+    LIST: '450 busy: too many files open on the server (EMFILE), try again later',
+    'STAT a.txt': '451 opening a file failed (EACCES)',
+    'GET a.txt': '451 reading a file failed (EIO)',
+  };
+  // Its own fake: fakeSocklab answers LIST and STAT itself.
+  const fake = await startFakeServer((socket) => {
+    socket.write(GREETING);
+    readLines(socket, (line) => {
+      if (line === 'QUIT') socket.end('221 bye\n');
+      else socket.write(`${answers[line] ?? '500 unknown command'}\n`);
+    });
+  });
+  t.teardown(() => fake.close());
+  const port = String(fake.port);
+  const dir = fs.mkdtempSync(path.join(local, 'unread-'));
+  for (const [args, expected] of [
+    [['list'], 'socklab: the server is busy (too many files open on the server (EMFILE)); nothing happened: try again later\n'],
+    [['stat', 'a.txt'], 'socklab: the server could not read for STAT a.txt (opening a file failed (EACCES))\n'],
+    [['get', 'a.txt'], 'socklab: the server could not read for GET a.txt (reading a file failed (EIO))\n'],
+  ] as const) {
+    const r = await runCli(['client', ...args, '--port', port], { cwd: dir });
+    finished(t, r);
+    t.equal(r.code, 1, args.join(' '));
+    t.equal(r.stderr, expected);
+  }
+});
+
 t.test('a 421 instead of a greeting', async (t) => {
   const fake = await startFakeServer((socket) => socket.end('421 too many connections\n'));
   t.teardown(() => fake.close());

@@ -2,7 +2,7 @@
  * A server out of file descriptors (its process limit, set low with the
  * shell's `ulimit -n`): connections queued or uploading hold them all, and a
  * client being served asks for a file. PROTOCOL.md: the server "cannot open
- * one more file for a while", so `STAT`, `GET` and `PUT` get `450 busy`, never
+ * one more file for a while", so `LIST`, `STAT`, `GET` and `PUT` get `450 busy`, never
  * a `451` (a failure of the file) nor silence, and the connection stays usable.
  */
 import fs from 'node:fs';
@@ -66,7 +66,7 @@ for (const model of SERVER_MODELS) {
     }
     t.ok(outOfDescriptors, `the descriptors ran out within ${fillers.length} connections`);
 
-    for (const request of ['STAT a.txt', 'GET a.txt', 'PUT b.txt 5 mode=new']) {
+    for (const request of ['LIST', 'STAT a.txt', 'GET a.txt', 'PUT b.txt 5 mode=new']) {
       t.match(await served.request(request), /^450 busy: too many files open on the server \(EMFILE\), try again later$/, `${request}: 450 busy, not 451`);
     }
     t.equal(await served.request('PING'), '200 PONG', 'the connection stays usable');

@@ -403,6 +403,25 @@ function registerProtocolSuite(t: Tap, model: ServerModelName): void {
     });
   });
 
+  t.test('GET of a file that shrinks after its 150: the connection is dropped, and every byte that came is the file\'s (no reply line among them)', async (t) => {
+    const f = await start(t);
+    const size = 16 * 1024 * 1024;
+    f.writeFile('shrinks.bin', Buffer.alloc(size, 'x'));
+    const c = await f.open();
+    // Not read meanwhile: the server fills the socket's buffers and waits, far from the end of the file.
+    c.socket.pause();
+    await c.sendLine('GET shrinks.bin');
+    await delay(200);
+    fs.truncateSync(path.join(f.root, 'shrinks.bin'), 0);
+    c.socket.resume();
+    await expectLine(t, c, `150 ${size}`, 'the GET had started');
+    await eventually(() => c.isEnded, 'the server drops the connection', 10_000);
+    const rest = await c.readBytes(c.buffered);
+    t.ok(rest.length < size, `fewer bytes than promised came (${rest.length} of ${size})`);
+    t.equal(rest.indexOf(Buffer.from('4')), -1, 'no reply line (421...) inside the data: every byte is the file\'s x');
+    t.equal(rest.toString('latin1').replace(/x/g, ''), '', 'only the file\'s bytes');
+  });
+
   // -- Framing that needs a known root ------------------------------------
 
   t.test('framing: 50 mixed requests in one write are answered strictly in order', async (t) => {

@@ -46,6 +46,8 @@ t.test('toStorageError maps errno codes to stable codes, and to the text the cli
     t.equal((mapped as StorageError).code, code, `${errno} (${missing}) → ${code}`);
     t.equal((mapped as StorageError).message, message, `saying "${message}", which does not reveal paths`);
   }
+  const duringCommit = toStorageError(errnoError('EMFILE', 'open', "something, open '/secret/path'"), 'committing the upload', 'failure', 'failure');
+  t.match(duringCommit, { code: ErrorCodes.STORAGE_FAILED, message: 'committing the upload failed (EMFILE)' }, 'out of descriptors where something already happened: a failure, said as PROTOCOL.md\'s "Durable" says');
   const already = new StorageError(ErrorCodes.EXISTS, 'x exists');
   t.equal(toStorageError(already, 'doing it', 'failure'), already, 'a StorageError passes through');
   const bug = new TypeError('a bug');
