@@ -121,7 +121,9 @@ export class Reconnecting {
         void this.session.channel.watch();
         return result;
       } catch (error) {
-        if (!leavesSessionUsable(error)) this.close();
+        // A session kept is idle again until the next step: watched, like after a success.
+        if (leavesSessionUsable(error)) void this.session?.channel.watch();
+        else this.close();
         const failure = explainFailure(error, operation);
         if (!isRetriable(failure) || this.options.retries === 0) throw failure;
         if (this.retried >= this.options.retries) {

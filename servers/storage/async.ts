@@ -742,8 +742,8 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   private readonly freeSpace = new FreeSpaceEstimate();
-  /** The reading under way, shared by the uploads that begin meanwhile (one for upper bounds, one precise). */
-  private readonly spaceReadings: (Promise<void> | null)[] = [null, null];
+  /** The reading with upper bounds under way, shared by the uploads that begin meanwhile (it can only admit, never refuse). */
+  private roughReading: Promise<boolean> | null = null;
 
   /**
    * Nothing when the estimate admits the upload at once, else a promise that
@@ -757,30 +757,28 @@ export class AsyncStorage implements AsyncStorageOps {
     return this.refuseIfFull(own, needed);
   }
 
-  /** A fresh reading with the promises as upper bounds (a readdir alone); if that is too tight, what each wrote too. */
+  /**
+   * A fresh reading with the promises as upper bounds (a readdir alone), shared
+   * with the uploads that begin meanwhile; if that is too tight, a precise one
+   * of this upload's own, started after its temporary file was made, so that a
+   * refusal never rests on upper bounds or on a look from before.
+   */
   private async refuseIfFull(own: string, needed: number): Promise<void> {
-    for (const precise of [false, true]) {
-      if (!(await this.readSpace(precise))) return; // Cannot tell: the writes will find out.
-      if (this.freeSpace.admit(own, needed, performance.now())) return;
-    }
-    throw noSpace();
+    this.roughReading ??= this.readSpace(false).finally(() => {
+      this.roughReading = null;
+    });
+    if (!(await this.roughReading)) return; // Cannot tell: the writes will find out.
+    if (this.freeSpace.admit(own, needed, performance.now())) return;
+    const startedAt = performance.now();
+    if (!(await this.readSpace(true))) return;
+    if (!this.freeSpace.admit(own, needed, startedAt)) throw noSpace();
   }
 
   /** A fresh reading into the estimate; false if the file system cannot tell. */
   private async readSpace(precise: boolean): Promise<boolean> {
-    const slot = precise ? 1 : 0;
-    const reading = (this.spaceReadings[slot] ??= this.takeSpaceReading(precise).then(
-      (taken) => {
-        this.spaceReadings[slot] = null;
-        this.freeSpace.record(taken, performance.now());
-      },
-      (error: unknown) => {
-        this.spaceReadings[slot] = null;
-        throw error;
-      },
-    ));
+    const startedAt = performance.now();
     try {
-      await reading;
+      this.freeSpace.record(await this.takeSpaceReading(precise), startedAt);
       return true;
     } catch {
       return false;
@@ -790,8 +788,12 @@ export class AsyncStorage implements AsyncStorageOps {
   private async takeSpaceReading(precise: boolean): Promise<SpaceReading> {
     const [stats, entries] = await Promise.all([fsp.statfs(this.root), this.readRoot()]);
     const pending = pendingUploads(entries);
-    const written = precise ? await Promise.all(pending.map(async (upload) => (await this.lstatOrNull(entryPath(this.root, upload.fileName)))?.size ?? 0)) : null;
-    return { stats, promised: new Map(pending.map((upload, i) => [upload.fileName, stillToWrite(upload, written?.[i] ?? null)])), precise };
+    if (!precise) return { stats, promised: new Map(pending.map((upload) => [upload.fileName, stillToWrite(upload, null)])), precise };
+    // One gone since the readdir was committed (its bytes are in the statfs) or discarded: it promises nothing.
+    const looked = await Promise.all(pending.map(async (upload) => ({ upload, stats: await this.lstatOrNull(entryPath(this.root, upload.fileName)) })));
+    const promised = new Map<string, number>();
+    for (const { upload, stats: file } of looked) if (file !== null) promised.set(upload.fileName, stillToWrite(upload, file.size));
+    return { stats, promised, precise };
   }
 
   /**

@@ -392,7 +392,10 @@ export const SPACE_READING_REUSE_MS = 1000;
  * Bytes an upload in progress may still add to the disk: the size its
  * temporary file's name reserves (an append lands twice: received, then at
  * the file's end), less what it has written, which a statfs already counts.
- * `written` null: not looked at, so none (an upper bound).
+ * `written` null: not looked at, so none (an upper bound). An append is
+ * counted twice even to a name not there yet (the name does not say), and
+ * the files of a crashed server sharing the root until a server starts on it:
+ * both err towards refusing, never towards two uploads that do not fit.
  */
 export function stillToWrite(upload: PendingUpload, written: number | null): number {
   return Math.max(0, upload.reserved * (upload.mode === 'append' ? 2 : 1) - (written ?? 0));
@@ -411,18 +414,22 @@ export interface SpaceReading {
  * reserves the announced size), from one reading reused for a moment: a crowd
  * of small uploads then costs one statfs and one readdir a second, not one
  * each (for the async flavour, each is a round trip through the thread pool).
- * The uploads admitted since the reading are added to its promises, so the
- * estimate only shrinks until the next one, and an upload it cannot admit is
- * decided on a fresh reading: a refusal is never based on an old one (nor on
- * upper bounds). Space taken from outside, and uploads another thread or
- * server admits, within the moment are not seen, as they are not between any
- * check and the writes either: ENOSPC while writing covers both.
+ * The uploads admitted since the reading started are added to its promises,
+ * so the estimate only shrinks until the next one; an upload it cannot admit
+ * is decided on a fresh, precise reading that started after the upload's own
+ * temporary file was made. Only this estimate's own admissions are seen
+ * between readings: a server whose threads each hold one (workers) reads
+ * afresh for every upload (reuseMs 0). Space taken from outside within the
+ * moment is not seen, as it is not between any check and the writes either:
+ * ENOSPC while writing covers it.
  */
 export class FreeSpaceEstimate {
   /** The room of the last reading (Infinity: the file system reports nothing), or null before any. */
   private room: number | null = null;
+  /** When the last reading started (its statfs and readdir may see nothing later). */
   private readAt = Number.NEGATIVE_INFINITY;
-  private readonly promised = new Map<string, number>();
+  /** Each upload's promise, by its temporary file's name, and when this estimate admitted it (-Infinity: found by a reading). */
+  private readonly promised = new Map<string, { readonly bytes: number; readonly admittedAt: number }>();
   private promisedTotal = 0;
 
   constructor(private readonly reuseMs = SPACE_READING_REUSE_MS) {}
@@ -430,28 +437,35 @@ export class FreeSpaceEstimate {
   /**
    * Whether the upload whose temporary file is `tempName` fits, `needed` bytes
    * beside every other upload's promise, in a recent reading; if so it is
-   * counted. Its own file, if the reading saw it, counts as this.
+   * counted. Its own file, if the reading saw it, counts as this. Nothing to
+   * write always fits.
    */
   admit(tempName: string, needed: number, now: number): boolean {
     if (this.room === null || now - this.readAt > this.reuseMs) return false;
-    const others = this.promisedTotal - (this.promised.get(tempName) ?? 0);
-    if (this.room - others < needed) return false;
-    this.promise(tempName, needed);
+    const others = this.promisedTotal - (this.promised.get(tempName)?.bytes ?? 0);
+    if (needed > 0 && this.room - others < needed) return false;
+    this.promise(tempName, needed, now);
     return true;
   }
 
-  /** A fresh reading, taken at `now`: the estimate starts again from it. */
-  record(reading: SpaceReading, now: number): void {
+  /**
+   * A fresh reading, started at `startedAt`: the estimate starts again from
+   * it, keeping the uploads this estimate admitted while it ran, which its
+   * readdir may have missed.
+   */
+  record(reading: SpaceReading, startedAt: number): void {
+    const admittedMeanwhile = [...this.promised].filter(([tempName, promise]) => promise.admittedAt >= startedAt && !reading.promised.has(tempName));
     this.room = visibleRoom(reading.stats);
-    this.readAt = now;
+    this.readAt = startedAt;
     this.promised.clear();
     this.promisedTotal = 0;
-    for (const [tempName, bytes] of reading.promised) this.promise(tempName, bytes);
+    for (const [tempName, bytes] of reading.promised) this.promise(tempName, bytes, Number.NEGATIVE_INFINITY);
+    for (const [tempName, promise] of admittedMeanwhile) this.promise(tempName, promise.bytes, promise.admittedAt);
   }
 
-  private promise(tempName: string, bytes: number): void {
-    this.promisedTotal += bytes - (this.promised.get(tempName) ?? 0);
-    this.promised.set(tempName, bytes);
+  private promise(tempName: string, bytes: number, admittedAt: number): void {
+    this.promisedTotal += bytes - (this.promised.get(tempName)?.bytes ?? 0);
+    this.promised.set(tempName, { bytes, admittedAt });
   }
 }
 

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { isMainThread } from 'node:worker_threads';
 import { InvalidStateError } from '../../protocol/errors.js';
 import type { ListEntry } from '../../protocol/index.js';
 import {
@@ -47,6 +48,7 @@ import {
   parseTempName,
   pathInRoot,
   pendingUploads,
+  SPACE_READING_REUSE_MS,
   stillToWrite,
   quotaOf,
   refuseIfFileWouldPassLimit,
@@ -556,7 +558,8 @@ export class SyncStorage implements StorageOps {
     removeQuietly(upload.tempPath);
   }
 
-  private readonly freeSpace = new FreeSpaceEstimate();
+  /** In a workers thread, the other threads admit uploads this estimate never hears of: read afresh for each one. */
+  private readonly freeSpace = new FreeSpaceEstimate(isMainThread ? SPACE_READING_REUSE_MS : 0);
 
   /** After the upload's temporary file is made: then of two uploads checking at once, at least one sees the other. */
   private refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null, tempPath: string): void {
@@ -565,12 +568,13 @@ export class SyncStorage implements StorageOps {
     if (this.freeSpace.admit(own, needed, performance.now())) return;
     // A fresh reading with the promises as upper bounds (a readdir alone); if that is too tight, what each wrote too.
     for (const precise of [false, true]) {
+      const startedAt = performance.now();
       try {
-        this.freeSpace.record(this.readSpace(precise), performance.now());
+        this.freeSpace.record(this.readSpace(precise), startedAt);
       } catch {
         return; // Cannot tell: the writes will find out.
       }
-      if (this.freeSpace.admit(own, needed, performance.now())) return;
+      if (this.freeSpace.admit(own, needed, startedAt)) return;
     }
     throw noSpace();
   }
@@ -579,8 +583,13 @@ export class SyncStorage implements StorageOps {
     const stats = fs.statfsSync(this.root);
     const promised = new Map<string, number>();
     for (const upload of pendingUploads(this.readRoot())) {
-      const written = precise ? (this.lstatOrNull(entryPath(this.root, upload.fileName))?.size ?? 0) : null;
-      promised.set(upload.fileName, stillToWrite(upload, written));
+      if (!precise) {
+        promised.set(upload.fileName, stillToWrite(upload, null));
+        continue;
+      }
+      // Gone since the readdir: committed (its bytes are in the statfs) or discarded; either way it promises nothing.
+      const file = this.lstatOrNull(entryPath(this.root, upload.fileName));
+      if (file !== null) promised.set(upload.fileName, stillToWrite(upload, file.size));
     }
     return { stats, promised, precise };
   }

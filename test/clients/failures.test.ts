@@ -91,13 +91,10 @@ t.test('the local file shrinks during an upload (put --retry): said as a change 
   fs.writeFileSync(file, Buffer.alloc(SIZE, 'x'));
   let received = 0;
   let puts = 0;
-  let closedByClient: Promise<unknown> = Promise.reject(new Error('no PUT arrived'));
-  closedByClient.catch(() => {});
   const fake = await fakeSocklab(
     t,
     (line, socket) => {
       if (line.startsWith('PUT ')) puts++;
-      closedByClient = new Promise((resolve) => socket.once('close', resolve));
       return acceptPut(line, socket);
     },
     (chunk, socket) => {
@@ -118,8 +115,7 @@ t.test('the local file shrinks during an upload (put --retry): said as a change 
     `socklab: ${file} changed while it was being read: it is now 1000 bytes, not the ${SIZE} it had when the upload started; nothing was committed (upload it again once nothing is writing to it)\n`,
   );
   t.equal(puts, 1, 'one PUT: a file that changed is not sent again');
-  const withinFiveSeconds = new Promise((_, reject) => setTimeout(() => reject(new Error('still open 5 s after the client exited')), 5000).unref());
-  await t.resolves(Promise.race([closedByClient, withinFiveSeconds]), 'the client dropped the connection, so the server does not wait for the rest');
+  // (That the client drops the connection is the protocol client's: test/protocol/client.test.ts, a source that runs short.)
   t.ok(received < SIZE, `the upload had started and did not finish (${received} bytes)`);
 });
 

@@ -411,8 +411,10 @@ function registerProtocolSuite(t: Tap, model: ServerModelName): void {
     // Not read meanwhile: the server fills the socket's buffers and waits, far from the end of the file.
     c.socket.pause();
     await c.sendLine('GET shrinks.bin');
-    await delay(200);
-    fs.truncateSync(path.join(f.root, 'shrinks.bin'), 0);
+    // The server runs in this process: once one of its descriptors is the file, the GET has it open.
+    const file = path.join(f.root, 'shrinks.bin');
+    await eventually(() => openHere(file), 'the server has the file open', 10_000);
+    fs.truncateSync(file, 0);
     c.socket.resume();
     await expectLine(t, c, `150 ${size}`, 'the GET had started');
     await eventually(() => c.isEnded, 'the server drops the connection', 10_000);
@@ -1216,4 +1218,16 @@ function registerOrderTests(t: Tap, model: ServerModelName): void {
       for (const c of clients) await f.quit(c);
     });
   }
+}
+
+/** True when one of this process's descriptors is `file` (Linux: /proc/self/fd). */
+function openHere(file: string): boolean {
+  const real = fs.realpathSync(file);
+  return fs.readdirSync('/proc/self/fd').some((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`) === real;
+    } catch {
+      return false; // closed meanwhile (the readdir's own descriptor, say)
+    }
+  });
 }

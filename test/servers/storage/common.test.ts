@@ -115,6 +115,28 @@ t.test('FreeSpaceEstimate: a recent reading admits what fits beside every upload
   t.equal(space.admit('d', 1, 3001), false, 'a reading older than the reuse time admits nothing: read again');
   space.record(reading(0, { x: 10 ** 15 }, 0), 4000);
   t.equal(space.admit('e', Number.MAX_SAFE_INTEGER, 4001), true, 'a file system that reports nothing refuses nothing');
+  space.record(reading(10, { x: 40_960 }), 5000);
+  t.equal(space.admit('f', 0, 5001), true, 'nothing to write always fits, even with no room left');
+});
+
+t.test('FreeSpaceEstimate: an upload admitted while a reading ran, which its readdir missed, is kept', async (t) => {
+  const space = new FreeSpaceEstimate(1000);
+  const reading = (promised: Record<string, number>) => ({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(Object.entries(promised)), precise: true });
+  space.record(reading({}), 0);
+  t.equal(space.admit('early', 10_000, 100), true, 'admitted before the next reading started');
+  t.equal(space.admit('late', 20_000, 300), true, 'admitted while the next reading ran');
+  space.record(reading({ early: 10_000 }), 200); // started at 200: saw "early", not "late"
+  t.equal(space.admit('more', 10_961, 400), false, 'both still count: 40 960 - 10 000 - 20 000 = 10 960 left');
+  t.equal(space.admit('more', 10_960, 400), true);
+  space.record(reading({}), 500);
+  t.equal(space.admit('again', 40_960, 600), true, 'a reading that started after both admissions is the truth: both done');
+});
+
+t.test('FreeSpaceEstimate with no reuse (a workers thread): only a reading just taken admits', async (t) => {
+  const space = new FreeSpaceEstimate(0);
+  space.record({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(), precise: true }, 1000);
+  t.equal(space.admit('a', 1, 1000), true, 'at the reading\'s own start');
+  t.equal(space.admit('b', 1, 1001), false, 'a millisecond later: read again');
 });
 
 t.test('stillToWrite: what an upload reserved, twice for an append, less what it wrote', async (t) => {
