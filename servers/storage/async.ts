@@ -324,10 +324,11 @@ export class AsyncStorage implements AsyncStorageOps {
       }
       // The reservation first, then the limits against everyone's (see SyncStorage.beginUpload).
       try {
-        const roomChecked = this.refuseIfVisiblyFull(plan, currentSize, tempPath);
-        if (roomChecked !== undefined) await roomChecked;
+        // The limits first, right after the reservation is made (see SyncStorage.beginUpload).
         const limitsChecked = this.refuseIfPastLimits(plan, currentSize, tempPath);
         if (limitsChecked !== undefined) await limitsChecked;
+        const roomChecked = this.refuseIfVisiblyFull(plan, currentSize, tempPath);
+        if (roomChecked !== undefined) await roomChecked;
       } catch (error) {
         await closeQuietly(file);
         await removeQuietly(tempPath);

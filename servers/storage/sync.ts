@@ -201,8 +201,10 @@ export class SyncStorage implements StorageOps {
       // The temporary file is the reservation every server on the root sees: made first, then the limits are
       // checked against everyone's, so of two servers reserving at once, at least one sees the other.
       try {
-        this.refuseIfVisiblyFull(plan, currentSize, tempPath);
+        // The limits first, right after the reservation is made: the free-space check may read the folder, and two
+        // servers reserving at once should not spend that long both holding theirs, or each refuses for the other.
         this.refuseIfPastLimits(plan, currentSize, tempPath);
+        this.refuseIfVisiblyFull(plan, currentSize, tempPath);
       } catch (error) {
         closeQuietly(fd);
         removeQuietly(tempPath);
