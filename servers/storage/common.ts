@@ -418,10 +418,11 @@ export interface SpaceReading {
  * so the estimate only shrinks until the next one; an upload it cannot admit
  * is decided on a fresh, precise reading that started after the upload's own
  * temporary file was made. Only this estimate's own admissions are seen
- * between readings: a server whose threads each hold one (workers) reads
- * afresh for every upload (reuseMs 0). Space taken from outside within the
- * moment is not seen, as it is not between any check and the writes either:
- * ENOSPC while writing covers it.
+ * between readings: those of another thread of a workers server (each holds
+ * its own) or of another server on the root count from the next reading, at
+ * most a second later. Space taken from outside within the moment is not
+ * seen, as it is not between any check and the writes either: ENOSPC while
+ * writing covers both.
  */
 export class FreeSpaceEstimate {
   /** The room of the last reading (Infinity: the file system reports nothing), or null before any. */

@@ -132,7 +132,7 @@ t.test('FreeSpaceEstimate: an upload admitted while a reading ran, which its rea
   t.equal(space.admit('again', 40_960, 600), true, 'a reading that started after both admissions is the truth: both done');
 });
 
-t.test('FreeSpaceEstimate with no reuse (a workers thread): only a reading just taken admits', async (t) => {
+t.test('FreeSpaceEstimate with no reuse: only a reading just taken admits', async (t) => {
   const space = new FreeSpaceEstimate(0);
   space.record({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(), precise: true }, 1000);
   t.equal(space.admit('a', 1, 1000), true, 'at the reading\'s own start');
