@@ -10,7 +10,7 @@
  *   socklab load chat --protocol echo --port 9000 --serves 1    a student's plain line server on this machine
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { checkedPort, checkInteger, checkSeconds, hostOption, portOption, exitWithFailure, MAX_TIMER_MS, MAX_TIMER_SECONDS, OUTPUT_COLUMNS, outputWidth, parseByteSize, UsageError } from '../../bin/cli-support.js';
+import { checkedPort, checkInteger, checkSeconds, exitWithFailure, hostOption, MAX_TIMER_MS, MAX_TIMER_SECONDS, OUTPUT_COLUMNS, outputWidth, parseByteSize, portOption, UsageError } from '../../bin/cli-support.js';
 import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './load-generator.js';
 import {
   formatParam,

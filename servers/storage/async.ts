@@ -51,7 +51,7 @@ import {
   parseTempName,
   pathInRoot,
   pendingUploads,
-  stillToWrite,
+  promisesOf,
   quotaOf,
   refuseIfFileWouldPassLimit,
   regularSizeOrNull,
@@ -322,9 +322,8 @@ export class AsyncStorage implements AsyncStorageOps {
       } catch (error) {
         throw toStorageError(error, 'creating a temporary file', 'failure');
       }
-      // The reservation first, then the limits against everyone's (see SyncStorage.beginUpload).
+      // The reservation first, then the limits against everyone's, then the free space (see SyncStorage.beginUpload).
       try {
-        // The limits first, right after the reservation is made (see SyncStorage.beginUpload).
         const limitsChecked = this.refuseIfPastLimits(plan, currentSize, tempPath);
         if (limitsChecked !== undefined) await limitsChecked;
         const roomChecked = this.refuseIfVisiblyFull(plan, currentSize, tempPath);
@@ -789,12 +788,8 @@ export class AsyncStorage implements AsyncStorageOps {
   private async takeSpaceReading(precise: boolean): Promise<SpaceReading> {
     const [stats, entries] = await Promise.all([fsp.statfs(this.root), this.readRoot()]);
     const pending = pendingUploads(entries);
-    if (!precise) return { stats, promised: new Map(pending.map((upload) => [upload.fileName, stillToWrite(upload, null)])), precise };
-    // One gone since the readdir was committed (its bytes are in the statfs) or discarded: it promises nothing.
-    const looked = await Promise.all(pending.map(async (upload) => ({ upload, stats: await this.lstatOrNull(entryPath(this.root, upload.fileName)) })));
-    const promised = new Map<string, number>();
-    for (const { upload, stats: file } of looked) if (file !== null) promised.set(upload.fileName, stillToWrite(upload, file.size));
-    return { stats, promised, precise };
+    const written = precise ? await Promise.all(pending.map(async (upload) => (await this.lstatOrNull(entryPath(this.root, upload.fileName)))?.size ?? null)) : null;
+    return { stats, promised: promisesOf(pending, written) };
   }
 
   /**

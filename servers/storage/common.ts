@@ -277,8 +277,7 @@ export function isMissingOrNotRegular(error: unknown): boolean {
  * Messages name the operation and the errno code but never the path: the text
  * of a StorageError may end up in a reply, and server paths are not the
  * client's business.
- */
-/**
+ *
  * `outOfDescriptors`: 'busy' where nothing happened yet (the request may be
  * sent again: 450 before a PUT's data); 'failure' where something did (a
  * commit whose directory fsync could not open the directory: PROTOCOL.md,
@@ -405,8 +404,21 @@ export function stillToWrite(upload: PendingUpload, written: number | null): num
 export interface SpaceReading {
   readonly stats: SpaceStats;
   readonly promised: ReadonlyMap<string, number>;
-  /** True when each upload's written bytes were looked up; false when the promises are upper bounds (nothing written). */
-  readonly precise: boolean;
+}
+
+/**
+ * The promises of the uploads a readdir found. `written`: null when their
+ * files were not looked at (upper bounds), else each one's size, null for
+ * one gone since the readdir: committed (its bytes are in the statfs) or
+ * discarded, so it promises nothing.
+ */
+export function promisesOf(pending: readonly PendingUpload[], written: readonly (number | null)[] | null): Map<string, number> {
+  const promised = new Map<string, number>();
+  pending.forEach((upload, i) => {
+    const size = written === null ? null : written[i];
+    if (written === null || (size !== null && size !== undefined)) promised.set(upload.fileName, stillToWrite(upload, size ?? null));
+  });
+  return promised;
 }
 
 /**

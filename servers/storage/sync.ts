@@ -47,7 +47,7 @@ import {
   parseTempName,
   pathInRoot,
   pendingUploads,
-  stillToWrite,
+  promisesOf,
   quotaOf,
   refuseIfFileWouldPassLimit,
   regularSizeOrNull,
@@ -587,17 +587,9 @@ export class SyncStorage implements StorageOps {
 
   private readSpace(precise: boolean): SpaceReading {
     const stats = fs.statfsSync(this.root);
-    const promised = new Map<string, number>();
-    for (const upload of pendingUploads(this.readRoot())) {
-      if (!precise) {
-        promised.set(upload.fileName, stillToWrite(upload, null));
-        continue;
-      }
-      // Gone since the readdir: committed (its bytes are in the statfs) or discarded; either way it promises nothing.
-      const file = this.lstatOrNull(entryPath(this.root, upload.fileName));
-      if (file !== null) promised.set(upload.fileName, stillToWrite(upload, file.size));
-    }
-    return { stats, promised, precise };
+    const pending = pendingUploads(this.readRoot());
+    const written = precise ? pending.map((upload) => this.lstatOrNull(entryPath(this.root, upload.fileName))?.size ?? null) : null;
+    return { stats, promised: promisesOf(pending, written) };
   }
 
   /**

@@ -18,6 +18,7 @@ import {
   toStorageError,
   visibleRoom,
   FreeSpaceEstimate,
+  promisesOf,
   stillToWrite,
 } from '../../../servers/storage/common.js';
 import { InThreadNameLock } from '../../../servers/storage/sync.js';
@@ -97,7 +98,6 @@ t.test('FreeSpaceEstimate: a recent reading admits what fits beside every upload
   const reading = (bavail: number, promised: Record<string, number> = {}, blocks = 100) => ({
     stats: { bavail, bsize: 4096, blocks },
     promised: new Map(Object.entries(promised)),
-    precise: true,
   });
   t.equal(space.admit('a', 1, 0), false, 'no reading yet: read first');
   space.record(reading(10), 0);
@@ -121,7 +121,7 @@ t.test('FreeSpaceEstimate: a recent reading admits what fits beside every upload
 
 t.test('FreeSpaceEstimate: an upload admitted while a reading ran, which its readdir missed, is kept', async (t) => {
   const space = new FreeSpaceEstimate(1000);
-  const reading = (promised: Record<string, number>) => ({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(Object.entries(promised)), precise: true });
+  const reading = (promised: Record<string, number>) => ({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(Object.entries(promised)) });
   space.record(reading({}), 0);
   t.equal(space.admit('early', 10_000, 100), true, 'admitted before the next reading started');
   t.equal(space.admit('late', 20_000, 300), true, 'admitted while the next reading ran');
@@ -134,9 +134,19 @@ t.test('FreeSpaceEstimate: an upload admitted while a reading ran, which its rea
 
 t.test('FreeSpaceEstimate with no reuse: only a reading just taken admits', async (t) => {
   const space = new FreeSpaceEstimate(0);
-  space.record({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(), precise: true }, 1000);
+  space.record({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map() }, 1000);
   t.equal(space.admit('a', 1, 1000), true, 'at the reading\'s own start');
   t.equal(space.admit('b', 1, 1001), false, 'a millisecond later: read again');
+});
+
+t.test('promisesOf: upper bounds when the files were not looked at; less what each wrote when they were; nothing for one gone', async (t) => {
+  const pending = [
+    { fileName: 'a', owner: '1.1', mode: 'new' as const, reserved: 100, key: 'k' },
+    { fileName: 'b', owner: '1.1', mode: 'append' as const, reserved: 50, key: 'k' },
+  ];
+  t.same([...promisesOf(pending, null)], [['a', 100], ['b', 100]]);
+  t.same([...promisesOf(pending, [40, 10])], [['a', 60], ['b', 90]]);
+  t.same([...promisesOf(pending, [40, null])], [['a', 60]], 'b committed or discarded since the readdir: it promises nothing');
 });
 
 t.test('stillToWrite: what an upload reserved, twice for an append, less what it wrote', async (t) => {
