@@ -9,6 +9,7 @@ import { workerData } from 'node:worker_threads';
 import { ServerSession } from '../protocol/index.js';
 import { BlockingRelayIO } from '../transport/thread-relay.js';
 import { runSessionBlocking, sessionProgram, type SessionOutcome } from './session.js';
+import { SharedAdmissions } from './storage/shared-admissions.js';
 import { SharedNameLock } from './storage/shared-lock.js';
 import { SyncStorage } from './storage/sync.js';
 
@@ -22,6 +23,8 @@ export interface WorkerSessionConfig {
   readonly uploadRateGraceMs: number | undefined;
   /** The lock table every thread shares, so commits to one name never interleave. */
   readonly lockBuffer: SharedArrayBuffer;
+  /** The upload bytes every thread has admitted, so each free-space estimate counts the others' (storage/shared-admissions.ts). */
+  readonly admissionsBuffer: SharedArrayBuffer;
 }
 
 export type WorkerSessionTask =
@@ -30,7 +33,11 @@ export type WorkerSessionTask =
   | { readonly warmUp: { readonly arrived: SharedArrayBuffer; readonly threads: number } };
 
 const config = workerData as WorkerSessionConfig;
-const storage = SyncStorage.attach(config.root, { lock: new SharedNameLock(config.lockBuffer), maxRootSize: config.maxRootSize });
+const storage = SyncStorage.attach(config.root, {
+  lock: new SharedNameLock(config.lockBuffer),
+  admissions: new SharedAdmissions(config.admissionsBuffer),
+  maxRootSize: config.maxRootSize,
+});
 
 export default function serveConnection(task: WorkerSessionTask): SessionOutcome {
   if ('warmUp' in task) throw new Error('a warm-up task was sent to the session entry point');

@@ -14,6 +14,7 @@ import { Replies } from '../protocol/index.js';
 import { RelayChannelPool, SocketRelay } from '../transport/thread-relay.js';
 import type { SessionOutcome } from './session.js';
 import { startWith, type Connection, type RunningServer, type ServerOptions, type Shell } from './shell.js';
+import { SharedAdmissions } from './storage/shared-admissions.js';
 import { SharedNameLock } from './storage/shared-lock.js';
 import { SyncStorage } from './storage/sync.js';
 import type { WorkerSessionConfig, WorkerSessionTask } from './worker-session.js';
@@ -27,6 +28,7 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
     minUploadRate: options.minUploadRate,
     uploadRateGraceMs: options.uploadRateGraceMs,
     lockBuffer: new SharedNameLock().buffer,
+    admissionsBuffer: new SharedAdmissions().buffer,
   };
   const pool = new Piscina<WorkerSessionTask, SessionOutcome>({
     filename: new URL('./worker-session.js', import.meta.url).href,

@@ -769,16 +769,15 @@ export class AsyncStorage implements AsyncStorageOps {
     });
     if (!(await this.roughReading)) return; // Cannot tell: the writes will find out.
     if (this.freeSpace.admit(own, needed, performance.now())) return;
-    const startedAt = performance.now();
-    if (!(await this.readSpace(true))) return;
-    if (!this.freeSpace.admit(own, needed, startedAt)) throw noSpace();
+    const start = this.freeSpace.startReading(performance.now());
+    if (!(await this.readSpace(true, start))) return;
+    if (!this.freeSpace.admit(own, needed, start.at, true)) throw noSpace();
   }
 
   /** A fresh reading into the estimate; false if the file system cannot tell. */
-  private async readSpace(precise: boolean): Promise<boolean> {
-    const startedAt = performance.now();
+  private async readSpace(precise: boolean, start = this.freeSpace.startReading(performance.now())): Promise<boolean> {
     try {
-      this.freeSpace.record(await this.takeSpaceReading(precise), startedAt);
+      this.freeSpace.record(await this.takeSpaceReading(precise), start);
       return true;
     } catch {
       return false;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ErrorCodes, InvalidStateError, SocklabError, StorageError } from '../../protocol/errors.js';
 import { isValidName } from '../../protocol/names.js';
 import type { CommitMode, ListEntry } from '../../protocol/index.js';
-import { INTENT_PREFIX, TEMP_PREFIX, type ReadHandle, type UploadHandle, type UploadPlan } from './types.js';
+import { INTENT_PREFIX, TEMP_PREFIX, type AdmissionLedger, type ReadHandle, type UploadHandle, type UploadPlan } from './types.js';
 import type { BlockingDigest, EventLoopDigest } from './upload-digest.js';
 
 /** Unit of every streamed read and copy: large enough to be cheap, small enough to never hold a file in memory. */
@@ -421,6 +421,13 @@ export function promisesOf(pending: readonly PendingUpload[], written: readonly 
   return promised;
 }
 
+/** Where a reading started: its time, and the admissions counted by then (this estimate's own, and the ledger's). */
+export interface ReadingStart {
+  readonly at: number;
+  readonly ownAdmitted: number;
+  readonly ledgerAdmitted: number;
+}
+
 /**
  * The visible free space beside the uploads in progress (PROTOCOL.md: a `150`
  * reserves the announced size), from one reading reused for a moment: a crowd
@@ -429,51 +436,78 @@ export function promisesOf(pending: readonly PendingUpload[], written: readonly 
  * The uploads admitted since the reading started are added to its promises,
  * so the estimate only shrinks until the next one; an upload it cannot admit
  * is decided on a fresh, precise reading that started after the upload's own
- * temporary file was made. Only this estimate's own admissions are seen
- * between readings: those of another thread of a workers server (each holds
- * its own) or of another server on the root count from the next reading, at
- * most a second later. Space taken from outside within the moment is not
- * seen, as it is not between any check and the writes either: ENOSPC while
- * writing covers both.
+ * temporary file was made. With a ledger (the threads of a workers server),
+ * the bytes the other threads admitted since the reading count too, as one
+ * sum: until its next reading, an estimate errs towards a fresh look, never
+ * towards two uploads that do not fit. Uploads that another server on the
+ * root began since the reading count from the next one, at most a second
+ * later. Space taken from outside within the moment is not seen, as it is
+ * not between any check and the writes either: ENOSPC while writing covers
+ * both.
  */
 export class FreeSpaceEstimate {
   /** The room of the last reading (Infinity: the file system reports nothing), or null before any. */
   private room: number | null = null;
-  /** When the last reading started (its statfs and readdir may see nothing later). */
-  private readAt = Number.NEGATIVE_INFINITY;
+  /** Where the last reading started (its statfs and readdir may see nothing later). */
+  private readStart: ReadingStart = { at: Number.NEGATIVE_INFINITY, ownAdmitted: 0, ledgerAdmitted: 0 };
   /** Each upload's promise, by its temporary file's name, and when this estimate admitted it (-Infinity: found by a reading). */
   private readonly promised = new Map<string, { readonly bytes: number; readonly admittedAt: number }>();
   private promisedTotal = 0;
+  /** Bytes this estimate has admitted, ever: its own share of the ledger's total. */
+  private ownAdmitted = 0;
 
-  constructor(private readonly reuseMs = SPACE_READING_REUSE_MS) {}
+  constructor(
+    private readonly ledger: AdmissionLedger | null = null,
+    private readonly reuseMs = SPACE_READING_REUSE_MS,
+  ) {}
+
+  /** To be taken just before a reading's statfs and readdir, and given to `record` with it. */
+  startReading(now: number): ReadingStart {
+    return { at: now, ownAdmitted: this.ownAdmitted, ledgerAdmitted: this.ledger?.total() ?? 0 };
+  }
 
   /**
    * Whether the upload whose temporary file is `tempName` fits, `needed` bytes
    * beside every other upload's promise, in a recent reading; if so it is
    * counted. Its own file, if the reading saw it, counts as this. Nothing to
-   * write always fits.
+   * write always fits. `readAfterOwnFile`: the reading started after this
+   * upload's temporary file was made, so its readdir saw every upload the
+   * other threads admitted before it, and of those after, each will see this
+   * one: their admissions since are not added on top.
    */
-  admit(tempName: string, needed: number, now: number): boolean {
-    if (this.room === null || now - this.readAt > this.reuseMs) return false;
-    const others = this.promisedTotal - (this.promised.get(tempName)?.bytes ?? 0);
+  admit(tempName: string, needed: number, now: number, readAfterOwnFile = false): boolean {
+    if (this.room === null || now - this.readStart.at > this.reuseMs) return false;
+    const others = this.promisedTotal - (this.promised.get(tempName)?.bytes ?? 0) + (readAfterOwnFile ? 0 : this.othersAdmittedSinceReading());
     if (needed > 0 && this.room - others < needed) return false;
+    // Asked again since the reading: already on the ledger.
+    const alreadyAdmitted = Number.isFinite(this.promised.get(tempName)?.admittedAt ?? Number.NEGATIVE_INFINITY);
     this.promise(tempName, needed, now);
+    if (!alreadyAdmitted) {
+      this.ownAdmitted += needed;
+      this.ledger?.add(needed);
+    }
     return true;
   }
 
   /**
-   * A fresh reading, started at `startedAt`: the estimate starts again from
-   * it, keeping the uploads this estimate admitted while it ran, which its
+   * A fresh reading, started at `start`: the estimate starts again from it,
+   * keeping the uploads this estimate admitted while it ran, which its
    * readdir may have missed.
    */
-  record(reading: SpaceReading, startedAt: number): void {
-    const admittedMeanwhile = [...this.promised].filter(([tempName, promise]) => promise.admittedAt >= startedAt && !reading.promised.has(tempName));
+  record(reading: SpaceReading, start: ReadingStart): void {
+    const admittedMeanwhile = [...this.promised].filter(([tempName, promise]) => promise.admittedAt >= start.at && !reading.promised.has(tempName));
     this.room = visibleRoom(reading.stats);
-    this.readAt = startedAt;
+    this.readStart = start;
     this.promised.clear();
     this.promisedTotal = 0;
     for (const [tempName, bytes] of reading.promised) this.promise(tempName, bytes, Number.NEGATIVE_INFINITY);
     for (const [tempName, promise] of admittedMeanwhile) this.promise(tempName, promise.bytes, promise.admittedAt);
+  }
+
+  /** What the other estimates on the ledger admitted since the last reading started (some of which its readdir may have seen too). */
+  private othersAdmittedSinceReading(): number {
+    if (this.ledger === null) return 0;
+    return this.ledger.total() - this.readStart.ledgerAdmitted - (this.ownAdmitted - this.readStart.ownAdmitted);
   }
 
   private promise(tempName: string, bytes: number, admittedAt: number): void {

@@ -3,3 +3,4 @@ export * from './types.js';
 export { SyncStorage, InThreadNameLock } from './sync.js';
 export { AsyncStorage, NameQueueLock } from './async.js';
 export { SharedNameLock, DEFAULT_LOCK_SLOTS } from './shared-lock.js';
+export { SharedAdmissions } from './shared-admissions.js';

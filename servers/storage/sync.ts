@@ -62,6 +62,7 @@ import {
 import { isOwnerAlive, SELF_OWNER } from './owners.js';
 import { blockingDigest } from './upload-digest.js';
 import type {
+  AdmissionLedger,
   FileDigest,
   OpenStorageOptions,
   ProbedName,
@@ -103,7 +104,10 @@ export class SyncStorage implements StorageOps {
     private readonly lock: SyncNameLock,
     /** --max-root-size in bytes, or null for no quota. */
     private readonly quota: number | null,
-  ) {}
+    admissions: AdmissionLedger | null,
+  ) {
+    this.freeSpace = new FreeSpaceEstimate(admissions);
+  }
 
   /** Creates `root` if missing, undoes the appends a crashed server left unfinished and deletes the temporary files no live server owns. */
   static open(root: string, options: OpenStorageOptions<SyncNameLock> = {}): SyncStorage {
@@ -119,7 +123,7 @@ export class SyncStorage implements StorageOps {
 
   /** A storage over a root that is already open elsewhere: no clean-up, no I/O (see OpenStorageOptions). */
   static attach(root: string, options: OpenStorageOptions<SyncNameLock> = {}): SyncStorage {
-    return new SyncStorage(path.resolve(root), options.lock ?? new InThreadNameLock(), quotaOf(options.maxRootSize));
+    return new SyncStorage(path.resolve(root), options.lock ?? new InThreadNameLock(), quotaOf(options.maxRootSize), options.admissions ?? null);
   }
 
   list(): ListEntry[] {
@@ -559,13 +563,12 @@ export class SyncStorage implements StorageOps {
   }
 
   /**
-   * One per thread: in a workers server, the uploads another thread admitted
-   * since this one's last reading (at most a second old) are not counted until
-   * the next (PROTOCOL.md says so). Reading afresh for every upload instead
-   * made a crowd of 1000 uploads 50% slower on `workers` (a readdir of the
-   * whole root each time); sharing the estimate between threads is left to do.
+   * One per thread; in a workers server the threads share a ledger of the
+   * bytes they admit, so each estimate counts the others' admissions since its
+   * reading. (Reading afresh for every upload instead made a crowd of 1000
+   * uploads 50% slower on `workers`: a readdir of the whole root each time.)
    */
-  private readonly freeSpace = new FreeSpaceEstimate();
+  private readonly freeSpace: FreeSpaceEstimate;
 
   /** After the upload's temporary file is made: then of two uploads checking at once, at least one sees the other. */
   private refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null, tempPath: string): void {
@@ -574,13 +577,13 @@ export class SyncStorage implements StorageOps {
     if (this.freeSpace.admit(own, needed, performance.now())) return;
     // A fresh reading with the promises as upper bounds (a readdir alone); if that is too tight, what each wrote too.
     for (const precise of [false, true]) {
-      const startedAt = performance.now();
+      const start = this.freeSpace.startReading(performance.now());
       try {
-        this.freeSpace.record(this.readSpace(precise), startedAt);
+        this.freeSpace.record(this.readSpace(precise), start);
       } catch {
         return; // Cannot tell: the writes will find out.
       }
-      if (this.freeSpace.admit(own, needed, startedAt)) return;
+      if (this.freeSpace.admit(own, needed, start.at, true)) return;
     }
     throw noSpace();
   }

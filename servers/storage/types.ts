@@ -134,6 +134,16 @@ export interface StorageOptions {
  * main thread opened the root once (a late-starting worker that cleaned up
  * would delete its siblings' uploads in progress).
  */
+/**
+ * The bytes admitted by every estimate sharing it: the threads of a workers
+ * server (shared-admissions.ts, SharedAdmissions). Only ever grows, so that the difference of
+ * two looks is what was admitted between them.
+ */
+export interface AdmissionLedger {
+  add(bytes: number): void;
+  total(): number;
+}
+
 export interface OpenStorageOptions<Lock> {
   /** Serialises commits to one name; defaults to a lock that covers this thread / this event loop only. */
   readonly lock?: Lock;
@@ -146,6 +156,12 @@ export interface OpenStorageOptions<Lock> {
    * Absent or 0: no quota.
    */
   readonly maxRootSize?: number;
+  /**
+   * SyncStorage only: the ledger of admitted upload bytes the threads of a
+   * workers server share (SharedAdmissions), so that each thread's free-space
+   * estimate counts the uploads the others began since its last reading.
+   */
+  readonly admissions?: AdmissionLedger;
   /** AsyncStorage only: how many files it holds open at once and how long a call waits for one (absent: the defaults in async.ts). */
   readonly fileSlots?: FileSlotLimits;
 }

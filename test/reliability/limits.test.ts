@@ -335,6 +335,8 @@ t.test('a real full disk: a 256 KiB tmpfs in a private mount namespace (skipped 
       const other = await WireClient.connect(server.port);
       t.teardown(() => other.destroy());
       await other.readLine();
+      // The second connection's own small upload first: in workers, its thread now holds a reading from before a.bin.
+      t.match((await put(other, 'PUT warm.txt 1 mode=new', 'w'))[1], /^226 /);
       t.equal(await c.request('PUT a.bin 70000 mode=new'), '150 send 70000 bytes');
       t.equal(await other.request('PUT b.bin 70000 mode=new'), '452 out of space', `${model}: the second: 452 before its data, the first's reservation counted`);
       await c.send(Buffer.alloc(70_000, 'a'));

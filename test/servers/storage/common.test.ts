@@ -23,6 +23,7 @@ import {
 } from '../../../servers/storage/common.js';
 import { InThreadNameLock } from '../../../servers/storage/sync.js';
 import { NameQueueLock } from '../../../servers/storage/async.js';
+import { SharedAdmissions } from '../../../servers/storage/shared-admissions.js';
 import { SharedNameLock } from '../../../servers/storage/shared-lock.js';
 import { TEMP_PREFIX } from '../../../servers/storage/types.js';
 import { errnoError } from './flavours.js';
@@ -94,49 +95,80 @@ t.test('visibleRoom', async (t) => {
 });
 
 t.test('FreeSpaceEstimate: a recent reading admits what fits beside every upload in progress, and nothing else', async (t) => {
-  const space = new FreeSpaceEstimate(1000);
+  const space = new FreeSpaceEstimate(null, 1000);
   const reading = (bavail: number, promised: Record<string, number> = {}, blocks = 100) => ({
     stats: { bavail, bsize: 4096, blocks },
     promised: new Map(Object.entries(promised)),
   });
   t.equal(space.admit('a', 1, 0), false, 'no reading yet: read first');
-  space.record(reading(10), 0);
+  space.record(reading(10), space.startReading(0));
   t.equal(space.admit('a', 30_000, 10), true, 'fits in the reading');
   t.equal(space.admit('b', 10_961, 20), false, 'the upload admitted before is counted: 10 960 bytes are left');
   t.equal(space.admit('b', 10_960, 20), true, 'exactly what is left');
   t.equal(space.admit('c', 1, 30), false, 'nothing left');
   t.equal(space.admit('a', 30_000, 30), true, 'an upload asked about again is counted once, not twice');
-  space.record(reading(10, { x: 40_000 }), 40);
+  space.record(reading(10, { x: 40_000 }), space.startReading(40));
   t.equal(space.admit('a', 961, 50), false, 'an upload in progress the reading found (another thread\'s, another server\'s) keeps its promise');
   t.equal(space.admit('a', 960, 50), true, '...and the rest is free');
-  space.record(reading(10, { a: 40_000 }), 60);
+  space.record(reading(10, { a: 40_000 }), space.startReading(60));
   t.equal(space.admit('a', 40_960, 70), true, 'the asking upload\'s own temporary file, found by the reading, is not counted against it');
-  space.record(reading(10), 2000);
+  space.record(reading(10), space.startReading(2000));
   t.equal(space.admit('d', 1, 3001), false, 'a reading older than the reuse time admits nothing: read again');
-  space.record(reading(0, { x: 10 ** 15 }, 0), 4000);
+  space.record(reading(0, { x: 10 ** 15 }, 0), space.startReading(4000));
   t.equal(space.admit('e', Number.MAX_SAFE_INTEGER, 4001), true, 'a file system that reports nothing refuses nothing');
-  space.record(reading(10, { x: 40_960 }), 5000);
+  space.record(reading(10, { x: 40_960 }), space.startReading(5000));
   t.equal(space.admit('f', 0, 5001), true, 'nothing to write always fits, even with no room left');
 });
 
 t.test('FreeSpaceEstimate: an upload admitted while a reading ran, which its readdir missed, is kept', async (t) => {
-  const space = new FreeSpaceEstimate(1000);
+  const space = new FreeSpaceEstimate(null, 1000);
   const reading = (promised: Record<string, number>) => ({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(Object.entries(promised)) });
-  space.record(reading({}), 0);
+  space.record(reading({}), space.startReading(0));
   t.equal(space.admit('early', 10_000, 100), true, 'admitted before the next reading started');
   t.equal(space.admit('late', 20_000, 300), true, 'admitted while the next reading ran');
-  space.record(reading({ early: 10_000 }), 200); // started at 200: saw "early", not "late"
+  space.record(reading({ early: 10_000 }), space.startReading(200)); // started at 200: saw "early", not "late"
   t.equal(space.admit('more', 10_961, 400), false, 'both still count: 40 960 - 10 000 - 20 000 = 10 960 left');
   t.equal(space.admit('more', 10_960, 400), true);
-  space.record(reading({}), 500);
+  space.record(reading({}), space.startReading(500));
   t.equal(space.admit('again', 40_960, 600), true, 'a reading that started after both admissions is the truth: both done');
 });
 
 t.test('FreeSpaceEstimate with no reuse: only a reading just taken admits', async (t) => {
-  const space = new FreeSpaceEstimate(0);
-  space.record({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map() }, 1000);
+  const space = new FreeSpaceEstimate(null, 0);
+  space.record({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map() }, space.startReading(1000));
   t.equal(space.admit('a', 1, 1000), true, 'at the reading\'s own start');
   t.equal(space.admit('b', 1, 1001), false, 'a millisecond later: read again');
+});
+
+t.test('FreeSpaceEstimate with a ledger: what the other threads admitted since the reading counts, once', async (t) => {
+  const ledger = new SharedAdmissions();
+  const thread1 = new FreeSpaceEstimate(ledger, 1000);
+  const thread2 = new FreeSpaceEstimate(new SharedAdmissions(ledger.buffer), 1000);
+  const reading = (promised: Record<string, number> = {}) => ({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(Object.entries(promised)) });
+  thread1.record(reading(), thread1.startReading(0));
+  thread2.record(reading(), thread2.startReading(0));
+  t.equal(thread1.admit('a', 30_000, 10), true, 'thread 1 admits 30 000 of 40 960');
+  t.equal(ledger.total(), 30_000, 'the ledger has it');
+  t.equal(thread2.admit('b', 30_000, 20), false, 'thread 2, on its own reading from before, counts thread 1\'s admission: refused (read again)');
+  t.equal(thread2.admit('b', 10_960, 20), true, 'what is left fits');
+  t.equal(thread1.admit('c', 1, 30), false, 'thread 1 counts thread 2\'s in turn, and its own once');
+  t.equal(thread1.admit('a', 30_000, 30), true, 'its own upload asked about again is not counted twice');
+  t.equal(ledger.total(), 40_960, '...nor put on the ledger twice');
+
+  // A reading taken after the upload's own temporary file was made saw the others' files: not added on top.
+  const start = thread2.startReading(40);
+  thread1.record(reading(), thread1.startReading(40));
+  t.equal(thread1.admit('d', 5_000, 41), true, 'thread 1, on a fresh reading, admits 5 000 while thread 2 reads');
+  thread2.record(reading({ a: 30_000, d: 5_000 }), start);
+  t.equal(thread2.admit('b', 5_960, 42, true), true, 'read after its own file: the reading alone decides (it saw d)');
+  t.equal(thread2.admit('e', 1, 43), false, 'later asks on that reading count the ledger again (d twice: towards a fresh look)');
+
+  thread2.record(reading(), thread2.startReading(1990));
+  t.equal(thread2.admit('f', 10_000, 1995), true);
+  const late = thread1.startReading(2000);
+  thread1.record(reading({ f: 10_000 }), late);
+  t.equal(thread1.admit('g', 30_960, 2002), true, 'an admission before a reading started counts once, by its temporary file');
+  t.equal(thread1.admit('h', 1, 2003), false, 'and nothing is left');
 });
 
 t.test('promisesOf: upper bounds when the files were not looked at; less what each wrote when they were; nothing for one gone', async (t) => {

@@ -13,6 +13,9 @@ import t from 'tap';
 import { ErrorCodes } from '../../../protocol/errors.js';
 import type { CommitMode } from '../../../protocol/index.js';
 import { AsyncStorage } from '../../../servers/storage/async.js';
+import { SharedAdmissions } from '../../../servers/storage/shared-admissions.js';
+import { SharedNameLock } from '../../../servers/storage/shared-lock.js';
+import { SyncStorage } from '../../../servers/storage/sync.js';
 import { block, finish, flavours, freshDir, inTwoServerThreads, plan, setUpRoot, sha256, tempFilesIn, upload } from './flavours.js';
 
 const reportsBlocks = fs.statfsSync(os.tmpdir()).blocks > 0;
@@ -159,6 +162,25 @@ t.test('two AsyncStorages on one root (two servers) reserving at once: never bot
     await Promise.all(outcomes.map((outcome, i) => (outcome.status === 'fulfilled' ? (i === 0 ? first : second).abortUpload(outcome.value) : undefined)));
     t.same(tempFilesIn(root), [], `round ${round}: no temporary file is left`);
   }
+});
+
+t.test('the threads of a workers server (SyncStorages sharing a SharedAdmissions): each counts what the others admitted since its last reading', { skip: reportsBlocks ? false : 'the temporary directory reports no blocks' }, async (t) => {
+  const root = freshDir(t);
+  const admissions = new SharedAdmissions();
+  const lock = new SharedNameLock();
+  const thread1 = SyncStorage.open(root, { lock, admissions });
+  const thread2 = SyncStorage.attach(root, { lock: new SharedNameLock(lock.buffer), admissions: new SharedAdmissions(admissions.buffer) });
+  // Each thread takes a reading now (a small upload, let go), which it then reuses for up to a second.
+  for (const storage of [thread1, thread2]) storage.abortUpload(storage.beginUpload(plan('small', 1, 'new')));
+  const { bavail, bsize } = fs.statfsSync(root);
+  const size = Math.floor(bavail * bsize * 0.6);
+  const held = thread1.beginUpload(plan('one', size, 'new'));
+  t.throws(() => thread2.beginUpload(plan('two', size, 'new')), { code: ErrorCodes.NO_SPACE, message: 'out of space' }, "thread 2's reading predates thread 1's upload, yet it is counted");
+  thread1.abortUpload(held);
+  const again = thread2.beginUpload(plan('two', size, 'new'));
+  t.pass('once let go, it fits again (a fresh reading: the ledger only ever adds towards reading again)');
+  thread2.abortUpload(again);
+  t.same(tempFilesIn(root), [], 'no temporary file is left');
 });
 
 t.test('two AsyncStorages on one root (two servers) reserving at once: never both, past the quota', async (t) => {
