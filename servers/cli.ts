@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
+import { hideBin } from 'yargs/helpers';
 import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_FILE_SIZE } from '../protocol/index.js';
 import { byteSizeText, checkedPort, checkInteger, checkSeconds, exitWithFailure, hostOption, parseByteSize, parseDirectory, portOption, UsageError } from '../bin/cli-support.js';
 import { SERVER_MODELS, startServer, type ServerModelName, type ServerOptions } from './index.js';
@@ -91,6 +92,7 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
       // Stamped like the log lines around them, so that a reader of the log (socklab demo) orders them by one clock.
       const say = (line: string) => process.stdout.write(args.quiet ? `${line}\n` : `${new Date().toISOString()} ${line}\n`);
       const options = serverOptionsFromArgs(args, log);
+      for (const line of ignoredOptionNotes(args.model as ServerModelName, hideBin(process.argv))) process.stderr.write(`${line}\n`);
       prepareRoot(args.root, options.root);
       const running = await startServer(args.model as ServerModelName, options);
       // The log's own line says it (with the model and the root); without the log, this is the line that does.
@@ -115,6 +117,37 @@ export const serverCommand: CommandModule<object, ServerArgs> = {
     }
   },
 };
+
+/** What each workers-only option means for the other models, which take it (so that one command line serves every model) but do nothing with it. */
+const WORKERS_ONLY: ReadonlyArray<{ readonly option: string; readonly elsewhere: Readonly<Record<Exclude<ServerModelName, 'workers'>, string>> }> = [
+  {
+    option: '--threads',
+    elsewhere: {
+      sequential: 'sequential serves one connection at a time, on its one thread',
+      async: 'async serves every connection on its one event loop',
+    },
+  },
+  {
+    option: '--max-queue',
+    elsewhere: {
+      sequential: 'sequential queues up to --max-connections',
+      async: 'async has no queue: every connection is served at once, up to --max-connections',
+    },
+  },
+];
+
+/**
+ * A line for each workers-only option typed for another model: a student who
+ * changes --threads on `sequential` should learn why nothing changed, not
+ * guess. Typed, not defaulted: the defaults say nothing.
+ */
+export function ignoredOptionNotes(model: ServerModelName, argv: readonly string[]): string[] {
+  if (model === 'workers') return [];
+  const typed = (option: string) => argv.some((arg) => arg === option || arg.startsWith(`${option}=`));
+  return WORKERS_ONLY.filter(({ option }) => typed(option)).map(
+    ({ option, elsewhere }) => `note: ${option} is for the workers model and changes nothing here (${elsewhere[model]})`,
+  );
+}
 
 /** A rate in bytes per second: 0 means no minimum, so a fraction that would round to 0 is refused, not silently turned into "none". */
 function checkedRate(text: string, option: string): number {

@@ -155,7 +155,8 @@ function commandLine(target: BenchTarget, root: string, options: ServerProcessOp
           String(options.maxConnections ?? 20_000),
           '--idle-timeout',
           String(options.idleTimeoutSeconds ?? 300),
-          ...(options.threads === undefined ? [] : ['--threads', String(options.threads)]),
+          // Only workers has threads; the others would print a note saying they ignore the option.
+          ...(options.threads === undefined || target !== 'workers' ? [] : ['--threads', String(options.threads)]),
           ...(options.extraArgs ?? []),
         ],
       };

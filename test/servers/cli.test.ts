@@ -144,3 +144,21 @@ t.test('the log: "listening on" once, "1 request" in the singular, a SIGTERM ans
   t.match(stopping, /^\d{4}-\d\d-\d\dT[\d:.]+Z SIGTERM: stopping \(uploads in progress get 10 s; send SIGTERM again to abort them\)$/, 'stamped like the log, and no Ctrl-C for a signal a program sent');
   t.same(await server.waitExit(15_000), { code: 0, signal: null });
 });
+
+t.test('workers-only options typed for another model: a note says they change nothing, and why; none for workers or the defaults', async (t) => {
+  const cases: Array<{ model: 'sequential' | 'async' | 'workers'; args: string[]; notes: RegExp[] }> = [
+    { model: 'sequential', args: ['--threads', '4', '--max-queue=2'], notes: [/^note: --threads is for the workers model and changes nothing here \(sequential serves one connection at a time/, /^note: --max-queue is for the workers model .*\(sequential queues up to --max-connections\)$/] },
+    { model: 'async', args: ['--threads=3'], notes: [/^note: --threads is for the workers model .*\(async serves every connection on its one event loop\)$/] },
+    { model: 'workers', args: ['--threads', '2', '--max-queue', '2'], notes: [] },
+    { model: 'async', args: [], notes: [] },
+  ];
+  for (const { model, args, notes } of cases) {
+    const server = await ServerProcess.start(model, { root: tempDir(t), args: [...args, '--quiet'] });
+    t.teardown(() => server.stop());
+    // After a whole session: the notes, written before listening, have long arrived (stderr is a pipe of its own).
+    t.match(await talk(server.port, 'QUIT\n'), /^220 /, `${model}: serves as usual`);
+    const said = server.lines.filter((line) => line.startsWith('note: '));
+    t.equal(said.length, notes.length, `${model} ${args.join(' ')}: ${notes.length} note(s)`);
+    notes.forEach((note, i) => t.match(said[i], note));
+  }
+});
