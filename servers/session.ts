@@ -19,7 +19,7 @@ import {
   type Upload,
 } from '../protocol/index.js';
 import type { AsyncSessionIO, BlockingSessionIO, ClientInput } from '../transport/session-io.js';
-import type { AsyncStorageOps, ProbedName, StorageOps } from './storage/types.js';
+import type { AsyncStorageOps, ProbedName, ReadHandle, StorageOps } from './storage/types.js';
 
 export type { AsyncSessionIO, BlockingSessionIO, ClientInput, ReadSignal } from '../transport/session-io.js';
 
@@ -185,7 +185,7 @@ function* sendFile(session: ServerSession, name: string): Generator<Effect, stri
     const hash = createHash('sha256');
     let sent = 0;
     for (;;) {
-      const read = yield* attempt('readChunk', handle, READ_CHUNK_BYTES);
+      const read = yield* readAfterPromise(handle);
       if (!read.ok) return `GET ${name} failed after its 150 (${read.error.message}): dropped`;
       const chunk = read.value;
       if (chunk === null) break;
@@ -198,6 +198,20 @@ function* sendFile(session: ServerSession, name: string): Generator<Effect, stri
     return null;
   } finally {
     yield* call('closeRead', handle);
+  }
+}
+
+/**
+ * A read of a GET's data: any failure, a bug's included, only drops the
+ * connection (the session's usual `421 internal server error` line would go
+ * out inside the promised bytes). The client leaving still ends it as such.
+ */
+function* readAfterPromise(handle: ReadHandle): Generator<Effect, { readonly ok: true; readonly value: Uint8Array | null } | { readonly ok: false; readonly error: Error }, unknown> {
+  try {
+    return yield* attempt('readChunk', handle, READ_CHUNK_BYTES);
+  } catch (error) {
+    if (error instanceof ConnectionError) throw error;
+    return { ok: false, error: error instanceof Error ? error : new Error(String(error)) };
   }
 }
 
