@@ -29,8 +29,18 @@ export class ReceiveBuffer {
     return this.unread;
   }
 
+  /**
+   * Adds what the peer sent next. A chunk is read only until the next push:
+   * whatever is left of the last one then is copied first (at most a partial
+   * line, since the session reads again only when it needs more), so a
+   * transport may reuse a chunk's memory from its next-but-one read on. Each
+   * byte is copied at most once: a copied chunk is no longer the last.
+   */
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
+    const last = this.chunks.length - 1;
+    const rest = this.chunks[last];
+    if (rest !== undefined) this.chunks[last] = Uint8Array.prototype.slice.call(rest);
     this.chunks.push(chunk);
     this.unread += chunk.length;
   }

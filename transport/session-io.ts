@@ -43,6 +43,12 @@ export interface AsyncSessionIO {
 
 /** A session's I/O as blocking calls (a worker thread). */
 export interface BlockingSessionIO {
+  /**
+   * Bytes or a signal, blocking until one is there. The bytes may live in
+   * memory this IO reuses from the read after the next one on: the session
+   * consumes a read's bytes before it reads again, and its core copies what
+   * it has not consumed when the next read's bytes come (ReceiveBuffer.push).
+   */
   read(): ClientInput;
   write(bytes: Uint8Array): void;
   /** Sends what `write` queued; called before the session blocks on anything but a read. */

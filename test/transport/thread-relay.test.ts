@@ -165,6 +165,29 @@ t.test('a worker that empties the ring while the socket is paused rings the main
   await eventually(() => !served.isPaused() && (flags() & Flag.INPUT_PAUSED) === 0, 'the socket flows again');
 });
 
+t.test("a read's bytes stay put until the read after the next one, which lands in the same memory (no new buffer per read)", async (t) => {
+  const channel = createRelayChannel();
+  const { client, io } = await relayedHere(t, channel);
+  const header = new Int32Array(channel, 0, 16);
+  const inRing = () => (Atomics.load(header, Slot.IN_WRITTEN) - Atomics.load(header, Slot.IN_READ)) | 0;
+  const readPiece = async (fill: number, length: number): Promise<Uint8Array> => {
+    client.write(Buffer.alloc(length, fill));
+    await eventually(() => inRing() === length, 'the piece is in the ring');
+    const got = io.read();
+    if (!(got instanceof Uint8Array)) throw new Error(`read ${String(got)}`);
+    return got;
+  };
+  const first = await readPiece(0x61, 1000);
+  const second = await readPiece(0x62, 2000);
+  t.ok(first.every((byte) => byte === 0x61) && first.length === 1000, 'the first read is intact after the second');
+  const third = await readPiece(0x63, 3000);
+  t.ok(second.every((byte) => byte === 0x62) && second.length === 2000, 'the second read is intact after the third');
+  t.equal(third.buffer, first.buffer, 'the third read landed where the first did');
+  t.ok(first.every((byte) => byte === 0x63), '(so the first read\'s bytes are gone by then)');
+  const large = await readPiece(0x64, 200_000);
+  t.ok(large.every((byte) => byte === 0x64) && large.length === 200_000, 'a read larger than the landing grows it');
+});
+
 t.test('a worker that finds the ring empty while the socket is paused rings the main thread, even when its take missed the pause', async (t) => {
   // Staged race: the main thread pauses the socket (ring full, bytes left
   // over) and raises INPUT_PAUSED just *after* the worker's take() looked at
