@@ -20,7 +20,14 @@ export interface BatchedWriterOptions {
   readonly syncEveryBytes?: number;
 }
 
-const DEFAULTS = { batchBytes: 1024 * 1024, maxInFlightBytes: 8 * 1024 * 1024, syncEveryBytes: 32 * 1024 * 1024 } as const;
+/**
+ * An upload's written pages start for the disk every this many bytes, in the
+ * background (here, and background-flush.ts for the blocking flavour), so that its commit's
+ * fsync finds little left to do.
+ */
+export const BACKGROUND_FLUSH_BYTES = 32 * 1024 * 1024;
+
+const DEFAULTS = { batchBytes: 1024 * 1024, maxInFlightBytes: 8 * 1024 * 1024, syncEveryBytes: BACKGROUND_FLUSH_BYTES } as const;
 
 export class BatchedFileWriter {
   private readonly batchBytes: number;

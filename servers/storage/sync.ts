@@ -60,6 +60,8 @@ import {
   type SpaceReading,
 } from './common.js';
 import { isOwnerAlive, SELF_OWNER } from './owners.js';
+import { BackgroundFlusher } from './background-flush.js';
+import { BACKGROUND_FLUSH_BYTES } from './batched-writer.js';
 import { blockingDigest } from './upload-digest.js';
 import type {
   AdmissionLedger,
@@ -224,6 +226,42 @@ export class SyncStorage implements StorageOps {
     } catch (error) {
       throw this.discard(upload, toStorageError(error, 'writing the upload', 'failure'));
     }
+    if (upload.mode !== 'append') this.flushInBackground(upload, bytes.length);
+  }
+
+  /**
+   * Every BACKGROUND_FLUSH_BYTES written, the pages so far start for the disk
+   * on the flusher thread (background-flush.ts), through a descriptor of the
+   * upload's own. Not for an append: its data is written again in place, and
+   * only that copy is made durable.
+   */
+  private flushInBackground(upload: UploadState<number>, written: number): void {
+    let flushing = this.flushing.get(upload);
+    if (flushing === undefined) {
+      if (upload.plan.size <= BACKGROUND_FLUSH_BYTES) return;
+      // Started now, the thread is up by the first flush.
+      BackgroundFlusher.forThisThread();
+      flushing = { fd: null, unflushed: 0 };
+      this.flushing.set(upload, flushing);
+    }
+    flushing.unflushed += written;
+    if (flushing.unflushed < BACKGROUND_FLUSH_BYTES) return;
+    flushing.unflushed = 0;
+    try {
+      flushing.fd ??= fs.openSync(upload.tempPath, READ_FLAGS);
+    } catch {
+      return; // A head start only (out of descriptors, say): the commit's fsync does it all.
+    }
+    BackgroundFlusher.forThisThread().flush(flushing.fd);
+  }
+
+  /** Before an upload's own descriptor closes: its flushing descriptor, once no flush is under way on it. */
+  private stopFlushing(upload: UploadState<number>): void {
+    const fd = this.flushing.get(upload)?.fd;
+    this.flushing.delete(upload);
+    if (fd === null || fd === undefined) return;
+    BackgroundFlusher.forThisThread().finish(fd);
+    closeQuietly(fd);
   }
 
   commitUpload(handle: UploadHandle): FileDigest {
@@ -238,6 +276,7 @@ export class SyncStorage implements StorageOps {
         if (upload.mode !== 'append') fs.fsyncSync(fd);
         size = this.lock.withLock(commitLockKey(upload.name, this.quota), () => this.install(upload, fd));
       } finally {
+        this.stopFlushing(upload);
         closeQuietly(fd);
       }
       upload.committed();
@@ -556,6 +595,7 @@ export class SyncStorage implements StorageOps {
   }
 
   private removeUploadFiles(upload: UploadState<number>): void {
+    this.stopFlushing(upload);
     const fd = upload.file;
     upload.file = null;
     if (fd !== null) closeQuietly(fd);
@@ -569,6 +609,8 @@ export class SyncStorage implements StorageOps {
    * uploads 50% slower on `workers`: a readdir of the whole root each time.)
    */
   private readonly freeSpace: FreeSpaceEstimate;
+  /** Uploads flushed in the background: a descriptor of their own (once opened), and bytes written since the last flush. */
+  private readonly flushing = new Map<UploadState<number>, { fd: number | null; unflushed: number }>();
 
   /** After the upload's temporary file is made: then of two uploads checking at once, at least one sees the other. */
   private refuseIfVisiblyFull(plan: UploadPlan, currentSize: number | null, tempPath: string): void {

@@ -1,0 +1,92 @@
+/**
+ * The blocking flavour's background flushing (background-flush.ts, sync.ts):
+ * a large upload is flushed on the flusher thread while it is written,
+ * through a descriptor of its own that is closed by the commit or the abort,
+ * and none of that changes what is stored. Real files, the real thread.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { BackgroundFlusher } from '../../../servers/storage/background-flush.js';
+import { BACKGROUND_FLUSH_BYTES } from '../../../servers/storage/batched-writer.js';
+import { SyncStorage } from '../../../servers/storage/sync.js';
+import { freshDir, plan, tempFilesIn } from './flavours.js';
+
+const MiB = 1024 * 1024;
+const SIZE = 3 * BACKGROUND_FLUSH_BYTES + 5 * MiB;
+
+function openDescriptors(): number {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+async function untilReady(flusher: BackgroundFlusher): Promise<void> {
+  for (let waited = 0; !flusher.ready; waited += 10) {
+    if (waited > 20_000) throw new Error('the flusher thread did not start within 20 s');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Writes SIZE bytes in 1 MiB pieces (piece i filled with i), returning their sha256. */
+function writeAll(storage: SyncStorage, handle: ReturnType<SyncStorage['beginUpload']>): string {
+  const hash = createHash('sha256');
+  for (let written = 0, i = 0; written < SIZE; written += MiB, i++) {
+    const piece = Buffer.alloc(Math.min(MiB, SIZE - written), i & 0xff);
+    hash.update(piece);
+    storage.writeUpload(handle, piece);
+  }
+  return hash.digest('hex');
+}
+
+t.test('a large upload is flushed in the background as it is written; the commit closes the flushing descriptor and stores every byte', async (t) => {
+  const root = freshDir(t);
+  const storage = SyncStorage.open(root);
+  const flusher = BackgroundFlusher.forThisThread();
+  await untilReady(flusher); // its thread's own descriptors (an event loop's) are not the upload's
+  const before = openDescriptors();
+  const handle = storage.beginUpload(plan('big.bin', SIZE, 'new'));
+  const flushedBefore = flusher.flushesDone;
+  const sha256 = writeAll(storage, handle);
+  t.ok(openDescriptors() >= before + 2, 'the upload holds its own descriptor and one for flushing');
+  t.same(storage.commitUpload(handle), { size: SIZE, sha256 });
+  t.ok(flusher.flushesDone - flushedBefore >= 1, `flushed in the background while written (${flusher.flushesDone - flushedBefore} flushes)`);
+  t.equal(openDescriptors(), before, 'both descriptors are closed after the commit');
+  t.equal(createHash('sha256').update(fs.readFileSync(path.join(root, 'big.bin'))).digest('hex'), sha256, 'the file holds every byte');
+  t.same(tempFilesIn(root), []);
+});
+
+t.test('an aborted large upload closes its flushing descriptor too, so its space is freed at once', async (t) => {
+  const root = freshDir(t);
+  const storage = SyncStorage.open(root);
+  await untilReady(BackgroundFlusher.forThisThread());
+  const before = openDescriptors();
+  const handle = storage.beginUpload(plan('gone.bin', SIZE, 'new'));
+  writeAll(storage, handle);
+  storage.abortUpload(handle);
+  t.equal(openDescriptors(), before, 'no descriptor is left on the removed temporary file');
+  t.same(fs.readdirSync(root), [], 'nothing is left in the root');
+});
+
+t.test('small uploads and appends are never flushed in the background', async (t) => {
+  const root = freshDir(t);
+  const storage = SyncStorage.open(root);
+  const flusher = BackgroundFlusher.forThisThread();
+  await untilReady(flusher);
+  const flushedBefore = flusher.flushesDone;
+  const small = storage.beginUpload(plan('small.bin', BACKGROUND_FLUSH_BYTES, 'new'));
+  storage.writeUpload(small, Buffer.alloc(BACKGROUND_FLUSH_BYTES, 1));
+  storage.commitUpload(small);
+  const append = storage.beginUpload(plan('small.bin', SIZE, 'append'));
+  writeAll(storage, append);
+  storage.commitUpload(append);
+  t.equal(flusher.flushesDone, flushedBefore, 'no flush: an upload of at most one flush step, and an append (written again in place)');
+  t.equal(fs.statSync(path.join(root, 'small.bin')).size, BACKGROUND_FLUSH_BYTES + SIZE);
+});
+
+t.test('finish() returns at once when no flush of that descriptor is under way', async (t) => {
+  const flusher = BackgroundFlusher.forThisThread();
+  await untilReady(flusher);
+  const started = performance.now();
+  flusher.finish(987_654);
+  t.ok(performance.now() - started < 1000, 'no wait for a descriptor never flushed');
+});
