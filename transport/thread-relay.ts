@@ -423,7 +423,7 @@ export class BlockingRelayIO implements BlockingSessionIO {
    * zeroed, unmapped again) cost its thread about a tenth of its time.
    */
   private readonly landings: [Buffer | null, Buffer | null] = [null, null];
-  private landingTurn = 0;
+  private landingTurn: 0 | 1 = 0;
 
   /** The channel's (createRelayChannel). */
   private readonly idleTimeoutMs: number;
@@ -519,9 +519,9 @@ export class BlockingRelayIO implements BlockingSessionIO {
 
   /** The next landing, grown (to a power of two, at most the ring) when `count` bytes do not fit. */
   private landingFor(count: number): Buffer {
-    this.landingTurn ^= 1;
+    this.landingTurn = this.landingTurn === 0 ? 1 : 0;
     const landing = this.landings[this.landingTurn];
-    if (landing !== null && landing !== undefined && landing.length >= count) return landing;
+    if (landing !== null && landing.length >= count) return landing;
     const grown = Buffer.allocUnsafeSlow(Math.min(RING_BYTES.input, Math.max(MIN_LANDING_BYTES, 2 ** Math.ceil(Math.log2(count)))));
     this.landings[this.landingTurn] = grown;
     return grown;

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { InvalidStateError } from '../../protocol/errors.js';
 import type { ListEntry } from '../../protocol/index.js';
+import { BackgroundFlusher } from './background-flush.js';
+import { BACKGROUND_FLUSH_BYTES } from './batched-writer.js';
 import {
   APPEND_FLAGS,
   CHUNK_BYTES,
@@ -60,8 +62,6 @@ import {
   type SpaceReading,
 } from './common.js';
 import { isOwnerAlive, SELF_OWNER } from './owners.js';
-import { BackgroundFlusher } from './background-flush.js';
-import { BACKGROUND_FLUSH_BYTES } from './batched-writer.js';
 import { blockingDigest } from './upload-digest.js';
 import type {
   AdmissionLedger,
