@@ -421,12 +421,15 @@ export function promisesOf(pending: readonly PendingUpload[], written: readonly 
   return promised;
 }
 
-/** Where a reading started: its time, and the admissions counted by then (this estimate's own, and the ledger's). */
+/** Where a reading started: its time, and what was on the ledger by then (all of it, and this estimate's own part). */
 export interface ReadingStart {
   readonly at: number;
-  readonly ownAdmitted: number;
-  readonly ledgerAdmitted: number;
+  readonly ownOnLedger: number;
+  readonly ledgerTotal: number;
 }
+
+/** How long an estimate remembers that an upload is on the ledger: far longer than the checks of one upload take. */
+const LEDGER_MEMORY_MS = 10_000;
 
 /**
  * The visible free space beside the uploads in progress (PROTOCOL.md: a `150`
@@ -437,10 +440,10 @@ export interface ReadingStart {
  * so the estimate only shrinks until the next one; an upload it cannot admit
  * is decided on a fresh, precise reading that started after the upload's own
  * temporary file was made. With a ledger (the threads of a workers server),
- * the bytes the other threads admitted since the reading count too, as one
- * sum: until its next reading, an estimate errs towards a fresh look, never
- * towards two uploads that do not fit. Uploads that another server on the
- * root began since the reading count from the next one, at most a second
+ * every upload the other threads asked about since the reading counts too, as
+ * one sum: until its next reading, an estimate errs towards a fresh look,
+ * never towards two uploads that do not fit. Uploads that another server on
+ * the root began since the reading count from the next one, at most a second
  * later. Space taken from outside within the moment is not seen, as it is
  * not between any check and the writes either: ENOSPC while writing covers
  * both.
@@ -449,12 +452,14 @@ export class FreeSpaceEstimate {
   /** The room of the last reading (Infinity: the file system reports nothing), or null before any. */
   private room: number | null = null;
   /** Where the last reading started (its statfs and readdir may see nothing later). */
-  private readStart: ReadingStart = { at: Number.NEGATIVE_INFINITY, ownAdmitted: 0, ledgerAdmitted: 0 };
+  private readStart: ReadingStart = { at: Number.NEGATIVE_INFINITY, ownOnLedger: 0, ledgerTotal: 0 };
   /** Each upload's promise, by its temporary file's name, and when this estimate admitted it (-Infinity: found by a reading). */
   private readonly promised = new Map<string, { readonly bytes: number; readonly admittedAt: number }>();
   private promisedTotal = 0;
-  /** Bytes this estimate has admitted, ever: its own share of the ledger's total. */
-  private ownAdmitted = 0;
+  /** The uploads this estimate put on the ledger, and when: each goes there once. */
+  private readonly onLedger = new Map<string, number>();
+  /** Bytes this estimate has put on the ledger, ever: its own part of the ledger's total. */
+  private ownOnLedger = 0;
 
   constructor(
     private readonly ledger: AdmissionLedger | null = null,
@@ -463,29 +468,29 @@ export class FreeSpaceEstimate {
 
   /** To be taken just before a reading's statfs and readdir, and given to `record` with it. */
   startReading(now: number): ReadingStart {
-    return { at: now, ownAdmitted: this.ownAdmitted, ledgerAdmitted: this.ledger?.total() ?? 0 };
+    return { at: now, ownOnLedger: this.ownOnLedger, ledgerTotal: this.ledger?.total() ?? 0 };
   }
 
   /**
    * Whether the upload whose temporary file is `tempName` fits, `needed` bytes
    * beside every other upload's promise, in a recent reading; if so it is
    * counted. Its own file, if the reading saw it, counts as this. Nothing to
-   * write always fits. `readAfterOwnFile`: the reading started after this
-   * upload's temporary file was made, so its readdir saw every upload the
-   * other threads admitted before it, and of those after, each will see this
-   * one: their admissions since are not added on top.
+   * write always fits.
+   *
+   * The upload goes on the ledger first, whatever the answer (a refusal here
+   * leads to a fresh reading, which comes after): so of two threads asking at
+   * once, the later one to put itself there sees the other. The ledger counts
+   * unless `readAfterOwnFile`: a reading started after this upload's
+   * temporary file was made, whose readdir saw the uploads the other threads
+   * began before it, while those that begin after it see this one on the
+   * ledger.
    */
   admit(tempName: string, needed: number, now: number, readAfterOwnFile = false): boolean {
+    this.putOnLedger(tempName, needed, now);
     if (this.room === null || now - this.readStart.at > this.reuseMs) return false;
-    const others = this.promisedTotal - (this.promised.get(tempName)?.bytes ?? 0) + (readAfterOwnFile ? 0 : this.othersAdmittedSinceReading());
+    const others = this.promisedTotal - (this.promised.get(tempName)?.bytes ?? 0) + (readAfterOwnFile ? 0 : this.othersOnLedgerSinceReading());
     if (needed > 0 && this.room - others < needed) return false;
-    // Asked again since the reading: already on the ledger.
-    const alreadyAdmitted = Number.isFinite(this.promised.get(tempName)?.admittedAt ?? Number.NEGATIVE_INFINITY);
     this.promise(tempName, needed, now);
-    if (!alreadyAdmitted) {
-      this.ownAdmitted += needed;
-      this.ledger?.add(needed);
-    }
     return true;
   }
 
@@ -502,12 +507,24 @@ export class FreeSpaceEstimate {
     this.promisedTotal = 0;
     for (const [tempName, bytes] of reading.promised) this.promise(tempName, bytes, Number.NEGATIVE_INFINITY);
     for (const [tempName, promise] of admittedMeanwhile) this.promise(tempName, promise.bytes, promise.admittedAt);
+    for (const [tempName, at] of this.onLedger) if (at < start.at - LEDGER_MEMORY_MS) this.onLedger.delete(tempName);
   }
 
-  /** What the other estimates on the ledger admitted since the last reading started (some of which its readdir may have seen too). */
-  private othersAdmittedSinceReading(): number {
+  private putOnLedger(tempName: string, needed: number, now: number): void {
+    if (this.ledger === null || this.onLedger.has(tempName)) return;
+    this.onLedger.set(tempName, now);
+    this.ownOnLedger += needed;
+    this.ledger.add(needed);
+  }
+
+  /**
+   * What the other estimates put on the ledger since the last reading started
+   * (some of which its readdir may have seen too, and some refused since: it
+   * only ever errs towards a fresh look).
+   */
+  private othersOnLedgerSinceReading(): number {
     if (this.ledger === null) return 0;
-    return this.ledger.total() - this.readStart.ledgerAdmitted - (this.ownAdmitted - this.readStart.ownAdmitted);
+    return this.ledger.total() - this.readStart.ledgerTotal - (this.ownOnLedger - this.readStart.ownOnLedger);
   }
 
   private promise(tempName: string, bytes: number, admittedAt: number): void {

@@ -135,9 +135,10 @@ export interface StorageOptions {
  * would delete its siblings' uploads in progress).
  */
 /**
- * The bytes admitted by every estimate sharing it: the threads of a workers
- * server (shared-admissions.ts, SharedAdmissions). Only ever grows, so that the difference of
- * two looks is what was admitted between them.
+ * The bytes of the uploads every free-space estimate sharing it asked about
+ * (common.ts FreeSpaceEstimate): the threads of a workers server
+ * (SharedAdmissions). Only ever grows, so that the difference of two looks is
+ * what was put there between them.
  */
 export interface AdmissionLedger {
   add(bytes: number): void;

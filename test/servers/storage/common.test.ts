@@ -140,7 +140,7 @@ t.test('FreeSpaceEstimate with no reuse: only a reading just taken admits', asyn
   t.equal(space.admit('b', 1, 1001), false, 'a millisecond later: read again');
 });
 
-t.test('FreeSpaceEstimate with a ledger: what the other threads admitted since the reading counts, once', async (t) => {
+t.test('FreeSpaceEstimate with a ledger: what the other threads asked about since the reading counts, once', async (t) => {
   const ledger = new SharedAdmissions();
   const thread1 = new FreeSpaceEstimate(ledger, 1000);
   const thread2 = new FreeSpaceEstimate(new SharedAdmissions(ledger.buffer), 1000);
@@ -149,11 +149,11 @@ t.test('FreeSpaceEstimate with a ledger: what the other threads admitted since t
   thread2.record(reading(), thread2.startReading(0));
   t.equal(thread1.admit('a', 30_000, 10), true, 'thread 1 admits 30 000 of 40 960');
   t.equal(ledger.total(), 30_000, 'the ledger has it');
-  t.equal(thread2.admit('b', 30_000, 20), false, 'thread 2, on its own reading from before, counts thread 1\'s admission: refused (read again)');
-  t.equal(thread2.admit('b', 10_960, 20), true, 'what is left fits');
-  t.equal(thread1.admit('c', 1, 30), false, 'thread 1 counts thread 2\'s in turn, and its own once');
-  t.equal(thread1.admit('a', 30_000, 30), true, 'its own upload asked about again is not counted twice');
-  t.equal(ledger.total(), 40_960, '...nor put on the ledger twice');
+  t.equal(thread1.admit('a', 30_000, 15), true, 'its own upload asked about again is not counted twice');
+  t.equal(ledger.total(), 30_000, '...nor put on the ledger twice');
+  t.equal(thread2.admit('b', 20_000, 20), false, "thread 2, on its own reading from before, counts thread 1's admission: refused (read again)");
+  t.equal(ledger.total(), 50_000, 'a refused upload is on the ledger too (it was put there before the check)');
+  t.equal(thread1.admit('c', 1, 30), false, "thread 1 counts thread 2's until its next reading: towards a fresh look");
 
   // A reading taken after the upload's own temporary file was made saw the others' files: not added on top.
   const start = thread2.startReading(40);
@@ -169,6 +169,21 @@ t.test('FreeSpaceEstimate with a ledger: what the other threads admitted since t
   thread1.record(reading({ f: 10_000 }), late);
   t.equal(thread1.admit('g', 30_960, 2002), true, 'an admission before a reading started counts once, by its temporary file');
   t.equal(thread1.admit('h', 1, 2003), false, 'and nothing is left');
+});
+
+t.test('FreeSpaceEstimate with a ledger: an upload read afresh and one on an older reading, at once, are not both admitted', async (t) => {
+  // Thread 1's upload x finds its reading stale, so it reads afresh; its readdir runs before thread 2 makes y's
+  // temporary file, and thread 2 asks about y on a reading from before x. Each fits alone (30 000 of 40 960), not both.
+  const ledger = new SharedAdmissions();
+  const thread1 = new FreeSpaceEstimate(ledger, 1000);
+  const thread2 = new FreeSpaceEstimate(new SharedAdmissions(ledger.buffer), 1000);
+  const reading = (promised: Record<string, number> = {}) => ({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(Object.entries(promised)) });
+  thread2.record(reading(), thread2.startReading(0));
+  t.equal(thread1.admit('x', 30_000, 10), false, 'thread 1 has no recent reading: it must read afresh');
+  const fresh = thread1.startReading(11);
+  thread1.record(reading({ x: 30_000 }), fresh); // its readdir saw x, not y (not made yet)
+  t.equal(thread2.admit('y', 30_000, 12), false, 'thread 2 sees x on the ledger, put there before thread 1 read: refused, so it reads afresh (and sees x)');
+  t.equal(thread1.admit('x', 30_000, 13, true), true, 'thread 1 admits x on its fresh reading');
 });
 
 t.test('promisesOf: upper bounds when the files were not looked at; less what each wrote when they were; nothing for one gone', async (t) => {
