@@ -76,9 +76,9 @@ export class ReceiveBuffer {
     return head.subarray(0, maxBytes);
   }
 
-  /** Everything buffered, as one array (for handing leftovers to another owner). */
+  /** Everything buffered, as one array of its own (for handing leftovers to another owner: the last chunk's memory may be reused). */
   drain(): Uint8Array {
-    return this.take(this.unread);
+    return Uint8Array.prototype.slice.call(this.take(this.unread));
   }
 
   /** Offset of the first LF among the first `limit` unread bytes, or -1. */

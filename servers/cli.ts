@@ -143,7 +143,11 @@ const WORKERS_ONLY: ReadonlyArray<{ readonly option: string; readonly elsewhere:
  */
 export function ignoredOptionNotes(model: ServerModelName, argv: readonly string[]): string[] {
   if (model === 'workers') return [];
-  const typed = (option: string) => argv.some((arg) => arg === option || arg.startsWith(`${option}=`));
+  // Up to a `--` (what follows it is not options), in either spelling yargs accepts.
+  const end = argv.indexOf('--');
+  const options = end < 0 ? argv : argv.slice(0, end);
+  const spellings = (option: string) => [option, option.replace(/(?<=\w)-([a-z])/g, (_, letter: string) => letter.toUpperCase())];
+  const typed = (option: string) => spellings(option).some((spelling) => options.some((arg) => arg === spelling || arg.startsWith(`${spelling}=`)));
   return WORKERS_ONLY.filter(({ option }) => typed(option)).map(
     ({ option, elsewhere }) => `note: ${option} is for the workers model and changes nothing here (${elsewhere[model]})`,
   );

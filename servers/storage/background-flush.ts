@@ -5,31 +5,45 @@
  * from libuv's pool (batched-writer.ts), but blocking code cannot wait for a
  * callback: a workers thread's event loop does not turn during a session, nor
  * between sessions (piscina waits for tasks in Atomics.wait). So a thread of
- * its own does the flushing and says when it is done in shared memory.
+ * its own does the flushing and says how it went in shared memory.
  *
  * It flushes through a descriptor of the upload's own opened for this, never
- * the one the upload writes and commits with: Linux reports a write-back error
- * once per open file description, so a flush on the upload's descriptor could
- * take the error that the commit's fsync must see. The flush's own outcome is
- * ignored for the same reason: the commit's fsync makes the upload durable, or
- * fails it. One flush at a time; asked while busy, it lets that one go (the
+ * the one the upload writes and commits with, so that the commit's fsync
+ * reports a write-back error even where the kernel reports one once per
+ * descriptor; and a flush that failed fails the commit too, wherever it
+ * reports. One flush at a time; asked while busy, it lets that one go (the
  * next comes a few MiB later, or the commit does the rest).
+ *
+ * A descriptor being flushed is never closed under the thread: a flush that
+ * ran later would find its number given to another file by then, maybe
+ * another upload's, and take that file's write-back error. The commit waits
+ * for the flush; an abort hands the descriptor over and the thread closes it
+ * when done, so that an abort never waits for the disk.
  *
  * The thread starts when the first upload large enough to need a flush
  * begins writing in a thread (so that it is up by the first flush), runs
- * only fdatasync, and is unref'd: it never keeps a process alive.
+ * only fdatasync and close, and is unref'd: it never keeps a process alive.
  */
 import { Worker } from 'node:worker_threads';
 
 /** Words of the shared state. */
 export const FlushWord = {
   State: 0,
-  /** Counts requests; the thread flushes when it differs from Done. */
-  Requested: 1,
-  /** The last request the thread finished. */
-  Done: 2,
-  /** The descriptor of the last request. */
-  Fd: 3,
+  /** The job: Job flags, 0 when the thread is idle. */
+  Job: 1,
+  /** The descriptor of the job (of the last one, once done). */
+  Fd: 2,
+  /** The errno of the last job's fdatasync, 0 if it succeeded. */
+  Errno: 3,
+  /** Jobs done since the thread started. */
+  Done: 4,
+} as const;
+
+export const FlushJob = {
+  /** Set by the owner to start a job, cleared by the thread when it is done. */
+  Running: 1,
+  /** Set by the owner while the job runs: the thread closes the descriptor when done. */
+  CloseAfter: 2,
 } as const;
 
 export const FlusherState = {
@@ -38,7 +52,8 @@ export const FlusherState = {
   Broken: 2,
 } as const;
 
-/** No answer from a flush for this long: the disk is stuck, or the thread gone; the caller stops waiting for it. */
+const WORDS = 5;
+/** A flush unfinished after this long: the disk is stuck. The commit stops waiting and hands the descriptor over. */
 const FLUSH_STALL_MS = 60_000;
 
 export class BackgroundFlusher {
@@ -50,13 +65,17 @@ export class BackgroundFlusher {
     return BackgroundFlusher.ofThread;
   }
 
-  private readonly words = new Int32Array(new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT));
+  private readonly words = new Int32Array(new SharedArrayBuffer(WORDS * Int32Array.BYTES_PER_ELEMENT));
+  /** Failed flushes of descriptors still open, by descriptor: their errno. */
+  private readonly failures = new Map<number, number>();
+  /** The last job's descriptor was handed over: its outcome concerns nobody (its number may be another file's by now). */
+  private lastJobHandedOver = false;
 
   private constructor() {
     try {
       const worker = new Worker(new URL('./flush-thread.js', import.meta.url), { workerData: { words: this.words.buffer } });
       worker.unref();
-      // Heard only where the event loop turns (not in a workers session): the state word covers the rest.
+      // Heard only where the event loop turns (not in a workers session).
       const broken = () => Atomics.store(this.words, FlushWord.State, FlusherState.Broken);
       worker.on('error', broken);
       worker.on('exit', broken);
@@ -77,28 +96,61 @@ export class BackgroundFlusher {
 
   /** Starts flushing `fd`'s written pages, unless the thread is not up yet, or busy: then nothing (it is only ever a head start). */
   flush(fd: number): void {
-    if (Atomics.load(this.words, FlushWord.State) !== FlusherState.Ready) return;
-    const requested = Atomics.load(this.words, FlushWord.Requested);
-    if (Atomics.load(this.words, FlushWord.Done) !== requested) return;
+    if (!this.ready || Atomics.load(this.words, FlushWord.Job) !== 0) return;
+    this.noteLastJob();
+    this.lastJobHandedOver = false;
     Atomics.store(this.words, FlushWord.Fd, fd);
-    Atomics.store(this.words, FlushWord.Requested, (requested + 1) | 0);
-    Atomics.notify(this.words, FlushWord.Requested);
+    Atomics.store(this.words, FlushWord.Job, FlushJob.Running);
+    Atomics.notify(this.words, FlushWord.Job);
   }
 
   /**
-   * Returns once no flush of `fd` is waiting or running, so that `fd` may be
-   * closed: a flush that ran later would find its number, maybe given to
-   * another file by then.
+   * For a commit, before it closes `fd`: waits for a flush of it under way,
+   * then says whether any flush of it failed (its errno, else 0).
+   * 'handed-over': the flush is stuck; the thread closes `fd` when it is
+   * done, and the caller must not.
    */
-  finish(fd: number): void {
+  finish(fd: number): number | 'handed-over' {
     const since = performance.now();
     for (;;) {
-      const done = Atomics.load(this.words, FlushWord.Done);
-      if (done === Atomics.load(this.words, FlushWord.Requested) || Atomics.load(this.words, FlushWord.Fd) !== fd) return;
-      if (Atomics.load(this.words, FlushWord.State) !== FlusherState.Ready) return;
+      const job = Atomics.load(this.words, FlushWord.Job);
+      if ((job & FlushJob.Running) === 0 || Atomics.load(this.words, FlushWord.Fd) !== fd || this.broken) break;
       const left = FLUSH_STALL_MS - (performance.now() - since);
-      if (left <= 0) return;
-      Atomics.wait(this.words, FlushWord.Done, done, left);
+      if (left <= 0 && this.handOver(fd)) return 'handed-over';
+      Atomics.wait(this.words, FlushWord.Job, job, Math.max(left, 10));
     }
+    this.noteLastJob();
+    const errno = this.failures.get(fd) ?? 0;
+    this.failures.delete(fd);
+    return errno;
+  }
+
+  /**
+   * For an abort, instead of closing `fd`: true if a flush of it is under
+   * way, which then closes it when done; false if the caller must close it.
+   */
+  handOver(fd: number): boolean {
+    this.failures.delete(fd);
+    // A broken thread will not touch the descriptor again: the caller closes it.
+    if (Atomics.load(this.words, FlushWord.Fd) !== fd || this.broken) return false;
+    const before = Atomics.or(this.words, FlushWord.Job, FlushJob.CloseAfter);
+    if ((before & FlushJob.Running) !== 0) {
+      this.lastJobHandedOver = true;
+      return true;
+    }
+    // Done already (only this thread starts jobs, so none started in between): the caller closes it.
+    Atomics.and(this.words, FlushWord.Job, ~FlushJob.CloseAfter);
+    return false;
+  }
+
+  private get broken(): boolean {
+    return Atomics.load(this.words, FlushWord.State) === FlusherState.Broken;
+  }
+
+  /** With the thread idle: keeps the last job's failure, if it failed, for its descriptor's commit. */
+  private noteLastJob(): void {
+    const errno = Atomics.load(this.words, FlushWord.Errno);
+    if (errno !== 0 && !this.lastJobHandedOver) this.failures.set(Atomics.load(this.words, FlushWord.Fd), errno);
+    Atomics.store(this.words, FlushWord.Errno, 0);
   }
 }

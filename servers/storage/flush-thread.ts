@@ -1,30 +1,46 @@
 /**
- * The thread of background-flush.ts: waits for a request, runs fdatasync on
- * its descriptor, says it is done, and waits again. Nothing else.
+ * The thread of background-flush.ts: waits for a job, runs fdatasync on its
+ * descriptor, records how that went, closes the descriptor if the owner
+ * handed it over meanwhile, and waits again. Nothing else.
  */
 import fs from 'node:fs';
 import { workerData } from 'node:worker_threads';
-import { FlusherState, FlushWord } from './background-flush.js';
+import { FlusherState, FlushJob, FlushWord } from './background-flush.js';
+
+/** EIO: what a failure without an errno is reported as. */
+const EIO = -5;
 
 const words = new Int32Array((workerData as { words: SharedArrayBuffer }).words);
 Atomics.store(words, FlushWord.State, FlusherState.Ready);
 
 try {
   for (;;) {
-    const requested = Atomics.load(words, FlushWord.Requested);
-    if (requested === Atomics.load(words, FlushWord.Done)) {
-      Atomics.wait(words, FlushWord.Requested, requested);
+    const job = Atomics.load(words, FlushWord.Job);
+    if ((job & FlushJob.Running) === 0) {
+      Atomics.wait(words, FlushWord.Job, job);
       continue;
     }
+    const fd = Atomics.load(words, FlushWord.Fd);
+    let errno = 0;
     try {
-      fs.fdatasyncSync(Atomics.load(words, FlushWord.Fd));
-    } catch {
-      // Only a head start: the commit's own fsync reports what went wrong (see background-flush.ts).
+      fs.fdatasyncSync(fd);
+    } catch (error) {
+      errno = (error as NodeJS.ErrnoException).errno ?? EIO;
     }
-    Atomics.store(words, FlushWord.Done, requested);
-    Atomics.notify(words, FlushWord.Done);
+    Atomics.store(words, FlushWord.Errno, errno);
+    Atomics.add(words, FlushWord.Done, 1);
+    // One atomic step: a hand-over either came before it (then this thread closes) or finds the job done.
+    const finished = Atomics.exchange(words, FlushWord.Job, 0);
+    if ((finished & FlushJob.CloseAfter) !== 0) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // Nothing to do about a descriptor that will not close.
+      }
+    }
+    Atomics.notify(words, FlushWord.Job);
   }
 } catch {
   Atomics.store(words, FlushWord.State, FlusherState.Broken);
-  Atomics.notify(words, FlushWord.Done);
+  Atomics.notify(words, FlushWord.Job);
 }

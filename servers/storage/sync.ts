@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import util from 'node:util';
 import { createHash } from 'node:crypto';
 import { InvalidStateError } from '../../protocol/errors.js';
 import type { ListEntry } from '../../protocol/index.js';
@@ -255,13 +256,27 @@ export class SyncStorage implements StorageOps {
     BackgroundFlusher.forThisThread().flush(flushing.fd);
   }
 
-  /** Before an upload's own descriptor closes: its flushing descriptor, once no flush is under way on it. */
+  /**
+   * At the commit, after its fsync: the upload's flushing descriptor goes,
+   * once a flush under way on it is done; if any flush of it failed, so does
+   * the commit.
+   */
+  private finishFlushing(upload: UploadState<number>): void {
+    const fd = this.flushing.get(upload)?.fd;
+    this.flushing.delete(upload);
+    if (fd === null || fd === undefined) return;
+    const errno = BackgroundFlusher.forThisThread().finish(fd);
+    if (errno === 'handed-over') return;
+    closeQuietly(fd);
+    if (errno !== 0) throw Object.assign(new Error(`${util.getSystemErrorName(errno)}: flushing the upload to disk`), { errno, code: util.getSystemErrorName(errno), syscall: 'fdatasync' });
+  }
+
+  /** Any other end of an upload: its flushing descriptor goes now, or, if a flush of it is under way, when that is done. */
   private stopFlushing(upload: UploadState<number>): void {
     const fd = this.flushing.get(upload)?.fd;
     this.flushing.delete(upload);
     if (fd === null || fd === undefined) return;
-    BackgroundFlusher.forThisThread().finish(fd);
-    closeQuietly(fd);
+    if (!BackgroundFlusher.forThisThread().handOver(fd)) closeQuietly(fd);
   }
 
   commitUpload(handle: UploadHandle): FileDigest {
@@ -273,7 +288,10 @@ export class SyncStorage implements StorageOps {
       try {
         uploadSha256 = upload.verifiedSha256(upload.finishDigest());
         // An append's data is fsync'd where it lands (see install); the rest is renamed as it is.
-        if (upload.mode !== 'append') fs.fsyncSync(fd);
+        if (upload.mode !== 'append') {
+          fs.fsyncSync(fd);
+          this.finishFlushing(upload);
+        }
         size = this.lock.withLock(commitLockKey(upload.name, this.quota), () => this.install(upload, fd));
       } finally {
         this.stopFlushing(upload);

@@ -148,7 +148,7 @@ t.test('the log: "listening on" once, "1 request" in the singular, a SIGTERM ans
 t.test('workers-only options typed for another model: a note says they change nothing, and why; none for workers or the defaults', async (t) => {
   const cases: Array<{ model: 'sequential' | 'async' | 'workers'; args: string[]; notes: RegExp[] }> = [
     { model: 'sequential', args: ['--threads', '4', '--max-queue=2'], notes: [/^note: --threads is for the workers model and changes nothing here \(sequential serves one connection at a time/, /^note: --max-queue is for the workers model .*\(sequential queues up to --max-connections\)$/] },
-    { model: 'async', args: ['--threads=3'], notes: [/^note: --threads is for the workers model .*\(async serves every connection on its one event loop\)$/] },
+    { model: 'async', args: ['--threads=3', '--maxQueue', '5'], notes: [/^note: --threads is for the workers model .*\(async serves every connection on its one event loop\)$/, /^note: --max-queue is for the workers model .*\(async has no queue/] },
     { model: 'workers', args: ['--threads', '2', '--max-queue', '2'], notes: [] },
     { model: 'async', args: [], notes: [] },
   ];

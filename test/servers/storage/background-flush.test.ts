@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { BackgroundFlusher } from '../../../servers/storage/background-flush.js';
@@ -63,9 +64,54 @@ t.test('an aborted large upload closes its flushing descriptor too, so its space
   const handle = storage.beginUpload(plan('gone.bin', SIZE, 'new'));
   writeAll(storage, handle);
   storage.abortUpload(handle);
-  t.equal(openDescriptors(), before, 'no descriptor is left on the removed temporary file');
   t.same(fs.readdirSync(root), [], 'nothing is left in the root');
+  // A flush under way when the abort came closes the descriptor itself once done: the abort does not wait for the disk.
+  await eventually(() => openDescriptors() === before, 'no descriptor is left on the removed temporary file');
+  t.pass('no descriptor is left on the removed temporary file');
 });
+
+t.test('a flush that fails is reported at finish(), for that descriptor only', async (t) => {
+  const flusher = BackgroundFlusher.forThisThread();
+  await untilReady(flusher);
+  const device = fs.openSync('/dev/null', 'r'); // fdatasync on a character device: EINVAL
+  t.teardown(() => fs.closeSync(device));
+  flusher.flush(device);
+  t.equal(flusher.finish(device), os.constants.errno.EINVAL * -1, 'the errno of the failed fdatasync');
+  t.equal(flusher.finish(device), 0, 'reported once');
+});
+
+t.test('a descriptor handed over while its flush runs is closed by the flusher thread when done', async (t) => {
+  const flusher = BackgroundFlusher.forThisThread();
+  await untilReady(flusher);
+  const file = path.join(freshDir(t), 'dirty.bin');
+  const fd = fs.openSync(file, 'w');
+  for (let i = 0; i < 128; i++) fs.writeSync(fd, Buffer.alloc(MiB, i)); // enough dirty pages that the flush takes a while
+  const reader = fs.openSync(file, 'r');
+  fs.closeSync(fd);
+  flusher.flush(reader);
+  // Writing 128 MiB to any disk takes far longer than the microseconds until the hand-over.
+  const handedOver = flusher.handOver(reader);
+  t.ok(handedOver, 'handed over while its flush runs');
+  if (!handedOver) fs.closeSync(reader);
+  await eventually(() => !isOpen(reader), 'the flusher thread closes the descriptor handed over');
+  t.pass('closed by the flusher thread once its flush was done');
+});
+
+function isOpen(fd: number): boolean {
+  try {
+    fs.fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  for (let waited = 0; !check(); waited += 10) {
+    if (waited > 20_000) throw new Error(`not within 20 s: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 t.test('small uploads and appends are never flushed in the background', async (t) => {
   const root = freshDir(t);
@@ -87,6 +133,7 @@ t.test('finish() returns at once when no flush of that descriptor is under way',
   const flusher = BackgroundFlusher.forThisThread();
   await untilReady(flusher);
   const started = performance.now();
-  flusher.finish(987_654);
+  t.equal(flusher.finish(987_654), 0);
   t.ok(performance.now() - started < 1000, 'no wait for a descriptor never flushed');
+  t.equal(flusher.handOver(987_654), false, 'nothing to hand over: the caller closes it');
 });
