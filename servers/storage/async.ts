@@ -784,11 +784,11 @@ export class AsyncStorage implements AsyncStorageOps {
     }
   }
 
+  /** The statfs last: then every byte counted as written, and every upload gone since the readdir, is in its figure (see SpaceReading). */
   private async takeSpaceReading(precise: boolean): Promise<SpaceReading> {
-    const [stats, entries] = await Promise.all([fsp.statfs(this.root), this.readRoot()]);
-    const pending = pendingUploads(entries);
+    const pending = pendingUploads(await this.readRoot());
     const written = precise ? await Promise.all(pending.map(async (upload) => (await this.lstatOrNull(entryPath(this.root, upload.fileName)))?.size ?? null)) : null;
-    return { stats, promised: promisesOf(pending, written) };
+    return { stats: await fsp.statfs(this.root), promised: promisesOf(pending, written) };
   }
 
   /**

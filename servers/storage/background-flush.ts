@@ -106,39 +106,50 @@ export class BackgroundFlusher {
 
   /**
    * For a commit, before it closes `fd`: waits for a flush of it under way,
-   * then says whether any flush of it failed (its errno, else 0).
-   * 'handed-over': the flush is stuck; the thread closes `fd` when it is
-   * done, and the caller must not.
+   * then says whether any flush of it failed (`errno`, else 0). `handedOver`:
+   * the flush is stuck; the thread closes `fd` when it is done, and the
+   * caller must not.
    */
-  finish(fd: number): number | 'handed-over' {
+  finish(fd: number): { readonly errno: number; readonly handedOver: boolean } {
     const since = performance.now();
     for (;;) {
       const job = Atomics.load(this.words, FlushWord.Job);
       if ((job & FlushJob.Running) === 0 || Atomics.load(this.words, FlushWord.Fd) !== fd || this.broken) break;
       const left = FLUSH_STALL_MS - (performance.now() - since);
-      if (left <= 0 && this.handOver(fd)) return 'handed-over';
+      if (left <= 0 && this.handOverRunningJob()) {
+        this.lastJobHandedOver = true;
+        const errno = this.failures.get(fd) ?? 0;
+        this.failures.delete(fd);
+        return { errno, handedOver: true };
+      }
       Atomics.wait(this.words, FlushWord.Job, job, Math.max(left, 10));
     }
     this.noteLastJob();
     const errno = this.failures.get(fd) ?? 0;
     this.failures.delete(fd);
-    return errno;
+    return { errno, handedOver: false };
   }
 
   /**
    * For an abort, instead of closing `fd`: true if a flush of it is under
    * way, which then closes it when done; false if the caller must close it.
+   * Either way what its flushes came to concerns nobody any more.
    */
   handOver(fd: number): boolean {
     this.failures.delete(fd);
+    if (Atomics.load(this.words, FlushWord.Fd) !== fd) return false;
+    // Whatever happens below, the last job was this descriptor's: its outcome must not reach whoever gets its number next.
+    this.lastJobHandedOver = true;
     // A broken thread will not touch the descriptor again: the caller closes it.
-    if (Atomics.load(this.words, FlushWord.Fd) !== fd || this.broken) return false;
+    if (this.broken) return false;
+    return this.handOverRunningJob();
+  }
+
+  /** Asks the thread to close the job's descriptor when done: true if the job was still running, false if done (then nothing changes). */
+  private handOverRunningJob(): boolean {
     const before = Atomics.or(this.words, FlushWord.Job, FlushJob.CloseAfter);
-    if ((before & FlushJob.Running) !== 0) {
-      this.lastJobHandedOver = true;
-      return true;
-    }
-    // Done already (only this thread starts jobs, so none started in between): the caller closes it.
+    if ((before & FlushJob.Running) !== 0) return true;
+    // Done already (only this thread starts jobs, so none started in between).
     Atomics.and(this.words, FlushWord.Job, ~FlushJob.CloseAfter);
     return false;
   }
@@ -147,10 +158,14 @@ export class BackgroundFlusher {
     return Atomics.load(this.words, FlushWord.State) === FlusherState.Broken;
   }
 
-  /** With the thread idle: keeps the last job's failure, if it failed, for its descriptor's commit. */
+  /**
+   * Keeps the last job's failure, if it failed, for its descriptor's commit.
+   * Only with the thread idle (only this thread starts jobs, so it stays so):
+   * a job under way may still write its errno.
+   */
   private noteLastJob(): void {
-    const errno = Atomics.load(this.words, FlushWord.Errno);
+    if ((Atomics.load(this.words, FlushWord.Job) & FlushJob.Running) !== 0) return;
+    const errno = Atomics.exchange(this.words, FlushWord.Errno, 0);
     if (errno !== 0 && !this.lastJobHandedOver) this.failures.set(Atomics.load(this.words, FlushWord.Fd), errno);
-    Atomics.store(this.words, FlushWord.Errno, 0);
   }
 }

@@ -400,7 +400,13 @@ export function stillToWrite(upload: PendingUpload, written: number | null): num
   return Math.max(0, upload.reserved * (upload.mode === 'append' ? 2 : 1) - (written ?? 0));
 }
 
-/** What one look at the root found: the visible room, and what each upload in progress (by its temporary file's name) may still write. */
+/**
+ * What one look at the root found: the visible room, and what each upload in
+ * progress (by its temporary file's name) may still write. The statfs comes
+ * after the readdir and the lstats: taken before, it could miss bytes an
+ * upload wrote (or a commit added) after it, which the lstat (or the upload's
+ * vanished file) then takes off that upload's promise.
+ */
 export interface SpaceReading {
   readonly stats: SpaceStats;
   readonly promised: ReadonlyMap<string, number>;

@@ -265,9 +265,8 @@ export class SyncStorage implements StorageOps {
     const fd = this.flushing.get(upload)?.fd;
     this.flushing.delete(upload);
     if (fd === null || fd === undefined) return;
-    const errno = BackgroundFlusher.forThisThread().finish(fd);
-    if (errno === 'handed-over') return;
-    closeQuietly(fd);
+    const { errno, handedOver } = BackgroundFlusher.forThisThread().finish(fd);
+    if (!handedOver) closeQuietly(fd);
     if (errno !== 0) throw Object.assign(new Error(`${util.getSystemErrorName(errno)}: flushing the upload to disk`), { errno, code: util.getSystemErrorName(errno), syscall: 'fdatasync' });
   }
 
@@ -648,11 +647,11 @@ export class SyncStorage implements StorageOps {
     throw noSpace();
   }
 
+  /** The statfs last: then every byte counted as written, and every upload gone since the readdir, is in its figure (see SpaceReading). */
   private readSpace(precise: boolean): SpaceReading {
-    const stats = fs.statfsSync(this.root);
     const pending = pendingUploads(this.readRoot());
     const written = precise ? pending.map((upload) => this.lstatOrNull(entryPath(this.root, upload.fileName))?.size ?? null) : null;
-    return { stats, promised: promisesOf(pending, written) };
+    return { stats: fs.statfsSync(this.root), promised: promisesOf(pending, written) };
   }
 
   /**

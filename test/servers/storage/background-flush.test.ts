@@ -76,8 +76,38 @@ t.test('a flush that fails is reported at finish(), for that descriptor only', a
   const device = fs.openSync('/dev/null', 'r'); // fdatasync on a character device: EINVAL
   t.teardown(() => fs.closeSync(device));
   flusher.flush(device);
-  t.equal(flusher.finish(device), os.constants.errno.EINVAL * -1, 'the errno of the failed fdatasync');
-  t.equal(flusher.finish(device), 0, 'reported once');
+  t.same(flusher.finish(device), { errno: -os.constants.errno.EINVAL, handedOver: false }, 'the errno of the failed fdatasync');
+  t.same(flusher.finish(device), { errno: 0, handedOver: false }, 'reported once');
+});
+
+t.test("a failed flush is never blamed on another descriptor: not on the next file to get its number, not on one finished meanwhile", async (t) => {
+  const flusher = BackgroundFlusher.forThisThread();
+  await untilReady(flusher);
+  const dir = freshDir(t);
+  // An abort after a failed flush: the number goes back to the system, and the next file opened may get it.
+  const device = fs.openSync('/dev/null', 'r');
+  const flushed = flusher.flushesDone;
+  flusher.flush(device);
+  await eventually(() => flusher.flushesDone > flushed, 'the failing flush is done');
+  t.equal(flusher.handOver(device), false, 'its flush is done: the aborting caller closes it');
+  fs.closeSync(device);
+  const next = fs.openSync(path.join(dir, 'next.bin'), 'w+');
+  t.teardown(() => fs.closeSync(next));
+  flusher.flush(next);
+  t.same(flusher.finish(next), { errno: 0, handedOver: false }, `the next file on descriptor ${next} (the aborted one was ${device}) is not failed by the aborted upload's flush`);
+
+  // Two uploads in one thread: finishing one while the other's flush runs must not swallow that flush's failure.
+  const other = fs.openSync(path.join(dir, 'other.bin'), 'w+');
+  t.teardown(() => fs.closeSync(other));
+  let lost = 0;
+  for (let round = 0; round < 300; round++) {
+    const failing = fs.openSync('/dev/null', 'r');
+    flusher.flush(failing);
+    flusher.finish(other);
+    if (flusher.finish(failing).errno === 0) lost++;
+    fs.closeSync(failing);
+  }
+  t.equal(lost, 0, 'every failing flush reported to its own descriptor, in 300 rounds');
 });
 
 t.test('a descriptor handed over while its flush runs is closed by the flusher thread when done', async (t) => {
@@ -133,7 +163,7 @@ t.test('finish() returns at once when no flush of that descriptor is under way',
   const flusher = BackgroundFlusher.forThisThread();
   await untilReady(flusher);
   const started = performance.now();
-  t.equal(flusher.finish(987_654), 0);
+  t.same(flusher.finish(987_654), { errno: 0, handedOver: false });
   t.ok(performance.now() - started < 1000, 'no wait for a descriptor never flushed');
   t.equal(flusher.handOver(987_654), false, 'nothing to hand over: the caller closes it');
 });
