@@ -120,9 +120,19 @@ t.test('FreeSpaceEstimate: a recent reading admits what fits beside every upload
   t.equal(space.admit('f', 0, 5001), true, 'nothing to write always fits, even with no room left');
 });
 
+/** A reading of 40 960 bytes free (10 blocks of 4096), with the given uploads in progress. */
+function reading(promised: Record<string, number> = {}) {
+  return { stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(Object.entries(promised)) };
+}
+
+/** Two threads' estimates on one ledger, as in a workers server, reusing a reading for 1000 ms. */
+function twoThreads() {
+  const ledger = new SharedAdmissions();
+  return { ledger, thread1: new FreeSpaceEstimate(ledger, 1000), thread2: new FreeSpaceEstimate(new SharedAdmissions(ledger.buffer), 1000) };
+}
+
 t.test('FreeSpaceEstimate: an upload admitted while a reading ran, which its readdir missed, is kept', async (t) => {
   const space = new FreeSpaceEstimate(null, 1000);
-  const reading = (promised: Record<string, number>) => ({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(Object.entries(promised)) });
   space.record(reading({}), space.startReading(0));
   t.equal(space.admit('early', 10_000, 100), true, 'admitted before the next reading started');
   t.equal(space.admit('late', 20_000, 300), true, 'admitted while the next reading ran');
@@ -141,10 +151,7 @@ t.test('FreeSpaceEstimate with no reuse: only a reading just taken admits', asyn
 });
 
 t.test('FreeSpaceEstimate with a ledger: what the other threads asked about since the reading counts, once', async (t) => {
-  const ledger = new SharedAdmissions();
-  const thread1 = new FreeSpaceEstimate(ledger, 1000);
-  const thread2 = new FreeSpaceEstimate(new SharedAdmissions(ledger.buffer), 1000);
-  const reading = (promised: Record<string, number> = {}) => ({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(Object.entries(promised)) });
+  const { ledger, thread1, thread2 } = twoThreads();
   thread1.record(reading(), thread1.startReading(0));
   thread2.record(reading(), thread2.startReading(0));
   t.equal(thread1.admit('a', 30_000, 10), true, 'thread 1 admits 30 000 of 40 960');
@@ -174,10 +181,7 @@ t.test('FreeSpaceEstimate with a ledger: what the other threads asked about sinc
 t.test('FreeSpaceEstimate with a ledger: an upload read afresh and one on an older reading, at once, are not both admitted', async (t) => {
   // Thread 1's upload x finds its reading stale, so it reads afresh; its readdir runs before thread 2 makes y's
   // temporary file, and thread 2 asks about y on a reading from before x. Each fits alone (30 000 of 40 960), not both.
-  const ledger = new SharedAdmissions();
-  const thread1 = new FreeSpaceEstimate(ledger, 1000);
-  const thread2 = new FreeSpaceEstimate(new SharedAdmissions(ledger.buffer), 1000);
-  const reading = (promised: Record<string, number> = {}) => ({ stats: { bavail: 10, bsize: 4096, blocks: 100 }, promised: new Map(Object.entries(promised)) });
+  const { thread1, thread2 } = twoThreads();
   thread2.record(reading(), thread2.startReading(0));
   t.equal(thread1.admit('x', 30_000, 10), false, 'thread 1 has no recent reading: it must read afresh');
   const fresh = thread1.startReading(11);
