@@ -118,16 +118,12 @@ export class BackgroundFlusher {
       const left = FLUSH_STALL_MS - (performance.now() - since);
       if (left <= 0 && this.handOverRunningJob()) {
         this.lastJobHandedOver = true;
-        const errno = this.failures.get(fd) ?? 0;
-        this.failures.delete(fd);
-        return { errno, handedOver: true };
+        return { errno: this.takeFailure(fd), handedOver: true };
       }
       Atomics.wait(this.words, FlushWord.Job, job, Math.max(left, 10));
     }
     this.noteLastJob();
-    const errno = this.failures.get(fd) ?? 0;
-    this.failures.delete(fd);
-    return { errno, handedOver: false };
+    return { errno: this.takeFailure(fd), handedOver: false };
   }
 
   /**
@@ -152,6 +148,13 @@ export class BackgroundFlusher {
     // Done already (only this thread starts jobs, so none started in between).
     Atomics.and(this.words, FlushWord.Job, ~FlushJob.CloseAfter);
     return false;
+  }
+
+  /** The errno of a failed flush of `fd` noted so far, else 0; forgotten once told. */
+  private takeFailure(fd: number): number {
+    const errno = this.failures.get(fd) ?? 0;
+    this.failures.delete(fd);
+    return errno;
   }
 
   private get broken(): boolean {

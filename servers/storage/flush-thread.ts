@@ -4,11 +4,12 @@
  * handed it over meanwhile, and waits again. Nothing else.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import { workerData } from 'node:worker_threads';
 import { FlusherState, FlushJob, FlushWord } from './background-flush.js';
 
-/** EIO: what a failure without an errno is reported as. */
-const EIO = -5;
+/** What a failure without an errno is reported as (errnos are negative here, as in Node's errors). */
+const EIO = -os.constants.errno.EIO;
 
 const words = new Int32Array((workerData as { words: SharedArrayBuffer }).words);
 Atomics.store(words, FlushWord.State, FlusherState.Ready);

@@ -237,9 +237,10 @@ export class SyncStorage implements StorageOps {
    * only that copy is made durable.
    */
   private flushInBackground(upload: UploadState<number>, written: number): void {
+    // Checked before the map: every write of every upload comes here, and most never need a flush.
+    if (upload.plan.size <= BACKGROUND_FLUSH_BYTES) return;
     let flushing = this.flushing.get(upload);
     if (flushing === undefined) {
-      if (upload.plan.size <= BACKGROUND_FLUSH_BYTES) return;
       // Started now, the thread is up by the first flush.
       BackgroundFlusher.forThisThread();
       flushing = { fd: null, unflushed: 0 };
@@ -262,9 +263,8 @@ export class SyncStorage implements StorageOps {
    * the commit.
    */
   private finishFlushing(upload: UploadState<number>): void {
-    const fd = this.flushing.get(upload)?.fd;
-    this.flushing.delete(upload);
-    if (fd === null || fd === undefined) return;
+    const fd = this.takeFlushingFd(upload);
+    if (fd === null) return;
     const { errno, handedOver } = BackgroundFlusher.forThisThread().finish(fd);
     if (!handedOver) closeQuietly(fd);
     if (errno !== 0) throw Object.assign(new Error(`${util.getSystemErrorName(errno)}: flushing the upload to disk`), { errno, code: util.getSystemErrorName(errno), syscall: 'fdatasync' });
@@ -272,10 +272,15 @@ export class SyncStorage implements StorageOps {
 
   /** Any other end of an upload: its flushing descriptor goes now, or, if a flush of it is under way, when that is done. */
   private stopFlushing(upload: UploadState<number>): void {
-    const fd = this.flushing.get(upload)?.fd;
+    const fd = this.takeFlushingFd(upload);
+    if (fd !== null && !BackgroundFlusher.forThisThread().handOver(fd)) closeQuietly(fd);
+  }
+
+  /** The upload's flushing descriptor, if it opened one, now the caller's to close or hand over. */
+  private takeFlushingFd(upload: UploadState<number>): number | null {
+    const fd = this.flushing.get(upload)?.fd ?? null;
     this.flushing.delete(upload);
-    if (fd === null || fd === undefined) return;
-    if (!BackgroundFlusher.forThisThread().handOver(fd)) closeQuietly(fd);
+    return fd;
   }
 
   commitUpload(handle: UploadHandle): FileDigest {
