@@ -1,6 +1,6 @@
 /**
  * One large upload per target, against what the machine itself can do:
- *   node dist/bench/put-throughput.js [--size 256MiB] [--rounds 3] [--targets native,copy-sink,async,workers,sequential] [--no-warm-up]
+ *   node dist/bench/put-throughput.js [--size 256MiB] [--rounds 3] [--targets native,copy-sink,hash-sink,async,workers,sequential] [--no-warm-up]
  *
  * - `native`: a native program copies the same bytes from loopback into a
  *   file (socat with 256 KiB buffers, or nc if socat is missing), then the
@@ -8,6 +8,9 @@
  *   saying so, when neither tool is installed.
  * - `copy-sink`: the barest Node server that does the same (bench/targets/copy-sink.ts),
  *   the ceiling the bench's upload scenarios compare with.
+ * - `hash-sink`: the copy-sink that also computes the sha256 of the bytes as
+ *   they arrive, on its one thread, and sends it back (checked here): the
+ *   least a checking server must do, so the bound of the servers' ratios.
  * - the socklab servers: a `PUT` with its sha256, which the server computes
  *   and checks, then an atomic, durable commit (fsync, rename, fsync of the directory).
  *
@@ -37,7 +40,7 @@ import { OFF_THREAD_MIN_BYTES, STARTS_HASHERS } from '../servers/storage/upload-
 const args = await yargs(hideBin(process.argv))
   .option('size', { type: 'string', default: '256MiB' })
   .option('rounds', { type: 'number', default: 3 })
-  .option('targets', { type: 'string', default: 'native,copy-sink,async,workers,sequential' })
+  .option('targets', { type: 'string', default: 'native,copy-sink,hash-sink,async,workers,sequential' })
   .option('threads', { type: 'number', default: 2, describe: 'workers pool size' })
   .option('warm-up', {
     type: 'boolean',
@@ -57,7 +60,7 @@ async function measure(target: Target, tool: NativeCopyTool | null): Promise<Upl
   if (target === 'native') return nativeCopy(tool ?? 'socat', data);
   const server = await startServerProcess(target, { maxFileSize: '4GiB', threads: args.threads });
   try {
-    if (args.warmUp && target !== 'copy-sink') await warmUp(server, target === 'workers' ? args.threads : 1);
+    if (args.warmUp && target !== 'copy-sink' && target !== 'hash-sink') await warmUp(server, target === 'workers' ? args.threads : 1);
     return await uploadTo(server, data);
   } finally {
     await server.stop();
@@ -101,7 +104,7 @@ const against = (target: Target, baseline: Target): string => {
 const nativeName = tool === null ? null : describeNativeCopy(tool);
 process.stdout.write(`\nOne upload of ${args.size}, median of ${args.rounds} rounds${nativeName === null ? '' : `; native copy: ${nativeName}`}\n`);
 process.stdout.write(
-  '| target | MiB/s | × native copy | × copy-sink | server CPU s per GiB | cores busy | RSS before → max |\n|---|---:|---:|---:|---:|---:|---:|\n',
+  '| target | MiB/s | × native copy | × copy-sink | × hash-sink | server CPU s per GiB | cores busy | RSS before → max |\n|---|---:|---:|---:|---:|---:|---:|---:|\n',
 );
 const GiB = 1024 * MiB;
 for (const [target, list] of results) {
@@ -109,7 +112,7 @@ for (const [target, list] of results) {
   const cpu = list.flatMap((r) => (r.serverCpuSeconds === null ? [] : [r.serverCpuSeconds / (size / GiB)]));
   const busy = list.flatMap((r) => (r.machineBusy === null ? [] : [r.machineBusy]));
   process.stdout.write(
-    `| ${target} | ${median(list.map(rate)).toFixed(0)} | ${results.has('native') ? against(target, 'native') : '—'} | ${results.has('copy-sink') ? against(target, 'copy-sink') : '—'} | ` +
+    `| ${target} | ${median(list.map(rate)).toFixed(0)} | ${results.has('native') ? against(target, 'native') : '—'} | ${results.has('copy-sink') ? against(target, 'copy-sink') : '—'} | ${results.has('hash-sink') ? against(target, 'hash-sink') : '—'} | ` +
       `${cpu.length === 0 ? '—' : median(cpu).toFixed(2)} | ${busy.length === 0 ? '—' : `${(median(busy) * 100).toFixed(0)}%`} | ${rss} |\n`,
   );
 }

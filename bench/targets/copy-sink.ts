@@ -17,7 +17,15 @@
  * in the background as they go, then one fsync (servers/storage/batched-writer.ts).
  * So uploads from many clients reach the disk side by side, as they can with
  * the async server: a ceiling must not be slower than what it bounds.
+ *
+ * With `--hash` it is the hash-sink: the same copy, plus the sha256 of the
+ * bytes computed as they arrive, on the one thread that reads them, and sent
+ * back in the 226 (`226 <hex>`). That is the least a server must do that
+ * checks what it stores (PROTOCOL.md: PUT carries the sha256), so it bounds
+ * what socklab's servers can reach on an upload, as the copy-sink bounds the
+ * bare copy (put-throughput.ts prints both).
  */
+import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp, { type FileHandle } from 'node:fs/promises';
 import net from 'node:net';
@@ -28,6 +36,7 @@ import { BatchedFileWriter } from '../../servers/storage/batched-writer.js';
 const LF = 10;
 const PONG = Buffer.from('200 PONG\n');
 const BYE = Buffer.from('221 bye\n');
+const hashing = process.argv.includes('--hash');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-copy-sink-'));
 let uploads = 0;
 
@@ -37,6 +46,8 @@ interface Upload {
   readonly opened: Promise<{ readonly handle: FileHandle; readonly writer: BatchedFileWriter }>;
   writer: BatchedFileWriter | null;
   remaining: number;
+  /** The running sha256 of the bytes received (hash-sink only). */
+  readonly hash: Hash | null;
 }
 
 const server = net.createServer({ noDelay: true }, (socket) => {
@@ -58,12 +69,13 @@ const server = net.createServer({ noDelay: true }, (socket) => {
       resumeUnlessCommitting();
       return { handle, writer };
     });
-    const started: Upload = { file, opened, writer: null, remaining: size };
+    const started: Upload = { file, opened, writer: null, remaining: size, hash: hashing ? createHash('sha256') : null };
     return started;
   };
 
   /** Queues bytes for the file; the socket pauses while the disk is behind. */
   const write = (upload: Upload, part: Buffer) => {
+    upload.hash?.update(part);
     const wait = upload.writer === null ? upload.opened.then(({ writer }) => writer.write(part)) : upload.writer.write(part);
     if (wait === undefined) return;
     socket.pause();
@@ -83,7 +95,7 @@ const server = net.createServer({ noDelay: true }, (socket) => {
       })
       .then(() => {
         fs.rm(done.file, { force: true }, () => {});
-        socket.write('226\n');
+        socket.write(done.hash === null ? '226\n' : `226 ${done.hash.digest('hex')}\n`);
         committing = false;
         socket.resume();
         consume(Buffer.alloc(0));

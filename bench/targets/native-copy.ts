@@ -61,11 +61,12 @@ export async function connectLoopback(port: number): Promise<net.Socket> {
 /**
  * One upload to a server process: a socklab server gets `PUT` with the
  * sha256 (it computes and checks it, then commits durably); the copy-sink
- * gets its bare byte count. Both answer `150` before the data. Timed from the
- * request to the final reply.
+ * and the hash-sink get their bare byte count (the hash-sink's 226 carries the
+ * sha256 it computed, checked here). All answer `150` before the data. Timed
+ * from the request to the final reply.
  */
 export async function uploadTo(server: ServerProcess, data: UploadData): Promise<UploadTiming> {
-  const bare = server.target === 'copy-sink';
+  const bare = server.target === 'copy-sink' || server.target === 'hash-sink';
   const socket = await connectLoopback(server.port);
   let text = '';
   let waiter: (() => void) | null = null;
@@ -92,6 +93,7 @@ export async function uploadTo(server: ServerProcess, data: UploadData): Promise
     await data.sendTo(socket);
     await until(/^226/m);
     const seconds = (performance.now() - started) / 1000;
+    if (server.target === 'hash-sink' && !text.includes(`226 ${data.sha256}`)) throw new Error(`hash-sink: computed a different sha256: ${text.trim()}`);
     const machine = machineBusy(coresBefore, readCoreTicks());
     const cpuAfter = server.cpuSeconds();
     clearInterval(sampler);

@@ -18,6 +18,8 @@ export const SOCKLAB_BIN = path.resolve(here, '../../bin/socklab.js');
 const CEILING_SERVERS = {
   'line-server': path.resolve(here, 'line-server.js'),
   'copy-sink': path.resolve(here, 'copy-sink.js'),
+  /** The copy-sink that also computes the sha256 of what it copies (`--hash`): what a checking server cannot beat. */
+  'hash-sink': path.resolve(here, 'copy-sink.js'),
   'bare-relay': path.resolve(here, 'bare-relay.js'),
   /** A Python peer (standard library): the lecture's thread-per-connection server, for comparison. */
   'python-threads': path.resolve(here, '../../../bench/targets/threaded_line_server.py'),
@@ -133,6 +135,8 @@ function commandLine(target: BenchTarget, root: string, options: ServerProcessOp
     case 'line-server':
     case 'copy-sink':
       return { command: process.execPath, args: [CEILING_SERVERS[target]] };
+    case 'hash-sink':
+      return { command: process.execPath, args: [CEILING_SERVERS[target], '--hash'] };
     case 'bare-relay':
       return { command: process.execPath, args: [CEILING_SERVERS[target], '127.0.0.1', '0', String(options.threads ?? 8)] };
     case 'python-threads':
