@@ -113,9 +113,10 @@ async function main(): Promise<void> {
   const onTTY = process.stderr.isTTY === true;
   if (onTTY) progress.start(totalRuns, 0, { task: 'starting' });
 
-  // How far the copy-sink ceiling is from the machine itself (a native copy), so that "% of ceiling" can be read against it.
+  // How far the copy-sink ceiling is from the machine itself (a native copy), so that "% of ceiling" can be read against it,
+  // and what the sha256 every socklab server computes costs on top of it (the hash-sink).
   const usesCopySink = servers.includes('ceiling') && scenarios.some((name) => name !== 'chat' && name !== 'ceiling');
-  if (usesCopySink && !onTTY) process.stderr.write('checking the copy-sink ceiling against a native copy\n');
+  if (usesCopySink && !onTTY) process.stderr.write('checking the copy-sink and hash-sink ceilings against a native copy\n');
   const ceilingCheck = usesCopySink ? await checkCopySinkCeiling(CEILING_CHECK_BYTES, args.quick ? 1 : 3) : null;
 
   const reports: ScenarioReport[] = [];

@@ -33,11 +33,18 @@ export interface BenchReport {
   readonly scenarios: readonly ScenarioReport[];
 }
 
-/** What the copy-sink ceiling is, and how far it is from what the machine itself does. */
+/** What the copy-sink ceiling is, how far it is from what the machine itself does, and what the sha256 costs on top of it. */
 export function ceilingCheckSentence(check: CeilingCheck): string {
   const sink = `The copy-sink ceiling (bare Node: 1 MiB writes in flight on libuv's thread pool, then fsync) moved a ${check.bytes / 1024 / 1024} MiB upload at ${Math.round(check.copySinkMiBps)} MiB/s`;
-  if (check.native === null) return `${sink}; no native copy tool (socat or nc) is installed here, so how far that is from the machine itself was not measured.`;
-  return `${sink}, ${check.native.copySinkRatio.toFixed(2)}× a native copy on this machine (${check.native.tool}: ${Math.round(check.native.MiBps)} MiB/s). "% of ceiling" on bytes is against the copy-sink, not the native copy.`;
+  const hashSink = check.hashSinkMiBps;
+  const hashing =
+    hashSink === undefined
+      ? ''
+      : ` The hash-sink (the same, also computing each upload's sha256 on its one thread, as a server that checks what it stores must) moved it at ${Math.round(hashSink)} MiB/s` +
+        `${check.native?.hashSinkRatio === undefined ? '' : `, ${check.native.hashSinkRatio.toFixed(2)}× the native copy`}, ${(hashSink / check.copySinkMiBps).toFixed(2)}× the copy-sink: ` +
+        "the socklab servers check every upload's sha256 too, so that much of their distance from the ceiling on bytes is the hashing's, not their model's.";
+  if (check.native === null) return `${sink}; no native copy tool (socat or nc) is installed here, so how far that is from the machine itself was not measured.${hashing}`;
+  return `${sink}, ${check.native.copySinkRatio.toFixed(2)}× a native copy on this machine (${check.native.tool}: ${Math.round(check.native.MiBps)} MiB/s). "% of ceiling" on bytes is against the copy-sink, not the native copy.${hashing}`;
 }
 
 /** `svgFile(scenario)` names the timeline picture written beside the report. */

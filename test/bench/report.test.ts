@@ -196,7 +196,18 @@ t.test('the report says what the copy-sink ceiling is and how far it is from a n
   const measured = ceilingCheckSentence({ bytes: 128 * 1024 * 1024, copySinkMiBps: 912.4, native: { tool: 'socat -u -b 262144 from loopback into a file, then fsync', MiBps: 1003.7, copySinkRatio: 0.91 } });
   t.match(measured, /moved a 128 MiB upload at 912 MiB\/s, 0\.91× a native copy on this machine \(socat -u -b 262144 [^)]*: 1004 MiB\/s\)/);
   t.match(measured, /"% of ceiling" on bytes is against the copy-sink, not the native copy/);
+  t.notMatch(measured, /hash-sink/, 'a report from before the hash-sink was measured says nothing of it');
   const unmeasured = ceilingCheckSentence({ bytes: 128 * 1024 * 1024, copySinkMiBps: 900, native: null });
   t.match(unmeasured, /no native copy tool \(socat or nc\) is installed here/);
   t.notMatch(unmeasured, /×/);
+});
+
+t.test('the report says what computing the sha256 costs on top of the copy-sink (the hash-sink), so that the servers\' rows on bytes read against it', async (t) => {
+  const native = { tool: 'socat -u -b 262144 from loopback into a file, then fsync', MiBps: 1085, copySinkRatio: 0.91, hashSinkRatio: 0.61 };
+  const measured = ceilingCheckSentence({ bytes: 128 * 1024 * 1024, copySinkMiBps: 987.6, hashSinkMiBps: 661.7, native });
+  t.match(measured, /0\.91× a native copy on this machine/, 'the copy-sink part as before');
+  t.match(measured, /The hash-sink \([^)]*sha256[^)]*\) moved it at 662 MiB\/s, 0\.61× the native copy, 0\.67× the copy-sink: /);
+  t.match(measured, /so that much of their distance from the ceiling on bytes is the hashing's, not their model's\.$/);
+  const noNative = ceilingCheckSentence({ bytes: 128 * 1024 * 1024, copySinkMiBps: 900, hashSinkMiBps: 600, native: null });
+  t.match(noNative, /was not measured\. The hash-sink \([^)]*\) moved it at 600 MiB\/s, 0\.67× the copy-sink: /, 'without a native tool, only against the copy-sink');
 });
