@@ -89,9 +89,18 @@ export class BackgroundFlusher {
     return Atomics.load(this.words, FlushWord.State) === FlusherState.Ready;
   }
 
-  /** Flushes finished since the thread started. */
+  /**
+   * Flushes finished since the thread started. Counted just before the job
+   * word is cleared: a count that went up does not yet mean the thread is
+   * idle (see `idle`).
+   */
   get flushesDone(): number {
     return Atomics.load(this.words, FlushWord.Done);
+  }
+
+  /** Whether no flush is under way (the thread has let go of the last job's descriptor, or closed it if it was handed over). */
+  get idle(): boolean {
+    return (Atomics.load(this.words, FlushWord.Job) & FlushJob.Running) === 0;
   }
 
   /** Starts flushing `fd`'s written pages, unless the thread is not up yet, or busy: then nothing (it is only ever a head start). */

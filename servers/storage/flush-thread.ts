@@ -29,6 +29,7 @@ try {
       errno = (error as NodeJS.ErrnoException).errno ?? EIO;
     }
     Atomics.store(words, FlushWord.Errno, errno);
+    // Counted before the job is let go: whoever waited for the job (a commit) finds it counted.
     Atomics.add(words, FlushWord.Done, 1);
     // One atomic step: a hand-over either came before it (then this thread closes) or finds the job done.
     const finished = Atomics.exchange(words, FlushWord.Job, 0);
