@@ -115,15 +115,20 @@ t.test('a descriptor handed over while its flush runs is closed by the flusher t
   const flusher = BackgroundFlusher.forThisThread();
   await untilReady(flusher);
   const file = path.join(freshDir(t), 'dirty.bin');
-  const fd = fs.openSync(file, 'w');
-  for (let i = 0; i < 128; i++) fs.writeSync(fd, Buffer.alloc(MiB, i)); // enough dirty pages that the flush takes a while
-  const reader = fs.openSync(file, 'r');
-  fs.closeSync(fd);
-  flusher.flush(reader);
-  // Writing 128 MiB to any disk takes far longer than the microseconds until the hand-over.
-  const handedOver = flusher.handOver(reader);
+  // 128 MiB of dirty pages take a disk tens of ms to flush, far longer than the microseconds until the hand-over; but
+  // where fdatasync has nothing to wait for (a tmpfs TMPDIR) the woken thread may be done first: then close and again.
+  let reader = -1;
+  let handedOver = false;
+  for (let attempt = 0; attempt < 50 && !handedOver; attempt++) {
+    const fd = fs.openSync(file, 'w');
+    for (let i = 0; i < 128; i++) fs.writeSync(fd, Buffer.alloc(MiB, i));
+    reader = fs.openSync(file, 'r');
+    fs.closeSync(fd);
+    flusher.flush(reader);
+    handedOver = flusher.handOver(reader);
+    if (!handedOver) fs.closeSync(reader); // already done: the thread is idle, the caller closes
+  }
   t.ok(handedOver, 'handed over while its flush runs');
-  if (!handedOver) fs.closeSync(reader);
   await eventually(() => !isOpen(reader), 'the flusher thread closes the descriptor handed over');
   t.pass('closed by the flusher thread once its flush was done');
 });
