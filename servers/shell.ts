@@ -7,6 +7,7 @@
 import net from 'node:net';
 import { encodeReply, Replies, type Reply } from '../protocol/index.js';
 import { NOTHING_HELD, type HeldInput } from '../transport/session-io.js';
+import { withSharedReadBuffer } from '../transport/shared-read-buffer.js';
 import type { SessionOutcome } from './session.js';
 import type { FileSlotLimits } from './storage/types.js';
 
@@ -82,7 +83,8 @@ export class Connection {
     const socket = this.socket;
     let heldBytes = 0;
     const onData = (chunk: Buffer) => {
-      holding.chunks.push(chunk);
+      // Copied: a chunk may live in a buffer that the socket's next read overwrites (shared-read-buffer.ts).
+      holding.chunks.push(Buffer.from(chunk));
       heldBytes += chunk.length;
       if (heldBytes >= HELD_BYTES_LIMIT) socket.pause();
     };
@@ -174,6 +176,12 @@ export class Connection {
 /** What a concurrency model supplies. */
 export interface ConcurrencyModel {
   readonly name: ServerModelName;
+  /**
+   * Its sessions copy every chunk the moment it is read (the thread relay
+   * copies it into a worker's ring), so its sockets may read into one buffer
+   * shared by all (transport/shared-read-buffer.ts).
+   */
+  readonly copiesEachRead?: boolean;
   /** A connection was accepted and counted; serve it now or queue it. */
   accept(connection: Connection, shell: Shell): void;
   /** Frees what the model holds (a thread pool) once every connection is gone. */
@@ -204,7 +212,9 @@ export class Shell {
   ) {
     // pauseOnConnect: nothing is read until a model decides to serve the
     // connection; allowHalfOpen: a client's EOF still gets replies to what it sent before.
-    this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
+    this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (accepted) =>
+      this.onConnection(model.copiesEachRead === true ? withSharedReadBuffer(accepted) : accepted),
+    );
     this.server.maxConnections = Number.MAX_SAFE_INTEGER;
   }
 

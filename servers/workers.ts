@@ -108,7 +108,7 @@ export async function startWorkersServer(options: ServerOptions): Promise<Runnin
       });
   }
 
-  return startWith({ name: 'workers', accept: serve, dispose: () => pool.destroy() }, options);
+  return startWith({ name: 'workers', copiesEachRead: true, accept: serve, dispose: () => pool.destroy() }, options);
 }
 
 /**

@@ -315,13 +315,14 @@ export class SocketRelay {
     else this.raise(Flag.EOF);
   }
 
+  /** `chunk` may be overwritten once this returns (shared-read-buffer.ts): what the ring has no room for is copied. */
   private relay(chunk: Uint8Array): void {
     if (this.stopped) return;
-    if (this.overflow.length > 0) this.overflow.push(chunk);
+    if (this.overflow.length > 0) this.overflow.push(Buffer.from(chunk));
     else {
       const taken = this.fillInput(chunk);
       if (taken < chunk.length) {
-        this.overflow.push(chunk.subarray(taken));
+        this.overflow.push(Buffer.from(chunk.subarray(taken)));
         this.socket.pause();
         // The worker may have emptied the ring meanwhile and gone to sleep: the bell makes it look at INPUT_PAUSED.
         this.raise(Flag.INPUT_PAUSED);

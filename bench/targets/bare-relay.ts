@@ -9,6 +9,7 @@
  */
 import net from 'node:net';
 import { Piscina } from 'piscina';
+import { withSharedReadBuffer } from '../../transport/shared-read-buffer.js';
 import { createRelayChannel, SocketRelay } from '../../transport/thread-relay.js';
 
 const host = process.argv[2] ?? '127.0.0.1';
@@ -23,7 +24,9 @@ const pool = new Piscina<{ channel: SharedArrayBuffer }, void>({
   execArgv: [],
 });
 
-const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (accepted) => {
+  // Read the way the workers server reads (its reads land in one shared buffer, the relay copies them into the ring).
+  const socket = withSharedReadBuffer(accepted);
   socket.on('error', () => {});
   const channel = createRelayChannel();
   const relay = new SocketRelay(socket, channel, 0, () => {});
