@@ -6,16 +6,22 @@
  * hash-sink is the same program hashing what it copies (`--hash`).
  */
 import { createHash } from 'node:crypto';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startServerProcess } from '../../bench/targets/server-process.js';
 import { WireClient } from '../helpers/wire.js';
 
-t.test('copy-sink: greeting, 150 before the data, 226 after it, PONG for other lines, 221 and the end for QUIT', async (t) => {
-  const sink = await startServerProcess('copy-sink');
+/** A sink started for this test, and a client it has greeted. */
+async function greetedBy(t: Test, target: 'copy-sink' | 'hash-sink'): Promise<WireClient> {
+  const sink = await startServerProcess(target);
   t.teardown(() => sink.stop());
   const c = await WireClient.connect(sink.port);
   t.teardown(() => c.destroy());
   t.equal(await c.readLine(), '220 copy-sink ready');
+  return c;
+}
+
+t.test('copy-sink: greeting, 150 before the data, 226 after it, PONG for other lines, 221 and the end for QUIT', async (t) => {
+  const c = await greetedBy(t, 'copy-sink');
   t.equal(await c.request('5'), '150 send 5 bytes', 'the byte count is answered before the data');
   await c.send('hello');
   t.equal(await c.readLine(), '226', 'the bytes are in once fsynced');
@@ -27,11 +33,7 @@ t.test('copy-sink: greeting, 150 before the data, 226 after it, PONG for other l
 });
 
 t.test('hash-sink: the same session, and each 226 carries the sha256 of that upload\'s bytes, however they were split', async (t) => {
-  const sink = await startServerProcess('hash-sink');
-  t.teardown(() => sink.stop());
-  const c = await WireClient.connect(sink.port);
-  t.teardown(() => c.destroy());
-  t.equal(await c.readLine(), '220 copy-sink ready');
+  const c = await greetedBy(t, 'hash-sink');
   const data = Buffer.alloc(3 * 1024 * 1024 + 7);
   for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
   t.equal(await c.request(String(data.length)), `150 send ${data.length} bytes`);
