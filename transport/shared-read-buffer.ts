@@ -38,7 +38,7 @@ interface AcceptedInternals {
  * thread's shared buffer, its 'data' chunks valid only during the event; the
  * socket given must not be used again. Paused (resume() starts reading) and
  * half-open allowed, as the server accepted it. Where the handle cannot be
- * moved (an other Node's internals), the same socket, reading as Node does.
+ * moved (another Node version's internals), the same socket, reading as Node does.
  */
 export function withSharedReadBuffer(accepted: net.Socket): net.Socket {
   const internals = accepted as unknown as AcceptedInternals;
