@@ -34,7 +34,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { parseByteSize } from '../bin/cli-support.js';
 import { describeNativeCopy, median, nativeCopy, nativeCopyTool, UploadData, uploadTo, type NativeCopyTool, type UploadTiming } from './targets/native-copy.js';
-import { startServerProcess, type BenchTarget, type ServerProcess } from './targets/server-process.js';
+import { isByteSink, startServerProcess, type BenchTarget, type ServerProcess } from './targets/server-process.js';
 import { OFF_THREAD_MIN_BYTES, STARTS_HASHERS } from '../servers/storage/upload-digest.js';
 
 const args = await yargs(hideBin(process.argv))
@@ -60,7 +60,7 @@ async function measure(target: Target, tool: NativeCopyTool | null): Promise<Upl
   if (target === 'native') return nativeCopy(tool ?? 'socat', data);
   const server = await startServerProcess(target, { maxFileSize: '4GiB', threads: args.threads });
   try {
-    if (args.warmUp && target !== 'copy-sink' && target !== 'hash-sink') await warmUp(server, target === 'workers' ? args.threads : 1);
+    if (args.warmUp && !isByteSink(target)) await warmUp(server, target === 'workers' ? args.threads : 1);
     return await uploadTo(server, data);
   } finally {
     await server.stop();

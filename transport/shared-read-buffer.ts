@@ -14,10 +14,10 @@
  * over before the next read. The price is the contract: a chunk is valid
  * only during its 'data' event.
  *
- * Measured (`put-throughput.js --rounds 3 --targets native,workers`, the relay
- * with and without it alternating, twice): workers 0.50 and 0.45 of the native
- * copy before, 0.65 and 0.69 after; its server CPU per GiB 2.84–3.08 before,
- * 1.92–2.04 after.
+ * Measured (`put-throughput.js --rounds 3 --targets native,workers`, the tree
+ * without it and with it alternating, twice): workers 0.46 and 0.54 of the
+ * native copy before, 0.56 and 0.70 after; its server CPU per GiB 3.24 and
+ * 2.56 before, 2.20 and 2.16 after.
  */
 import net from 'node:net';
 

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { startServerProcess, type ServerProcess } from './server-process.js';
+import { BYTE_SINKS, isByteSink, startServerProcess, type ServerProcess } from './server-process.js';
 import { machineBusy, readCoreTicks } from '../load/cpu-time.js';
 
 const MiB = 1024 * 1024;
@@ -66,7 +66,7 @@ export async function connectLoopback(port: number): Promise<net.Socket> {
  * from the request to the final reply.
  */
 export async function uploadTo(server: ServerProcess, data: UploadData): Promise<UploadTiming> {
-  const bare = server.target === 'copy-sink' || server.target === 'hash-sink';
+  const bare = isByteSink(server.target);
   const socket = await connectLoopback(server.port);
   let text = '';
   let waiter: (() => void) | null = null;
@@ -189,7 +189,7 @@ export async function checkCopySinkCeiling(bytes: number, rounds: number): Promi
   const rates = { 'copy-sink': [] as number[], 'hash-sink': [] as number[], native: [] as number[] };
   const ratios = { 'copy-sink': [] as number[], 'hash-sink': [] as number[] };
   for (let round = 0; round < rounds; round++) {
-    for (const sink of ['copy-sink', 'hash-sink'] as const) {
+    for (const sink of BYTE_SINKS) {
       const server = await startServerProcess(sink);
       try {
         rates[sink].push(bytes / MiB / (await uploadTo(server, data)).seconds);
@@ -200,7 +200,7 @@ export async function checkCopySinkCeiling(bytes: number, rounds: number): Promi
     if (tool !== null) {
       const native = bytes / MiB / (await nativeCopy(tool, data)).seconds;
       rates.native.push(native);
-      for (const sink of ['copy-sink', 'hash-sink'] as const) ratios[sink].push((rates[sink].at(-1) ?? 0) / native);
+      for (const sink of BYTE_SINKS) ratios[sink].push((rates[sink].at(-1) ?? 0) / native);
     }
   }
   return {

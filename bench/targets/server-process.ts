@@ -28,6 +28,14 @@ const CEILING_SERVERS = {
 export type CeilingServer = keyof typeof CEILING_SERVERS;
 export type BenchTarget = ServerModelName | CeilingServer;
 
+/** The ceilings for bulk bytes: bare copies that take a byte count, not a PUT, and start no hasher threads. */
+export const BYTE_SINKS = ['copy-sink', 'hash-sink'] as const;
+export type ByteSink = (typeof BYTE_SINKS)[number];
+
+export function isByteSink(target: string): target is ByteSink {
+  return (BYTE_SINKS as readonly string[]).includes(target);
+}
+
 export interface ServerProcess {
   readonly target: BenchTarget;
   readonly port: number;
