@@ -7,7 +7,7 @@
 import net from 'node:net';
 import { encodeReply, Replies, type Reply } from '../protocol/index.js';
 import { NOTHING_HELD, type HeldInput } from '../transport/session-io.js';
-import { withSharedReadBuffer } from '../transport/shared-read-buffer.js';
+import { withGrowingReads, withSharedReadBuffer } from '../transport/accepted-reads.js';
 import type { SessionOutcome } from './session.js';
 import type { FileSlotLimits } from './storage/types.js';
 
@@ -83,7 +83,7 @@ export class Connection {
     const socket = this.socket;
     let heldBytes = 0;
     const onData = (chunk: Buffer) => {
-      // Copied: a chunk may live in a buffer that the socket's next read overwrites (shared-read-buffer.ts).
+      // Copied: a chunk may live in a buffer that the socket's next read overwrites (accepted-reads.ts).
       holding.chunks.push(Buffer.from(chunk));
       heldBytes += chunk.length;
       if (heldBytes >= HELD_BYTES_LIMIT) socket.pause();
@@ -179,7 +179,8 @@ export interface ConcurrencyModel {
   /**
    * Its sessions copy every chunk the moment it is read (the thread relay
    * copies it into a worker's ring), so its sockets may read into one buffer
-   * shared by all (transport/shared-read-buffer.ts).
+   * shared by all (transport/accepted-reads.ts); other models' sockets read into
+   * buffers of their own, growing with the traffic.
    */
   readonly copiesEachRead?: boolean;
   /** A connection was accepted and counted; serve it now or queue it. */
@@ -213,7 +214,7 @@ export class Shell {
     // pauseOnConnect: nothing is read until a model decides to serve the
     // connection; allowHalfOpen: a client's EOF still gets replies to what it sent before.
     this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (accepted) =>
-      this.onConnection(model.copiesEachRead === true ? withSharedReadBuffer(accepted) : accepted),
+      this.onConnection(model.copiesEachRead === true ? withSharedReadBuffer(accepted) : withGrowingReads(accepted)),
     );
     this.server.maxConnections = Number.MAX_SAFE_INTEGER;
   }

@@ -315,7 +315,7 @@ export class SocketRelay {
     else this.raise(Flag.EOF);
   }
 
-  /** `chunk` may be overwritten once this returns (shared-read-buffer.ts): what the ring has no room for is copied. */
+  /** `chunk` may be overwritten once this returns (accepted-reads.ts: withSharedReadBuffer): what the ring has no room for is copied. */
   private relay(chunk: Uint8Array): void {
     if (this.stopped) return;
     if (this.overflow.length > 0) this.overflow.push(Buffer.from(chunk));

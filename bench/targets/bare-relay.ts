@@ -9,7 +9,7 @@
  */
 import net from 'node:net';
 import { Piscina } from 'piscina';
-import { withSharedReadBuffer } from '../../transport/shared-read-buffer.js';
+import { withSharedReadBuffer } from '../../transport/accepted-reads.js';
 import { createRelayChannel, SocketRelay } from '../../transport/thread-relay.js';
 
 const host = process.argv[2] ?? '127.0.0.1';

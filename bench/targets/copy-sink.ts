@@ -32,6 +32,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { BatchedFileWriter } from '../../servers/storage/batched-writer.js';
+import { withGrowingReads } from '../../transport/accepted-reads.js';
 
 const LF = 10;
 const PONG = Buffer.from('200 PONG\n');
@@ -50,7 +51,10 @@ interface Upload {
   readonly hash: Hash | null;
 }
 
-const server = net.createServer({ noDelay: true }, (socket) => {
+// Paused on connect: its reads move to buffers that grow with the traffic (transport/accepted-reads.ts), as the
+// servers' do; a ceiling must not read slower than what it bounds.
+const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (accepted) => {
+  const socket = withGrowingReads(accepted);
   socket.on('error', () => {});
   socket.write('220 copy-sink ready\n');
   /** Bytes of a line not yet complete (or read while an upload was being committed). */
@@ -137,6 +141,7 @@ const server = net.createServer({ noDelay: true }, (socket) => {
   };
 
   socket.on('data', consume);
+  socket.resume();
   socket.on('close', () => {
     if (upload === null) return;
     const { file, opened } = upload;
