@@ -197,6 +197,10 @@ t.test('the report says what the copy-sink ceiling is and how far it is from a n
   t.match(measured, /moved a 128 MiB upload at 912 MiB\/s, 0\.91× a native copy on this machine \(socat -u -b 262144 [^)]*: 1004 MiB\/s\)/);
   t.match(measured, /"% of ceiling" on bytes is against the copy-sink, not the native copy/);
   t.notMatch(measured, /hash-sink/, 'a report from before the hash-sink was measured says nothing of it');
+  t.notMatch(measured, /Faster than the native copy/, 'below the native copy, nothing to explain');
+  const faster = ceilingCheckSentence({ bytes: 128 * 1024 * 1024, copySinkMiBps: 1250, native: { tool: 'socat -u -b 262144 from loopback into a file, then fsync', MiBps: 1040, copySinkRatio: 1.2 } });
+  t.match(faster, /1\.20× a native copy on this machine \([^)]*\)\. Faster than the native copy: the copy-sink reads the socket on one thread while libuv's pool writes the file on others/, 'above it, why');
+  t.notMatch(ceilingCheckSentence({ bytes: 1, copySinkMiBps: 1, native: { tool: 'nc', MiBps: 1, copySinkRatio: 1.004 } }), /Faster/, '1.00× as printed: nothing to explain');
   const unmeasured = ceilingCheckSentence({ bytes: 128 * 1024 * 1024, copySinkMiBps: 900, native: null });
   t.match(unmeasured, /no native copy tool \(socat or nc\) is installed here/);
   t.notMatch(unmeasured, /×/);
