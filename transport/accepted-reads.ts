@@ -5,8 +5,8 @@
  * Receiving a large upload, that cost more than writing it to the file. A
  * socket Node connects itself can read into buffers of ours (`onread`), but
  * `net.Server` offers no such option for the sockets it accepts (Node 20 and
- * 24), so the accepted socket's handle moves into a Socket made with one,
- * before anything is read (the server must pause on connect). Two ways:
+ * 24), so an accepted socket is given one before anything is read (the
+ * server must pause on connect), as net.Socket's constructor would. Two ways:
  *
  * - `withGrowingReads` (sequential, async, the copy-sink): each read gets a
  *   buffer of its own, sized by the traffic: a few KiB while the client sends
@@ -43,13 +43,6 @@ export const MAX_READ_BYTES = 1024 * 1024;
 
 let sharedBuffer: Buffer | null = null;
 
-/** The parts of an accepted socket this move needs: its handle, and the server that counts it. */
-interface AcceptedInternals {
-  _handle: object | null;
-  _server: net.Server | null;
-  server: net.Server | null;
-}
-
 /** What net.Socket's `onread` takes: a buffer, or a function giving the next read's, and a callback per read. */
 interface ReadsInto {
   readonly buffer: Buffer | (() => Buffer);
@@ -58,16 +51,14 @@ interface ReadsInto {
 }
 
 /**
- * The accepted, not yet read `socket` as one whose every read lands in a
- * buffer of its own, sized by nextReadBytes; its 'data' chunks may be kept.
- * Paused (resume() starts reading) and half-open allowed, as the server
- * accepted it. Where the handle cannot be moved (another Node version's
- * internals), the same socket, reading as Node does. The socket given must
- * not be used again.
+ * The accepted, not yet read `socket`, each of its reads from now on landing
+ * in a buffer of its own, sized by nextReadBytes; its 'data' chunks may be
+ * kept. Still paused (resume() starts reading). Where this Node keeps
+ * `onread` elsewhere, the socket reads as Node does.
  */
 export function withGrowingReads(accepted: net.Socket): net.Socket {
   let nextBytes = MIN_READ_BYTES;
-  return movedInto(accepted, (emit) => ({
+  return readsInto(accepted, (emit) => ({
     buffer: () => (nextBytes < Buffer.poolSize >>> 1 ? Buffer.allocUnsafe(nextBytes) : Buffer.allocUnsafeSlow(nextBytes)),
     callback: (bytes, buffer) => {
       nextBytes = nextReadBytes(bytes, buffer.length);
@@ -87,35 +78,55 @@ export function nextReadBytes(bytes: number, capacity: number): number {
 }
 
 /**
- * The accepted, not yet read `socket` as one whose reads land in this
+ * The accepted, not yet read `socket`, its reads from now on landing in this
  * thread's shared buffer, its 'data' chunks valid only during the event.
  * Otherwise as withGrowingReads.
  */
 export function withSharedReadBuffer(accepted: net.Socket): net.Socket {
   sharedBuffer ??= Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
   const buffer = sharedBuffer;
-  return movedInto(accepted, (emit) => ({ buffer, callback: (bytes) => emit(buffer.subarray(0, bytes)) }));
+  return readsInto(accepted, (emit) => ({ buffer, callback: (bytes) => emit(buffer.subarray(0, bytes)) }));
 }
 
-function movedInto(accepted: net.Socket, reads: (emit: (chunk: Buffer) => void) => ReadsInto): net.Socket {
-  const internals = accepted as unknown as AcceptedInternals;
-  const handle = internals._handle;
-  if (handle === null || typeof handle !== 'object' || accepted.destroyed) return accepted;
-  const server = internals._server;
-  internals._handle = null;
-  // The server counts its connections through the socket's _server until 'close': the new socket carries the count.
-  internals._server = null;
-  const options = {
-    handle,
-    allowHalfOpen: accepted.allowHalfOpen,
-    pauseOnCreate: true,
-    readable: true,
-    writable: true,
-    onread: reads((chunk) => socket.emit('data', chunk)),
-  };
-  const socket = new net.Socket(options as net.SocketConstructorOpts);
-  const moved = socket as unknown as AcceptedInternals;
-  moved._server = server;
-  moved.server = server;
-  return socket;
+/**
+ * Gives an accepted, not yet read socket what `onread` gives a socket at its
+ * construction: the three slots net.Socket keeps it in (the same on Node 20
+ * and 24, found by their symbols' names) and the handle's user buffer.
+ * Building a second Socket around the handle instead (the first way tried)
+ * doubled the cost of an accept: 5000 clients connecting at once then
+ * outran the accept queue, and a few waited a SYN retransmission (1 s).
+ */
+function readsInto(accepted: net.Socket, reads: (emit: (chunk: Buffer) => void) => ReadsInto): net.Socket {
+  const handle = (accepted as unknown as { _handle: { useUserBuffer?: (buffer: Uint8Array) => void } | null })._handle;
+  if (handle === null || typeof handle.useUserBuffer !== 'function' || accepted.destroyed) return accepted;
+  // Looked up once: they are the same symbols for every socket, and the lookup cost more than the rest of the accept.
+  onreadSlots ??= findOnreadSlots(accepted);
+  const slots = onreadSlots;
+  if (slots === null) return accepted;
+  const { buffer, callback } = reads((chunk) => accepted.emit('data', chunk));
+  const first = typeof buffer === 'function' ? buffer() : buffer;
+  const socket = accepted as unknown as Record<symbol, unknown>;
+  socket[slots.buffer] = first;
+  socket[slots.callback] = callback;
+  socket[slots.next] = typeof buffer === 'function' ? buffer : null;
+  handle.useUserBuffer(first);
+  return accepted;
+}
+
+interface OnreadSlots {
+  readonly buffer: symbol;
+  readonly callback: symbol;
+  readonly next: symbol;
+}
+
+/** This Node's slots, once a socket was looked at (null: it has none). */
+let onreadSlots: OnreadSlots | null | undefined;
+
+/** net.Socket's own slots for `onread` (kBuffer, kBufferCb, kBufferGen), or null where this Node has none. */
+function findOnreadSlots(socket: net.Socket): OnreadSlots | null {
+  const byName = new Map(Object.getOwnPropertySymbols(socket).map((slot) => [slot.description, slot]));
+  const buffer = byName.get('kBuffer');
+  const callback = byName.get('kBufferCb');
+  const next = byName.get('kBufferGen');
+  return buffer === undefined || callback === undefined || next === undefined ? null : { buffer, callback, next };
 }
