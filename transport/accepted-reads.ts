@@ -13,8 +13,10 @@
  *   requests, growing fourfold each time a read fills it, up to 1 MiB while
  *   it streams an upload, small again after. A chunk is never overwritten, so
  *   whoever keeps it (a session's queue, a batch of file writes) may keep it.
- *   An idle connection holds one small buffer, as it would hold nothing with
- *   Node's reads.
+ *   The price is memory: a connection holds its next read's buffer while it
+ *   waits (2 KiB after requests, up to 1 MiB right after a burst), and a
+ *   small chunk keeps the whole buffer it landed in alive while it is kept;
+ *   Node's reads hold nothing while idle and trim each chunk's buffer.
  * - `withSharedReadBuffer` (workers, the bare relay): every socket of the
  *   thread reads into one 256 KiB buffer, for a reader that copies each chunk
  *   before its 'data' event returns (the thread relay copies it into a
@@ -46,9 +48,12 @@ let sharedBuffer: Buffer | null = null;
 /** What net.Socket's `onread` takes: a buffer, or a function giving the next read's, and a callback per read. */
 interface ReadsInto {
   readonly buffer: Buffer | (() => Buffer);
-  /** Given back the buffer the read landed in: ours, so a Buffer. */
-  readonly callback: (bytes: number, buffer: Buffer) => void;
+  /** Given back the buffer the read landed in: ours, so a Buffer. False stops reading. */
+  readonly callback: (bytes: number, buffer: Buffer) => boolean;
 }
+
+/** Hands a read's bytes on; false when the socket is paused (they wait in the socket, and reading stops). */
+type Deliver = (chunk: Buffer, owned: boolean) => boolean;
 
 /**
  * The accepted, not yet read `socket`, each of its reads from now on landing
@@ -58,11 +63,11 @@ interface ReadsInto {
  */
 export function withGrowingReads(accepted: net.Socket): net.Socket {
   let nextBytes = MIN_READ_BYTES;
-  return readsInto(accepted, (emit) => ({
+  return readsInto(accepted, (deliver) => ({
     buffer: () => (nextBytes < Buffer.poolSize >>> 1 ? Buffer.allocUnsafe(nextBytes) : Buffer.allocUnsafeSlow(nextBytes)),
     callback: (bytes, buffer) => {
       nextBytes = nextReadBytes(bytes, buffer.length);
-      emit(buffer.subarray(0, bytes));
+      return deliver(buffer.subarray(0, bytes), true);
     },
   }));
 }
@@ -85,7 +90,7 @@ export function nextReadBytes(bytes: number, capacity: number): number {
 export function withSharedReadBuffer(accepted: net.Socket): net.Socket {
   sharedBuffer ??= Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
   const buffer = sharedBuffer;
-  return readsInto(accepted, (emit) => ({ buffer, callback: (bytes) => emit(buffer.subarray(0, bytes)) }));
+  return readsInto(accepted, (deliver) => ({ buffer, callback: (bytes) => deliver(buffer.subarray(0, bytes), false) }));
 }
 
 /**
@@ -96,14 +101,24 @@ export function withSharedReadBuffer(accepted: net.Socket): net.Socket {
  * doubled the cost of an accept: 5000 clients connecting at once then
  * outran the accept queue, and a few waited a SYN retransmission (1 s).
  */
-function readsInto(accepted: net.Socket, reads: (emit: (chunk: Buffer) => void) => ReadsInto): net.Socket {
+function readsInto(accepted: net.Socket, reads: (deliver: Deliver) => ReadsInto): net.Socket {
   const handle = (accepted as unknown as { _handle: { useUserBuffer?: (buffer: Uint8Array) => void } | null })._handle;
   if (handle === null || typeof handle.useUserBuffer !== 'function' || accepted.destroyed) return accepted;
   // Looked up once: they are the same symbols for every socket, and the lookup cost more than the rest of the accept.
   onreadSlots ??= findOnreadSlots(accepted);
   const slots = onreadSlots;
   if (slots === null) return accepted;
-  const { buffer, callback } = reads((chunk) => accepted.emit('data', chunk));
+  const { buffer, callback } = reads((chunk, owned) => {
+    if (!accepted.isPaused()) {
+      accepted.emit('data', chunk);
+      return true;
+    }
+    // A read that pause() did not stop: pause() in the same tick as the first resume(), whose deferred read(0)
+    // starts reading again. The bytes wait in the stream, in order, for 'data' after the next resume(), as with
+    // Node's own reads; a shared buffer's are copied, since the next read overwrites them.
+    accepted.push(owned ? chunk : Buffer.from(chunk));
+    return false;
+  });
   const first = typeof buffer === 'function' ? buffer() : buffer;
   const socket = accepted as unknown as Record<symbol, unknown>;
   socket[slots.buffer] = first;

@@ -168,6 +168,27 @@ for (const way of Object.keys(WAYS) as Way[]) {
     t.pass('resumed: the rest arrives');
   });
 
+  t.test(`${way}: pause() right after the first resume() holds what comes (the deferred read(0) starts reading again); resume() brings it, in order`, async (t) => {
+    const { port, nextAccepted } = await listen(t, {}, way);
+    const client = await connect(port);
+    const socket = await nextAccepted();
+    const seen: string[] = [];
+    socket.on('data', (chunk: Buffer) => seen.push(chunk.toString()));
+    socket.resume();
+    socket.pause();
+    client.write('hello ');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    client.write('world');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.same(seen, [], 'nothing delivered while paused');
+    socket.resume();
+    await until(() => seen.join('') === 'hello world');
+    t.pass('resumed: every byte, in order');
+    client.write('!');
+    await until(() => seen.join('') === 'hello world!');
+    t.pass('and reading goes on after');
+  });
+
   t.test(`${way}: the client's end is 'end' here; with half-open allowed, a reply still reaches it after`, async (t) => {
     const { port, nextAccepted } = await listen(t, { allowHalfOpen: true }, way);
     const client = await connect(port);
