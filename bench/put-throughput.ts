@@ -95,6 +95,7 @@ for (let round = 1; round <= args.rounds; round++) {
 }
 
 const rate = (r: UploadTiming) => size / MiB / r.seconds;
+/** Median of per-round ratios; '—' when the baseline was not measured. */
 const against = (target: Target, baseline: Target): string => {
   const mine = results.get(target);
   const theirs = results.get(baseline);
@@ -112,7 +113,7 @@ for (const [target, list] of results) {
   const cpu = list.flatMap((r) => (r.serverCpuSeconds === null ? [] : [r.serverCpuSeconds / (size / GiB)]));
   const busy = list.flatMap((r) => (r.machineBusy === null ? [] : [r.machineBusy]));
   process.stdout.write(
-    `| ${target} | ${median(list.map(rate)).toFixed(0)} | ${results.has('native') ? against(target, 'native') : '—'} | ${results.has('copy-sink') ? against(target, 'copy-sink') : '—'} | ${results.has('hash-sink') ? against(target, 'hash-sink') : '—'} | ` +
+    `| ${target} | ${median(list.map(rate)).toFixed(0)} | ${against(target, 'native')} | ${against(target, 'copy-sink')} | ${against(target, 'hash-sink')} | ` +
       `${cpu.length === 0 ? '—' : median(cpu).toFixed(2)} | ${busy.length === 0 ? '—' : `${(median(busy) * 100).toFixed(0)}%`} | ${rss} |\n`,
   );
 }

@@ -2,7 +2,7 @@
  * The shell (servers/shell.ts) where its socket handling meets a model's:
  * what a queued client sends while it waits is held and served in order when
  * its turn comes, intact even where the model's sockets read into one buffer
- * shared by every connection (workers: transport/shared-read-buffer.ts), so
+ * shared by every connection (workers: withSharedReadBuffer in transport/accepted-reads.ts), so
  * that the reads of the connection being served meanwhile overwrite that
  * buffer many times. Real sockets, a real server.
  */

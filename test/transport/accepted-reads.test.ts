@@ -17,6 +17,7 @@ import {
   withGrowingReads,
   withSharedReadBuffer,
 } from '../../transport/accepted-reads.js';
+import { delay, eventually } from '../helpers/wire-fixture.js';
 
 const WAYS = { 'growing reads': withGrowingReads, 'the shared buffer': withSharedReadBuffer } as const;
 type Way = keyof typeof WAYS;
@@ -102,7 +103,7 @@ t.test('growing reads: every chunk keeps its bytes after its event, reads grow p
   const size = 3 * 1024 * 1024 + 11;
   // Sent before either server socket reads, so that reads find more waiting than they can take.
   for (const [i, client] of clients.entries()) client.write(patterned(size, i + 1));
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await delay(200);
   const received = servers.map((socket) => {
     const kept: Buffer[] = [];
     let bytes = 0;
@@ -155,16 +156,16 @@ for (const way of Object.keys(WAYS) as Way[]) {
     let seen = 0;
     socket.on('data', (chunk: Buffer) => (seen += chunk.length));
     client.write('hello');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await delay(100);
     t.equal(seen, 0, 'nothing read before resume()');
     socket.resume();
-    await until(() => seen === 5);
+    await eventually(() => seen === 5, 'the first bytes', 10_000);
     socket.pause();
     client.write('world!');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await delay(100);
     t.equal(seen, 5, 'nothing read while paused');
     socket.resume();
-    await until(() => seen === 11);
+    await eventually(() => seen === 11, 'the rest', 10_000);
     t.pass('resumed: the rest arrives');
   });
 
@@ -177,15 +178,15 @@ for (const way of Object.keys(WAYS) as Way[]) {
     socket.resume();
     socket.pause();
     client.write('hello ');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await delay(100);
     client.write('world');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await delay(100);
     t.same(seen, [], 'nothing delivered while paused');
     socket.resume();
-    await until(() => seen.join('') === 'hello world');
+    await eventually(() => seen.join('') === 'hello world', 'the held bytes', 10_000);
     t.pass('resumed: every byte, in order');
     client.write('!');
-    await until(() => seen.join('') === 'hello world!');
+    await eventually(() => seen.join('') === 'hello world!', 'the bytes after', 10_000);
     t.pass('and reading goes on after');
   });
 
@@ -219,7 +220,7 @@ for (const way of Object.keys(WAYS) as Way[]) {
     let closed = false;
     const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
     void serverClosed.then(() => (closed = true));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await delay(100);
     t.equal(closed, false, 'close() waits for the connection');
     socket.destroy();
     await serverClosed;
@@ -237,11 +238,4 @@ for (const way of Object.keys(WAYS) as Way[]) {
     accepted.destroy();
     t.equal(WAYS[way](accepted), accepted);
   });
-}
-
-async function until(check: () => boolean): Promise<void> {
-  for (let waited = 0; !check(); waited += 10) {
-    if (waited > 10_000) throw new Error('not within 10 s');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
