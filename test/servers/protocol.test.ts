@@ -21,6 +21,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { SERVER_MODELS, type ServerModelName, type ServerOptions } from '../../servers/index.js';
+import { RING_BYTES } from '../../transport/thread-relay.js';
 import { WireClient } from '../helpers/wire.js';
 import { delay, EMPTY_SHA256, eventually, sha256, WireFixture } from '../helpers/wire-fixture.js';
 import type { Tap } from '../helpers/tap.js';
@@ -933,6 +934,24 @@ function registerProtocolSuite(t: Tap, model: ServerModelName): void {
       await expectLine(t, c, `226 ${sha256(data)}`);
       await f.quit(c);
       t.ok(f.readFile('big.bin')?.equals(data), 'on disk');
+      t.same(f.tempFiles(), []);
+    });
+
+    t.test("PUT of two relay rings' worth with requests right behind its data, the first across the ring's end: stored exact, answered in order", async (t) => {
+      // The workers relay's input ring (transport/thread-relay.ts) wraps twice under this upload, and the
+      // first PING straddles its end, so the session reads it in two pieces; to the other models it is a large PUT.
+      const f = uploads.in(t);
+      const lineFor = (size: number, digest: string) => `PUT wrap.bin ${size} mode=new sha256=${digest}`;
+      const size = 2 * RING_BYTES.input - 3 - Buffer.byteLength(`${lineFor(2 * RING_BYTES.input, EMPTY_SHA256)}\r\n`);
+      const data = randomBytes(size);
+      const c = await f.open();
+      t.equal(await c.request(lineFor(size, sha256(data))), `150 send ${size} bytes`);
+      await c.send(Buffer.concat([data, Buffer.from('PING\r\nPING\r\n')]));
+      await expectLine(t, c, `226 wrap.bin ${size} ${sha256(data)}`);
+      await expectLine(t, c, '200 PONG', 'the request across the ring\'s end');
+      await expectLine(t, c, '200 PONG');
+      await f.quit(c);
+      t.ok(f.readFile('wrap.bin')?.equals(data), 'on disk, exact');
       t.same(f.tempFiles(), []);
     });
   });
