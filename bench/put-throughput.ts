@@ -118,7 +118,8 @@ for (const [target, list] of results) {
   );
 }
 process.stdout.write(
-  `\nserver CPU: all the server's threads together (${hashingNote()}); ` +
+  '\n× columns: the median of the rounds\' ratios (each round runs every target once, in turn), so they can differ from the ratio of the MiB/s medians. ' +
+    `server CPU: all the server's threads together (${hashingNote()}); ` +
     'cores busy: the whole machine during the upload, this sender included. When the cores are nearly all busy, the upload was CPU-bound: ' +
     `the sha256 alone takes ${sha256CpuSecondsPerGiB().toFixed(2)} CPU s per GiB on this machine (measured now), on top of the copy.\n`,
 );

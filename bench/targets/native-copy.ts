@@ -180,14 +180,13 @@ export interface CeilingCheck {
   readonly copySinkMiBps: number;
   readonly hashSinkMiBps?: number;
   /** Null when no native tool is installed. */
-  readonly native: { readonly tool: string; readonly MiBps: number; readonly copySinkRatio: number; readonly hashSinkRatio?: number } | null;
+  readonly native: { readonly tool: string; readonly MiBps: number } | null;
 }
 
 export async function checkCopySinkCeiling(bytes: number, rounds: number): Promise<CeilingCheck> {
   const data = new UploadData(bytes);
   const tool = nativeCopyTool();
   const rates = { 'copy-sink': [] as number[], 'hash-sink': [] as number[], native: [] as number[] };
-  const ratios = { 'copy-sink': [] as number[], 'hash-sink': [] as number[] };
   for (let round = 0; round < rounds; round++) {
     for (const sink of BYTE_SINKS) {
       const server = await startServerProcess(sink);
@@ -200,7 +199,6 @@ export async function checkCopySinkCeiling(bytes: number, rounds: number): Promi
     if (tool !== null) {
       const native = bytes / MiB / (await nativeCopy(tool, data)).seconds;
       rates.native.push(native);
-      for (const sink of BYTE_SINKS) ratios[sink].push((rates[sink].at(-1) ?? 0) / native);
     }
   }
   return {
@@ -210,7 +208,7 @@ export async function checkCopySinkCeiling(bytes: number, rounds: number): Promi
     native:
       tool === null
         ? null
-        : { tool: describeNativeCopy(tool), MiBps: median(rates.native), copySinkRatio: median(ratios['copy-sink']), hashSinkRatio: median(ratios['hash-sink']) },
+        : { tool: describeNativeCopy(tool), MiBps: median(rates.native) },
   };
 }
 
