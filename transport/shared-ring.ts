@@ -29,13 +29,14 @@ export function copyIntoRing(ring: Buffer, at: number, bytes: Uint8Array, from: 
   copyBytes(source, from + first, ring, 0, count - first); // the part that wrapped, if any
 }
 
-/** Copies `count` bytes out of the ring at counter `at` into `out` (at its start; a new buffer if none is given). */
-export function copyOutOfRing(ring: Buffer, at: number, count: number, out: Buffer = Buffer.allocUnsafeSlow(count)): Buffer {
+/** Copies `count` bytes out of the ring at counter `at` into a new buffer. */
+export function copyOutOfRing(ring: Buffer, at: number, count: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(count);
   const position = at & (ring.length - 1);
   const first = Math.min(count, ring.length - position);
   copyBytes(ring, position, out, 0, first);
   copyBytes(ring, 0, out, first, count - first); // the part that wrapped, if any
-  return out.length === count ? out : out.subarray(0, count);
+  return out;
 }
 
 /**

@@ -9,8 +9,9 @@
  *
  * - The main thread copies socket bytes into the input ring and rings the
  *   worker's bell (Atomics.notify). The worker sleeps in Atomics.wait, like
- *   the seed's Python `recv()`, and takes *everything* the ring holds at once:
- *   what arrived while it was busy comes as one batch.
+ *   the seed's Python `recv()`, and takes what the ring holds in one read (up
+ *   to a quarter of the ring, read in place): what arrived while it was busy
+ *   comes as one batch.
  * - The worker copies replies into the output ring (batched until it next
  *   waits) and rings the main thread's bell. The main thread waits for that
  *   bell with Atomics.waitAsync, so a sleeping event loop wakes only when there
@@ -30,7 +31,10 @@ import { copyIntoRing, copyOutOfRing, ringBell, sleepWhile } from './shared-ring
 const Slot = {
   /** Bytes the main thread put into the input ring. */
   IN_WRITTEN: 0,
-  /** Bytes the worker took from it. */
+  /**
+   * Bytes the worker gave back: their room is the main thread's again. It
+   * trails what the worker took by up to two reads (BlockingRelayIO.take).
+   */
   IN_READ: 1,
   /** Bytes the worker put into the output ring. */
   OUT_WRITTEN: 2,
@@ -77,7 +81,7 @@ export const Flag = {
   SHUTDOWN: 1 << 2,
   /** main → worker: the socket is gone; writes fail at once. */
   SOCKET_CLOSED: 1 << 3,
-  /** main: the socket is paused because the input ring is full; the worker rings after taking bytes. */
+  /** main: the socket is paused because the input ring is full; the worker rings after giving room back. */
   INPUT_PAUSED: 1 << 4,
   /** worker: waiting for room in the output ring; the main thread rings after taking bytes. */
   OUTPUT_WAITING: 1 << 5,
@@ -452,7 +456,7 @@ export class BlockingRelayIO implements BlockingSessionIO {
         if (available > 0) return this.take(available);
         if ((flags & Flag.EOF) !== 0) return 'eof';
         if (waiting && Atomics.load(this.header, Slot.IDLE_ENDED) === this.inputWaits) return 'idle-timeout';
-        // An empty ring while the main thread holds bytes back: it paused after our last take() looked
+        // An empty ring while the main thread holds bytes back: it paused after our last release() looked
         // at INPUT_PAUSED, so nobody has told it there is room. Without this bell both sides wait for ever.
         if ((flags & Flag.INPUT_PAUSED) !== 0) ring(this.header, Slot.MAIN_BELL);
         this.flush();

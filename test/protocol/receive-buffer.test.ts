@@ -334,7 +334,7 @@ t.test('a chunk is read only until the next push: its memory may then be reused,
   buffer.push(land('PING\nPU'));
   t.equal(lineText(buffer.takeLine(100)), 'line:PING');
   t.same(buffer.takeLine(100), { kind: 'need-more' });
-  const secondLanding = new Uint8Array(64); // the transport's other landing: the first stays put while the second read lands
+  const secondLanding = new Uint8Array(64); // where the next read lands: the first stays put meanwhile (BlockingSessionIO.read)
   secondLanding.set(new TextEncoder().encode('T a 3\n'));
   buffer.push(secondLanding.subarray(0, 6));
   land('XXXXXXXX'); // the first landing reused: "PU" was copied at the push

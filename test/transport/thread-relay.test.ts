@@ -20,6 +20,8 @@ import type { Tap } from '../helpers/tap.js';
 type Script = Partial<Omit<RelayWorkerScript, 'channel'>>;
 
 const MiB = 1024 * 1024;
+/** The channel's header, before its input ring (thread-relay.ts's HEADER_BYTES). */
+const HEADER_BYTES = 64;
 /** Int32 slots of the channel's header (thread-relay.ts's Slot). */
 const Slot = { IN_WRITTEN: 0, IN_READ: 1, OUT_WRITTEN: 2, WORKER_BELL: 4, FLAGS: 6, WORKER_ASLEEP: 7, INPUT_WAIT: 8, IDLE_ENDED: 9 } as const;
 /** Float64 slots of the same header (thread-relay.ts's Time): each covers Int32 slots 2 × index and 2 × index + 1. */
@@ -204,24 +206,25 @@ t.test('a read takes at most a quarter of the ring and never across its end: the
     const got = io.read();
     if (!(got instanceof Uint8Array)) throw new Error(`read ${String(got)}`);
     t.ok(got.length <= RING_BYTES.input / 4, `at most a quarter of the ring (${got.length} bytes)`);
-    t.ok(got.byteOffset + got.length <= new Uint8Array(channel).length, 'within the channel');
+    const inRing = got.byteOffset - HEADER_BYTES;
+    t.ok(inRing >= 0 && inRing + got.length <= RING_BYTES.input, `within the input ring (bytes ${inRing} to ${inRing + got.length})`);
     reads.push(Buffer.from(got));
     taken += got.length;
   }
   t.ok(Buffer.concat(reads).equals(sent), 'every byte, in order, across the end of the ring');
 });
 
-t.test('a worker that finds the ring empty while the socket is paused rings the main thread, even when its take missed the pause', async (t) => {
+t.test('a worker that finds the ring empty while the socket is paused rings the main thread, even when its release missed the pause', async (t) => {
   // Staged race: the main thread pauses the socket (ring full, bytes left
-  // over) and raises INPUT_PAUSED just *after* the worker's take() looked at
-  // the flags, so take() did not ring. The worker's next read finds the ring
+  // over) and raises INPUT_PAUSED just *after* the worker's release() looked at
+  // the flags, so release() did not ring. The worker's next read finds the ring
   // empty with the flag up: only its bell can make the main thread refill.
   const size = 2 * RING_BYTES.input;
   // The worker naps after taking bytes, so the flag can come back before its next read looks.
   const { client, served, report, header } = await bridged(t, { sleepBeforeReadingMs: 1500, sleepAfterBytesMs: 200 });
   client.end(randomBytes(size));
   await eventually(() => served.isPaused() && (Atomics.load(header, Slot.FLAGS) & Flag.INPUT_PAUSED) !== 0, 'a full ring pauses the socket');
-  Atomics.and(header, Slot.FLAGS, ~Flag.INPUT_PAUSED); // hidden from the worker's take()
+  Atomics.and(header, Slot.FLAGS, ~Flag.INPUT_PAUSED); // hidden from the worker's release()
   // A read keeps its bytes until the read after it, so the worker has taken the whole ring once it sleeps
   // holding only its last read (at most a quarter of the ring): the ring is empty to it, with the flag hidden.
   await eventually(
