@@ -13,7 +13,7 @@ import { ErrorCodes } from '../../protocol/index.js';
 import { BlockingRelayIO, createRelayChannel, Flag, RelayChannelPool, RING_BYTES, SocketRelay } from '../../transport/thread-relay.js';
 import { acceptedPair, busyPastTimers, readAll, settled, SOCKET_READ_BYTES, spinFor } from '../helpers/socket-pair.js';
 import { delay, eventually } from '../helpers/wire-fixture.js';
-import type { HeldInput } from '../../transport/session-io.js';
+import type { ClientInput, HeldInput } from '../../transport/session-io.js';
 import type { RelayWorkerReport, RelayWorkerScript } from './relay-worker.js';
 import type { Tap } from '../helpers/tap.js';
 
@@ -128,11 +128,46 @@ t.test('a worker that falls behind pauses the socket, and catching up resumes it
 });
 
 /**
- * A connection relayed over `channel` to a session in this very thread: its
- * BlockingRelayIO only takes what is there, so it never blocks here. Resolves
- * once the session has started and the relay reads the socket.
+ * The session's side of a channel, run in this very thread: a test reads only
+ * when `untaken()` says the ring holds bytes, so no read blocks here. The
+ * bytes not yet taken are counted from the reads themselves, because IN_READ
+ * trails them (a read's room is given back a read late); the counters of a
+ * new channel start at 0.
  */
-async function relayedHere(t: Tap, channel: SharedArrayBuffer): Promise<{ client: net.Socket; served: net.Socket; relay: SocketRelay; io: BlockingRelayIO }> {
+class SessionHere {
+  readonly io: BlockingRelayIO;
+  readonly header: Int32Array;
+  taken = 0;
+
+  constructor(channel: SharedArrayBuffer) {
+    this.io = new BlockingRelayIO(channel);
+    this.header = new Int32Array(channel, 0, 16);
+  }
+
+  untaken(): number {
+    return (Atomics.load(this.header, Slot.IN_WRITTEN) - this.taken) | 0;
+  }
+
+  read(): ClientInput {
+    const got = this.io.read();
+    if (got instanceof Uint8Array) this.taken += got.length;
+    return got;
+  }
+
+  /** The next read, which must be bytes. */
+  readBytes(): Uint8Array {
+    const got = this.read();
+    if (!(got instanceof Uint8Array)) throw new Error(`read ${String(got)}`);
+    return got;
+  }
+}
+
+/**
+ * A connection relayed over `channel` to a session in this very thread
+ * (SessionHere). Resolves once the session has started and the relay reads
+ * the socket.
+ */
+async function relayedHere(t: Tap, channel: SharedArrayBuffer): Promise<{ client: net.Socket; served: net.Socket; relay: SocketRelay; session: SessionHere }> {
   const { client, served } = await acceptedPair();
   const relay = new SocketRelay(served, channel, 0, () => {});
   t.teardown(() => {
@@ -140,47 +175,37 @@ async function relayedHere(t: Tap, channel: SharedArrayBuffer): Promise<{ client
     served.destroy();
     relay.close();
   });
-  const io = new BlockingRelayIO(channel);
+  const session = new SessionHere(channel);
   await eventually(() => !served.isPaused(), 'the relay reads the socket once the session starts');
-  return { client, served, relay, io };
+  return { client, served, relay, session };
 }
 
 t.test('a worker that empties the ring while the socket is paused rings the main thread, which resumes the socket', async (t) => {
   // Staged: the main thread has paused the socket with bytes left over; the
   // worker takes what the ring holds and must say so, or the socket stays paused for good.
   const channel = createRelayChannel();
-  const { client, served, io } = await relayedHere(t, channel);
+  const { client, served, session } = await relayedHere(t, channel);
   client.write(randomBytes(RING_BYTES.input + 4 * SOCKET_READ_BYTES));
   await eventually(() => served.isPaused(), 'a full ring pauses the socket');
-  const header = new Int32Array(channel, 0, 16);
-  const flags = () => Atomics.load(header, 6);
-  let taken = 0;
-  /** Bytes in the input ring not yet taken (counters start at 0): read() is only called when it will not block this (the main) thread. */
-  const untaken = () => (Atomics.load(header, 0) - taken) | 0;
+  const flags = () => Atomics.load(session.header, Slot.FLAGS);
   t.not(flags() & Flag.INPUT_PAUSED, 0, 'and says so in the flags');
-  while (taken < RING_BYTES.input + 4 * SOCKET_READ_BYTES) {
-    await eventually(() => untaken() > 0, 'the relay refills the ring once the worker took bytes');
-    const got = io.read();
-    if (got instanceof Uint8Array) taken += got.length;
+  while (session.taken < RING_BYTES.input + 4 * SOCKET_READ_BYTES) {
+    await eventually(() => session.untaken() > 0, 'the relay refills the ring once the worker took bytes');
+    session.read();
   }
-  t.equal(taken, RING_BYTES.input + 4 * SOCKET_READ_BYTES, 'every byte reached the worker');
+  t.equal(session.taken, RING_BYTES.input + 4 * SOCKET_READ_BYTES, 'every byte reached the worker');
   await eventually(() => !served.isPaused() && (flags() & Flag.INPUT_PAUSED) === 0, 'the socket flows again');
 });
 
 t.test("a read is a view of the ring itself; its bytes stay put until the read after the next one, which gives their room back", async (t) => {
   const channel = createRelayChannel();
-  const { client, io } = await relayedHere(t, channel);
-  const header = new Int32Array(channel, 0, 16);
-  let taken = 0;
+  const { client, session } = await relayedHere(t, channel);
   const readPiece = async (fill: number, length: number): Promise<Uint8Array> => {
     client.write(Buffer.alloc(length, fill));
-    await eventually(() => Atomics.load(header, Slot.IN_WRITTEN) === taken + length, 'the piece is in the ring');
-    const got = io.read();
-    if (!(got instanceof Uint8Array)) throw new Error(`read ${String(got)}`);
-    taken += got.length;
-    return got;
+    await eventually(() => session.untaken() === length, 'the piece is in the ring');
+    return session.readBytes();
   };
-  const released = () => Atomics.load(header, Slot.IN_READ);
+  const released = () => Atomics.load(session.header, Slot.IN_READ);
   const first = await readPiece(0x61, 1000);
   t.equal(first.buffer, channel, 'no copy: the read is a view of the channel');
   t.equal(released(), 0, 'its room is still held');
@@ -195,21 +220,17 @@ t.test("a read is a view of the ring itself; its bytes stay put until the read a
 
 t.test('a read takes at most a quarter of the ring and never across its end: the rest comes at the next read, in order', async (t) => {
   const channel = createRelayChannel();
-  const { client, io } = await relayedHere(t, channel);
-  const header = new Int32Array(channel, 0, 16);
+  const { client, session } = await relayedHere(t, channel);
   const sent = randomBytes(RING_BYTES.input + RING_BYTES.input / 4);
   const reads: Buffer[] = [];
-  let taken = 0;
   client.write(sent);
-  while (taken < sent.length) {
-    await eventually(() => Atomics.load(header, Slot.IN_WRITTEN) - taken > 0, 'the relay puts bytes in the ring');
-    const got = io.read();
-    if (!(got instanceof Uint8Array)) throw new Error(`read ${String(got)}`);
+  while (session.taken < sent.length) {
+    await eventually(() => session.untaken() > 0, 'the relay puts bytes in the ring');
+    const got = session.readBytes();
     t.ok(got.length <= RING_BYTES.input / 4, `at most a quarter of the ring (${got.length} bytes)`);
     const inRing = got.byteOffset - HEADER_BYTES;
     t.ok(inRing >= 0 && inRing + got.length <= RING_BYTES.input, `within the input ring (bytes ${inRing} to ${inRing + got.length})`);
     reads.push(Buffer.from(got));
-    taken += got.length;
   }
   t.ok(Buffer.concat(reads).equals(sent), 'every byte, in order, across the end of the ring');
 });
@@ -323,12 +344,9 @@ async function relayHolding(t: Tap, held: HeldInput) {
     served.destroy();
     relay.close();
   });
-  // In this thread: read() is only called when it has something to return, so it never blocks here.
-  const io = new BlockingRelayIO(channel);
-  const header = new Int32Array(channel, 0, 16);
-  let takenBytes = 0;
-  /** Bytes in the ring the session has not taken yet (counters start at 0; a read's room is given back a read late). */
-  const inRing = () => (Atomics.load(header, Slot.IN_WRITTEN) - takenBytes) | 0;
+  const session = new SessionHere(channel);
+  const { header } = session;
+  const inRing = () => session.untaken();
   /**
    * Takes `length` bytes as the relay puts them in the ring; `beforeRead` looks at the ring before each
    * take, `afterRead` after it. Null (and a failure) if a read returns a signal instead.
@@ -339,24 +357,23 @@ async function relayHolding(t: Tap, held: HeldInput) {
     while (total < length) {
       await eventually(() => inRing() > 0, 'the relay refills the ring from what it held back');
       hooks.beforeRead?.(total);
-      const got = io.read();
+      const got = session.read();
       if (!(got instanceof Uint8Array)) {
         t.fail(`read ${got}`);
         return null;
       }
       taken.push(Buffer.from(got));
       total += got.length;
-      takenBytes += got.length;
       await hooks.afterRead?.(total);
     }
     return Buffer.concat(taken);
   };
-  return { client, served, io, header, inRing, takeAll };
+  return { client, served, session, header, inRing, takeAll };
 }
 
 t.test('what a client sent while it queued, more than the ring holds, reaches the session in order; each refill wakes it', async (t) => {
   const held = randomBytes(4 * RING_BYTES.input + 1000);
-  const { client, io, header, inRing, takeAll } = await relayHolding(t, { chunks: [held.subarray(0, 1000), held.subarray(1000)], ended: false });
+  const { client, session, header, inRing, takeAll } = await relayHolding(t, { chunks: [held.subarray(0, 1000), held.subarray(1000)], ended: false });
   /** The worker's bell: a worker asleep on an empty ring wakes only when it rings. */
   const bell = () => Atomics.load(header, Slot.WORKER_BELL);
   const taken = await takeAll(held.length, {
@@ -370,14 +387,14 @@ t.test('what a client sent while it queued, more than the ring holds, reaches th
   t.ok(taken?.equals(held), 'every held byte, in order');
   client.end('QUIT\r\n');
   await eventually(() => inRing() > 0, 'then the socket is read');
-  t.equal(Buffer.from(io.read() as Uint8Array).toString(), 'QUIT\r\n');
+  t.equal(Buffer.from(session.readBytes()).toString(), 'QUIT\r\n');
 });
 
 t.test('a client that sent more than the ring holds and its end while it queued: the end comes after every held byte', async (t) => {
   // `cat commands.txt | nc -N host port` to a busy pool: the session must see all of it and then the end, at
   // once, not wait for more input until its idle timeout.
   const held = randomBytes(2 * RING_BYTES.input + 1000);
-  const { io, header, inRing, takeAll } = await relayHolding(t, { chunks: [held], ended: true });
+  const { session, header, inRing, takeAll } = await relayHolding(t, { chunks: [held], ended: true });
   const endSignalled = () => (Atomics.load(header, Slot.FLAGS) & Flag.EOF) !== 0;
   const taken = await takeAll(held.length, {
     // The end may be signalled once every byte before it is in the ring (the worker takes bytes before it looks at the end).
@@ -387,7 +404,7 @@ t.test('a client that sent more than the ring holds and its end while it queued:
   });
   t.ok(taken?.equals(held), 'every held byte, in order');
   await eventually(endSignalled, 'then the end of the input');
-  t.equal(io.read(), 'eof');
+  t.equal(session.read(), 'eof');
 });
 
 t.test('a client that sent more than the ring holds while it queued, and keeps sending, is not read further until its session takes', async (t) => {
@@ -552,11 +569,11 @@ t.test('a bell with nothing for a waiting worker neither ends its wait nor resta
 t.test('a channel given back to the pool serves the next connection, and the closed relay never touches it again', async (t) => {
   const pool = new RelayChannelPool(5000);
   const channel = pool.take();
-  const { client, served, relay, io } = await relayedHere(t, channel);
-  const header = new Int32Array(channel, 0, 16);
+  const { client, served, relay, session } = await relayedHere(t, channel);
+  const { header } = session;
   client.write(randomBytes(1000));
   await eventually(() => Atomics.load(header, Slot.IN_WRITTEN) === 1000, 'the first connection\'s bytes reach the ring');
-  t.ok(io.read() instanceof Uint8Array, 'and the session takes them');
+  t.ok(session.read() instanceof Uint8Array, 'and the session takes them');
 
   relay.close();
   pool.give(channel);
