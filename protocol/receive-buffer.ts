@@ -38,9 +38,9 @@ export class ReceiveBuffer {
    */
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
+    // Checked before indexing: chunks[-1] is no array index but a property name, looked up the slow way.
     const last = this.chunks.length - 1;
-    const rest = this.chunks[last];
-    if (rest !== undefined) this.chunks[last] = Uint8Array.prototype.slice.call(rest);
+    if (last >= 0) this.chunks[last] = Uint8Array.prototype.slice.call(this.chunks[last]!);
     this.chunks.push(chunk);
     this.unread += chunk.length;
   }

@@ -10,6 +10,7 @@
  * interleaved on one event loop.
  */
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import {
   ConnectionError,
   ErrorCodes,

@@ -11,7 +11,9 @@
  * client, its disk, or a slow reader), then leave together in one write, as
  * a bare server would send them.
  */
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { afterPendingIO, clientGone, drained } from './drain.js';
 import { NOTHING_HELD, type AsyncSessionIO, type ClientInput, type HeldInput } from './session-io.js';
 
@@ -99,8 +101,8 @@ export class SocketSessionIO implements AsyncSessionIO {
   flush(): void {
     const count = this.unsent.length;
     if (count === 0 || this.socket.destroyed) return;
-    const bytes = count === 1 ? this.unsent[0]! : Buffer.concat(this.unsent, this.unsentBytes);
-    this.unsent.length = 0;
+    // pop(), not `length = 0`: setting an array's length is a runtime call, and this runs once per request.
+    const bytes = count === 1 ? this.unsent.pop()! : Buffer.concat(this.unsent.splice(0), this.unsentBytes);
     this.unsentBytes = 0;
     this.socket.write(bytes);
   }

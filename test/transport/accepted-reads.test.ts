@@ -146,6 +146,15 @@ t.test('nextReadBytes: four times larger after a full read, else the power of tw
   t.equal(nextReadBytes(300 * 1024, MAX_READ_BYTES), 512 * 1024, 'of less: the power of two that holds it');
   t.equal(nextReadBytes(6, MAX_READ_BYTES), MIN_READ_BYTES, 'a request line: the least');
   t.equal(nextReadBytes(0, MIN_READ_BYTES), MIN_READ_BYTES, 'nothing: the least');
+  t.equal(nextReadBytes(4096, MAX_READ_BYTES), 4096, 'a power of two holds itself');
+  t.equal(nextReadBytes(4097, MAX_READ_BYTES), 8192, 'one byte more: the next one');
+  // Every size a read can bring, against the definition in plain arithmetic (the code counts bits instead).
+  let differing = 0;
+  for (let bytes = 0; bytes < MAX_READ_BYTES; bytes++) {
+    const holds = Math.min(MAX_READ_BYTES, Math.max(MIN_READ_BYTES, 2 ** Math.ceil(Math.log2(Math.max(bytes, 1)))));
+    if (nextReadBytes(bytes, MAX_READ_BYTES) !== holds) differing++;
+  }
+  t.equal(differing, 0, 'the power of two that holds it, for every size below the most');
 });
 
 for (const way of Object.keys(WAYS) as Way[]) {
