@@ -14,6 +14,7 @@
  * then reads the flag (all sequentially consistent): one of them sees the
  * other, and no wake-up is lost.
  */
+import { Buffer } from 'node:buffer';
 
 /** A Buffer over the same memory. */
 export function asBuffer(bytes: Uint8Array): Buffer {

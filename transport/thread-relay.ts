@@ -22,6 +22,7 @@
  * A client that stops reading is cut off after the stall time (drain.ts), which
  * wakes the worker with the socket closed.
  */
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { afterPendingIO, clientGone, drained, stalledWriteError } from './drain.js';
 import { NOTHING_HELD, type BlockingSessionIO, type ClientInput, type HeldInput } from './session-io.js';
