@@ -14,7 +14,8 @@
  * The bytes go to the file the way the async server writes them, and the
  * way a native copy does: gathered into large writes (1 MiB writev), several
  * in flight on libuv's thread pool while the socket is read, flushed to disk
- * in the background as they go, then one fsync (servers/storage/batched-writer.ts).
+ * in the background as they go, then one fsync (servers/storage/batched-writer.ts),
+ * each file call a node:fs callback on a raw descriptor (servers/storage/fs-calls.ts).
  * So uploads from many clients reach the disk side by side, as they can with
  * the async server: a ceiling must not be slower than what it bounds.
  *
@@ -27,11 +28,11 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
-import fsp, { type FileHandle } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { BatchedFileWriter } from '../../servers/storage/batched-writer.js';
+import { closeFile, openFile, syncFile } from '../../servers/storage/fs-calls.js';
 import { withGrowingReads } from '../../transport/accepted-reads.js';
 
 const LF = 10;
@@ -44,7 +45,7 @@ let uploads = 0;
 interface Upload {
   readonly file: string;
   /** Resolves once the file is open; until then the socket is paused. */
-  readonly opened: Promise<{ readonly handle: FileHandle; readonly writer: BatchedFileWriter }>;
+  readonly opened: Promise<{ readonly fd: number; readonly writer: BatchedFileWriter }>;
   writer: BatchedFileWriter | null;
   remaining: number;
   /** The running sha256 of the bytes received (hash-sink only). */
@@ -66,12 +67,12 @@ const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (accept
   const startUpload = (size: number): Upload => {
     const file = path.join(dir, `upload-${++uploads}`);
     socket.pause();
-    const opened = fsp.open(file, 'w').then((handle) => {
-      const writer = new BatchedFileWriter(handle);
+    const opened = openFile(file, 'w').then((fd) => {
+      const writer = new BatchedFileWriter(fd);
       started.writer = writer;
       socket.write(`150 send ${size} bytes\n`);
       resumeUnlessCommitting();
-      return { handle, writer };
+      return { fd, writer };
     });
     const started: Upload = { file, opened, writer: null, remaining: size, hash: hashing ? createHash('sha256') : null };
     return started;
@@ -92,13 +93,13 @@ const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (accept
     committing = true;
     socket.pause();
     void done.opened
-      .then(async ({ handle, writer }) => {
+      .then(async ({ fd, writer }) => {
         await writer.settle();
-        await handle.sync();
-        await handle.close();
+        await syncFile(fd);
+        await closeFile(fd);
       })
       .then(() => {
-        fs.rm(done.file, { force: true }, () => {});
+        fs.unlink(done.file, () => {});
         socket.write(done.hash === null ? '226\n' : `226 ${done.hash.digest('hex')}\n`);
         committing = false;
         socket.resume();
@@ -145,10 +146,10 @@ const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (accept
   socket.on('close', () => {
     if (upload === null) return;
     const { file, opened } = upload;
-    void opened.then(async ({ handle, writer }) => {
+    void opened.then(async ({ fd, writer }) => {
       await writer.discard();
-      await handle.close();
-      fs.rm(file, { force: true }, () => {});
+      await closeFile(fd);
+      fs.unlink(file, () => {});
     });
   });
 });

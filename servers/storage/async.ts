@@ -1,15 +1,17 @@
 /**
- * The storage root with promises, for the async server: node:fs/promises (and
- * node:fs's callback form where that is cheaper), never a ...Sync call, so no
- * call ever blocks the event loop. Same semantics as SyncStorage
+ * The storage root with promises, for the async server: node:fs's callback
+ * calls as promises on raw descriptors (fs-calls.ts, which says why not
+ * fs/promises' FileHandle), never a ...Sync call, so no call ever blocks the
+ * event loop. Same semantics as SyncStorage
  * (sync.ts); the shared decisions live in common.ts, so this file is only the
  * order of the file-system calls.
  */
-import fsp, { type FileHandle } from 'node:fs/promises';
+import fsp from 'node:fs/promises';
 import fs, { type Stats } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { BatchedFileWriter } from './batched-writer.js';
+import { closeFile, linkPath, openFile, readAt, readText, renamePath, statFile, syncFile, truncateFile, unlinkPath, writeAt } from './fs-calls.js';
 import { afterPendingIO } from '../../transport/drain.js';
 import { ErrorCodes, StorageError, type ListEntry } from '../../protocol/index.js';
 import {
@@ -77,8 +79,8 @@ import type {
   UploadPlan,
 } from './types.js';
 
-/** An upload as this flavour holds it: an open FileHandle and a digest that may make it wait. */
-type AsyncUpload = UploadState<FileHandle, EventLoopDigest>;
+/** An upload as this flavour holds it: an open descriptor and a digest that may make it wait. */
+type AsyncUpload = UploadState<number, EventLoopDigest>;
 
 /**
  * The default lock: one queue per name, so commits to a name run one after
@@ -120,7 +122,7 @@ export class NameQueueLock implements AsyncNameLock {
 }
 
 interface OpenRegularFile {
-  readonly file: FileHandle;
+  readonly file: number;
   readonly size: number;
 }
 
@@ -276,19 +278,19 @@ export class AsyncStorage implements AsyncStorageOps {
     return this.withSlot(async () => {
       const opened = await this.lock.withLock(commitLockKey(name, this.quota), () => this.openRegularOrNull(filePath));
       if (opened === null) throw notFound();
-      return new ReadState<FileHandle>(this, opened.file, opened.size);
+      return new ReadState<number>(this, opened.file, opened.size);
     });
   }
 
   async readChunk(handle: ReadHandle, maxBytes: number): Promise<Uint8Array | null> {
-    const reading = ReadState.of<FileHandle>(handle, this);
+    const reading = ReadState.of<number>(handle, this);
     const file = reading.openFile();
     const { position, length } = reading.nextRead(maxBytes);
     if (length === 0) return null;
     const chunk = new Uint8Array(length);
     let bytesRead: number;
     try {
-      ({ bytesRead } = await file.read(chunk, 0, length, position));
+      bytesRead = await readAt(file, chunk, 0, length, position);
     } catch (error) {
       throw toStorageError(error, 'reading a file', 'failure');
     }
@@ -297,7 +299,7 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   async closeRead(handle: ReadHandle): Promise<void> {
-    const reading = ReadState.of<FileHandle>(handle, this);
+    const reading = ReadState.of<number>(handle, this);
     const file = reading.file;
     reading.file = null;
     if (file !== null) await closeQuietly(file);
@@ -316,9 +318,9 @@ export class AsyncStorage implements AsyncStorageOps {
       const currentSize = probed === undefined ? regularSizeOrNull(plan.name, await this.lstatOrNull(target)) : probed.size;
       if (plan.mode === 'new' && currentSize !== null) throw fileExists(plan.name);
       const tempPath = entryPath(this.root, tempFileName(SELF_OWNER, plan));
-      let file: FileHandle;
+      let file: number;
       try {
-        file = await fsp.open(tempPath, TEMP_CREATE_FLAGS, FILE_MODE);
+        file = await openFile(tempPath, TEMP_CREATE_FLAGS, FILE_MODE);
       } catch (error) {
         throw toStorageError(error, 'creating a temporary file', 'failure');
       }
@@ -333,7 +335,7 @@ export class AsyncStorage implements AsyncStorageOps {
         await removeQuietly(tempPath);
         throw error;
       }
-      return new UploadState<FileHandle, EventLoopDigest>(this, plan, tempPath, file, eventLoopDigest(plan.size));
+      return new UploadState<number, EventLoopDigest>(this, plan, tempPath, file, eventLoopDigest(plan.size));
     });
   }
 
@@ -345,10 +347,10 @@ export class AsyncStorage implements AsyncStorageOps {
    */
   writeUpload(handle: UploadHandle, bytes: Uint8Array): void | Promise<void> {
     let upload: AsyncUpload;
-    let file: FileHandle;
+    let file: number;
     let digesting: void | Promise<void>;
     try {
-      upload = UploadState.of<FileHandle, EventLoopDigest>(handle, this);
+      upload = UploadState.of<number, EventLoopDigest>(handle, this);
       ({ file, digesting } = upload.reserveWrite(bytes));
     } catch (error) {
       return Promise.reject(error); // this flavour's failures are rejections, like every other call's
@@ -371,7 +373,7 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   async commitUpload(handle: UploadHandle): Promise<FileDigest> {
-    const upload = UploadState.of<FileHandle, EventLoopDigest>(handle, this);
+    const upload = UploadState.of<number, EventLoopDigest>(handle, this);
     // The upload's writes in flight land first; the first one that failed discards the upload.
     const writer = this.uploadWriters.get(upload);
     if (writer !== undefined) {
@@ -391,10 +393,10 @@ export class AsyncStorage implements AsyncStorageOps {
         const digest = upload.finishDigest();
         if (typeof digest === 'string') {
           uploadSha256 = upload.verifiedSha256(digest);
-          if (upload.mode !== 'append') await file.sync();
+          if (upload.mode !== 'append') await syncFile(file);
         } else {
           // The flush to disk and the end of the hashing on its thread (a large upload) overlap.
-          const [finished] = await Promise.all([digest, upload.mode !== 'append' ? file.sync() : undefined]);
+          const [finished] = await Promise.all([digest, upload.mode !== 'append' ? syncFile(file) : undefined]);
           uploadSha256 = upload.verifiedSha256(finished);
         }
         // Its data is on disk and a rename needs no descriptor: closing it overlaps the install.
@@ -422,7 +424,7 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   /** Under the name's lock: puts the upload in place, durably, and returns the file's new size. */
-  private async install(upload: AsyncUpload, file: FileHandle): Promise<number> {
+  private async install(upload: AsyncUpload, file: number): Promise<number> {
     const target = entryPath(this.root, upload.name);
     const currentSize = await this.lstatThen(target, (stats) => regularSizeOrNull(upload.name, stats));
     if (upload.mode === 'new' && currentSize !== null) throw fileExists(upload.name);
@@ -431,7 +433,7 @@ export class AsyncStorage implements AsyncStorageOps {
     if (limitsChecked !== undefined) await limitsChecked;
     if (upload.mode === 'append' && currentSize !== null) return this.appendInPlace(upload, target);
     if (upload.mode === 'overwrite') {
-      await fsp.rename(upload.tempPath, target);
+      await renamePath(upload.tempPath, target);
     } else if (!(await this.linkIntoPlace(upload, file, target))) {
       // Another server process created the name since the lstat (this server's own uploads wait for the name's lock).
       if (upload.mode === 'new') throw fileExists(upload.name);
@@ -442,14 +444,14 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   /** 'new', or an append to an absent name: linked, never renamed, into place (see SyncStorage.linkIntoPlace, in sync.ts). */
-  private async linkIntoPlace(upload: AsyncUpload, file: FileHandle, target: string): Promise<boolean> {
-    if (upload.mode === 'append') await file.sync();
+  private async linkIntoPlace(upload: AsyncUpload, file: number, target: string): Promise<boolean> {
+    if (upload.mode === 'append') await syncFile(file);
     try {
-      await fsp.link(upload.tempPath, target);
+      await linkPath(upload.tempPath, target);
     } catch (error) {
       if (hasErrnoCode(error, 'EEXIST')) return false;
       if (!hasErrnoCode(error, ...NO_HARD_LINKS)) throw error;
-      await fsp.rename(upload.tempPath, target);
+      await renamePath(upload.tempPath, target);
       return true;
     }
     await removeQuietly(upload.tempPath);
@@ -463,9 +465,9 @@ export class AsyncStorage implements AsyncStorageOps {
    * truncates the file back to its old size.
    */
   private async appendInPlace(upload: AsyncUpload, target: string): Promise<number> {
-    let file: FileHandle;
+    let file: number;
     try {
-      file = await fsp.open(target, APPEND_FLAGS);
+      file = await openFile(target, APPEND_FLAGS);
     } catch (error) {
       if (isMissingOrNotRegular(error)) throw notRegular(upload.name); // replaced by a link, a socket or a directory since the lstat
       throw error;
@@ -473,7 +475,7 @@ export class AsyncStorage implements AsyncStorageOps {
     try {
       const { intent, recorded, oldSize } = await this.takeIntentAtEnd(file, upload.name);
       try {
-        const received = await fsp.open(upload.tempPath, READ_FLAGS);
+        const received = await openFile(upload.tempPath, READ_FLAGS);
         let newBytes: number;
         try {
           newBytes = await copyToEnd(received, file, Buffer.allocUnsafe(CHUNK_BYTES), oldSize);
@@ -481,11 +483,11 @@ export class AsyncStorage implements AsyncStorageOps {
           await closeQuietly(received);
         }
         if (newBytes !== upload.received) throw copyMismatch(newBytes, upload.received);
-        await file.sync();
+        await syncFile(file);
       } catch (error) {
         // Undo now; if even that fails, the intent record stays and the next start-up undoes it.
-        await file.truncate(oldSize);
-        await file.sync();
+        await truncateFile(file, oldSize);
+        await syncFile(file);
         await this.dropIntent(intent);
         throw error;
       }
@@ -501,13 +503,13 @@ export class AsyncStorage implements AsyncStorageOps {
    * Takes the name's intent record, then records in it the size `file` has,
    * read only once the record is ours (see SyncStorage.takeIntentAtEnd, in sync.ts).
    */
-  private async takeIntentAtEnd(file: FileHandle, name: string): Promise<{ readonly intent: string; readonly recorded: AppendIntent; readonly oldSize: number }> {
-    const stats = await file.stat({ bigint: true });
+  private async takeIntentAtEnd(file: number, name: string): Promise<{ readonly intent: string; readonly recorded: AppendIntent; readonly oldSize: number }> {
+    const stats = await statFile(file, { bigint: true });
     if (!stats.isFile()) throw notRegular(name);
     const taken: AppendIntent = { owner: SELF_OWNER, name, file: fileIdentity(stats), size: null };
     const intent = await this.takeIntent(taken);
     try {
-      const oldSize = Number((await file.stat({ bigint: true })).size);
+      const oldSize = Number((await statFile(file, { bigint: true })).size);
       const recorded = { ...taken, size: oldSize };
       await this.recordIntent(intent, recorded);
       return { intent, recorded, oldSize };
@@ -539,7 +541,7 @@ export class AsyncStorage implements AsyncStorageOps {
   /** Puts the record at `intentPath` unless one is there (false); see SyncStorage.placeRecord. */
   private async placeRecord(staging: string, intentPath: string, intent: AppendIntent): Promise<boolean> {
     try {
-      await fsp.link(staging, intentPath);
+      await linkPath(staging, intentPath);
       return true;
     } catch (error) {
       if (hasErrnoCode(error, 'EEXIST')) return false;
@@ -558,7 +560,7 @@ export class AsyncStorage implements AsyncStorageOps {
   private async recordIntent(intentPath: string, intent: AppendIntent): Promise<void> {
     const staging = await this.stageIntent(intent, true);
     try {
-      await fsp.rename(staging, intentPath);
+      await renamePath(staging, intentPath);
     } catch (error) {
       await removeQuietly(staging);
       throw error;
@@ -575,10 +577,10 @@ export class AsyncStorage implements AsyncStorageOps {
 
   /** Creates `filePath` (EEXIST if something is there) holding `intent`, fsync'd if `durable`; removed again if the write fails. */
   private async writeRecord(filePath: string, intent: AppendIntent, durable: boolean): Promise<void> {
-    const file = await fsp.open(filePath, TEMP_CREATE_FLAGS, FILE_MODE);
+    const file = await openFile(filePath, TEMP_CREATE_FLAGS, FILE_MODE);
     try {
       await writeFully(file, Buffer.from(encodeIntent(intent)), 0);
-      if (durable) await file.sync();
+      if (durable) await syncFile(file);
     } catch (error) {
       await closeQuietly(file);
       await removeQuietly(filePath);
@@ -588,18 +590,18 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   /** Removes the append's record, which acknowledges it; undoes the append if that is not durable (see SyncStorage.acknowledgeAppend). */
-  private async acknowledgeAppend(intentPath: string, recorded: AppendIntent, file: FileHandle, oldSize: number, newSize: number): Promise<void> {
+  private async acknowledgeAppend(intentPath: string, recorded: AppendIntent, file: number, oldSize: number, newSize: number): Promise<void> {
     let removed = false;
     try {
-      await fsp.unlink(intentPath);
+      await unlinkPath(intentPath);
       removed = true;
       await this.syncRoot();
     } catch (error) {
       try {
         if (!removed || (await this.retakeIntent(intentPath, { ...recorded, size: null }))) {
-          if ((await file.stat()).size === newSize) {
-            await file.truncate(oldSize);
-            await file.sync();
+          if ((await statFile(file)).size === newSize) {
+            await truncateFile(file, oldSize);
+            await syncFile(file);
           }
           await this.dropIntent(intentPath);
         }
@@ -621,7 +623,7 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   private async dropIntent(intentPath: string): Promise<void> {
-    await fsp.unlink(intentPath);
+    await unlinkPath(intentPath);
     await this.syncRoot();
   }
 
@@ -635,10 +637,10 @@ export class AsyncStorage implements AsyncStorageOps {
     let intent: AppendIntent | null;
     let changedAtMs = 0;
     try {
-      const file = await fsp.open(intentPath, READ_FLAGS);
+      const file = await openFile(intentPath, READ_FLAGS);
       try {
-        intent = decodeIntent(await file.readFile('utf8'));
-        if (intent === null) changedAtMs = (await file.stat()).mtimeMs;
+        intent = decodeIntent(await readText(file));
+        if (intent === null) changedAtMs = (await statFile(file)).mtimeMs;
       } finally {
         await closeQuietly(file);
       }
@@ -657,18 +659,18 @@ export class AsyncStorage implements AsyncStorageOps {
   private async undoAppend(intent: AppendIntent): Promise<void> {
     const oldSize = intent.size;
     if (oldSize === null) return; // taken, its size never recorded: nothing was appended
-    let file: FileHandle;
+    let file: number;
     try {
-      file = await fsp.open(entryPath(this.root, intent.name), APPEND_FLAGS);
+      file = await openFile(entryPath(this.root, intent.name), APPEND_FLAGS);
     } catch (error) {
       if (isMissingOrNotRegular(error)) return; // gone, or something else holds the name now (a directory too): nothing of the append is left
       throw error;
     }
     try {
-      const stats = await file.stat({ bigint: true });
+      const stats = await statFile(file, { bigint: true });
       if (stats.isFile() && fileIdentity(stats) === intent.file && stats.size > BigInt(oldSize)) {
-        await file.truncate(oldSize);
-        await file.sync();
+        await truncateFile(file, oldSize);
+        await syncFile(file);
       }
     } finally {
       await closeQuietly(file);
@@ -705,10 +707,10 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 
   private async fsyncRoot(): Promise<void> {
-    let directory: FileHandle | null = null;
+    let directory: number | null = null;
     try {
-      directory = await fsp.open(this.root, 'r');
-      await directory.sync();
+      directory = await openFile(this.root, 'r');
+      await syncFile(directory);
     } catch (error) {
       if (!isDirectorySyncUnsupported(error)) throw error;
     } finally {
@@ -718,7 +720,7 @@ export class AsyncStorage implements AsyncStorageOps {
 
   private readonly uploadWriters = new WeakMap<AsyncUpload, BatchedFileWriter>();
 
-  private writerOf(upload: AsyncUpload, file: FileHandle): BatchedFileWriter {
+  private writerOf(upload: AsyncUpload, file: number): BatchedFileWriter {
     let writer = this.uploadWriters.get(upload);
     if (writer === undefined) {
       writer = new BatchedFileWriter(file);
@@ -854,15 +856,15 @@ export class AsyncStorage implements AsyncStorageOps {
   /** Opens a regular file without following links; null if absent, a link, a directory or anything else (decided by lstat before opening). */
   private async openRegularOrNull(filePath: string): Promise<OpenRegularFile | null> {
     if (!(await this.lstatOrNull(filePath))?.isFile()) return null;
-    let file: FileHandle;
+    let file: number;
     try {
-      file = await fsp.open(filePath, READ_FLAGS);
+      file = await openFile(filePath, READ_FLAGS);
     } catch (error) {
       if (isMissing(error)) return null;
       throw toStorageError(error, 'opening a file', 'failure');
     }
     try {
-      const stats = await file.stat();
+      const stats = await statFile(file);
       if (stats.isFile()) return { file, size: stats.size };
     } catch (error) {
       await closeQuietly(file);
@@ -873,19 +875,19 @@ export class AsyncStorage implements AsyncStorageOps {
   }
 }
 
-async function writeFully(file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+async function writeFully(file: number, bytes: Uint8Array, position: number): Promise<void> {
   let written = 0;
   while (written < bytes.length) {
-    const { bytesWritten } = await file.write(bytes, written, bytes.length - written, position + written);
+    const bytesWritten = await writeAt(file, bytes, written, bytes.length - written, position + written);
     written += bytesWritten;
   }
 }
 
 /** Copies `from` (from its start) to `to` at `position`; returns the bytes copied. */
-async function copyToEnd(from: FileHandle, to: FileHandle, buffer: Buffer, position: number): Promise<number> {
+async function copyToEnd(from: number, to: number, buffer: Buffer, position: number): Promise<number> {
   let copied = 0;
   for (;;) {
-    const { bytesRead } = await from.read(buffer, 0, buffer.length, copied);
+    const bytesRead = await readAt(from, buffer, 0, buffer.length, copied);
     if (bytesRead === 0) return copied;
     await writeFully(to, buffer.subarray(0, bytesRead), position + copied);
     copied += bytesRead;
@@ -893,14 +895,14 @@ async function copyToEnd(from: FileHandle, to: FileHandle, buffer: Buffer, posit
 }
 
 /** Cleanup after the fact: a failure here must not hide the error being reported. */
-function closeQuietly(file: FileHandle): Promise<void> {
+function closeQuietly(file: number): Promise<void> {
   // Nothing useful to do on failure: the descriptor is gone either way.
-  return file.close().then(undefined, ignore);
+  return closeFile(file).then(undefined, ignore);
 }
 
 function removeQuietly(filePath: string): Promise<void> {
   // On failure the file was already gone, or is not removable: a leftover temporary file is removed at the next start.
-  return fsp.unlink(filePath).then(undefined, ignore);
+  return unlinkPath(filePath).then(undefined, ignore);
 }
 
 function ignore(): void {}

@@ -9,7 +9,7 @@
  * Data already written is flushed to the disk in the background every few
  * MiB (fdatasync), so the fsync a commit needs finds little left to do.
  */
-import type { FileHandle } from 'node:fs/promises';
+import { datasyncFile, writevAt } from './fs-calls.js';
 
 export interface BatchedWriterOptions {
   /** Bytes gathered before one writev. */
@@ -45,7 +45,8 @@ export class BatchedFileWriter {
   private roomWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly file: FileHandle,
+    /** An open descriptor, closed by the caller once `settle` or `discard` is done. */
+    private readonly fd: number,
     startAt = 0,
     options: BatchedWriterOptions = {},
   ) {
@@ -95,7 +96,7 @@ export class BatchedFileWriter {
     this.batchedBytes = 0;
     this.position += bytes;
     this.inFlightBytes += bytes;
-    const written = writevFully(this.file, buffers, position).then(
+    const written = writevFully(this.fd, buffers, position).then(
       () => {
         this.inFlightBytes -= bytes;
         this.sinceSync += bytes;
@@ -115,7 +116,7 @@ export class BatchedFileWriter {
 
   private syncInBackground(): void {
     this.sinceSync = 0;
-    this.backgroundSync = this.file.datasync().then(
+    this.backgroundSync = datasyncFile(this.fd).then(
       () => {
         this.backgroundSync = null;
       },
@@ -139,11 +140,11 @@ export class BatchedFileWriter {
 }
 
 /** writev that goes on after a short write (rare for regular files, but allowed). */
-async function writevFully(file: FileHandle, buffers: Uint8Array[], position: number): Promise<void> {
+async function writevFully(fd: number, buffers: Uint8Array[], position: number): Promise<void> {
   let pending = buffers;
   let at = position;
   for (;;) {
-    const { bytesWritten } = await file.writev(pending, at);
+    const bytesWritten = await writevAt(fd, pending, at);
     at += bytesWritten;
     let skip = bytesWritten;
     const rest: Uint8Array[] = [];

@@ -10,6 +10,7 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
+import { replaceCallbackCall } from './inject-support.cjs';
 
 const root = path.resolve(process.env.SOCKLAB_INTENT_CRASH_ROOT ?? '/nonexistent');
 const mark = process.env.SOCKLAB_INTENT_CRASH_MARK ?? '/nonexistent';
@@ -39,10 +40,8 @@ fs.linkSync = (from: fs.PathLike, to: fs.PathLike): void => {
   linkSync(from, to);
   process.kill(process.pid, 'SIGKILL');
 };
-const link = fs.promises.link;
-fs.promises.link = async (from: fs.PathLike, to: fs.PathLike): Promise<void> => {
-  if (!isIntentRecord(to)) return link(from, to);
+replaceCallbackCall('link', (args, callback, link) => {
+  if (!isIntentRecord(args[1] as fs.PathLike)) return link(...args, callback);
   holdUntilReleased();
-  await link(from, to);
-  process.kill(process.pid, 'SIGKILL');
-};
+  link(...args, () => process.kill(process.pid, 'SIGKILL'));
+});

@@ -18,6 +18,7 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
+import { failLater, replaceCallbackCall, trackDescriptors, type Callback } from './inject-support.cjs';
 
 const mode = process.env.SOCKLAB_FAKE_FULL_DISK;
 const root = path.resolve(process.env.SOCKLAB_FAKE_FULL_DISK_ROOT ?? '/nonexistent');
@@ -47,18 +48,11 @@ if (mode === 'visible') {
     return path.resolve(String(file)) === root ? full(stats) : stats;
   }) as typeof fs.promises.statfs;
 } else if (mode === 'write' || mode === 'fsync') {
-  // Descriptors of temporary files in the root, for the sync flavour.
-  const doomed = new Set<number>();
-  const openSync = fs.openSync;
-  fs.openSync = ((file: fs.PathLike, ...rest: unknown[]) => {
-    const fd = (openSync as (...args: unknown[]) => number)(file, ...rest);
-    if (isTemp(file)) doomed.add(fd);
-    return fd;
-  }) as typeof fs.openSync;
-  const closeSync = fs.closeSync;
-  fs.closeSync = (fd: number) => {
-    doomed.delete(fd);
-    closeSync(fd);
+  // Descriptors of temporary files in the root, whichever flavour opened them.
+  const doomed = trackDescriptors(isTemp);
+  const failIfDoomed = (syscall: string) => (args: unknown[], callback: Callback, real: (...args: unknown[]) => void) => {
+    if (doomed.has(args[0] as number)) return failLater(callback, enospc(syscall));
+    real(...args, callback);
   };
   if (mode === 'write') {
     const writeSync = fs.writeSync;
@@ -66,26 +60,15 @@ if (mode === 'visible') {
       if (doomed.has(fd)) throw enospc('write');
       return (writeSync as (...args: unknown[]) => number)(fd, ...rest);
     }) as typeof fs.writeSync;
+    replaceCallbackCall('write', failIfDoomed('write'));
+    replaceCallbackCall('writev', failIfDoomed('writev'));
   } else {
     const fsyncSync = fs.fsyncSync;
     fs.fsyncSync = (fd: number) => {
       if (doomed.has(fd)) throw enospc('fsync');
       fsyncSync(fd);
     };
+    replaceCallbackCall('fsync', failIfDoomed('fsync'));
+    replaceCallbackCall('fdatasync', failIfDoomed('fdatasync'));
   }
-  // The promise flavour: the FileHandle of a temporary file gets a failing write or sync.
-  const open = fs.promises.open;
-  fs.promises.open = (async (file: fs.PathLike, ...rest: unknown[]) => {
-    const handle = await (open as (...args: unknown[]) => Promise<fs.promises.FileHandle>)(file, ...rest);
-    if (isTemp(file)) {
-      if (mode === 'write') {
-        handle.write = (async () => Promise.reject(enospc('write'))) as typeof handle.write;
-        handle.writev = (async () => Promise.reject(enospc('writev'))) as typeof handle.writev;
-      } else {
-        handle.sync = async () => Promise.reject(enospc('fsync'));
-        handle.datasync = async () => Promise.reject(enospc('fdatasync'));
-      }
-    }
-    return handle;
-  }) as typeof fs.promises.open;
 }

@@ -7,6 +7,7 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
+import { failLater, replaceCallbackCall } from './inject-support.cjs';
 
 const root = path.resolve(process.env.SOCKLAB_FAKE_NO_LINKS_ROOT ?? '/nonexistent');
 
@@ -23,8 +24,8 @@ fs.linkSync = (from: fs.PathLike, to: fs.PathLike): void => {
   if (inRoot(to)) throw eperm(from, to);
   linkSync(from, to);
 };
-const link = fs.promises.link;
-fs.promises.link = async (from: fs.PathLike, to: fs.PathLike): Promise<void> => {
-  if (inRoot(to)) throw eperm(from, to);
-  return link(from, to);
-};
+replaceCallbackCall('link', (args, callback, link) => {
+  const [from, to] = args as [fs.PathLike, fs.PathLike];
+  if (inRoot(to)) return failLater(callback, eperm(from, to));
+  link(...args, callback);
+});

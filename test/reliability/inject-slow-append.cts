@@ -8,6 +8,7 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
+import { replaceCallbackCall, trackDescriptors } from './inject-support.cjs';
 
 const root = path.resolve(process.env.SOCKLAB_SLOW_APPEND_ROOT ?? '/nonexistent');
 const PAUSE_MS = 40;
@@ -20,33 +21,14 @@ function pause(): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, PAUSE_MS);
 }
 
-const slow = new Set<number>();
-const openSync = fs.openSync;
-fs.openSync = ((file: fs.PathLike, ...rest: unknown[]) => {
-  const fd = (openSync as (...args: unknown[]) => number)(file, ...rest);
-  if (isAppendTarget(file)) slow.add(fd);
-  return fd;
-}) as typeof fs.openSync;
-const closeSync = fs.closeSync;
-fs.closeSync = (fd: number) => {
-  slow.delete(fd);
-  closeSync(fd);
-};
+const slow = trackDescriptors(isAppendTarget);
 const writeSync = fs.writeSync;
 fs.writeSync = ((fd: number, ...rest: unknown[]) => {
   if (slow.has(fd)) pause();
   return (writeSync as (...args: unknown[]) => number)(fd, ...rest);
 }) as typeof fs.writeSync;
-
-const open = fs.promises.open;
-fs.promises.open = (async (file: fs.PathLike, ...rest: unknown[]) => {
-  const handle = await (open as (...args: unknown[]) => Promise<fs.promises.FileHandle>)(file, ...rest);
-  if (isAppendTarget(file)) {
-    const write = handle.write.bind(handle) as (...args: unknown[]) => Promise<unknown>;
-    handle.write = (async (...args: unknown[]) => {
-      await new Promise((resolve) => setTimeout(resolve, PAUSE_MS));
-      return write(...args);
-    }) as typeof handle.write;
-  }
-  return handle;
-}) as typeof fs.promises.open;
+// The event-loop flavour: the write waits without holding the loop, as a slow disk's does.
+replaceCallbackCall('write', (args, callback, write) => {
+  if (!slow.has(args[0] as number)) return write(...args, callback);
+  setTimeout(() => write(...args, callback), PAUSE_MS);
+});

@@ -58,7 +58,7 @@ function appendInWorker(flavour: 'SyncStorage' | 'AsyncStorage', root: string, n
     if (workerData.noHardLinks) {
       const noLink = () => Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM', syscall: 'link' });
       require('node:fs').linkSync = () => { throw noLink(); };
-      require('node:fs/promises').link = async () => { throw noLink(); };
+      require('node:fs').link = (...args) => process.nextTick(args.at(-1), noLink());
     }
     (async () => {
       const { [workerData.flavour]: Storage } = await import(workerData.moduleUrl);

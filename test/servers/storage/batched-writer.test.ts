@@ -8,13 +8,44 @@
  * at a time, and a flush that fails is reported like a failed write.
  */
 import fs from 'node:fs';
-import fsp, { type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
 import { BatchedFileWriter } from '../../../servers/storage/batched-writer.js';
 import { errnoError } from './flavours.js';
+
+/** A descriptor for `filePath`, closed at the test's end. */
+function openFor(t: Test, filePath: string, flags: string): number {
+  const fd = fs.openSync(filePath, flags);
+  t.teardown(() => fs.closeSync(fd));
+  return fd;
+}
+
+type Callback = (error: NodeJS.ErrnoException | null, value?: unknown) => void;
+
+/**
+ * Stands in for node:fs's callback `method` (which the writer calls through
+ * storage/fs-calls.ts) on descriptor `fd` only, until the test's end: `instead`
+ * gets the call's arguments, its callback, and the real call.
+ */
+function interceptOn(
+  t: Test,
+  method: 'writev' | 'fdatasync',
+  fd: number,
+  instead: (args: unknown[], callback: Callback, real: (...args: unknown[]) => void) => void,
+): void {
+  const calls = fs as unknown as Record<string, (...args: unknown[]) => void>;
+  const original = calls[method]!;
+  calls[method] = (...args: unknown[]) => {
+    if (args[0] !== fd) return original(...args);
+    const callback = args.pop() as Callback;
+    instead(args, callback, original);
+  };
+  t.teardown(() => {
+    calls[method] = original;
+  });
+}
 
 function freshFile(t: Test, content = ''): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socklab-writer-'));
@@ -40,42 +71,36 @@ async function writeAll(writer: BatchedFileWriter, all: readonly Buffer[]): Prom
 t.test('every byte lands once, in order, after what the file held, whatever the batch and piece sizes', async (t) => {
   for (const batchBytes of [1, 10, 64, 1024 * 1024]) {
     const filePath = freshFile(t, 'HEAD:');
-    const file = await fsp.open(filePath, 'r+');
+    const file = openFor(t, filePath, 'r+');
     const writer = new BatchedFileWriter(file, 5, { batchBytes, maxInFlightBytes: 25, syncEveryBytes: 100 });
     const all = pieces(300);
     await writeAll(writer, all);
     t.equal(writer.write(new Uint8Array(0)), undefined, `batches of ${batchBytes}: an empty write is nothing to wait for`);
     await writer.settle();
-    await file.close();
     t.ok(fs.readFileSync(filePath).equals(Buffer.concat([Buffer.from('HEAD:'), ...all])), `batches of ${batchBytes}: the file is whole`);
   }
 });
 
 t.test('a batch the file system takes in several short writes still lands whole', async (t) => {
   const filePath = freshFile(t);
-  const file = await fsp.open(filePath, 'r+');
+  const file = openFor(t, filePath, 'r+');
   let calls = 0;
   // At most 3 bytes a call, across the buffers' edges: what a short writev does.
-  const shortWriting = {
-    writev: async (buffers: Uint8Array[], position: number) => {
-      calls++;
-      const part = Buffer.concat(buffers).subarray(0, 3);
-      const { bytesWritten } = await file.write(part, 0, part.length, position);
-      return { bytesWritten, buffers };
-    },
-    datasync: () => file.datasync(),
-  } as unknown as FileHandle;
-  const writer = new BatchedFileWriter(shortWriting, 0, { batchBytes: 16, maxInFlightBytes: 64, syncEveryBytes: 0 });
+  interceptOn(t, 'writev', file, ([, buffers, position], callback) => {
+    calls++;
+    const part = Buffer.concat(buffers as Uint8Array[]).subarray(0, 3);
+    fs.write(file, part, 0, part.length, position as number, callback);
+  });
+  const writer = new BatchedFileWriter(file, 0, { batchBytes: 16, maxInFlightBytes: 64, syncEveryBytes: 0 });
   const all = pieces(60);
   await writeAll(writer, all);
-  await file.close();
   t.ok(fs.readFileSync(filePath).equals(Buffer.concat(all)), 'the file is whole');
   t.ok(calls > all.length / 3, `in many short writes (${calls})`);
 });
 
 t.test('past its bound in flight, write asks the caller to wait, until writes land', async (t) => {
   const filePath = freshFile(t);
-  const file = await fsp.open(filePath, 'r+');
+  const file = openFor(t, filePath, 'r+');
   const writer = new BatchedFileWriter(file, 0, { batchBytes: 4, maxInFlightBytes: 8, syncEveryBytes: 0 });
   t.equal(writer.write(Buffer.alloc(4, 1)), undefined, 'a full batch goes: 4 bytes in flight');
   t.equal(writer.write(Buffer.alloc(4, 2)), undefined, '8 in flight: at the bound, not past it');
@@ -85,14 +110,12 @@ t.test('past its bound in flight, write asks the caller to wait, until writes la
   await writer.settle();
   t.equal(writer.write(Buffer.alloc(4, 4)), undefined, 'once the writes landed, no more waiting');
   await writer.settle();
-  await file.close();
   t.ok(fs.readFileSync(filePath).equals(Buffer.concat([1, 2, 3, 4].map((value) => Buffer.alloc(4, value)))));
 });
 
 t.test('a write that fails is reported by settle and by every later write; a caller waiting for room goes on', async (t) => {
   const filePath = freshFile(t);
-  const readOnly = await fsp.open(filePath, 'r');
-  t.teardown(() => readOnly.close());
+  const readOnly = openFor(t, filePath, 'r');
   const writer = new BatchedFileWriter(readOnly, 0, { batchBytes: 4, maxInFlightBytes: 2, syncEveryBytes: 0 });
   const wait = writer.write(Buffer.alloc(4, 1));
   t.type(wait, Promise, 'past the bound');
@@ -105,25 +128,26 @@ t.test('a write that fails is reported by settle and by every later write; a cal
 
 t.test('discard (an abort) drops what is queued and returns once what is in flight has landed, so the file can be closed', async (t) => {
   const filePath = freshFile(t);
-  const file = await fsp.open(filePath, 'r+');
+  const file = openFor(t, filePath, 'r+');
   const writer = new BatchedFileWriter(file, 0, { batchBytes: 1024 * 1024, maxInFlightBytes: 64 * 1024 * 1024, syncEveryBytes: 0 });
   for (let i = 0; i < 8; i++) writer.write(Buffer.alloc(1024 * 1024, i + 1));
   writer.write(Buffer.alloc(10, 0xff));
   await writer.discard();
   t.equal(fs.statSync(filePath).size, 8 * 1024 * 1024, 'the eight batches in flight have landed');
   await writer.settle();
-  await file.close();
   t.equal(fs.statSync(filePath).size, 8 * 1024 * 1024, 'the queued bytes were dropped');
 });
 
 /**
- * The real file, behind a handle whose fdatasync the test holds and then lets
- * go, or fails: a failed writeback is reported by Linux once, to whichever
- * sync asks first, so a background flush that fails unheard would let the
- * commit's own fsync succeed over lost data.
+ * The real file, whose fdatasync the test holds and then lets go, or fails: a
+ * failed writeback is reported by Linux once, to whichever sync asks first,
+ * so a background flush that fails unheard would let the commit's own fsync
+ * succeed over lost data.
  */
-function flushWatchedFile(file: FileHandle): {
-  readonly handle: FileHandle;
+function flushWatchedFile(
+  t: Test,
+  file: number,
+): {
   readonly syncs: () => number;
   /** Resolves once `count` writes have landed, their callbacks run. */
   landed(count: number): Promise<void>;
@@ -134,23 +158,21 @@ function flushWatchedFile(file: FileHandle): {
   let writes = 0;
   const writeWaiters: { readonly count: number; readonly resolve: () => void }[] = [];
   let held: ((sync: { finish(error?: Error): void }) => void) | null = null;
-  const handle = {
-    writev: async (buffers: Uint8Array[], position: number) => {
-      const result = await file.writev(buffers, position);
+  interceptOn(t, 'writev', file, (args, callback, writev) => {
+    writev(...args, (error: NodeJS.ErrnoException | null, bytesWritten: number) => {
       writes++;
       for (const waiter of writeWaiters) if (writes >= waiter.count) setImmediate(waiter.resolve);
-      return result;
-    },
-    datasync: () => {
-      syncs++;
-      const asked = held;
-      if (asked === null) return file.datasync();
-      held = null;
-      return new Promise<void>((resolve, reject) => asked({ finish: (error) => (error === undefined ? resolve(file.datasync()) : reject(error)) }));
-    },
-  } as unknown as FileHandle;
+      callback(error, bytesWritten);
+    });
+  });
+  interceptOn(t, 'fdatasync', file, (args, callback, fdatasync) => {
+    syncs++;
+    const asked = held;
+    if (asked === null) return fdatasync(...args, callback);
+    held = null;
+    asked({ finish: (error) => (error === undefined ? fdatasync(...args, callback) : callback(error as NodeJS.ErrnoException)) });
+  });
   return {
-    handle,
     syncs: () => syncs,
     landed: (count) => new Promise((resolve) => (writes >= count ? setImmediate(resolve) : writeWaiters.push({ count, resolve }))),
     holdNextSync: () => new Promise((resolve) => (held = resolve)),
@@ -160,16 +182,15 @@ function flushWatchedFile(file: FileHandle): {
 t.test('written data is flushed in the background once every syncEveryBytes, and never with 0', async (t) => {
   for (const [syncEveryBytes, expected] of [[30, 3], [0, 0]] as const) {
     const filePath = freshFile(t);
-    const file = await fsp.open(filePath, 'r+');
-    const watched = flushWatchedFile(file);
-    const writer = new BatchedFileWriter(watched.handle, 0, { batchBytes: 10, maxInFlightBytes: 100, syncEveryBytes });
+    const file = openFor(t, filePath, 'r+');
+    const watched = flushWatchedFile(t, file);
+    const writer = new BatchedFileWriter(file, 0, { batchBytes: 10, maxInFlightBytes: 100, syncEveryBytes });
     const all = Array.from({ length: 10 }, (_, i) => Buffer.alloc(10, i + 1));
     // Each batch lands before the next, so the flushes fall at fixed points: after 30, 60 and 90 bytes.
     for (const piece of all) {
       writer.write(piece);
       await writer.settle();
     }
-    await file.close();
     t.equal(watched.syncs(), expected, `syncEveryBytes ${syncEveryBytes}: ${expected} flushes for 100 bytes`);
     t.ok(fs.readFileSync(filePath).equals(Buffer.concat(all)), `syncEveryBytes ${syncEveryBytes}: the file is whole`);
   }
@@ -183,10 +204,9 @@ async function writerWithFlushHeld(t: Test): Promise<{
   readonly sync: { finish(error?: Error): void };
 }> {
   const filePath = freshFile(t);
-  const file = await fsp.open(filePath, 'r+');
-  t.teardown(() => file.close());
-  const watched = flushWatchedFile(file);
-  const writer = new BatchedFileWriter(watched.handle, 0, { batchBytes: 10, maxInFlightBytes: 100, syncEveryBytes: 10 });
+  const file = openFor(t, filePath, 'r+');
+  const watched = flushWatchedFile(t, file);
+  const writer = new BatchedFileWriter(file, 0, { batchBytes: 10, maxInFlightBytes: 100, syncEveryBytes: 10 });
   const held = watched.holdNextSync();
   writer.write(Buffer.alloc(10, 1));
   return { filePath, watched, writer, sync: await held };

@@ -4,8 +4,8 @@
  * that names the step and the errno (a server sends it as `451 <step> failed
  * (EIO)`), with nothing left behind: no temporary file, no open descriptor, no
  * file slot, no lock. The same request then works. Both flavours, through the
- * fs functions each calls (node:fs for the blocking one; node:fs/promises, its
- * FileHandle and node:fs's callback lstat for the other), replaced for one call
+ * fs functions each calls (node:fs's ...Sync calls for the blocking one, its
+ * callback calls for the other, storage/fs-calls.ts), replaced for one call
  * at a time.
  */
 import t from 'tap';
@@ -21,17 +21,11 @@ import { TEMP_PREFIX, type AsyncStorageOps } from '../../../servers/storage/type
 import { bytesOf, errnoError, freshDir, promised, sha256, tempFilesIn, upload, type HasTeardown } from './flavours.js';
 import type { Tap } from '../../helpers/tap.js';
 
-const FileHandlePrototype: object = await (async () => {
-  const handle = await fsp.open(process.execPath, 'r');
-  await handle.close();
-  return Object.getPrototypeOf(handle) as object;
-})();
-
-/** Where a flavour's system call lives: an fs function, or a FileHandle method (promises flavour only). */
+/** Where a flavour's system call lives: a node:fs or node:fs/promises function. */
 interface Call {
   readonly on: object;
   readonly method: string;
-  /** How the function reports: by throwing (`…Sync`), by rejecting (fs/promises, FileHandle), or through its last argument. */
+  /** How the function reports: by throwing (`…Sync`), by rejecting (fs/promises), or through its last argument. */
   readonly reports: 'throw' | 'reject' | 'callback';
 }
 
@@ -45,10 +39,8 @@ interface Flavour {
   where(call: SystemCall): Call;
 }
 
-/** The promises flavour reads, writes and fsyncs through a FileHandle; its write-behind writes vectored (batched-writer.ts). */
-const FILE_HANDLE_METHODS: Partial<Record<SystemCall, string>> = { read: 'read', write: 'writev', fsync: 'sync' };
-/** ...and looks names up with the callback form (storage/async.ts, lstatOrNull). */
-const CALLBACK_CALLS: ReadonlySet<SystemCall> = new Set(['lstat']);
+/** The promises flavour makes its file calls in node:fs's callback form; its write-behind writes vectored (batched-writer.ts). */
+const CALLBACK_METHODS: Partial<Record<SystemCall, string>> = { lstat: 'lstat', open: 'open', read: 'read', write: 'writev', fsync: 'fsync', link: 'link', rename: 'rename' };
 
 const flavours: readonly Flavour[] = [
   {
@@ -61,9 +53,8 @@ const flavours: readonly Flavour[] = [
     // One file slot, given back within 300 ms or refused: a slot a failure keeps shows as the next request refused.
     open: (root) => AsyncStorage.open(root, { fileSlots: { count: 1, waitMs: 300 } }),
     where: (call) => {
-      if (CALLBACK_CALLS.has(call)) return { on: fs, method: call, reports: 'callback' };
-      const method = FILE_HANDLE_METHODS[call];
-      return method === undefined ? { on: fsp, method: call, reports: 'reject' } : { on: FileHandlePrototype, method, reports: 'reject' };
+      const method = CALLBACK_METHODS[call];
+      return method === undefined ? { on: fsp, method: call, reports: 'reject' } : { on: fs, method, reports: 'callback' };
     },
   },
 ];
