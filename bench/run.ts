@@ -37,7 +37,7 @@ import { writeResults } from './report/results-files.js';
 import { stoppingServersOnInterrupt } from './targets/server-process.js';
 import { checkCopySinkCeiling } from './targets/native-copy.js';
 import { ceilingCheckSentence } from './report/report-markdown.js';
-import { SCENARIO_NAMES, SCENARIOS, scenarioParams, type ScenarioName } from './load/scenarios.js';
+import { DEFAULT_WARMUP_RUNS, defaultWarmupRuns, SCENARIO_NAMES, SCENARIOS, scenarioParams, type ScenarioName } from './load/scenarios.js';
 import { LOCAL_SERVERS, localTargetSpec, targetLabel, type LocalServer, type TargetSpec } from './targets/targets.js';
 
 const REPOSITORY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -63,7 +63,7 @@ const args = await yargs(hideBin(process.argv))
   .usage('$0 [options]\n\nEvery socklab server against every load scenario; results into results/.')
   .option('quick', { type: 'boolean', default: false, describe: 'one measured run per server and scenario, no warm-up (about a minute on 2 cores)' })
   .option('iterations', { type: 'number', describe: 'measured runs per server and scenario (default 5; 1 with --quick)' })
-  .option('warmup', { type: 'number', describe: 'warm-up runs before them (default 1; 0 with --quick)' })
+  .option('warmup', { type: 'number', describe: 'warm-up runs before them (default 1, the crowd 3: enough for a fresh server to compile its code; 0 with --quick)' })
   .option('scenario', { type: 'string', default: SCENARIO_NAMES.join(','), describe: `scenarios, comma-separated: ${SCENARIO_NAMES.join(', ')}` })
   .option('servers', { type: 'string', default: LOCAL_SERVERS.join(','), describe: `servers, comma-separated: ${LOCAL_SERVERS.join(', ')}` })
   .option('few-threads', { type: 'number', default: 4, describe: 'workers also runs with this many threads (fewer than the clients, so the pool queue shows); 0: not' })
@@ -102,14 +102,16 @@ async function main(): Promise<void> {
   const scenarios = listOption(args.scenario, SCENARIO_NAMES, '--scenario');
   const servers = listOption(args.servers, LOCAL_SERVERS, '--servers');
   const measuredRuns = checkInteger(args.iterations ?? (args.quick ? 1 : 5), '--iterations', 1, 1000);
-  const warmupRuns = checkInteger(args.warmup ?? (args.quick ? 0 : 1), '--warmup', 0, 1000);
+  const warmupAsked = args.warmup === undefined ? null : checkInteger(args.warmup, '--warmup', 0, 1000);
+  const paramsOf = (name: ScenarioName) => scenarioParams(SCENARIOS[name], args.quick ? QUICK_PARAMS[name] : {});
+  const warmupRunsOf = (name: ScenarioName) => warmupAsked ?? (args.quick ? 0 : defaultWarmupRuns(SCENARIOS[name], paramsOf(name)));
   const targets = targetsFor(servers, checkInteger(args['few-threads'], '--few-threads', 0, 1024));
 
   const progress = new cliProgress.SingleBar(
     { stream: process.stderr, format: 'bench {bar} {value}/{total} runs | {task} | {duration_formatted}', hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
-  const totalRuns = scenarios.length * targets.length * (warmupRuns + measuredRuns);
+  const totalRuns = scenarios.reduce((runs, name) => runs + targets.length * (warmupRunsOf(name) + measuredRuns), 0);
   const onTTY = process.stderr.isTTY === true;
   if (onTTY) progress.start(totalRuns, 0, { task: 'starting' });
 
@@ -124,7 +126,8 @@ async function main(): Promise<void> {
   const generators = new Map<string, LoadGenerator>();
   try {
     for (const name of scenarios) {
-      const params = scenarioParams(SCENARIOS[name], args.quick ? QUICK_PARAMS[name] : {});
+      const params = paramsOf(name);
+      const warmupRuns = warmupRunsOf(name);
       const processes = defaultProcessCount(params.clients ?? 1, SCENARIOS[name].defaultProcesses);
       const compiler = loadCompilerFor(name);
       const generatorKey = `${processes} ${compiler}`;
@@ -151,7 +154,8 @@ async function main(): Promise<void> {
       createdAt,
       command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
       quick: args.quick,
-      warmupRuns,
+      // Most scenarios' warm-up; one that warmed up more says so in its targets' stats (runExtent names it).
+      warmupRuns: warmupAsked ?? (args.quick ? 0 : DEFAULT_WARMUP_RUNS),
       measuredRuns,
       durationSeconds: (performance.now() - began) / 1000,
     },

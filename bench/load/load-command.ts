@@ -13,6 +13,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { checkedPort, checkInteger, checkSeconds, exitWithFailure, hostOption, MAX_TIMER_MS, MAX_TIMER_SECONDS, OUTPUT_COLUMNS, outputWidth, parseByteSize, portOption, UsageError } from '../../bin/cli-support.js';
 import { DEFAULT_MAX_PROCESSES, defaultProcessCount } from './load-generator.js';
 import {
+  defaultWarmupRuns,
   formatParam,
   isByteUnit,
   LOAD_PROTOCOLS,
@@ -44,7 +45,7 @@ interface LoadArgs {
   procs?: number;
   rate?: number;
   timeout: number;
-  warmup: number;
+  warmup: number | undefined;
   iterations: number;
   ceiling: boolean;
   json: boolean;
@@ -90,7 +91,10 @@ function withLoadOptions(yargs: Argv): Argv {
     .option('procs', { type: 'number', describe: `load processes (default: one per client, at most ${DEFAULT_MAX_PROCESSES}; ceiling: 1)` })
     .option('rate', { type: 'number', describe: 'open model: start this many sessions per second, timed from their schedule (default: all at once, closed model)' })
     .option('timeout', { type: 'number', default: DEFAULT_SESSION_TIMEOUT_SECONDS, describe: 'seconds a session may take before it is ended as an error' })
-    .option('warmup', { type: 'number', default: 0, describe: 'runs before the measured ones, not counted (warm JIT, warm caches)' })
+    .option('warmup', {
+      type: 'number',
+      describe: "runs before the measured ones, not counted (warm JIT, warm caches); default 0, with --ceiling the bench's (crowd: 3000 sessions' worth)",
+    })
     .option('iterations', { type: 'number', default: 1, describe: 'measured runs: makespan as mean ± rme, percentiles over all of them' })
     .option('ceiling', { type: 'boolean', default: false, describe: 'run the same load against the ceiling servers too, their runs alternating with the server\'s (ideal makespan, % of ceiling)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the report and every session timeline as JSON' })
@@ -245,7 +249,8 @@ function optionsFrom(name: ScenarioName, args: LoadArgs): LoadOptions {
     processes: args.procs === undefined ? defaultProcessCount(clients, scenario.defaultProcesses) : checkInteger(args.procs, '--procs', 1, clients),
     arrivalsPerSecond: args.rate ?? null,
     sessionTimeoutMs: args.timeout * 1000,
-    warmupRuns: checkInteger(args.warmup, '--warmup', 0, 1000),
+    // A comparison with the ceiling measures warm servers, as the bench does; a single look at one server starts cold.
+    warmupRuns: args.warmup === undefined ? (args.ceiling ? defaultWarmupRuns(scenario, params) : 0) : checkInteger(args.warmup, '--warmup', 0, 1000),
     measuredRuns: checkInteger(args.iterations, '--iterations', 1, 1000),
     withCeiling: args.ceiling,
     json: args.json,

@@ -133,7 +133,7 @@ function header(report: BenchReport): string {
     '<header class="run">',
     `<h1>socklab bench <span class="when">${escapeMarkup(when)}</span></h1>`,
     `<p class="meta">${escapeMarkup(`${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; Node ${machine.node}; socklab commit ${machine.gitCommit}`)}</p>`,
-    `<p class="meta"><code>${escapeMarkup(run.command)}</code>: ${runExtent(run)}. ` +
+    `<p class="meta"><code>${escapeMarkup(run.command)}</code>: ${runExtent(report)}. ` +
       `The same run as <a href="${escapeMarkup(stamp)}.md">Markdown</a> and <a href="${escapeMarkup(stamp)}.json">JSON</a>.</p>`,
     ...(report.ceilingCheck === undefined ? [] : [`<p class="meta">${escapeMarkup(ceilingCheckSentence(report.ceilingCheck))}</p>`]),
     legend(report),

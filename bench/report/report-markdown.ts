@@ -19,9 +19,18 @@ export function runDate(run: Pick<BenchRunInfo, 'createdAt'>): string {
   return run.createdAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
 }
 
-/** How much was measured and how long it took, after the command: the same words in every report. */
-export function runExtent(run: BenchRunInfo): string {
-  return `${run.measuredRuns} measured run(s) per server and scenario after ${run.warmupRuns} warm-up run(s); took ${Math.round(run.durationSeconds)} s`;
+/**
+ * How much was measured and how long it took, after the command: the same
+ * words in every report. A scenario that warmed up more than the others (the
+ * crowd: enough runs for a fresh server to compile its code) is named.
+ */
+export function runExtent({ run, scenarios }: Pick<BenchReport, 'run' | 'scenarios'>): string {
+  const otherWarmups = scenarios.flatMap(({ scenario, targets }) => {
+    const warmupRuns = targets.find((target) => target.stats !== null)?.stats?.warmupRuns;
+    return warmupRuns === undefined || warmupRuns === run.warmupRuns ? [] : [`${scenario}: ${warmupRuns}`];
+  });
+  const warmups = otherWarmups.length === 0 ? '' : ` (${otherWarmups.join(', ')}, enough for a fresh server to compile its per-session code)`;
+  return `${run.measuredRuns} measured run(s) per server and scenario after ${run.warmupRuns} warm-up run(s)${warmups}; took ${Math.round(run.durationSeconds)} s`;
 }
 
 export interface BenchReport {
@@ -65,7 +74,7 @@ export function markdownReport(report: BenchReport, svgFile: (scenario: string) 
     '',
     `- Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}`,
     `- Node ${machine.node}, socklab commit ${machine.gitCommit}`,
-    `- Command: \`${run.command}\`: ${runExtent(run)}`,
+    `- Command: \`${run.command}\`: ${runExtent(report)}`,
     `- Start skew (spread of the load processes' actual start instants): at most ${worst.skewMs.toFixed(2)} ms (${worst.processes} processes)`,
     ...(report.ceilingCheck === undefined ? [] : [`- Ceilings: ${ceilingCheckSentence(report.ceilingCheck)}`]),
     '',

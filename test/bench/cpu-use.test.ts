@@ -69,7 +69,7 @@ t.test('in the Markdown and HTML reports: the same figures as a list under the t
   t.match(cpuUseMarkdown(chat), /^CPU per run: .*:\n\n- sequential: server 0\.25 s \(0\.04 cores\), clients 0\.10 s \(0\.02 cores\), busy 20% \(25%, 15%\)\n/);
   const bench: BenchReport = {
     schema: 'socklab-bench/1',
-    run: { createdAt: '2025-01-02T03:04:05.678Z', command: 'npm run bench', quick: false, warmupRuns: 1, measuredRuns: 1, durationSeconds: 1 },
+    run: { createdAt: '2025-01-02T03:04:05.678Z', command: 'npm run bench -- --quick', quick: true, warmupRuns: 0, measuredRuns: 1, durationSeconds: 1 },
     machine: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 1, os: 'Linux', node: 'v20.0.0', gitCommit: 'abc1234' },
     scenarios: [chat],
   };

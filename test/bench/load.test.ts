@@ -14,7 +14,7 @@ import { LoadGenerator } from '../../bench/load/load-generator.js';
 import { measureTargets } from '../../bench/load/measure.js';
 import { buildScenarioReport } from '../../bench/report/build-report.js';
 import type { RelativeSession, ScenarioReport, TargetReport } from '../../bench/report/report-model.js';
-import type { ScenarioName, ScenarioParams } from '../../bench/load/scenarios.js';
+import { runsToWarmUp, SESSIONS_TO_WARM_UP, type ScenarioName, type ScenarioParams } from '../../bench/load/scenarios.js';
 import { startServerProcess } from '../../bench/targets/server-process.js';
 import type { TargetSpec } from '../../bench/targets/targets.js';
 import { BIN, finished, runCli } from '../clients/run-cli.js';
@@ -184,6 +184,23 @@ t.test('several targets: their runs alternate, the order reversed every round, a
   const inTurn = [b1, a1, a2, b2, b3, a3];
   t.notOk(inTurn.includes(undefined), 'every measured run recorded');
   t.same([...inTurn].sort((x, y) => (x ?? 0) - (y ?? 0)), inTurn, `runs started in turn: B A, A B, B A (${inTurn.join(', ')})`);
+});
+
+t.test('warm-up: how many runs reach the sessions a fresh server needs to compile its code, within bounds', async (t) => {
+  t.equal(runsToWarmUp(1000), 3, `1000 clients: 3 runs for ${SESSIONS_TO_WARM_UP} sessions`);
+  t.equal(runsToWarmUp(1500), 2);
+  t.equal(runsToWarmUp(SESSIONS_TO_WARM_UP), 1);
+  t.equal(runsToWarmUp(100_000), 1, 'at least one');
+  t.equal(runsToWarmUp(10), 5, 'at most five: a crowd of ten is not warmed up for minutes');
+  t.equal(runsToWarmUp(0), 5);
+});
+
+t.test("a comparison with the ceiling warms the servers up first (the crowd: its sessions' worth), a single look starts cold, --warmup wins", async (t) => {
+  const crowd = ['crowd', 'async', '--clients', '1500', '--procs', '4'];
+  const warmupsOf = (json: LoadJson) => json.report.targets.map((target) => `${target.label} ${target.stats?.warmupRuns}`);
+  t.same(warmupsOf(await load(t, [...crowd, '--ceiling'])), ['ceiling 2', 'async 2'], '1500 clients with --ceiling: two warm-up runs each');
+  t.same(warmupsOf(await load(t, crowd)), ['async 0'], 'without --ceiling: none');
+  t.same(warmupsOf(await load(t, [...crowd, '--ceiling', '--warmup', '1'])), ['ceiling 1', 'async 1'], '--warmup 1: one');
 });
 
 t.test('a server is named, or reached with --host; neither is a usage error', async (t) => {

@@ -4,8 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import type { MachineInfo } from '../../bench/report/machine.js';
-import { ceilingCheckSentence, markdownReport, type BenchReport } from '../../bench/report/report-markdown.js';
+import { ceilingCheckSentence, markdownReport, runExtent, type BenchReport } from '../../bench/report/report-markdown.js';
 import { buildScenarioReport } from '../../bench/report/build-report.js';
+import type { ScenarioReport } from '../../bench/report/report-model.js';
 import { timelineSvg, tickValues, niceCeiling } from '../../bench/report/report-svg.js';
 import { markdownTable, textTable } from '../../bench/report/report-table.js';
 import { textTimeline, timelineRows } from '../../bench/report/report-timeline.js';
@@ -157,6 +158,20 @@ t.test('axis ticks are round numbers', async (t) => {
   t.equal(niceCeiling(801), 1000);
   t.same(tickValues(8000), [0, 2000, 4000, 6000, 8000]);
   t.same(tickValues(1000), [0, 200, 400, 600, 800, 1000]);
+});
+
+t.test('the run line names a scenario that warmed up more than the others, and only such a one', async (t) => {
+  const warmedUp = (scenario: ScenarioReport, warmupRuns: number): ScenarioReport => ({
+    ...scenario,
+    targets: scenario.targets.map((target) => ({ ...target, stats: target.stats && { ...target.stats, warmupRuns } })),
+  });
+  const run = { ...bench.run, command: 'npm run bench', quick: false, warmupRuns: 1 };
+  const crowd = { ...warmedUp(chat, 3), scenario: 'crowd' as const };
+  t.equal(
+    runExtent({ run, scenarios: [warmedUp(chat, 1), crowd] }),
+    '1 measured run(s) per server and scenario after 1 warm-up run(s) (crowd: 3, enough for a fresh server to compile its per-session code); took 61 s',
+  );
+  t.equal(runExtent({ run, scenarios: [warmedUp(chat, 1)] }), '1 measured run(s) per server and scenario after 1 warm-up run(s); took 61 s');
 });
 
 t.test('the Markdown report: the machine, then per scenario its sentences, table and picture', async (t) => {
