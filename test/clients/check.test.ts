@@ -339,6 +339,7 @@ t.test('usage errors (no such case, an empty --case, a --root that is not there 
     t.match(emptyCase.stderr, /--case needs a case id or pattern, such as --case put\/350 or --case "names\/\*" \(see "socklab check --list"\), not an empty one/);
   }
   const missing = path.join(makeTempRoot(), 'absent');
+  t.teardown(() => fs.rmSync(path.dirname(missing), { recursive: true, force: true }));
   const noRoot = await runCli(['check', '--port', port, '--root', missing]);
   t.equal(noRoot.code, 2);
   t.match(noRoot.stderr, /--root .*absent: there is no such folder here/);
