@@ -52,7 +52,7 @@ export function statFile(fd: number, options?: { readonly bigint: true }): Promi
   return settled((done: Done<BigIntStats>) => fs.fstat(fd, options, done));
 }
 
-/** The whole file from its start, as UTF-8. */
+/** The file as UTF-8, from the descriptor's position on (all of it, for one just opened). */
 export function readText(fd: number): Promise<string> {
   return settled((done: Done<string>) => fs.readFile(fd, 'utf8', done));
 }
