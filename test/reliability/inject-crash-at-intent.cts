@@ -10,7 +10,7 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
-import { replaceCallbackCall } from './inject-support.cjs';
+import { replaceCallbackCall } from '../helpers/fs-callbacks.cjs';
 
 const root = path.resolve(process.env.SOCKLAB_INTENT_CRASH_ROOT ?? '/nonexistent');
 const mark = process.env.SOCKLAB_INTENT_CRASH_MARK ?? '/nonexistent';

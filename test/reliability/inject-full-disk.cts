@@ -18,7 +18,7 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
-import { failLater, replaceCallbackCall, trackDescriptors, type Callback } from './inject-support.cjs';
+import { failLater, replaceCallbackCall, trackDescriptors, type Callback } from '../helpers/fs-callbacks.cjs';
 
 const mode = process.env.SOCKLAB_FAKE_FULL_DISK;
 const root = path.resolve(process.env.SOCKLAB_FAKE_FULL_DISK_ROOT ?? '/nonexistent');

@@ -7,7 +7,7 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
-import { failLater, replaceCallbackCall } from './inject-support.cjs';
+import { failLater, replaceCallbackCall } from '../helpers/fs-callbacks.cjs';
 
 const root = path.resolve(process.env.SOCKLAB_FAKE_NO_LINKS_ROOT ?? '/nonexistent');
 

@@ -8,7 +8,7 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
-import { replaceCallbackCall, trackDescriptors } from './inject-support.cjs';
+import { replaceCallbackCall, trackDescriptors } from '../helpers/fs-callbacks.cjs';
 
 const root = path.resolve(process.env.SOCKLAB_SLOW_APPEND_ROOT ?? '/nonexistent');
 const PAUSE_MS = 40;

@@ -7,7 +7,7 @@
  * politely waits for its reply. Nothing else changes.
  */
 import fs = require('node:fs');
-import { replaceCallbackCall } from './inject-support.cjs';
+import { replaceCallbackCall } from '../helpers/fs-callbacks.cjs';
 
 const PAUSE_MS = Number(process.env.SOCKLAB_SLOW_FSYNC_MS ?? '600');
 

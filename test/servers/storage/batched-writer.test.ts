@@ -14,6 +14,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { BatchedFileWriter } from '../../../servers/storage/batched-writer.js';
 import { errnoError } from './flavours.js';
+import { replaceCallbackCall, type Callback } from '../../helpers/fs-callbacks.cjs';
 
 /** A descriptor for `filePath`, closed at the test's end. */
 function openFor(t: Test, filePath: string, flags: string): number {
@@ -21,8 +22,6 @@ function openFor(t: Test, filePath: string, flags: string): number {
   t.teardown(() => fs.closeSync(fd));
   return fd;
 }
-
-type Callback = (error: NodeJS.ErrnoException | null, value?: unknown) => void;
 
 /**
  * Stands in for node:fs's callback `method` (which the writer calls through
@@ -35,16 +34,7 @@ function interceptOn(
   fd: number,
   instead: (args: unknown[], callback: Callback, real: (...args: unknown[]) => void) => void,
 ): void {
-  const calls = fs as unknown as Record<string, (...args: unknown[]) => void>;
-  const original = calls[method]!;
-  calls[method] = (...args: unknown[]) => {
-    if (args[0] !== fd) return original(...args);
-    const callback = args.pop() as Callback;
-    instead(args, callback, original);
-  };
-  t.teardown(() => {
-    calls[method] = original;
-  });
+  t.teardown(replaceCallbackCall(method, (args, callback, real) => (args[0] === fd ? instead(args, callback, real) : real(...args, callback))));
 }
 
 function freshFile(t: Test, content = ''): string {

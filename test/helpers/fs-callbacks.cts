@@ -1,9 +1,11 @@
 /**
- * What the inject-*.cts fakes share: standing in for node:fs's callback calls,
- * which the async storage makes (servers/storage/fs-calls.ts reads `fs.<call>`
- * each time, so a replacement made here reaches it), and knowing which open
- * descriptors belong to the files a fake is about, whichever flavour opened
- * them (fs.openSync for the blocking one, fs.open for the other).
+ * Standing in for node:fs's callback calls, which the async storage makes
+ * (servers/storage/fs-calls.ts reads `fs.<call>` each time, so a replacement
+ * made here reaches it), and knowing which open descriptors belong to the
+ * files a fake is about, whichever flavour opened them (fs.openSync for the
+ * blocking one, fs.open for the other). For the fakes loaded into server
+ * processes (test/reliability/inject-*.cts) and for tests of the storage in
+ * their own process. CommonJS, so that `node --require` can load the fakes.
  */
 import fs = require('node:fs');
 
@@ -14,13 +16,17 @@ type CallbackCall = 'open' | 'close' | 'write' | 'writev' | 'fsync' | 'fdatasync
 /**
  * Replaces node:fs's callback `name`: `instead` gets the call's arguments
  * (without its callback), its callback, and the real function to call or not.
+ * Returns what puts the real function back.
  */
-export function replaceCallbackCall(name: CallbackCall, instead: (args: unknown[], callback: Callback, real: Call) => void): void {
+export function replaceCallbackCall(name: CallbackCall, instead: (args: unknown[], callback: Callback, real: Call) => void): () => void {
   const calls = fs as unknown as Record<CallbackCall, Call>;
   const real = calls[name];
   calls[name] = (...args: unknown[]) => {
     const callback = typeof args.at(-1) === 'function' ? (args.pop() as Callback) : () => {};
     instead(args, callback, real);
+  };
+  return () => {
+    calls[name] = real;
   };
 }
 
