@@ -80,9 +80,8 @@ export function withGrowingReads(accepted: net.Socket): net.Socket {
  */
 export function nextReadBytes(bytes: number, capacity: number): number {
   if (bytes >= capacity) return Math.min(MAX_READ_BYTES, Math.max(MIN_READ_BYTES, capacity * 4));
-  // The power of two by counting bits (bytes ≤ MAX_READ_BYTES here): cheaper than pow and log2, once per read.
-  const holds = bytes <= MIN_READ_BYTES ? MIN_READ_BYTES : 1 << (32 - Math.clz32(Math.min(bytes, MAX_READ_BYTES) - 1));
-  return Math.min(MAX_READ_BYTES, holds);
+  // The power of two by counting bits: cheaper than pow and log2, once per read. MAX_READ_BYTES is one, so clamping first bounds it.
+  return bytes <= MIN_READ_BYTES ? MIN_READ_BYTES : 1 << (32 - Math.clz32(Math.min(bytes, MAX_READ_BYTES) - 1));
 }
 
 /**
